@@ -1,0 +1,241 @@
+//! The idempotency store of one tenant (API.md §2).
+//!
+//! Records live inside the tenant's state and are read and written under the same lock as the
+//! ledger, so a record and the change it answers commit together: no number of concurrent or
+//! repeated requests with one key can make a second ledger entry.
+//!
+//! Memory and latency: a record is keyed by a 128-bit hash of the key (not the key itself) and a
+//! successful movement stores only its sequence number; its body is rendered again on replay,
+//! byte for byte the same because movements are immutable and rendering is deterministic. Other
+//! responses store their bytes. The map is split into shards so that no single rehash moves more
+//! than a sliver of the records while the lock is held.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::clock::Timestamp;
+
+/// A 128-bit digest (of a key, or of a request fingerprint).
+pub type Digest128 = u128;
+
+/// Number of shards; a power of two.
+const SHARD_COUNT: usize = 64;
+
+/// The digest of an idempotency key.
+pub fn key_digest(key: &str) -> Digest128 {
+    digest(&[key.as_bytes()])
+}
+
+/// The fingerprint of a request: method, path and canonical body.
+pub fn fingerprint(method: &str, path: &str, canonical_body: &[u8]) -> Digest128 {
+    digest(&[method.as_bytes(), b"\n", path.as_bytes(), b"\n", canonical_body])
+}
+
+fn digest(parts: &[&[u8]]) -> Digest128 {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part);
+    }
+    let out = hasher.finalize();
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&out[..16]);
+    u128::from_le_bytes(first)
+}
+
+/// A response kept for replay.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// The exact body.
+    pub body: String,
+    /// `ETag` version, if the response had one.
+    pub etag: Option<u64>,
+    /// `Location`, if the response had one.
+    pub location: Option<String>,
+    /// Whether the body is problem+json.
+    pub problem: bool,
+}
+
+/// What a key's first request came to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// Still running.
+    InProgress,
+    /// Created the movement with this sequence (201).
+    Movement(u64),
+    /// Created `count` movements from sequence `first` (201).
+    Batch {
+        /// First sequence.
+        first: u64,
+        /// How many.
+        count: u32,
+    },
+    /// Any other stored response.
+    Response(Box<StoredResponse>),
+}
+
+/// One key's record.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Record {
+    /// Fingerprint of the first request.
+    pub fingerprint: Digest128,
+    /// When the record is forgotten (emulator clock).
+    pub expires_at: Timestamp,
+    /// What it came to.
+    pub outcome: Outcome,
+}
+
+/// The answer to a lookup before running a request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// No live record: run the request.
+    Fresh,
+    /// The same request already ran: answer with this.
+    Replay(Outcome),
+    /// The same key with another request.
+    Mismatch,
+    /// The first request with this key is still running.
+    InUse,
+}
+
+/// Keys are already uniform hashes: use their low bits as the hash.
+#[derive(Default)]
+pub struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes.iter().take(8) {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.0 = n as u64;
+    }
+}
+
+type Shard = HashMap<Digest128, Record, BuildHasherDefault<DigestHasher>>;
+
+/// The records of one tenant.
+#[derive(Clone, Debug)]
+pub struct IdempotencyStore {
+    shards: Vec<Shard>,
+}
+
+impl Default for IdempotencyStore {
+    fn default() -> Self {
+        IdempotencyStore { shards: (0..SHARD_COUNT).map(|_| Shard::default()).collect() }
+    }
+}
+
+impl IdempotencyStore {
+    fn shard(&self, key: Digest128) -> &Shard {
+        &self.shards[(key >> 64) as usize % SHARD_COUNT]
+    }
+    fn shard_mut(&mut self, key: Digest128) -> &mut Shard {
+        &mut self.shards[(key >> 64) as usize % SHARD_COUNT]
+    }
+
+    /// Number of live and expired records held.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(HashMap::len).sum()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// What to do with a request carrying `key`.
+    pub fn lookup(&self, key: Digest128, fingerprint: Digest128, now: Timestamp) -> Lookup {
+        match self.shard(key).get(&key) {
+            Some(r) if r.expires_at > now => {
+                if r.fingerprint != fingerprint {
+                    Lookup::Mismatch
+                } else if r.outcome == Outcome::InProgress {
+                    Lookup::InUse
+                } else {
+                    Lookup::Replay(r.outcome.clone())
+                }
+            }
+            _ => Lookup::Fresh,
+        }
+    }
+
+    /// Writes the record of `key` (a reservation, or the final outcome).
+    pub fn put(&mut self, key: Digest128, record: Record) {
+        self.shard_mut(key).insert(key, record);
+    }
+
+    /// Forgets a reservation that did not commit (a 5xx before commit stores nothing).
+    pub fn release(&mut self, key: Digest128) {
+        let shard = self.shard_mut(key);
+        if shard.get(&key).is_some_and(|r| r.outcome == Outcome::InProgress) {
+            shard.remove(&key);
+        }
+    }
+
+    /// Drops every record expired at `now`; returns how many.
+    pub fn purge_expired(&mut self, now: Timestamp) -> usize {
+        let mut dropped = 0;
+        for shard in &mut self.shards {
+            let before = shard.len();
+            shard.retain(|_, r| r.expires_at > now);
+            dropped += before - shard.len();
+        }
+        dropped
+    }
+}
+
+impl Serialize for IdempotencyStore {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(
+            self.shards
+                .iter()
+                .flat_map(|shard| shard.iter())
+                .filter(|(_, r)| r.outcome != Outcome::InProgress)
+                .map(|(k, r)| (format!("{k:032x}"), r)),
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for IdempotencyStore {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let entries = Vec::<(String, Record)>::deserialize(d)?;
+        let mut store = IdempotencyStore::default();
+        for (k, r) in entries {
+            let key = u128::from_str_radix(&k, 16).map_err(serde::de::Error::custom)?;
+            store.put(key, r);
+        }
+        Ok(store)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_states() {
+        let mut store = IdempotencyStore::default();
+        let now = Timestamp(1_000);
+        let (k, fp) = (key_digest("k1"), fingerprint("POST", "/v1/x", b"{}"));
+        assert_eq!(store.lookup(k, fp, now), Lookup::Fresh);
+        store.put(k, Record { fingerprint: fp, expires_at: Timestamp(2_000), outcome: Outcome::InProgress });
+        assert_eq!(store.lookup(k, fp, now), Lookup::InUse);
+        assert_eq!(store.lookup(k, fp + 1, now), Lookup::Mismatch);
+        store.put(k, Record { fingerprint: fp, expires_at: Timestamp(2_000), outcome: Outcome::Movement(7) });
+        assert_eq!(store.lookup(k, fp, now), Lookup::Replay(Outcome::Movement(7)));
+        store.release(k);
+        assert_eq!(store.lookup(k, fp, now), Lookup::Replay(Outcome::Movement(7)), "release keeps finished records");
+        assert_eq!(store.lookup(k, fp, Timestamp(2_000)), Lookup::Fresh, "expired");
+        assert_eq!(store.purge_expired(Timestamp(2_000)), 1);
+        assert!(store.is_empty());
+    }
+}

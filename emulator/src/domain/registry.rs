@@ -1,0 +1,386 @@
+//! Every tenant of the emulator, their API keys, and the seam to storage.
+//!
+//! Tenants are independent: each has its own lock, so two sandboxes never wait on each other.
+//! API keys are read on every request and change rarely, so they sit in a copy-on-write map
+//! (`ArcSwap`): the read path takes no lock at all.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use parking_lot::{Mutex, RwLock};
+use serde::{Deserialize, Serialize};
+
+use super::error::DomainError;
+use super::idempotency::IdempotencyStore;
+use super::ledger::Ledger;
+use super::model::*;
+use super::validate;
+use crate::clock::{Clock, Timestamp};
+use crate::ids;
+
+/// Version of the exported state format.
+pub const STATE_FORMAT_VERSION: u32 = 1;
+/// Most sandboxes one emulator holds.
+pub const SANDBOX_COUNT_MAX: usize = 10_000;
+
+/// What a key may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyKind {
+    /// `sk_test_`: everything in its tenant.
+    Secret,
+    /// `rk_test_`: reads only.
+    Restricted,
+}
+
+/// An API key's grant.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct KeyGrant {
+    /// `key_…`
+    pub id: String,
+    /// The key itself.
+    pub secret: String,
+    /// The tenant.
+    pub tenant_id: String,
+    /// What it may do.
+    pub kind: KeyKind,
+    /// When it stops working (a rolled key's grace period), if ever.
+    pub expires_at: Option<Timestamp>,
+}
+
+/// One tenant's state, all under one lock: what commits together lives together.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TenantState {
+    /// Its description.
+    pub sandbox: Sandbox,
+    /// Its ledger (and idempotency records).
+    pub ledger: Ledger,
+}
+
+/// A tenant.
+#[derive(Debug)]
+pub struct Tenant {
+    /// `sbx_…`
+    pub id: String,
+    /// Its state.
+    pub state: Mutex<TenantState>,
+}
+
+/// What a committed change wrote, handed to the [`Store`] before it is acknowledged.
+#[derive(Debug)]
+pub struct Commit<'a> {
+    /// The tenant.
+    pub tenant_id: &'a str,
+    /// Its state after the change.
+    pub state: &'a TenantState,
+    /// Movement count before the change (new movements follow).
+    pub movements_before: u64,
+    /// Event count before the change (new events follow).
+    pub events_before: usize,
+}
+
+/// Where committed state goes before a response is sent. The in-memory default keeps nothing
+/// beyond the live state; a durable store (issue "Durable emulator state") persists each commit
+/// here, inside the tenant's critical section, so what is acknowledged is what is stored.
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Persists a commit. An error fails the request with a 5xx.
+    fn commit(&self, commit: &Commit<'_>) -> std::io::Result<()>;
+}
+
+/// The default store: memory only.
+#[derive(Debug, Default)]
+pub struct MemoryStore;
+
+impl Store for MemoryStore {
+    fn commit(&self, _: &Commit<'_>) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Settings of the domain.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// How long idempotency records live, in seconds of emulator time.
+    pub idempotency_ttl_seconds: i64,
+    /// How long a rolled secret key keeps working, in seconds of emulator time.
+    pub key_grace_seconds: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { idempotency_ttl_seconds: 24 * 3600, key_grace_seconds: 24 * 3600 }
+    }
+}
+
+/// The whole emulator state.
+#[derive(Debug)]
+pub struct World {
+    /// The emulator clock.
+    pub clock: Clock,
+    /// Settings.
+    pub settings: Settings,
+    /// Storage seam.
+    pub store: Box<dyn Store>,
+    tenants: RwLock<HashMap<String, Arc<Tenant>>>,
+    keys: ArcSwap<HashMap<String, KeyGrant>>,
+    key_writer: Mutex<()>,
+    /// Idempotency records of requests made without a tenant (`POST /v1/sandboxes`).
+    pub global_idempotency: Mutex<IdempotencyStore>,
+}
+
+/// The exported state (`GET /_emulator/state`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StateExport {
+    /// Format version.
+    pub format_version: u32,
+    /// Emulator time when exported.
+    pub now: Timestamp,
+    /// Clock offset from the system clock, in microseconds.
+    pub clock_offset_micros: i64,
+    /// Every tenant.
+    pub tenants: Vec<TenantState>,
+    /// Every API key.
+    pub keys: Vec<KeyGrant>,
+}
+
+impl World {
+    /// An empty world.
+    pub fn new(settings: Settings, store: Box<dyn Store>) -> World {
+        World {
+            clock: Clock::new(),
+            settings,
+            store,
+            tenants: RwLock::new(HashMap::new()),
+            keys: ArcSwap::from_pointee(HashMap::new()),
+            key_writer: Mutex::new(()),
+            global_idempotency: Mutex::new(IdempotencyStore::default()),
+        }
+    }
+
+    /// The grant of a key that works now.
+    pub fn authenticate(&self, key: &str) -> Option<KeyGrant> {
+        let keys = self.keys.load();
+        let grant = keys.get(key)?;
+        if grant.expires_at.is_some_and(|t| t <= self.clock.now()) {
+            return None;
+        }
+        Some(grant.clone())
+    }
+
+    /// A tenant by id.
+    pub fn tenant(&self, id: &str) -> Option<Arc<Tenant>> {
+        self.tenants.read().get(id).cloned()
+    }
+
+    /// Every tenant.
+    pub fn tenants(&self) -> Vec<Arc<Tenant>> {
+        self.tenants.read().values().cloned().collect()
+    }
+
+    fn edit_keys(&self, f: impl FnOnce(&mut HashMap<String, KeyGrant>)) {
+        let _writer = self.key_writer.lock();
+        let mut next = HashMap::clone(&self.keys.load());
+        f(&mut next);
+        self.keys.store(Arc::new(next));
+    }
+
+    /// `POST /v1/sandboxes`.
+    pub fn create_sandbox(&self, req: CreateSandbox) -> Result<SandboxCreated, DomainError> {
+        validate::create_sandbox(&req)?;
+        if self.tenants.read().len() >= SANDBOX_COUNT_MAX {
+            return Err(DomainError::validation(vec![FieldError::new(
+                "name",
+                format!("this emulator already holds {SANDBOX_COUNT_MAX} sandboxes; delete some"),
+            )]));
+        }
+        let now = self.clock.now();
+        let sandbox = Sandbox {
+            id: ids::random("sbx_", 16),
+            name: req.name.unwrap_or_else(|| "sandbox".to_owned()),
+            plan: req.plan.unwrap_or_default(),
+            created_at: now,
+        };
+        let mut ledger = Ledger::new();
+        if req.seed == Some(Seed::Demo) {
+            seed_demo(&mut ledger, now)?;
+        }
+        let secret = KeyGrant {
+            id: ids::random("key_", 16),
+            secret: ids::random("sk_test_", 32),
+            tenant_id: sandbox.id.clone(),
+            kind: KeyKind::Secret,
+            expires_at: None,
+        };
+        let restricted = KeyGrant {
+            id: ids::random("key_", 16),
+            secret: ids::random("rk_test_", 32),
+            tenant_id: sandbox.id.clone(),
+            kind: KeyKind::Restricted,
+            expires_at: None,
+        };
+        let created = SandboxCreated {
+            id: sandbox.id.clone(),
+            name: sandbox.name.clone(),
+            plan: sandbox.plan,
+            secret_key: secret.secret.clone(),
+            restricted_key: restricted.secret.clone(),
+            created_at: now,
+        };
+        let tenant = Arc::new(Tenant { id: sandbox.id.clone(), state: Mutex::new(TenantState { sandbox, ledger }) });
+        self.tenants.write().insert(tenant.id.clone(), tenant);
+        self.edit_keys(|keys| {
+            keys.insert(secret.secret.clone(), secret);
+            keys.insert(restricted.secret.clone(), restricted);
+        });
+        Ok(created)
+    }
+
+    /// `DELETE /v1/sandbox`: the tenant and its keys are gone.
+    pub fn delete_sandbox(&self, tenant_id: &str) {
+        self.tenants.write().remove(tenant_id);
+        self.edit_keys(|keys| keys.retain(|_, g| g.tenant_id != tenant_id));
+    }
+
+    /// `POST /v1/api-keys/roll`: a new secret key; the tenant's other secret keys expire after
+    /// the grace period.
+    pub fn roll_key(&self, tenant_id: &str) -> ApiKeyRolled {
+        let now = self.clock.now();
+        let expires = now.plus_seconds(self.settings.key_grace_seconds);
+        let fresh = KeyGrant {
+            id: ids::random("key_", 16),
+            secret: ids::random("sk_test_", 32),
+            tenant_id: tenant_id.to_owned(),
+            kind: KeyKind::Secret,
+            expires_at: None,
+        };
+        let out = ApiKeyRolled { secret_key: fresh.secret.clone(), previous_key_expires_at: expires };
+        self.edit_keys(|keys| {
+            for g in keys.values_mut() {
+                if g.tenant_id == tenant_id && g.kind == KeyKind::Secret {
+                    g.expires_at = Some(g.expires_at.map_or(expires, |t| t.min(expires)));
+                }
+            }
+            keys.insert(fresh.secret.clone(), fresh);
+        });
+        out
+    }
+
+    /// Drops what expired by the clock (idempotency records, rolled keys).
+    pub fn expire(&self) {
+        let now = self.clock.now();
+        for t in self.tenants() {
+            t.state.lock().ledger.idempotency.purge_expired(now);
+        }
+        self.global_idempotency.lock().purge_expired(now);
+        if self.keys.load().values().any(|g| g.expires_at.is_some_and(|t| t <= now)) {
+            self.edit_keys(|keys| keys.retain(|_, g| g.expires_at.is_none_or(|t| t > now)));
+        }
+    }
+
+    /// `GET /_emulator/state`.
+    pub fn export(&self) -> StateExport {
+        let mut tenants: Vec<TenantState> = self.tenants().iter().map(|t| t.state.lock().clone()).collect();
+        tenants.sort_by(|a, b| a.sandbox.created_at.cmp(&b.sandbox.created_at).then(a.sandbox.id.cmp(&b.sandbox.id)));
+        let mut keys: Vec<KeyGrant> = self.keys.load().values().cloned().collect();
+        keys.sort_by(|a, b| a.id.cmp(&b.id));
+        StateExport {
+            format_version: STATE_FORMAT_VERSION,
+            now: self.clock.now(),
+            clock_offset_micros: self.clock.offset_micros(),
+            tenants,
+            keys,
+        }
+    }
+
+    /// `PUT /_emulator/state`: replaces everything, after checking it whole.
+    pub fn import(&self, mut state: StateExport) -> Result<(), DomainError> {
+        let invalid = |m: String| DomainError::validation(vec![FieldError::new("state", m)]);
+        if state.format_version != STATE_FORMAT_VERSION {
+            return Err(invalid(format!(
+                "format_version {} is not supported (expected {STATE_FORMAT_VERSION})",
+                state.format_version
+            )));
+        }
+        let mut tenants = HashMap::new();
+        for t in state.tenants.drain(..) {
+            let mut t = t;
+            t.ledger.rebuild().map_err(|e| invalid(format!("tenant {}: {e}", t.sandbox.id)))?;
+            let id = t.sandbox.id.clone();
+            tenants.insert(id.clone(), Arc::new(Tenant { id, state: Mutex::new(t) }));
+        }
+        if let Some(k) = state.keys.iter().find(|k| !tenants.contains_key(&k.tenant_id)) {
+            return Err(invalid(format!("key {} names an unknown tenant", k.id)));
+        }
+        *self.tenants.write() = tenants;
+        self.edit_keys(|keys| *keys = state.keys.into_iter().map(|k| (k.secret.clone(), k)).collect());
+        self.clock.restore(state.clock_offset_micros, state.now);
+        Ok(())
+    }
+
+    /// `POST /_emulator/reset`: no tenants, no keys.
+    pub fn reset(&self) {
+        self.tenants.write().clear();
+        self.edit_keys(HashMap::clear);
+        *self.global_idempotency.lock() = IdempotencyStore::default();
+    }
+}
+
+/// The catalogue of `seed: "demo"`.
+fn seed_demo(ledger: &mut Ledger, now: Timestamp) -> Result<(), DomainError> {
+    let items = [
+        ("TSHIRT-BLK-M", "T-shirt, black, M", Some(10)),
+        ("MUG-WHT", "Mug, white", Some(5)),
+        ("SOCKS-3PK", "Socks, 3-pack", None),
+        ("CAP-NVY", "Cap, navy", Some(3)),
+    ];
+    let mut item_ids = Vec::new();
+    for (sku, name, threshold) in items {
+        let req = CreateItem {
+            sku: sku.to_owned(),
+            name: name.to_owned(),
+            unit: None,
+            attributes: None,
+            low_stock_threshold: threshold,
+        };
+        item_ids.push(ledger.create_item(req, now)?.id);
+    }
+    let locations = [
+        ("WH-EAST", "East warehouse", LocationKind::Warehouse),
+        ("WH-WEST", "West warehouse", LocationKind::Warehouse),
+        ("STORE-01", "Flagship store", LocationKind::Store),
+    ];
+    let mut location_ids = Vec::new();
+    for (code, name, kind) in locations {
+        let req = CreateLocation { code: code.to_owned(), name: name.to_owned(), kind: Some(kind) };
+        location_ids.push(ledger.create_location(req, now)?.id);
+    }
+    let movement = |type_, item: usize, at: Option<usize>, from_to: Option<(usize, usize)>, quantity, reference: &str| {
+        CreateMovement {
+            type_,
+            item_id: item_ids[item].clone(),
+            location_id: at.map(|i| location_ids[i].clone()),
+            from_location_id: from_to.map(|(f, _)| location_ids[f].clone()),
+            to_location_id: from_to.map(|(_, t)| location_ids[t].clone()),
+            quantity,
+            reference: Some(reference.to_owned()),
+            reason: None,
+            metadata: None,
+            allow_negative: None,
+        }
+    };
+    let plan = [
+        movement(MovementType::Receipt, 0, Some(0), None, 120, "PO-1001"),
+        movement(MovementType::Receipt, 1, Some(0), None, 48, "PO-1001"),
+        movement(MovementType::Receipt, 2, Some(1), None, 200, "PO-1002"),
+        movement(MovementType::Receipt, 3, Some(1), None, 30, "PO-1002"),
+        movement(MovementType::Transfer, 0, None, Some((0, 2)), 24, "TR-2001"),
+        movement(MovementType::Shipment, 0, Some(2), None, 3, "SO-3001"),
+        movement(MovementType::Shipment, 2, Some(1), None, 12, "SO-3002"),
+        movement(MovementType::Adjustment, 1, Some(0), None, -2, "COUNT-0001"),
+    ];
+    for m in plan {
+        ledger.create_movement(m, None, now)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,390 @@
+//! Request parsing: authentication, JSON bodies, query strings, idempotency keys, preconditions
+//! and cursors. Each turns bad input into a precise problem (400/401/403/422) before a handler
+//! runs, so handlers only see well-formed values.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http_body_util::BodyExt;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::domain::idempotency::{Digest128, fingerprint, key_digest};
+use crate::domain::registry::{KeyGrant, KeyKind, Tenant};
+use crate::domain::{IfMatch, Window};
+use crate::domain::model::FieldError;
+
+/// Longest idempotency key, in characters.
+pub const IDEMPOTENCY_KEY_LEN_MAX: usize = 255;
+/// Default page size.
+pub const LIMIT_DEFAULT: usize = 20;
+/// Largest page size.
+pub const LIMIT_MAX: usize = 100;
+
+/// The caller: a working key and its tenant. Restricted keys are refused on writes here.
+pub struct Auth {
+    /// The key's grant.
+    pub grant: KeyGrant,
+    /// The tenant.
+    pub tenant: Arc<Tenant>,
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+}
+
+fn unauthenticated(detail: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", detail)
+        .with_header(header::WWW_AUTHENTICATE, "Bearer realm=\"twh\"")
+}
+
+impl FromRequestParts<Arc<AppState>> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        let token = bearer(&parts.headers)
+            .ok_or_else(|| unauthenticated("Send your API key as `Authorization: Bearer <key>`."))?;
+        let grant = state.world.authenticate(token).ok_or_else(|| unauthenticated("Unknown or expired API key."))?;
+        let tenant = state.world.tenant(&grant.tenant_id).ok_or_else(|| unauthenticated("Unknown or expired API key."))?;
+        if grant.kind == KeyKind::Restricted && !matches!(parts.method, Method::GET | Method::HEAD) {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "A restricted key may only read."));
+        }
+        Ok(Auth { grant, tenant })
+    }
+}
+
+/// Guard of the admin endpoints (`POST /v1/sandboxes`, `/_emulator/*`): open unless an admin
+/// token is configured.
+pub struct Admin;
+
+impl FromRequestParts<Arc<AppState>> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        match &state.config.admin_token {
+            None => Ok(Admin),
+            Some(expected) if bearer(&parts.headers) == Some(expected.as_str()) => Ok(Admin),
+            Some(_) => Err(unauthenticated("This emulator requires its admin token.")),
+        }
+    }
+}
+
+/// A JSON body: parsed, typed, and fingerprinted for idempotency.
+pub struct Json<T> {
+    /// The typed value.
+    pub value: T,
+    /// Fingerprint of method, path and canonical body.
+    pub fingerprint: Digest128,
+}
+
+impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        let limit = if req.uri().path() == "/_emulator/state" {
+            state.config.state_body_limit_bytes
+        } else {
+            state.config.body_limit_bytes
+        };
+        let method = req.method().clone();
+        let path = req.uri().path_and_query().map_or_else(|| req.uri().path().to_owned(), ToString::to_string);
+        if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
+            let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
+            let essence = ct.split(';').next().unwrap_or_default().trim();
+            if !(essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))) {
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "Send a JSON body with `Content-Type: application/json`.",
+                ));
+            }
+        }
+        let bytes = http_body_util::Limited::new(req.into_body(), limit)
+            .collect()
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("The body is larger than {limit} bytes."),
+                )
+            })?
+            .to_bytes();
+        let value: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+            Value::Object(Default::default())
+        } else {
+            serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid_json(format!("The body is not valid JSON: {e}.")))?
+        };
+        let mut canonical = Vec::with_capacity(bytes.len());
+        write_canonical(&value, &mut canonical);
+        let fingerprint = fingerprint(method.as_str(), &path, &canonical);
+        let value = typed(value)?;
+        Ok(Json { value, fingerprint })
+    }
+}
+
+/// Deserialises a JSON value, naming the field that failed.
+pub fn typed<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(&value).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.inner().to_string();
+        let named = |prefix: &str| {
+            message.strip_prefix(prefix).and_then(|rest| rest.split('`').next()).map(str::to_owned)
+        };
+        let leaf = named("unknown field `").or_else(|| named("missing field `"));
+        let field = match (path.as_str(), leaf) {
+            (".", Some(leaf)) => leaf,
+            (".", None) => "body".to_owned(),
+            (p, Some(leaf)) if p.ends_with(leaf.as_str()) => p.to_owned(),
+            (p, Some(leaf)) => format!("{p}.{leaf}"),
+            (p, None) => p.to_owned(),
+        };
+        ApiError::field(&field, message.split(" at line ").next().unwrap_or(&message).to_owned())
+    })
+}
+
+/// Writes JSON with object keys sorted, so equal documents fingerprint equally.
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Object(map) => {
+            out.push(b'{');
+            let sorted: BTreeMap<&String, &Value> = map.iter().collect();
+            for (i, (k, v)) in sorted.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(serde_json::to_string(k).unwrap_or_default().as_bytes());
+                out.push(b':');
+                write_canonical(v, out);
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(v, out);
+            }
+            out.push(b']');
+        }
+        other => out.extend_from_slice(other.to_string().as_bytes()),
+    }
+}
+
+/// A parsed `Idempotency-Key`.
+#[derive(Clone, Copy, Debug)]
+pub struct IdempotencyKey(pub Digest128);
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(raw) = headers.get("idempotency-key") else { return Ok(None) };
+    let invalid = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_idempotency_key",
+            format!("Idempotency-Key must be 1..={IDEMPOTENCY_KEY_LEN_MAX} printable ASCII characters, bare or as a quoted string."),
+        )
+    };
+    let text = raw.to_str().map_err(|_| invalid())?.trim();
+    // RFC 8941 sf-string: "..." with \" and \\ escapes.
+    let key = if let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        let mut out = String::with_capacity(inner.len());
+        let mut chars = inner.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some(e @ ('"' | '\\')) => out.push(e),
+                    _ => return Err(invalid()),
+                },
+                '"' => return Err(invalid()),
+                c => out.push(c),
+            }
+        }
+        out
+    } else {
+        text.to_owned()
+    };
+    let printable = key.bytes().all(|b| (0x20..=0x7e).contains(&b));
+    if key.is_empty() || key.len() > IDEMPOTENCY_KEY_LEN_MAX || !printable {
+        return Err(invalid());
+    }
+    Ok(Some(IdempotencyKey(key_digest(&key))))
+}
+
+/// `Idempotency-Key`, required (ledger writes).
+pub struct RequiredKey(pub IdempotencyKey);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequiredKey {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        idempotency_key(&parts.headers)?.map(RequiredKey).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "idempotency_key_required",
+                "Ledger writes require an `Idempotency-Key` header.",
+            )
+        })
+    }
+}
+
+/// `Idempotency-Key`, optional (other POSTs).
+pub struct OptionalKey(pub Option<IdempotencyKey>);
+
+impl<S: Send + Sync> FromRequestParts<S> for OptionalKey {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        idempotency_key(&parts.headers).map(OptionalKey)
+    }
+}
+
+/// Parses `If-Match`.
+pub fn if_match(headers: &HeaderMap) -> Option<IfMatch> {
+    let all: Vec<&str> = headers.get_all(header::IF_MATCH).iter().filter_map(|v| v.to_str().ok()).collect();
+    if all.is_empty() {
+        return None;
+    }
+    let tags: Vec<&str> = all.iter().flat_map(|v| v.split(',')).map(str::trim).collect();
+    if tags.contains(&"*") {
+        return Some(IfMatch::Any);
+    }
+    Some(IfMatch::Versions(tags.iter().filter_map(|t| strong_version(t)).collect()))
+}
+
+/// `If-Match`, required (PATCH/DELETE of items, locations, endpoints): 428 when absent.
+pub struct RequiredIfMatch(pub IfMatch);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequiredIfMatch {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        if_match(&parts.headers).map(RequiredIfMatch).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::PRECONDITION_REQUIRED,
+                "precondition_required",
+                "Send `If-Match` with the ETag you read (or `*`).",
+            )
+        })
+    }
+}
+
+fn strong_version(tag: &str) -> Option<u64> {
+    tag.strip_prefix('"')?.strip_suffix('"')?.parse().ok()
+}
+
+/// Whether `If-None-Match` matches this version (weak comparison).
+pub fn none_match(headers: &HeaderMap, version: u64) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|t| t == "*" || strong_version(t.strip_prefix("W/").unwrap_or(t)) == Some(version))
+}
+
+/// A query string as name → value, with typed getters that produce 422 field errors. Unknown
+/// parameters are refused, so a typo is not silently ignored.
+pub struct Query {
+    pairs: Vec<(String, String)>,
+    errors: Vec<FieldError>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Query {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(parts.uri.query().unwrap_or_default())
+            .map_err(|e| ApiError::field("query", e.to_string()))?;
+        Ok(Query { pairs, errors: Vec::new() })
+    }
+}
+
+impl Query {
+    fn take(&mut self, name: &str) -> Option<String> {
+        let i = self.pairs.iter().position(|(k, _)| k == name)?;
+        let (_, v) = self.pairs.remove(i);
+        if self.pairs.iter().any(|(k, _)| k == name) {
+            self.errors.push(FieldError::new(name, "given more than once"));
+        }
+        Some(v)
+    }
+
+    /// A text parameter.
+    pub fn text(&mut self, name: &str) -> Option<String> {
+        self.take(name)
+    }
+
+    /// A parameter parsed by `parse`, which says what was expected on failure.
+    pub fn parsed<T>(&mut self, name: &str, expected: &str, parse: impl FnOnce(&str) -> Option<T>) -> Option<T> {
+        let raw = self.take(name)?;
+        let v = parse(&raw);
+        if v.is_none() {
+            self.errors.push(FieldError::new(name, format!("must be {expected}")));
+        }
+        v
+    }
+
+    /// A boolean parameter.
+    pub fn bool(&mut self, name: &str) -> Option<bool> {
+        self.parsed(name, "true or false", |v| match v {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        })
+    }
+
+    /// A JSON-string enum parameter.
+    pub fn enumeration<T: DeserializeOwned>(&mut self, name: &str) -> Option<T> {
+        self.parsed(name, "one of the documented values", |v| serde_json::from_value(Value::String(v.to_owned())).ok())
+    }
+
+    /// `limit` and `cursor` for the list of kind `kind` in the tenant incarnation `tag`.
+    pub fn window(&mut self, kind: &str, tag: &str) -> Result<Window, ApiError> {
+        let limit = self
+            .parsed("limit", &format!("an integer in 1..={LIMIT_MAX}"), |v| {
+                v.parse::<usize>().ok().filter(|n| (1..=LIMIT_MAX).contains(n))
+            })
+            .unwrap_or(LIMIT_DEFAULT);
+        let start = match self.take("cursor") {
+            Some(c) => decode_cursor(kind, tag, &c).ok_or_else(|| {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_cursor", "The cursor is not one this list issued.")
+            })?,
+            None => 0,
+        };
+        Ok(Window { start, limit })
+    }
+
+    /// Ends parsing: any error collected, or an unknown parameter, is a 422.
+    pub fn finish(mut self) -> Result<(), ApiError> {
+        for (k, _) in self.pairs.drain(..) {
+            self.errors.push(FieldError::new(k, "unknown query parameter"));
+        }
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::from(crate::domain::DomainError::validation(self.errors)))
+        }
+    }
+}
+
+/// An opaque cursor: the list kind, the tenant incarnation and the position to continue at.
+/// Positions in creation order never shift (nothing is erased), so paging neither skips nor
+/// repeats while others insert; a reset sandbox draws a new tag, which voids old cursors.
+pub fn encode_cursor(kind: &str, tag: &str, position: usize) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{kind}.{tag}.{position}"))
+}
+
+fn decode_cursor(kind: &str, tag: &str, cursor: &str) -> Option<usize> {
+    let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).ok()?).ok()?;
+    let mut parts = raw.splitn(3, '.');
+    (parts.next()? == kind && parts.next()? == tag).then_some(())?;
+    parts.next()?.parse().ok()
+}

@@ -1,0 +1,212 @@
+//! Injected faults (`POST /_emulator/faults`): how users prove their retry logic is exactly-once.
+//!
+//! The fault layer sits outside the idempotency pipeline. `error_before_commit` answers without
+//! running the request. `error_after_commit` and `drop_connection_after_commit` run it (so the
+//! change and its idempotency record commit) and then replace the answer with an error, or drop
+//! the connection with no answer at all; a retry with the same key receives the original
+//! result. `delay` waits before running (after reserving the idempotency key, so a concurrent
+//! duplicate sees `idempotency_key_in_use`). Faults never apply to `/_emulator` or `/openapi`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use parking_lot::Mutex;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::error::ApiError;
+use super::pipeline::FaultDelay;
+use crate::domain::model::FieldError;
+use crate::domain::DomainError;
+use crate::ids;
+
+/// Most faults armed at once.
+pub const FAULT_COUNT_MAX: usize = 100;
+/// Most times one fault fires.
+pub const FAULT_TIMES_MAX: u32 = 10_000;
+/// Longest injected delay, in milliseconds.
+pub const FAULT_DELAY_MS_MAX: u64 = 60_000;
+
+/// What a fault does.
+///
+/// - `error_before_commit`: Answer with an error; nothing runs.
+/// - `error_after_commit`: Run and commit, then answer with an error.
+/// - `delay`: Wait `delay_ms`, then run.
+/// - `drop_connection_after_commit`: Run and commit, then close the connection with no response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultAction {
+    ErrorBeforeCommit,
+    ErrorAfterCommit,
+    Delay,
+    DropConnectionAfterCommit,
+}
+
+/// `POST /_emulator/faults`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    /// Only this HTTP method (any if absent).
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Only paths starting with this (any if absent).
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    /// What to do.
+    pub action: FaultAction,
+    /// Status of injected errors (400..=599, default 500).
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// For `delay`: milliseconds (at most 60000).
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
+    /// How many matching requests it applies to (1..=10000).
+    pub times: u32,
+}
+
+/// An armed fault.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Fault {
+    /// `flt_…`
+    pub id: String,
+    /// Method filter.
+    pub method: Option<String>,
+    /// Path prefix filter.
+    pub path_prefix: Option<String>,
+    /// What it does.
+    pub action: FaultAction,
+    /// Status of injected errors.
+    pub status: u16,
+    /// Delay in milliseconds.
+    pub delay_ms: u64,
+    /// How many more requests it applies to.
+    pub remaining: u32,
+}
+
+/// The armed faults, in order of arming.
+#[derive(Debug, Default)]
+pub struct Faults {
+    list: Mutex<Vec<Fault>>,
+    armed: AtomicBool,
+}
+
+impl Faults {
+    /// Arms a fault.
+    pub fn add(&self, spec: FaultSpec) -> Result<Fault, DomainError> {
+        let mut errors = Vec::new();
+        let status = spec.status.unwrap_or(500);
+        if !(400..=599).contains(&status) {
+            errors.push(FieldError::new("status", "must be in 400..=599"));
+        }
+        if spec.times == 0 || spec.times > FAULT_TIMES_MAX {
+            errors.push(FieldError::new("times", format!("must be in 1..={FAULT_TIMES_MAX}")));
+        }
+        let delay_ms = spec.delay_ms.unwrap_or(0);
+        if delay_ms > FAULT_DELAY_MS_MAX || (spec.action == FaultAction::Delay && spec.delay_ms.is_none()) {
+            errors.push(FieldError::new("delay_ms", format!("a delay needs delay_ms in 0..={FAULT_DELAY_MS_MAX}")));
+        }
+        let method = spec.method.map(|m| m.to_ascii_uppercase());
+        if method.as_deref().is_some_and(|m| Method::from_bytes(m.as_bytes()).is_err() || m.is_empty()) {
+            errors.push(FieldError::new("method", "must be an HTTP method"));
+        }
+        let mut list = self.list.lock();
+        if list.len() >= FAULT_COUNT_MAX {
+            errors.push(FieldError::new("times", format!("at most {FAULT_COUNT_MAX} faults may be armed")));
+        }
+        if !errors.is_empty() {
+            return Err(DomainError::validation(errors));
+        }
+        let fault = Fault {
+            id: ids::random("flt_", 16),
+            method,
+            path_prefix: spec.path_prefix,
+            action: spec.action,
+            status,
+            delay_ms,
+            remaining: spec.times,
+        };
+        list.push(fault.clone());
+        self.armed.store(true, Ordering::Release);
+        Ok(fault)
+    }
+
+    /// Disarms every fault.
+    pub fn clear(&self) {
+        self.list.lock().clear();
+        self.armed.store(false, Ordering::Release);
+    }
+
+    /// The armed faults.
+    pub fn list(&self) -> Vec<Fault> {
+        self.list.lock().clone()
+    }
+
+    /// Takes one firing of the first fault matching this request.
+    fn take(&self, method: &Method, path: &str) -> Option<Fault> {
+        if !self.armed.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut list = self.list.lock();
+        let i = list.iter().position(|f| {
+            f.method.as_deref().is_none_or(|m| m == method.as_str())
+                && f.path_prefix.as_deref().is_none_or(|p| path.starts_with(p))
+        })?;
+        let fault = list[i].clone();
+        list[i].remaining -= 1;
+        if list[i].remaining == 0 {
+            list.remove(i);
+        }
+        if list.is_empty() {
+            self.armed.store(false, Ordering::Release);
+        }
+        Some(fault)
+    }
+}
+
+/// Marks a response whose connection must be dropped instead of answered.
+#[derive(Clone, Copy, Debug)]
+pub struct DropConnection;
+
+fn injected(f: &Fault, when: &str) -> Response {
+    let status = StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    ApiError::new(status, "injected_fault", format!("Fault {} injected {when} commit.", f.id)).into_response()
+}
+
+/// The fault layer.
+pub async fn layer(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if path.starts_with("/_emulator") || path.starts_with("/openapi") {
+        return next.run(req).await;
+    }
+    let Some(fault) = state.faults.take(req.method(), path) else {
+        return next.run(req).await;
+    };
+    match fault.action {
+        FaultAction::ErrorBeforeCommit => injected(&fault, "before"),
+        FaultAction::Delay => {
+            let delay = Duration::from_millis(fault.delay_ms);
+            if req.method() == Method::POST && req.headers().contains_key("idempotency-key") {
+                req.extensions_mut().insert(FaultDelay(delay));
+            } else {
+                tokio::time::sleep(delay).await;
+            }
+            next.run(req).await
+        }
+        FaultAction::ErrorAfterCommit => {
+            let _committed = next.run(req).await;
+            injected(&fault, "after")
+        }
+        FaultAction::DropConnectionAfterCommit => {
+            let _committed = next.run(req).await;
+            let mut r = StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            r.extensions_mut().insert(DropConnection);
+            r
+        }
+    }
+}

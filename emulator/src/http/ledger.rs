@@ -1,0 +1,312 @@
+//! Handlers of the product API (`/v1`): sandboxes, items, locations, movements, levels, events.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::AppState;
+use super::error::{ApiError, ApiResult};
+use super::extract::{Admin, Auth, Json, OptionalKey, Query, RequiredIfMatch, RequiredKey, encode_cursor, if_match, none_match};
+use super::pipeline::{self, FaultDelay, stored_json};
+use crate::clock::Timestamp;
+use crate::domain::idempotency::Outcome;
+use crate::domain::ledger::{CatalogueFilter, MovementFilter};
+use crate::domain::model::*;
+use crate::domain::Page;
+
+type St = State<Arc<AppState>>;
+type Delay = Option<Extension<FaultDelay>>;
+
+/// 200 with a JSON body and an optional ETag (304 when `If-None-Match` matches).
+fn ok_json<T: Serialize>(headers: &HeaderMap, value: &T, etag: Option<u64>) -> Response {
+    if let Some(v) = etag {
+        if none_match(headers, v) {
+            let mut r = StatusCode::NOT_MODIFIED.into_response();
+            r.headers_mut().insert(header::ETAG, etag_value(v));
+            return r;
+        }
+    }
+    let mut r = axum::Json(value).into_response();
+    if let Some(v) = etag {
+        r.headers_mut().insert(header::ETAG, etag_value(v));
+    }
+    r
+}
+
+fn etag_value(v: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{v}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
+}
+
+fn page<T, L>(p: Page<T>, kind: &str, tag: &str, wrap: impl FnOnce(Vec<T>, Option<String>) -> L) -> L {
+    wrap(p.data, p.next.map(|n| encode_cursor(kind, tag, n)))
+}
+
+fn delay(d: Delay) -> Option<FaultDelay> {
+    d.map(|Extension(d)| d)
+}
+
+// ---- sandboxes ------------------------------------------------------------------------------
+
+/// `POST /v1/sandboxes`
+pub async fn create_sandbox(State(s): St, _: Admin, OptionalKey(key): OptionalKey, body: Json<CreateSandbox>) -> Response {
+    let world = &s.world;
+    pipeline::write_global(world, key, body.fingerprint, || {
+        let created = world.create_sandbox(body.value)?;
+        Ok(stored_json(StatusCode::CREATED, &created, None, Some("/v1/sandbox".to_owned())))
+    })
+}
+
+/// `GET /v1/sandbox`
+pub async fn get_sandbox(auth: Auth, q: Query) -> ApiResult {
+    q.finish()?;
+    let sandbox = auth.tenant.state.lock().sandbox.clone();
+    Ok(axum::Json(sandbox).into_response())
+}
+
+/// `POST /v1/sandbox/reset`: empties the sandbox, keeps its keys.
+pub async fn reset_sandbox(State(s): St, auth: Auth, OptionalKey(key): OptionalKey, d: Delay, body: Json<serde_json::Map<String, serde_json::Value>>) -> ApiResult {
+    if !body.value.is_empty() {
+        return Err(ApiError::field("body", "takes no fields"));
+    }
+    Ok(pipeline::write(&s.world, &auth.tenant, key, body.fingerprint, delay(d), |st, _| {
+        st.ledger = crate::domain::Ledger::new();
+        Ok(stored_json(StatusCode::OK, &st.sandbox, None, None))
+    })
+    .await)
+}
+
+/// `DELETE /v1/sandbox`
+pub async fn delete_sandbox(State(s): St, auth: Auth) -> StatusCode {
+    s.world.delete_sandbox(&auth.tenant.id);
+    StatusCode::NO_CONTENT
+}
+
+/// `POST /v1/api-keys/roll`
+pub async fn roll_key(State(s): St, auth: Auth, OptionalKey(key): OptionalKey, d: Delay, body: Json<serde_json::Map<String, serde_json::Value>>) -> ApiResult {
+    if !body.value.is_empty() {
+        return Err(ApiError::field("body", "takes no fields"));
+    }
+    let world = s.world.clone();
+    Ok(pipeline::write(&s.world, &auth.tenant, key, body.fingerprint, delay(d), move |st, _| {
+        let rolled = world.roll_key(&st.sandbox.id);
+        Ok(stored_json(StatusCode::CREATED, &rolled, None, None))
+    })
+    .await)
+}
+
+// ---- items ----------------------------------------------------------------------------------
+
+/// `POST /v1/items`
+pub async fn create_item(State(s): St, auth: Auth, OptionalKey(key): OptionalKey, d: Delay, body: Json<CreateItem>) -> Response {
+    pipeline::write(&s.world, &auth.tenant, key, body.fingerprint, delay(d), |st, now| {
+        let item = st.ledger.create_item(body.value, now)?;
+        let location = format!("/v1/items/{}", item.id);
+        Ok(stored_json(StatusCode::CREATED, &item, Some(item.version), Some(location)))
+    })
+    .await
+}
+
+/// `GET /v1/items`
+pub async fn list_items(auth: Auth, mut q: Query) -> ApiResult {
+    let st = auth.tenant.state.lock();
+    let filter = CatalogueFilter {
+        key: q.text("sku"),
+        q: q.text("q"),
+        status: q.enumeration("status"),
+        kind: None,
+    };
+    let window = q.window("itm", &st.ledger.tag)?;
+    q.finish()?;
+    let p = st.ledger.items(&filter, window);
+    Ok(axum::Json(page(p, "itm", &st.ledger.tag, |data, next_cursor| ItemList { data, next_cursor })).into_response())
+}
+
+/// `GET /v1/items/{id}`
+pub async fn get_item(auth: Auth, Path(id): Path<String>, headers: HeaderMap, q: Query) -> ApiResult {
+    q.finish()?;
+    let item = auth.tenant.state.lock().ledger.item(&id)?.clone();
+    Ok(ok_json(&headers, &item, Some(item.version)))
+}
+
+/// `PATCH /v1/items/{id}`
+pub async fn update_item(State(s): St, auth: Auth, Path(id): Path<String>, RequiredIfMatch(m): RequiredIfMatch, body: Json<UpdateItem>) -> Response {
+    pipeline::write(&s.world, &auth.tenant, None, 0, None, |st, now| {
+        let v = st.ledger.update_item(&id, body.value, &m, now)?;
+        Ok(stored_json(StatusCode::OK, &v, Some(v.version), None))
+    })
+    .await
+}
+
+/// `DELETE /v1/items/{id}`: archives.
+pub async fn archive_item(State(s): St, auth: Auth, Path(id): Path<String>, RequiredIfMatch(m): RequiredIfMatch) -> Response {
+    pipeline::write(&s.world, &auth.tenant, None, 0, None, |st, now| {
+        let v = st.ledger.archive_item(&id, &m, now)?;
+        Ok(stored_json(StatusCode::OK, &v, Some(v.version), None))
+    })
+    .await
+}
+
+// ---- locations ------------------------------------------------------------------------------
+
+/// `POST /v1/locations`
+pub async fn create_location(State(s): St, auth: Auth, OptionalKey(key): OptionalKey, d: Delay, body: Json<CreateLocation>) -> Response {
+    pipeline::write(&s.world, &auth.tenant, key, body.fingerprint, delay(d), |st, now| {
+        let loc = st.ledger.create_location(body.value, now)?;
+        let location = format!("/v1/locations/{}", loc.id);
+        Ok(stored_json(StatusCode::CREATED, &loc, Some(loc.version), Some(location)))
+    })
+    .await
+}
+
+/// `GET /v1/locations`
+pub async fn list_locations(auth: Auth, mut q: Query) -> ApiResult {
+    let st = auth.tenant.state.lock();
+    let filter = CatalogueFilter {
+        key: q.text("code"),
+        q: q.text("q"),
+        status: q.enumeration("status"),
+        kind: q.enumeration("kind"),
+    };
+    let window = q.window("loc", &st.ledger.tag)?;
+    q.finish()?;
+    let p = st.ledger.locations(&filter, window);
+    Ok(axum::Json(page(p, "loc", &st.ledger.tag, |data, next_cursor| LocationList { data, next_cursor })).into_response())
+}
+
+/// `GET /v1/locations/{id}`
+pub async fn get_location(auth: Auth, Path(id): Path<String>, headers: HeaderMap, q: Query) -> ApiResult {
+    q.finish()?;
+    let loc = auth.tenant.state.lock().ledger.location(&id)?.clone();
+    Ok(ok_json(&headers, &loc, Some(loc.version)))
+}
+
+/// `PATCH /v1/locations/{id}`
+pub async fn update_location(State(s): St, auth: Auth, Path(id): Path<String>, RequiredIfMatch(m): RequiredIfMatch, body: Json<UpdateLocation>) -> Response {
+    pipeline::write(&s.world, &auth.tenant, None, 0, None, |st, now| {
+        let v = st.ledger.update_location(&id, body.value, &m, now)?;
+        Ok(stored_json(StatusCode::OK, &v, Some(v.version), None))
+    })
+    .await
+}
+
+/// `DELETE /v1/locations/{id}`: archives.
+pub async fn archive_location(State(s): St, auth: Auth, Path(id): Path<String>, RequiredIfMatch(m): RequiredIfMatch) -> Response {
+    pipeline::write(&s.world, &auth.tenant, None, 0, None, |st, now| {
+        let v = st.ledger.archive_location(&id, &m, now)?;
+        Ok(stored_json(StatusCode::OK, &v, Some(v.version), None))
+    })
+    .await
+}
+
+// ---- movements ------------------------------------------------------------------------------
+
+/// `POST /v1/stock-movements`
+pub async fn create_movement(State(s): St, auth: Auth, RequiredKey(key): RequiredKey, headers: HeaderMap, d: Delay, body: Json<CreateMovement>) -> Response {
+    let condition = if_match(&headers);
+    pipeline::write(&s.world, &auth.tenant, Some(key), body.fingerprint, delay(d), |st, now| {
+        Ok(Outcome::Movement(st.ledger.create_movement(body.value, condition.as_ref(), now)?))
+    })
+    .await
+}
+
+/// `POST /v1/stock-movements/batch`
+pub async fn create_batch(State(s): St, auth: Auth, RequiredKey(key): RequiredKey, d: Delay, body: Json<CreateMovementBatch>) -> Response {
+    pipeline::write(&s.world, &auth.tenant, Some(key), body.fingerprint, delay(d), |st, now| {
+        let (first, count) = st.ledger.create_batch(body.value, now)?;
+        Ok(Outcome::Batch { first, count })
+    })
+    .await
+}
+
+/// `POST /v1/stock-movements/{id}/reverse`
+pub async fn reverse_movement(State(s): St, auth: Auth, Path(id): Path<String>, RequiredKey(key): RequiredKey, d: Delay, body: Json<ReverseMovement>) -> Response {
+    pipeline::write(&s.world, &auth.tenant, Some(key), body.fingerprint, delay(d), |st, now| {
+        Ok(Outcome::Movement(st.ledger.reverse(&id, body.value, now)?))
+    })
+    .await
+}
+
+/// `GET /v1/stock-movements/{id}`
+pub async fn get_movement(auth: Auth, Path(id): Path<String>, headers: HeaderMap, q: Query) -> ApiResult {
+    q.finish()?;
+    let m = auth.tenant.state.lock().ledger.movement_by_id(&id)?;
+    // A movement never changes: its version is always 1.
+    Ok(ok_json(&headers, &m, Some(1)))
+}
+
+/// PUT, PATCH and DELETE of a movement: the ledger is append-only.
+pub async fn movement_immutable() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "ledger_immutable",
+        "Stock movements are immutable; reverse one with POST /v1/stock-movements/{id}/reverse.",
+    )
+    .with_header(header::ALLOW, "GET")
+}
+
+fn time(raw: &str) -> Option<Timestamp> {
+    Timestamp::parse(raw)
+}
+
+/// `GET /v1/stock-movements`
+pub async fn list_movements(auth: Auth, mut q: Query) -> ApiResult {
+    let st = auth.tenant.state.lock();
+    let filter = MovementFilter {
+        item_id: q.text("item_id"),
+        location_id: q.text("location_id"),
+        kind: q.enumeration("type"),
+        after_sequence: q.parsed("after_sequence", "a non-negative integer", |v| v.parse().ok()),
+        created_after: q.parsed("created_after", "an RFC 3339 date-time", time),
+        created_before: q.parsed("created_before", "an RFC 3339 date-time", time),
+    };
+    let window = q.window("mov", &st.ledger.tag)?;
+    q.finish()?;
+    let p = st.ledger.movements(&filter, window)?;
+    Ok(axum::Json(page(p, "mov", &st.ledger.tag, |data, next_cursor| MovementList { data, next_cursor })).into_response())
+}
+
+// ---- levels ---------------------------------------------------------------------------------
+
+/// `GET /v1/stock-levels`
+pub async fn list_levels(auth: Auth, mut q: Query) -> ApiResult {
+    let st = auth.tenant.state.lock();
+    let item = q.text("item_id");
+    let location = q.text("location_id");
+    let below = q.bool("below_threshold").unwrap_or(false);
+    let window = q.window("lvl", &st.ledger.tag)?;
+    q.finish()?;
+    let p = st.ledger.levels(item.as_deref(), location.as_deref(), below, window);
+    Ok(axum::Json(page(p, "lvl", &st.ledger.tag, |data, next_cursor| StockLevelList { data, next_cursor })).into_response())
+}
+
+/// `GET /v1/items/{item_id}/stock-levels/{location_id}`
+pub async fn get_level(auth: Auth, Path((item, location)): Path<(String, String)>, headers: HeaderMap, mut q: Query) -> ApiResult {
+    let as_of = q.parsed("as_of", "an RFC 3339 date-time", time);
+    q.finish()?;
+    let level = auth.tenant.state.lock().ledger.level(&item, &location, as_of)?;
+    Ok(ok_json(&headers, &level, Some(level.version)))
+}
+
+// ---- events ---------------------------------------------------------------------------------
+
+/// `GET /v1/events`
+pub async fn list_events(auth: Auth, mut q: Query) -> ApiResult {
+    let st = auth.tenant.state.lock();
+    let kind = q.text("type");
+    let after = q.text("after");
+    let window = q.window("evt", &st.ledger.tag)?;
+    q.finish()?;
+    let p = st.ledger.events(kind.as_deref(), after.as_deref(), window)?;
+    Ok(axum::Json(page(p, "evt", &st.ledger.tag, |data, next_cursor| EventList { data, next_cursor })).into_response())
+}
+
+/// `GET /v1/events/{id}`
+pub async fn get_event(auth: Auth, Path(id): Path<String>, headers: HeaderMap, q: Query) -> ApiResult {
+    q.finish()?;
+    let e = auth.tenant.state.lock().ledger.event(&id)?;
+    Ok(ok_json(&headers, &e, Some(1)))
+}

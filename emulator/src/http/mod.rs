@@ -1,0 +1,178 @@
+//! The HTTP layer: routes, middleware, and the mapping of domain results to responses.
+//!
+//! Layers, outermost first: request id (echoes or assigns `X-Request-Id`, logs the request,
+//! turns the router's bare 405 into problem+json), then faults, then the handlers (which run
+//! writes through [`pipeline`]).
+
+pub mod control;
+pub mod error;
+pub mod extract;
+pub mod faults;
+pub mod ledger;
+pub mod pipeline;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+use tracing::Instrument;
+
+use crate::clock::Timestamp;
+use crate::domain::registry::World;
+use error::{ApiError, REQUEST_ID};
+use faults::Faults;
+
+/// Longest client-supplied `X-Request-Id` kept, in bytes.
+pub const REQUEST_ID_LEN_MAX: usize = 200;
+
+/// HTTP settings.
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// When set, `POST /v1/sandboxes` and `/_emulator/*` require `Authorization: Bearer <token>`.
+    pub admin_token: Option<String>,
+    /// Largest request body, in bytes.
+    pub body_limit_bytes: usize,
+    /// Largest `PUT /_emulator/state` body, in bytes.
+    pub state_body_limit_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { admin_token: None, body_limit_bytes: 4 << 20, state_body_limit_bytes: 1 << 30 }
+    }
+}
+
+/// Everything a handler can reach.
+#[derive(Debug)]
+pub struct AppState {
+    /// The domain state.
+    pub world: Arc<World>,
+    /// Armed faults.
+    pub faults: Faults,
+    /// HTTP settings.
+    pub config: HttpConfig,
+}
+
+impl AppState {
+    /// Moves the clock to `to` and fires everything that became due, in time order.
+    pub fn advance_clock_to(&self, to: Timestamp) -> Timestamp {
+        let now = self.world.clock.advance_to(to);
+        self.world.expire();
+        now
+    }
+}
+
+/// Collects routes while remembering their paths (tests check them against the document).
+struct Routes {
+    router: Router<Arc<AppState>>,
+    paths: Vec<&'static str>,
+}
+
+impl Routes {
+    fn add(mut self, path: &'static str, route: MethodRouter<Arc<AppState>>) -> Routes {
+        self.paths.push(path);
+        self.router = self.router.route(path, route);
+        self
+    }
+}
+
+fn routes() -> Routes {
+    use control as c;
+    use ledger as l;
+    Routes { router: Router::new(), paths: Vec::new() }
+        .add("/v1/sandboxes", post(l::create_sandbox))
+        .add("/v1/sandbox", get(l::get_sandbox).delete(l::delete_sandbox))
+        .add("/v1/sandbox/reset", post(l::reset_sandbox))
+        .add("/v1/api-keys/roll", post(l::roll_key))
+        .add("/v1/items", get(l::list_items).post(l::create_item))
+        .add("/v1/items/{id}", get(l::get_item).patch(l::update_item).delete(l::archive_item))
+        .add("/v1/locations", get(l::list_locations).post(l::create_location))
+        .add("/v1/locations/{id}", get(l::get_location).patch(l::update_location).delete(l::archive_location))
+        .add("/v1/stock-movements", get(l::list_movements).post(l::create_movement))
+        .add("/v1/stock-movements/batch", post(l::create_batch))
+        .add(
+            "/v1/stock-movements/{id}",
+            get(l::get_movement)
+                .put(l::movement_immutable)
+                .patch(l::movement_immutable)
+                .delete(l::movement_immutable),
+        )
+        .add("/v1/stock-movements/{id}/reverse", post(l::reverse_movement))
+        .add("/v1/stock-levels", get(l::list_levels))
+        .add("/v1/items/{item_id}/stock-levels/{location_id}", get(l::get_level))
+        .add("/v1/events", get(l::list_events))
+        .add("/v1/events/{id}", get(l::get_event))
+        .add("/_emulator/health", get(c::health))
+        .add("/_emulator/clock", get(c::clock))
+        .add("/_emulator/clock/advance", post(c::advance))
+        .add("/_emulator/faults", get(c::list_faults).post(c::add_fault).delete(c::clear_faults))
+        .add("/_emulator/state", get(c::export_state).put(c::import_state))
+        .add("/_emulator/reset", post(c::reset))
+        .add("/openapi.json", get(c::openapi))
+}
+
+/// The paths the router serves, as written in the route table.
+pub fn route_paths() -> Vec<&'static str> {
+    routes().paths
+}
+
+/// The whole HTTP application over `state`: what the binary serves and tests drive in-process.
+pub fn app(state: Arc<AppState>) -> Router {
+    routes()
+        .router
+        .fallback(|| async { ApiError::no_route() })
+        .layer(middleware::from_fn_with_state(state.clone(), faults::layer))
+        .layer(middleware::from_fn(request_id))
+        .with_state(state)
+}
+
+fn fresh_request_id() -> String {
+    crate::ids::random("req_", 24)
+}
+
+/// Assigns the request id, logs the request, and renders the router's own 405 as a problem.
+async fn request_id(req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= REQUEST_ID_LEN_MAX && v.bytes().all(|b| (0x21..=0x7e).contains(&b)))
+        .map_or_else(fresh_request_id, str::to_owned);
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let span = tracing::info_span!("request", request_id = %id, %method, %path);
+    let started = Instant::now();
+    let mut response = REQUEST_ID
+        .scope(id.clone(), async move {
+            let response = next.run(req).await;
+            if response.status() == StatusCode::METHOD_NOT_ALLOWED && !response.headers().contains_key(header::CONTENT_TYPE) {
+                let allow = response.headers().get(header::ALLOW).cloned();
+                let mut problem = ApiError::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    format!("{method} is not allowed on {path}."),
+                )
+                .into_response();
+                if let Some(allow) = allow {
+                    problem.headers_mut().insert(header::ALLOW, allow);
+                }
+                return problem;
+            }
+            response
+        })
+        .instrument(span.clone())
+        .await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    span.in_scope(|| {
+        tracing::info!(status = response.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "served");
+    });
+    response
+}
+

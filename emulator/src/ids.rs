@@ -1,0 +1,62 @@
+//! Opaque, prefixed identifiers.
+//!
+//! Ledger-side ids (`itm_`, `loc_`, `mov_`, `evt_`) are the tenant's random 8-hex-digit tag followed
+//! by the record's 1-based position in hex. The position makes lookups O(1) with no id index (one
+//! less map to grow under the tenant lock, and less memory per movement); the tag makes an id from
+//! another tenant (or from before a sandbox reset, which draws a new tag) resolve to nothing, so the
+//! answer is 404 and existence never leaks across tenants.
+
+use rand::Rng;
+
+/// Number of hex digits in a tenant tag.
+const TAG_LEN: usize = 8;
+/// Minimum number of hex digits of the position part.
+const POSITION_DIGITS_MIN: usize = 6;
+
+/// Draws a new random tenant tag.
+pub fn new_tag() -> String {
+    format!("{:08x}", rand::rng().random::<u32>())
+}
+
+/// Formats `prefix_<tag><position>`.
+pub fn format(prefix: &str, tag: &str, position: u64) -> String {
+    format!("{prefix}_{tag}{position:0POSITION_DIGITS_MIN$x}")
+}
+
+/// Parses an id made by [`format`] with this prefix and tag; returns the position.
+pub fn parse(prefix: &str, tag: &str, id: &str) -> Option<u64> {
+    let rest = id.strip_prefix(prefix)?.strip_prefix('_')?;
+    if rest.len() < TAG_LEN + POSITION_DIGITS_MIN || rest.len() > TAG_LEN + 16 || !rest.is_char_boundary(TAG_LEN) {
+        return None;
+    }
+    let (id_tag, position) = rest.split_at(TAG_LEN);
+    if id_tag != tag || !position.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return None;
+    }
+    u64::from_str_radix(position, 16).ok().filter(|p| *p > 0)
+}
+
+/// A random id with a prefix and `len` lowercase alphanumerics (sandboxes, keys, faults).
+pub fn random(prefix: &str, len: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    let body: String = (0..len).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
+    format!("{prefix}{body}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_foreign_ids() {
+        let id = format("mov", "0a1b2c3d", 42);
+        assert_eq!(id, "mov_0a1b2c3d00002a");
+        assert_eq!(parse("mov", "0a1b2c3d", &id), Some(42));
+        assert_eq!(parse("mov", "ffffffff", &id), None, "another tenant's id");
+        assert_eq!(parse("itm", "0a1b2c3d", &id), None, "another kind's id");
+        assert_eq!(parse("mov", "0a1b2c3d", "mov_0a1b2c3d000000"), None, "position 0");
+        assert_eq!(parse("mov", "0a1b2c3d", "mov_0a1b2c3dZZZZZZ"), None);
+        assert_eq!(parse("mov", "0a1b2c3d", "mov_é"), None);
+    }
+}

@@ -1,0 +1,142 @@
+//! `twh-emulator`: the command-line server.
+
+use std::net::IpAddr;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use twh_emulator::domain::model::{CreateSandbox, Seed};
+use twh_emulator::domain::registry::Settings;
+use twh_emulator::{Config, Emulator, HttpConfig};
+
+/// A complete, stateful emulator of the TWH inventory API: ledger, idempotency, ETags, events,
+/// clock control and fault injection, with no cloud account.
+#[derive(Parser, Debug)]
+#[command(name = "twh-emulator", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the API; prints the base URL and a ready demo sandbox's secret key.
+    Serve(Serve),
+}
+
+#[derive(Parser, Debug)]
+struct Serve {
+    /// Address to bind.
+    #[arg(long, default_value = "127.0.0.1", env = "TWH_EMULATOR_HOST")]
+    host: IpAddr,
+    /// Port to bind (0 picks a free one).
+    #[arg(long, default_value_t = 4010, env = "TWH_EMULATOR_PORT")]
+    port: u16,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+    /// Log filter (tracing-subscriber syntax, e.g. `info`, `warn`, `twh_emulator=debug`).
+    #[arg(long, default_value = "info", env = "TWH_LOG")]
+    log: String,
+    /// Require `Authorization: Bearer <token>` on `POST /v1/sandboxes` and `/_emulator/*`.
+    #[arg(long, env = "TWH_ADMIN_TOKEN")]
+    admin_token: Option<String>,
+    /// Do not create the demo sandbox at start.
+    #[arg(long)]
+    no_demo_sandbox: bool,
+    /// How long idempotency records live, in seconds of emulator time.
+    #[arg(long, default_value_t = 86_400)]
+    idempotency_ttl_seconds: i64,
+    /// How long a rolled secret key keeps working, in seconds of emulator time.
+    #[arg(long, default_value_t = 86_400)]
+    key_grace_seconds: i64,
+    /// Largest request body, in bytes.
+    #[arg(long, default_value_t = 4 << 20)]
+    body_limit_bytes: usize,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+fn main() -> ExitCode {
+    let Command::Serve(args) = Cli::parse().command;
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log).unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Human => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).with_current_span(true).init(),
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("twh-emulator: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: Serve) -> ExitCode {
+    let config = Config {
+        host: args.host,
+        port: args.port,
+        settings: Settings {
+            idempotency_ttl_seconds: args.idempotency_ttl_seconds,
+            key_grace_seconds: args.key_grace_seconds,
+        },
+        http: HttpConfig { admin_token: args.admin_token, body_limit_bytes: args.body_limit_bytes, ..HttpConfig::default() },
+    };
+    let emulator = match Emulator::start(config).await {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("twh-emulator: cannot listen on {}:{}: {e}", args.host, args.port);
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("TWH emulator listening on {}", emulator.base_url());
+    println!("export TWH_BASE_URL={}", emulator.base_url());
+    if !args.no_demo_sandbox {
+        let req = CreateSandbox { name: Some("demo".to_owned()), seed: Some(Seed::Demo), plan: None };
+        match emulator.create_sandbox(req) {
+            Ok(s) => {
+                println!("export TWH_API_KEY={}", s.secret_key);
+                println!("# demo sandbox {}; read-only key {}", s.id, s.restricted_key);
+            }
+            Err(e) => {
+                eprintln!("twh-emulator: cannot create the demo sandbox: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    println!("# Ctrl-C stops it. Try: curl -H \"Authorization: Bearer $TWH_API_KEY\" $TWH_BASE_URL/v1/items");
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    emulator.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

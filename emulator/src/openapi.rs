@@ -1,0 +1,472 @@
+//! The OpenAPI 3.0 document of the emulator, generated from its own types.
+//!
+//! Schemas come from the Rust types with schemars (`SchemaSettings::openapi3()`); operations come
+//! from the table in [`operations`]. `cargo xtask openapi` writes the result to
+//! `openapi/openapi.json` (committed; `--check` fails when stale) and the server serves the same
+//! bytes at `/openapi.json`. A test checks the table against the router in both directions.
+
+use std::sync::OnceLock;
+
+use schemars::generate::{SchemaGenerator, SchemaSettings};
+use schemars::{JsonSchema, Schema};
+use serde_json::{Map, Value, json};
+
+use crate::domain::model::*;
+use crate::http::control::{AdvanceClock, ClockState, FaultList, Health};
+use crate::http::extract::{IDEMPOTENCY_KEY_LEN_MAX, LIMIT_DEFAULT, LIMIT_MAX};
+use crate::http::faults::{Fault, FaultSpec};
+
+/// Who may call an operation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// An API key (`sk_test_`/`rk_test_`).
+    Key,
+    /// Open unless the emulator has an admin token.
+    Admin,
+}
+
+/// One operation of the document.
+struct Op {
+    method: &'static str,
+    path: &'static str,
+    id: &'static str,
+    tag: &'static str,
+    summary: &'static str,
+    description: &'static str,
+    access: Access,
+    params: Vec<Value>,
+    body: Option<(Schema, bool)>,
+    ok: u16,
+    ok_schema: Option<Schema>,
+    ok_headers: Vec<&'static str>,
+    errors: Vec<u16>,
+}
+
+fn op(method: &'static str, path: &'static str, id: &'static str, tag: &'static str, summary: &'static str) -> Op {
+    let mut errors = vec![401, 429, 500];
+    if method != "get" {
+        errors.extend([400, 403, 413, 415, 422]);
+    }
+    Op {
+        method,
+        path,
+        id,
+        tag,
+        summary,
+        description: "",
+        access: Access::Key,
+        params: Vec::new(),
+        body: None,
+        ok: 200,
+        ok_schema: None,
+        ok_headers: Vec::new(),
+        errors,
+    }
+}
+
+impl Op {
+    fn describe(mut self, d: &'static str) -> Op {
+        self.description = d;
+        self
+    }
+    fn admin(mut self) -> Op {
+        self.access = Access::Admin;
+        self.errors.retain(|c| *c != 403 && *c != 429);
+        self
+    }
+    fn returns(mut self, status: u16, schema: Schema) -> Op {
+        self.ok = status;
+        self.ok_schema = Some(schema);
+        self
+    }
+    fn empty(mut self, status: u16) -> Op {
+        self.ok = status;
+        self
+    }
+    fn body(mut self, schema: Schema, required: bool) -> Op {
+        self.body = Some((schema, required));
+        self
+    }
+    fn param(mut self, p: Value) -> Op {
+        self.params.push(p);
+        self
+    }
+    fn path_id(self, name: &'static str, what: &str) -> Op {
+        self.param(json!({"name": name, "in": "path", "required": true, "description": format!("The {what}'s id."), "schema": {"type": "string"}}))
+            .errors(&[404])
+    }
+    fn query(self, name: &'static str, description: &str, schema: Value) -> Op {
+        self.param(json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema}))
+            .errors(&[422])
+    }
+    fn list(self) -> Op {
+        self.param(json!({"$ref": "#/components/parameters/Limit"}))
+            .param(json!({"$ref": "#/components/parameters/Cursor"}))
+            .errors(&[400, 422])
+    }
+    fn etag(mut self) -> Op {
+        self.ok_headers.push("ETag");
+        self
+    }
+    fn location(mut self) -> Op {
+        self.ok_headers.push("Location");
+        self
+    }
+    fn conditional_get(self) -> Op {
+        self.param(json!({"$ref": "#/components/parameters/IfNoneMatch"})).etag().errors(&[304])
+    }
+    fn idempotent(self, required: bool) -> Op {
+        let p = if required { "IdempotencyKeyRequired" } else { "IdempotencyKey" };
+        self.param(json!({"$ref": format!("#/components/parameters/{p}")})).errors(&[400, 409, 422])
+    }
+    fn if_match(self) -> Op {
+        self.param(json!({"$ref": "#/components/parameters/IfMatchRequired"})).errors(&[412, 428])
+    }
+    fn errors(mut self, codes: &[u16]) -> Op {
+        for c in codes {
+            if !self.errors.contains(c) {
+                self.errors.push(*c);
+            }
+        }
+        self
+    }
+}
+
+fn schema<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
+    g.subschema_for::<T>()
+}
+
+fn string_enum(values: &[&str]) -> Value {
+    json!({"type": "string", "enum": values})
+}
+
+fn date_time() -> Value {
+    json!({"type": "string", "format": "date-time"})
+}
+
+/// Every operation, in the order of API.md.
+fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
+    let statuses = string_enum(&["active", "archived"]);
+    vec![
+        op("post", "/v1/sandboxes", "create_sandbox", "sandboxes", "Create a sandbox (tenant) with its keys")
+            .describe("No API key needed on a local emulator (an admin token can be required by configuration). `seed: demo` loads a small catalogue.")
+            .admin()
+            .idempotent(false)
+            .body(schema::<CreateSandbox>(g), false)
+            .returns(201, schema::<SandboxCreated>(g))
+            .location(),
+        op("get", "/v1/sandbox", "get_sandbox", "sandboxes", "The caller's sandbox").returns(200, schema::<Sandbox>(g)).errors(&[422]),
+        op("delete", "/v1/sandbox", "delete_sandbox", "sandboxes", "Delete the caller's sandbox and its keys").empty(204),
+        op("post", "/v1/sandbox/reset", "reset_sandbox", "sandboxes", "Empty the sandbox, keeping its keys")
+            .idempotent(false)
+            .returns(200, schema::<Sandbox>(g)),
+        op("post", "/v1/api-keys/roll", "roll_api_key", "sandboxes", "Issue a new secret key")
+            .describe("The previous secret key keeps working for a grace period (24 h of emulator clock by default), then answers 401.")
+            .idempotent(false)
+            .returns(201, schema::<ApiKeyRolled>(g)),
+        op("get", "/v1/items", "list_items", "items", "List items")
+            .query("sku", "Exact SKU.", json!({"type": "string"}))
+            .query("q", "Case-insensitive substring of SKU or name.", json!({"type": "string"}))
+            .query("status", "Only this status.", statuses.clone())
+            .list()
+            .returns(200, schema::<ItemList>(g)),
+        op("post", "/v1/items", "create_item", "items", "Create an item")
+            .idempotent(false)
+            .body(schema::<CreateItem>(g), true)
+            .returns(201, schema::<Item>(g))
+            .etag()
+            .location()
+            .errors(&[409]),
+        op("get", "/v1/items/{id}", "get_item", "items", "Get an item")
+            .path_id("id", "item")
+            .conditional_get()
+            .returns(200, schema::<Item>(g)),
+        op("patch", "/v1/items/{id}", "update_item", "items", "Update an item (JSON merge patch)")
+            .path_id("id", "item")
+            .if_match()
+            .body(schema::<UpdateItem>(g), true)
+            .returns(200, schema::<Item>(g))
+            .etag()
+            .errors(&[409]),
+        op("delete", "/v1/items/{id}", "archive_item", "items", "Archive an item")
+            .describe("The item stays readable with `status: archived`; new movements for it answer 409 `item_archived`.")
+            .path_id("id", "item")
+            .if_match()
+            .returns(200, schema::<Item>(g))
+            .etag(),
+        op("get", "/v1/locations", "list_locations", "locations", "List locations")
+            .query("code", "Exact code.", json!({"type": "string"}))
+            .query("q", "Case-insensitive substring of code or name.", json!({"type": "string"}))
+            .query("status", "Only this status.", statuses)
+            .query("kind", "Only this kind.", string_enum(&["warehouse", "store", "virtual"]))
+            .list()
+            .returns(200, schema::<LocationList>(g)),
+        op("post", "/v1/locations", "create_location", "locations", "Create a location")
+            .idempotent(false)
+            .body(schema::<CreateLocation>(g), true)
+            .returns(201, schema::<Location>(g))
+            .etag()
+            .location()
+            .errors(&[409]),
+        op("get", "/v1/locations/{id}", "get_location", "locations", "Get a location")
+            .path_id("id", "location")
+            .conditional_get()
+            .returns(200, schema::<Location>(g)),
+        op("patch", "/v1/locations/{id}", "update_location", "locations", "Update a location (JSON merge patch)")
+            .path_id("id", "location")
+            .if_match()
+            .body(schema::<UpdateLocation>(g), true)
+            .returns(200, schema::<Location>(g))
+            .etag()
+            .errors(&[409]),
+        op("delete", "/v1/locations/{id}", "archive_location", "locations", "Archive a location")
+            .path_id("id", "location")
+            .if_match()
+            .returns(200, schema::<Location>(g))
+            .etag(),
+        op("get", "/v1/stock-movements", "list_stock_movements", "stock-movements", "List stock movements (the ledger)")
+            .query("item_id", "Only this item.", json!({"type": "string"}))
+            .query("location_id", "Only movements with a line at this location.", json!({"type": "string"}))
+            .query("type", "Only this type.", string_enum(&["receipt", "shipment", "adjustment", "transfer"]))
+            .query("after_sequence", "Only sequences greater than this.", json!({"type": "integer", "format": "int64", "minimum": 0}))
+            .query("created_after", "Only created strictly after.", date_time())
+            .query("created_before", "Only created strictly before.", date_time())
+            .list()
+            .returns(200, schema::<MovementList>(g)),
+        op("post", "/v1/stock-movements", "create_stock_movement", "stock-movements", "Record a stock movement")
+            .describe("Idempotency-Key is required. `If-Match` may carry the ETag of the (first) stock level it changes: stale → 412 and nothing is written. PUT, PATCH and DELETE on movements answer 405 `ledger_immutable` with `Allow: GET`.")
+            .idempotent(true)
+            .param(json!({"$ref": "#/components/parameters/IfMatch"}))
+            .body(schema::<CreateMovement>(g), true)
+            .returns(201, schema::<Movement>(g))
+            .etag()
+            .location()
+            .errors(&[404, 409, 412]),
+        op("post", "/v1/stock-movements/batch", "create_stock_movement_batch", "stock-movements", "Record 1..=1000 movements, all or nothing")
+            .describe("An error names the failing entry, like `movements[3].quantity`.")
+            .idempotent(true)
+            .body(schema::<CreateMovementBatch>(g), true)
+            .returns(201, schema::<MovementBatch>(g))
+            .errors(&[404, 409]),
+        op("get", "/v1/stock-movements/{id}", "get_stock_movement", "stock-movements", "Get a stock movement")
+            .path_id("id", "stock movement")
+            .conditional_get()
+            .returns(200, schema::<Movement>(g)),
+        op("post", "/v1/stock-movements/{id}/reverse", "reverse_stock_movement", "stock-movements", "Reverse a stock movement")
+            .describe("Writes a new movement that undoes it (`reverses: <id>`); reversing twice answers 409 `already_reversed`.")
+            .path_id("id", "stock movement")
+            .idempotent(true)
+            .body(schema::<ReverseMovement>(g), false)
+            .returns(201, schema::<Movement>(g))
+            .etag()
+            .location()
+            .errors(&[409]),
+        op("get", "/v1/stock-levels", "list_stock_levels", "stock-levels", "List stock levels")
+            .query("item_id", "Only this item.", json!({"type": "string"}))
+            .query("location_id", "Only this location.", json!({"type": "string"}))
+            .query("below_threshold", "Only levels below their item's low-stock threshold.", json!({"type": "boolean"}))
+            .list()
+            .returns(200, schema::<StockLevelList>(g)),
+        op("get", "/v1/items/{item_id}/stock-levels/{location_id}", "get_stock_level", "stock-levels", "Get one stock level")
+            .describe("A pair never moved reads quantity 0, version 0. `as_of` answers from the ledger at that time.")
+            .path_id("item_id", "item")
+            .path_id("location_id", "location")
+            .query("as_of", "Answer as of this time.", date_time())
+            .conditional_get()
+            .returns(200, schema::<StockLevel>(g)),
+        op("get", "/v1/events", "list_events", "events", "List events")
+            .query("type", "Only this event type.", json!({"type": "string"}))
+            .query("after", "Only events after this event id.", json!({"type": "string"}))
+            .list()
+            .returns(200, schema::<EventList>(g)),
+        op("get", "/v1/events/{id}", "get_event", "events", "Get an event")
+            .path_id("id", "event")
+            .conditional_get()
+            .returns(200, schema::<Event>(g)),
+        op("get", "/_emulator/health", "emulator_health", "emulator", "Health").admin().returns(200, schema::<Health>(g)),
+        op("get", "/_emulator/clock", "emulator_get_clock", "emulator", "The emulator clock")
+            .admin()
+            .returns(200, schema::<ClockState>(g))
+            .errors(&[422]),
+        op("post", "/_emulator/clock/advance", "emulator_advance_clock", "emulator", "Move the clock forward")
+            .describe("Fires everything that became due (idempotency-key expiry, key grace periods, and the schedules of later features), in time order, before answering.")
+            .admin()
+            .body(schema::<AdvanceClock>(g), true)
+            .returns(200, schema::<ClockState>(g)),
+        op("get", "/_emulator/faults", "emulator_list_faults", "emulator", "List armed faults").admin().returns(200, schema::<FaultList>(g)),
+        op("post", "/_emulator/faults", "emulator_add_fault", "emulator", "Arm a fault")
+            .describe("`error_after_commit` and `drop_connection_after_commit` keep the stored idempotent response, so a retry with the same key receives the original result.")
+            .admin()
+            .body(schema::<FaultSpec>(g), true)
+            .returns(201, schema::<Fault>(g)),
+        op("delete", "/_emulator/faults", "emulator_clear_faults", "emulator", "Disarm every fault").admin().empty(204),
+        op("get", "/_emulator/state", "emulator_export_state", "emulator", "Export the whole state")
+            .admin()
+            .returns(200, Schema::from(json!({"type": "object", "description": "The emulator state (format_version 1)."}).as_object().cloned().unwrap_or_default())),
+        op("put", "/_emulator/state", "emulator_import_state", "emulator", "Replace the whole state with an export")
+            .admin()
+            .body(Schema::from(json!({"type": "object"}).as_object().cloned().unwrap_or_default()), true)
+            .empty(204),
+        op("post", "/_emulator/reset", "emulator_reset", "emulator", "Forget every sandbox, key and fault").admin().empty(204),
+        op("get", "/openapi.json", "get_openapi_document", "emulator", "This document")
+            .admin()
+            .returns(200, Schema::from(json!({"type": "object"}).as_object().cloned().unwrap_or_default())),
+    ]
+}
+
+fn response_headers(names: &[&str]) -> Value {
+    let mut h = Map::new();
+    h.insert("X-Request-Id".into(), json!({"$ref": "#/components/headers/X-Request-Id"}));
+    for n in names {
+        h.insert((*n).into(), json!({"$ref": format!("#/components/headers/{n}")}));
+    }
+    Value::Object(h)
+}
+
+fn error_response(code: u16) -> (&'static str, &'static str) {
+    match code {
+        304 => ("NotModified", "`If-None-Match` matched: no body."),
+        400 => ("BadRequest", "Malformed request: `invalid_json`, `invalid_cursor`, `idempotency_key_required`, `invalid_idempotency_key`."),
+        401 => ("Unauthenticated", "Missing, unknown or expired API key (`unauthenticated`)."),
+        403 => ("Forbidden", "A restricted key tried to write (`forbidden`)."),
+        404 => ("NotFound", "No such resource in this sandbox (`not_found`)."),
+        409 => ("Conflict", "`insufficient_stock`, `sku_taken`, `code_taken`, `item_archived`, `location_archived`, `already_reversed`, `idempotency_key_in_use` (with `Retry-After`)."),
+        412 => ("PreconditionFailed", "`If-Match` is stale (`precondition_failed`; the body carries `current_etag`)."),
+        413 => ("PayloadTooLarge", "The body is over the limit (`payload_too_large`)."),
+        415 => ("UnsupportedMediaType", "The body is not JSON (`unsupported_media_type`)."),
+        422 => ("Unprocessable", "`validation_failed` (with `errors`) or `idempotency_key_reused`."),
+        428 => ("PreconditionRequired", "`If-Match` is required (`precondition_required`)."),
+        429 => ("TooManyRequests", "`rate_limited` or `quota_exceeded`, with `Retry-After`."),
+        _ => ("InternalError", "The emulator failed, or an injected fault answered."),
+    }
+}
+
+fn build() -> Value {
+    let mut g = SchemaSettings::openapi3().with(|s| s.meta_schema = None).into_generator();
+    let problem = g.subschema_for::<Problem>();
+    let ops = operations(&mut g);
+    let mut paths = Map::new();
+    let mut used_errors = std::collections::BTreeSet::new();
+    for o in ops {
+        let mut operation = Map::new();
+        operation.insert("operationId".into(), json!(o.id));
+        operation.insert("tags".into(), json!([o.tag]));
+        operation.insert("summary".into(), json!(o.summary));
+        if !o.description.is_empty() {
+            operation.insert("description".into(), json!(o.description));
+        }
+        if o.access == Access::Admin {
+            operation.insert("security".into(), json!([{}, {"adminToken": []}]));
+        }
+        if !o.params.is_empty() {
+            operation.insert("parameters".into(), Value::Array(o.params));
+        }
+        if let Some((s, required)) = o.body {
+            operation.insert(
+                "requestBody".into(),
+                json!({"required": required, "content": {"application/json": {"schema": s}}}),
+            );
+        }
+        let mut responses = Map::new();
+        let mut ok = Map::new();
+        ok.insert("description".into(), json!(if o.ok == 204 { "Done; no body." } else { "Success." }));
+        ok.insert("headers".into(), response_headers(&o.ok_headers));
+        if let Some(s) = o.ok_schema {
+            ok.insert("content".into(), json!({"application/json": {"schema": s}}));
+        }
+        responses.insert(o.ok.to_string(), Value::Object(ok));
+        let mut errors = o.errors;
+        errors.sort_unstable();
+        for code in errors {
+            let (name, _) = error_response(code);
+            used_errors.insert(code);
+            responses.insert(code.to_string(), json!({"$ref": format!("#/components/responses/{name}")}));
+        }
+        operation.insert("responses".into(), Value::Object(responses));
+        let item = paths.entry(o.path).or_insert_with(|| json!({}));
+        if let Some(item) = item.as_object_mut() {
+            item.insert(o.method.into(), Value::Object(operation));
+        }
+    }
+    let mut responses = Map::new();
+    for code in used_errors {
+        let (name, description) = error_response(code);
+        let body = if code == 304 {
+            json!({"description": description, "headers": response_headers(&["ETag"])})
+        } else {
+            let mut headers = response_headers(&[]);
+            if matches!(code, 409 | 429) {
+                headers["Retry-After"] = json!({"$ref": "#/components/headers/Retry-After"});
+            }
+            if code == 412 {
+                headers["ETag"] = json!({"$ref": "#/components/headers/ETag"});
+            }
+            json!({
+                "description": description,
+                "headers": headers,
+                "content": {"application/problem+json": {"schema": problem}},
+            })
+        };
+        responses.insert(name.into(), body);
+    }
+    let schemas = g.take_definitions(true);
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "TWH API",
+            "version": "1.0.0",
+            "description": "TWH is a ledger-first inventory API: an append-only stock-movement ledger with transactional stock-level snapshots, idempotent writes and ETag concurrency. This document is generated from the emulator's types (`cargo xtask openapi`); the emulator's control plane is under the `emulator` tag.",
+        },
+        "servers": [{"url": "http://127.0.0.1:4010", "description": "A local `twh-emulator serve`"}],
+        "security": [{"bearerAuth": []}],
+        "tags": [
+            {"name": "sandboxes", "description": "Tenants and their API keys."},
+            {"name": "items", "description": "The catalogue of SKUs."},
+            {"name": "locations", "description": "Warehouses, stores and virtual locations."},
+            {"name": "stock-movements", "description": "The append-only ledger."},
+            {"name": "stock-levels", "description": "Snapshots of (item, location) pairs."},
+            {"name": "events", "description": "Everything that changed."},
+            {"name": "emulator", "description": "The emulator's own control plane (not part of the product API)."},
+        ],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "`sk_test_…` (everything) or `rk_test_…` (read only)."},
+                "adminToken": {"type": "http", "scheme": "bearer", "description": "Only when the emulator runs with `--admin-token`."},
+            },
+            "parameters": {
+                "Limit": {"name": "limit", "in": "query", "required": false, "description": "Page size.", "schema": {"type": "integer", "minimum": 1, "maximum": LIMIT_MAX, "default": LIMIT_DEFAULT}},
+                "Cursor": {"name": "cursor", "in": "query", "required": false, "description": "`next_cursor` of the previous page.", "schema": {"type": "string"}},
+                "IdempotencyKey": {"name": "Idempotency-Key", "in": "header", "required": false, "description": "Makes the request safe to retry: the first response is stored for 24 h and replayed byte-identical (`Idempotent-Replayed: true`). Bare or as an RFC 8941 quoted string.", "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_LEN_MAX, "pattern": "^[\\x20-\\x7E]+$"}},
+                "IdempotencyKeyRequired": {"name": "Idempotency-Key", "in": "header", "required": true, "description": "Required on ledger writes; see `IdempotencyKey`.", "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_LEN_MAX, "pattern": "^[\\x20-\\x7E]+$"}},
+                "IfMatch": {"name": "If-Match", "in": "header", "required": false, "description": "ETag(s) the target must still have (`\"<version>\"` or `*`).", "schema": {"type": "string"}},
+                "IfMatchRequired": {"name": "If-Match", "in": "header", "required": true, "description": "The ETag you read (`\"<version>\"`) or `*`.", "schema": {"type": "string"}},
+                "IfNoneMatch": {"name": "If-None-Match", "in": "header", "required": false, "description": "Answer 304 if the ETag still matches.", "schema": {"type": "string"}},
+            },
+            "headers": {
+                "X-Request-Id": {"description": "The request id (yours, echoed, when you sent one).", "required": true, "schema": {"type": "string"}},
+                "ETag": {"description": "Strong ETag `\"<version>\"`.", "required": true, "schema": {"type": "string"}},
+                "Location": {"description": "Path of the created resource.", "required": true, "schema": {"type": "string"}},
+                "Retry-After": {"description": "Seconds to wait before retrying.", "required": false, "schema": {"type": "integer"}},
+            },
+            "responses": responses,
+        },
+    })
+}
+
+/// The document as JSON.
+pub fn document() -> &'static Value {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    DOC.get_or_init(build)
+}
+
+/// The document as pretty-printed text with a final newline (what is committed).
+pub fn document_text() -> &'static str {
+    static TEXT: OnceLock<String> = OnceLock::new();
+    TEXT.get_or_init(|| {
+        let mut s = serde_json::to_string_pretty(document()).unwrap_or_default();
+        s.push('\n');
+        s
+    })
+}

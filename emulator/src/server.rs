@@ -1,0 +1,171 @@
+//! Running the emulator: `Emulator::start` binds a port and serves `app` until `shutdown`.
+//!
+//! The accept loop is hyper-util's, not `axum::serve`, for one reason: the fault
+//! `drop_connection_after_commit` must close the connection with no response at all, which a
+//! service can do by failing (hyper then aborts the connection); axum's own server only takes
+//! infallible services. Shutdown is graceful: stop accepting, let in-flight requests finish
+//! (bounded), then return.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tower::ServiceExt;
+
+use crate::clock::Timestamp;
+use crate::domain::DomainError;
+use crate::domain::model::{CreateSandbox, SandboxCreated};
+use crate::domain::registry::{MemoryStore, Settings, World};
+use crate::http::faults::{DropConnection, Fault, FaultSpec, Faults};
+use crate::http::{self, AppState, HttpConfig};
+
+/// How long shutdown waits for in-flight requests.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// How to start an emulator.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address to bind (default 127.0.0.1).
+    pub host: IpAddr,
+    /// Port to bind (default 0: any free port).
+    pub port: u16,
+    /// Domain settings.
+    pub settings: Settings,
+    /// HTTP settings.
+    pub http: HttpConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            settings: Settings::default(),
+            http: HttpConfig::default(),
+        }
+    }
+}
+
+/// A running emulator.
+#[derive(Debug)]
+pub struct Emulator {
+    addr: SocketAddr,
+    state: Arc<AppState>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by an injected fault")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+impl Emulator {
+    /// Binds and starts serving.
+    pub async fn start(config: Config) -> std::io::Result<Emulator> {
+        let listener = TcpListener::bind((config.host, config.port)).await?;
+        let addr = listener.local_addr()?;
+        let world = Arc::new(World::new(config.settings, Box::new(MemoryStore)));
+        let state = Arc::new(AppState { world, faults: Faults::default(), config: config.http });
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(serve(listener, http::app(state.clone()), stopped));
+        Ok(Emulator { addr, state, stop, task })
+    }
+
+    /// `http://host:port`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The shared state (for in-process inspection).
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    /// Creates a sandbox and returns its keys.
+    pub fn create_sandbox(&self, req: CreateSandbox) -> Result<SandboxCreated, DomainError> {
+        self.state.world.create_sandbox(req)
+    }
+
+    /// Moves the clock forward, firing what became due. Returns the new now.
+    pub fn advance_clock(&self, by: Duration) -> Timestamp {
+        let micros = i64::try_from(by.as_micros()).unwrap_or(i64::MAX);
+        let to = Timestamp(self.state.world.clock.now().micros().saturating_add(micros));
+        self.state.advance_clock_to(to)
+    }
+
+    /// Arms a fault.
+    pub fn inject_fault(&self, spec: FaultSpec) -> Result<Fault, DomainError> {
+        self.state.faults.add(spec)
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to [`SHUTDOWN_GRACE`]), and returns.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+async fn serve(listener: TcpListener, router: axum::Router, mut stopped: watch::Receiver<bool>) {
+    let graceful = GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let router = router.clone();
+                let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                    let router = router.clone();
+                    async move {
+                        let response = match router.oneshot(req.map(Body::new)).await {
+                            Ok(r) => r,
+                            Err(never) => match never {},
+                        };
+                        if response.extensions().get::<DropConnection>().is_some() {
+                            return Err(Dropped);
+                        }
+                        Ok(response)
+                    }
+                });
+                let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+            }
+            _ = stopped.changed() => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+        tracing::warn!("shutdown grace period over; closing remaining connections");
+    }
+}
