@@ -81,12 +81,28 @@ pub enum Outcome {
 /// One key's record.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Record {
-    /// Fingerprint of the first request.
+    /// Fingerprint of the first request (exported as 32 hex digits: a JSON number cannot carry
+    /// 128 bits through `serde_json::Value`, which `PUT /_emulator/state` parses first).
+    #[serde(with = "hex128")]
     pub fingerprint: Digest128,
     /// When the record is forgotten (emulator clock).
     pub expires_at: Timestamp,
     /// What it came to.
     pub outcome: Outcome,
+}
+
+/// A `u128` as 32 lowercase hex digits.
+mod hex128 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &u128, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{v:032x}"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+        let text = String::deserialize(d)?;
+        u128::from_str_radix(&text, 16).map_err(serde::de::Error::custom)
+    }
 }
 
 /// The answer to a lookup before running a request.
@@ -195,13 +211,16 @@ impl IdempotencyStore {
 
 impl Serialize for IdempotencyStore {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(
-            self.shards
-                .iter()
-                .flat_map(|shard| shard.iter())
-                .filter(|(_, r)| r.outcome != Outcome::InProgress)
-                .map(|(k, r)| (format!("{k:032x}"), r)),
-        )
+        // Sorted by key: hash-map order depends on insertion history, and an export must not
+        // change across an import (nor between two exports of the same state).
+        let mut records: Vec<(&Digest128, &Record)> = self
+            .shards
+            .iter()
+            .flat_map(|shard| shard.iter())
+            .filter(|(_, r)| r.outcome != Outcome::InProgress)
+            .collect();
+        records.sort_unstable_by_key(|(k, _)| **k);
+        s.collect_seq(records.into_iter().map(|(k, r)| (format!("{k:032x}"), r)))
     }
 }
 

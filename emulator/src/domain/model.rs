@@ -80,6 +80,7 @@ pub enum Seed {
 pub struct CreateSandbox {
     /// A name for people (1..=100 characters). Default `sandbox`.
     #[serde(default)]
+    #[schemars(length(min = 1, max = 200))]
     pub name: Option<String>,
     /// `demo` or `empty` (default).
     #[serde(default)]
@@ -145,17 +146,21 @@ pub enum Status {
 #[serde(deny_unknown_fields)]
 pub struct CreateItem {
     /// Unique per sandbox, 1..=64 printable characters.
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^\S+$"))]
     pub sku: String,
     /// 1..=200 characters.
+    #[schemars(length(min = 1, max = 200))]
     pub name: String,
     /// Unit of quantities (default `each`), 1..=32 characters.
     #[serde(default)]
+    #[schemars(length(min = 1, max = 32))]
     pub unit: Option<String>,
     /// Free-form attributes (a JSON object, at most 50 keys and 8 KiB).
     #[serde(default)]
     pub attributes: Option<Map<String, Value>>,
     /// A level below this is "low stock" (0 or more).
     #[serde(default)]
+    #[schemars(range(min = 0))]
     pub low_stock_threshold: Option<i64>,
 }
 
@@ -166,12 +171,15 @@ pub struct CreateItem {
 pub struct UpdateItem {
     /// New SKU (unique).
     #[serde(default)]
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^\S+$"))]
     pub sku: Option<String>,
     /// New name.
     #[serde(default)]
+    #[schemars(length(min = 1, max = 200))]
     pub name: Option<String>,
     /// New unit.
     #[serde(default)]
+    #[schemars(length(min = 1, max = 32))]
     pub unit: Option<String>,
     /// Merged into the attributes (RFC 7396).
     #[serde(default)]
@@ -226,8 +234,10 @@ pub enum LocationKind {
 #[serde(deny_unknown_fields)]
 pub struct CreateLocation {
     /// Unique per sandbox, 1..=64 printable characters.
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^\S+$"))]
     pub code: String,
     /// 1..=200 characters.
+    #[schemars(length(min = 1, max = 200))]
     pub name: String,
     /// Default `warehouse`.
     #[serde(default)]
@@ -240,9 +250,11 @@ pub struct CreateLocation {
 pub struct UpdateLocation {
     /// New code (unique).
     #[serde(default)]
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^\S+$"))]
     pub code: Option<String>,
     /// New name.
     #[serde(default)]
+    #[schemars(length(min = 1, max = 200))]
     pub name: Option<String>,
     /// New kind.
     #[serde(default)]
@@ -316,12 +328,15 @@ pub struct CreateMovement {
     #[serde(default)]
     pub to_location_id: Option<String>,
     /// Positive, except adjustments (signed, non-zero). At most 10^15 in magnitude.
+    #[schemars(range(min = -1_000_000_000_000_000i64, max = 1_000_000_000_000_000i64))]
     pub quantity: i64,
     /// Your reference (order number, …), at most 255 characters.
     #[serde(default)]
+    #[schemars(length(max = 255))]
     pub reference: Option<String>,
     /// Why, at most 500 characters.
     #[serde(default)]
+    #[schemars(length(max = 500))]
     pub reason: Option<String>,
     /// Free-form JSON object, at most 50 keys and 8 KiB.
     #[serde(default)]
@@ -336,6 +351,7 @@ pub struct CreateMovement {
 #[serde(deny_unknown_fields)]
 pub struct CreateMovementBatch {
     /// 1..=1000 movements, committed in this order.
+    #[schemars(length(min = 1, max = 1000))]
     pub movements: Vec<CreateMovement>,
 }
 
@@ -345,6 +361,7 @@ pub struct CreateMovementBatch {
 pub struct ReverseMovement {
     /// Why, at most 500 characters.
     #[serde(default)]
+    #[schemars(length(max = 500))]
     pub reason: Option<String>,
     /// Let a level go below zero.
     #[serde(default)]

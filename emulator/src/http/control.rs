@@ -43,6 +43,7 @@ pub struct ClockState {
 pub struct AdvanceClock {
     /// Seconds to move forward (0..=315360000, ten years).
     #[serde(default)]
+    #[schemars(range(min = 0, max = 315_360_000))]
     pub seconds: Option<i64>,
     /// A time to move forward to (not in the past).
     #[serde(default)]

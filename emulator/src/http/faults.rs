@@ -62,11 +62,14 @@ pub struct FaultSpec {
     pub action: FaultAction,
     /// Status of injected errors (400..=599, default 500).
     #[serde(default)]
+    #[schemars(range(min = 400, max = 599))]
     pub status: Option<u16>,
     /// For `delay`: milliseconds (at most 60000).
     #[serde(default)]
+    #[schemars(range(max = 60_000))]
     pub delay_ms: Option<u64>,
     /// How many matching requests it applies to (1..=10000).
+    #[schemars(range(min = 1, max = 10_000))]
     pub times: u32,
 }
 
