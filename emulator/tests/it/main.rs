@@ -1,1 +1,20 @@
-mod smoke {}
+//! Integration tests of the emulator over real HTTP: every test starts its own server.
+//!
+//! - `errors`: auth (401/403), tenancy (404 never 403), routing (404/405), problem details,
+//!   validation (400/415/422), cursors, uniqueness, request ids (API.md §1).
+//! - `idempotency`: Idempotency-Key rules, replays, in-use, concurrency, faults (§2, §5).
+//! - `ledger`: ETags and preconditions (§3), items, locations, movement rules, levels, `as_of`,
+//!   batches, reversals, sequences, events (§4).
+//! - `paging`: lists under concurrent inserts (§1).
+//! - `property`: random concurrent operations keep every ledger invariant (§4).
+//! - `state`: export/reset/import, sandbox lifecycle, clock (§4, §5).
+//! - `openapi`: the document matches what is served, routed and committed.
+
+mod common;
+mod errors;
+mod idempotency;
+mod ledger;
+mod openapi;
+mod paging;
+mod property;
+mod state;
