@@ -37,9 +37,7 @@ impl Timestamp {
     }
     /// Parses RFC 3339 (any offset; converted to UTC).
     pub fn parse(text: &str) -> Option<Timestamp> {
-        DateTime::parse_from_rfc3339(text)
-            .ok()
-            .map(|t| Timestamp(t.with_timezone(&Utc).timestamp_micros()))
+        DateTime::parse_from_rfc3339(text).ok().map(|t| Timestamp(t.with_timezone(&Utc).timestamp_micros()))
     }
 }
 

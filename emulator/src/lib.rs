@@ -15,11 +15,13 @@
 //! one source of "now"; [`openapi`] generates the document from these types.
 
 pub mod clock;
+pub mod dispatch;
 pub mod domain;
 pub mod http;
 pub mod ids;
 pub mod openapi;
 mod server;
 
+pub use dispatch::WebhookSettings;
 pub use http::{AppState, HttpConfig, app};
 pub use server::{Config, Emulator, SHUTDOWN_GRACE};

@@ -4,9 +4,11 @@ use std::net::IpAddr;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use std::time::Duration;
 use twh_emulator::domain::model::{CreateSandbox, Seed};
 use twh_emulator::domain::registry::Settings;
-use twh_emulator::{Config, Emulator, HttpConfig};
+
+use twh_emulator::{Config, Emulator, HttpConfig, WebhookSettings};
 
 /// A complete, stateful emulator of the TWH inventory API: ledger, idempotency, ETags, events,
 /// clock control and fault injection, with no cloud account.
@@ -52,6 +54,20 @@ struct Serve {
     /// Largest request body, in bytes.
     #[arg(long, default_value_t = 4 << 20)]
     body_limit_bytes: usize,
+    /// Timeout of one webhook attempt, in milliseconds.
+    #[arg(long, default_value_t = 15_000)]
+    webhook_timeout_ms: u64,
+    /// Webhook retry delays after a failed attempt, in seconds, comma-separated (endpoints may
+    /// override). Shorten it for fast sandboxes, e.g. `1,2,4`.
+    #[arg(long, value_delimiter = ',', default_value = "5,300,1800,7200,18000,36000,36000")]
+    webhook_retry_schedule: Vec<u64>,
+    /// Most webhook attempts in flight at once.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    webhook_concurrency: u64,
+    /// Send webhooks only to loopback hosts (127.0.0.0/8, ::1, localhost); attempts to other
+    /// hosts fail without any traffic.
+    #[arg(long)]
+    webhook_loopback_only: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -88,7 +104,18 @@ async fn serve(args: Serve) -> ExitCode {
             idempotency_ttl_seconds: args.idempotency_ttl_seconds,
             key_grace_seconds: args.key_grace_seconds,
         },
-        http: HttpConfig { admin_token: args.admin_token, body_limit_bytes: args.body_limit_bytes, ..HttpConfig::default() },
+        http: HttpConfig {
+            admin_token: args.admin_token,
+            body_limit_bytes: args.body_limit_bytes,
+            ..HttpConfig::default()
+        },
+        webhooks: WebhookSettings {
+            timeout: Duration::from_millis(args.webhook_timeout_ms),
+            retry_schedule_seconds: args.webhook_retry_schedule,
+            concurrency: args.webhook_concurrency as usize,
+            loopback_only: args.webhook_loopback_only,
+            ..WebhookSettings::default()
+        },
     };
     let emulator = match Emulator::start(config).await {
         Ok(e) => e,

@@ -12,9 +12,13 @@ use schemars::{JsonSchema, Schema};
 use serde_json::{Map, Value, json};
 
 use crate::domain::model::*;
+use crate::domain::webhooks::{
+    CreateWebhookEndpoint, ReplayCount, ReplayDeliveries, UpdateWebhookEndpoint, WebhookDelivery, WebhookEndpoint,
+};
 use crate::http::control::{AdvanceClock, ClockState, FaultList, Health};
 use crate::http::extract::{IDEMPOTENCY_KEY_LEN_MAX, LIMIT_DEFAULT, LIMIT_MAX};
 use crate::http::faults::{Fault, FaultSpec};
+use crate::http::webhooks::{SinkList, WebhookDeliveryList, WebhookEndpointList};
 
 /// Who may call an operation.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -96,8 +100,10 @@ impl Op {
             .errors(&[404])
     }
     fn query(self, name: &'static str, description: &str, schema: Value) -> Op {
-        self.param(json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema}))
-            .errors(&[422])
+        self.param(
+            json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema}),
+        )
+        .errors(&[422])
     }
     fn list(self) -> Op {
         self.param(json!({"$ref": "#/components/parameters/Limit"}))
@@ -283,6 +289,65 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             .path_id("id", "event")
             .conditional_get()
             .returns(200, schema::<Event>(g)),
+        op("get", "/v1/webhook-endpoints", "list_webhook_endpoints", "webhooks", "List webhook endpoints")
+            .list()
+            .returns(200, schema::<WebhookEndpointList>(g)),
+        op("post", "/v1/webhook-endpoints", "create_webhook_endpoint", "webhooks", "Create a webhook endpoint")
+            .describe("Answers with the endpoint and its `whsec_` signing secret. Deliveries are signed per Standard Webhooks and retried after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h of emulator time (8 attempts), then `dead`.")
+            .idempotent(false)
+            .body(schema::<CreateWebhookEndpoint>(g), true)
+            .returns(201, schema::<WebhookEndpoint>(g))
+            .etag()
+            .location(),
+        op("get", "/v1/webhook-endpoints/{id}", "get_webhook_endpoint", "webhooks", "Get a webhook endpoint")
+            .path_id("id", "webhook endpoint")
+            .conditional_get()
+            .returns(200, schema::<WebhookEndpoint>(g)),
+        op("patch", "/v1/webhook-endpoints/{id}", "update_webhook_endpoint", "webhooks", "Update a webhook endpoint (JSON merge patch)")
+            .path_id("id", "webhook endpoint")
+            .if_match()
+            .body(schema::<UpdateWebhookEndpoint>(g), true)
+            .returns(200, schema::<WebhookEndpoint>(g))
+            .etag(),
+        op("delete", "/v1/webhook-endpoints/{id}", "delete_webhook_endpoint", "webhooks", "Delete a webhook endpoint")
+            .describe("Its pending deliveries stop (they become `dead`).")
+            .path_id("id", "webhook endpoint")
+            .if_match()
+            .empty(204),
+        op("post", "/v1/webhook-endpoints/{id}/rotate-secret", "rotate_webhook_secret", "webhooks", "Rotate the signing secret")
+            .describe("For 24 h of emulator time the old secret signs too: deliveries carry both signatures.")
+            .path_id("id", "webhook endpoint")
+            .idempotent(false)
+            .returns(200, schema::<WebhookEndpoint>(g))
+            .etag(),
+        op("post", "/v1/webhook-endpoints/{id}/test", "test_webhook_endpoint", "webhooks", "Send a `ping` event to this endpoint")
+            .path_id("id", "webhook endpoint")
+            .idempotent(false)
+            .returns(202, schema::<WebhookDelivery>(g))
+            .errors(&[409]),
+        op("post", "/v1/webhook-endpoints/{id}/replay", "replay_webhook_endpoint", "webhooks", "Re-queue the endpoint's dead deliveries")
+            .describe("Every `dead` delivery of the endpoint created in `[since, until)` is sent again (same `webhook-id`); answers the count.")
+            .path_id("id", "webhook endpoint")
+            .idempotent(false)
+            .body(schema::<ReplayDeliveries>(g), true)
+            .returns(202, schema::<ReplayCount>(g))
+            .errors(&[409]),
+        op("get", "/v1/webhook-deliveries", "list_webhook_deliveries", "webhooks", "List webhook deliveries with every attempt")
+            .query("endpoint_id", "Only this endpoint.", json!({"type": "string"}))
+            .query("event_id", "Only this event.", json!({"type": "string"}))
+            .query("status", "Only this status.", string_enum(&["pending", "failed", "succeeded", "dead"]))
+            .list()
+            .returns(200, schema::<WebhookDeliveryList>(g)),
+        op("get", "/v1/webhook-deliveries/{id}", "get_webhook_delivery", "webhooks", "Get a webhook delivery")
+            .path_id("id", "webhook delivery")
+            .returns(200, schema::<WebhookDelivery>(g))
+            .errors(&[422]),
+        op("post", "/v1/webhook-deliveries/{id}/replay", "replay_webhook_delivery", "webhooks", "Send a delivery again now")
+            .describe("Same `webhook-id` (the event id), a fresh retry schedule.")
+            .path_id("id", "webhook delivery")
+            .idempotent(false)
+            .returns(202, schema::<WebhookDelivery>(g))
+            .errors(&[409]),
         op("get", "/_emulator/health", "emulator_health", "emulator", "Health").admin().returns(200, schema::<Health>(g)),
         op("get", "/_emulator/clock", "emulator_get_clock", "emulator", "The emulator clock")
             .admin()
@@ -308,6 +373,21 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             .body(Schema::from(json!({"type": "object"}).as_object().cloned().unwrap_or_default()), true)
             .empty(204),
         op("post", "/_emulator/reset", "emulator_reset", "emulator", "Forget every sandbox, key and fault").admin().empty(204),
+        op("get", "/_emulator/sink/{name}", "emulator_list_sink", "emulator", "What a built-in webhook sink received")
+            .describe("Point a webhook endpoint at `<base URL>/_emulator/sink/<name>` to receive deliveries with no server of your own.")
+            .admin()
+            .path_id("name", "sink")
+            .returns(200, schema::<SinkList>(g))
+            .errors(&[422]),
+        op("post", "/_emulator/sink/{name}", "emulator_sink_receive", "emulator", "A built-in webhook sink: accepts any request")
+            .admin()
+            .path_id("name", "sink")
+            .body(Schema::from(json!({}).as_object().cloned().unwrap_or_default()), false)
+            .empty(204),
+        op("delete", "/_emulator/sink/{name}", "emulator_clear_sink", "emulator", "Forget what a sink received")
+            .admin()
+            .path_id("name", "sink")
+            .empty(204),
         op("get", "/openapi.json", "get_openapi_document", "emulator", "This document")
             .admin()
             .returns(200, Schema::from(json!({"type": "object"}).as_object().cloned().unwrap_or_default())),
@@ -326,11 +406,17 @@ fn response_headers(names: &[&str]) -> Value {
 fn error_response(code: u16) -> (&'static str, &'static str) {
     match code {
         304 => ("NotModified", "`If-None-Match` matched: no body."),
-        400 => ("BadRequest", "Malformed request: `invalid_json`, `invalid_cursor`, `idempotency_key_required`, `invalid_idempotency_key`."),
+        400 => (
+            "BadRequest",
+            "Malformed request: `invalid_json`, `invalid_cursor`, `idempotency_key_required`, `invalid_idempotency_key`.",
+        ),
         401 => ("Unauthenticated", "Missing, unknown or expired API key (`unauthenticated`)."),
         403 => ("Forbidden", "A restricted key tried to write (`forbidden`)."),
         404 => ("NotFound", "No such resource in this sandbox (`not_found`)."),
-        409 => ("Conflict", "`insufficient_stock`, `sku_taken`, `code_taken`, `item_archived`, `location_archived`, `already_reversed`, `idempotency_key_in_use` (with `Retry-After`)."),
+        409 => (
+            "Conflict",
+            "`insufficient_stock`, `sku_taken`, `code_taken`, `item_archived`, `location_archived`, `already_reversed`, `idempotency_key_in_use` (with `Retry-After`).",
+        ),
         412 => ("PreconditionFailed", "`If-Match` is stale (`precondition_failed`; the body carries `current_etag`)."),
         413 => ("PayloadTooLarge", "The body is over the limit (`payload_too_large`)."),
         415 => ("UnsupportedMediaType", "The body is not JSON (`unsupported_media_type`)."),
@@ -426,6 +512,7 @@ fn build() -> Value {
             {"name": "stock-movements", "description": "The append-only ledger."},
             {"name": "stock-levels", "description": "Snapshots of (item, location) pairs."},
             {"name": "events", "description": "Everything that changed."},
+            {"name": "webhooks", "description": "Signed deliveries of events, with retries, a dead-letter queue and replay."},
             {"name": "emulator", "description": "The emulator's own control plane (not part of the product API)."},
         ],
         "paths": paths,

@@ -21,10 +21,11 @@ use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
 use crate::clock::Timestamp;
+use crate::dispatch::WebhookSettings;
 use crate::domain::DomainError;
 use crate::domain::model::{CreateSandbox, SandboxCreated};
 use crate::domain::registry::{MemoryStore, Settings, World};
-use crate::http::faults::{DropConnection, Fault, FaultSpec, Faults};
+use crate::http::faults::{DropConnection, Fault, FaultSpec};
 use crate::http::{self, AppState, HttpConfig};
 
 /// How long shutdown waits for in-flight requests.
@@ -41,6 +42,8 @@ pub struct Config {
     pub settings: Settings,
     /// HTTP settings.
     pub http: HttpConfig,
+    /// Webhook delivery settings.
+    pub webhooks: WebhookSettings,
 }
 
 impl Default for Config {
@@ -50,6 +53,7 @@ impl Default for Config {
             port: 0,
             settings: Settings::default(),
             http: HttpConfig::default(),
+            webhooks: WebhookSettings::default(),
         }
     }
 }
@@ -80,9 +84,14 @@ impl Emulator {
         let listener = TcpListener::bind((config.host, config.port)).await?;
         let addr = listener.local_addr()?;
         let world = Arc::new(World::new(config.settings, Box::new(MemoryStore)));
-        let state = Arc::new(AppState { world, faults: Faults::default(), config: config.http });
+        let state = Arc::new(AppState::new(world, config.http, config.webhooks));
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(serve(listener, http::app(state.clone()), stopped));
+        let dispatcher = tokio::spawn(state.dispatcher.clone().run(stopped.clone()));
+        let server = tokio::spawn(serve(listener, http::app(state.clone()), stopped));
+        let task = tokio::spawn(async move {
+            let _ = server.await;
+            let _ = dispatcher.await;
+        });
         Ok(Emulator { addr, state, stop, task })
     }
 
@@ -106,11 +115,12 @@ impl Emulator {
         self.state.world.create_sandbox(req)
     }
 
-    /// Moves the clock forward, firing what became due. Returns the new now.
-    pub fn advance_clock(&self, by: Duration) -> Timestamp {
+    /// Moves the clock forward, firing what became due on the way (webhook attempts, expiries)
+    /// in time order. Returns the new now.
+    pub async fn advance_clock(&self, by: Duration) -> Timestamp {
         let micros = i64::try_from(by.as_micros()).unwrap_or(i64::MAX);
         let to = Timestamp(self.state.world.clock.now().micros().saturating_add(micros));
-        self.state.advance_clock_to(to)
+        self.state.advance_clock_to(to).await
     }
 
     /// Arms a fault.

@@ -26,6 +26,10 @@ pub enum ErrorKind {
     PreconditionFailed,
     /// `If-Match` is required and missing.
     PreconditionRequired,
+    /// The webhook endpoint is disabled.
+    EndpointDisabled,
+    /// An attempt of the webhook delivery is under way.
+    DeliveryInFlight,
 }
 
 impl ErrorKind {
@@ -42,6 +46,8 @@ impl ErrorKind {
             ErrorKind::AlreadyReversed => "already_reversed",
             ErrorKind::PreconditionFailed => "precondition_failed",
             ErrorKind::PreconditionRequired => "precondition_required",
+            ErrorKind::EndpointDisabled => "endpoint_disabled",
+            ErrorKind::DeliveryInFlight => "delivery_in_flight",
         }
     }
 }

@@ -57,7 +57,8 @@ pub enum IfMatch {
 }
 
 impl IfMatch {
-    fn check(&self, current: u64) -> Result<(), DomainError> {
+    /// Ok when the precondition holds for a resource at version `current`.
+    pub fn check(&self, current: u64) -> Result<(), DomainError> {
         match self {
             IfMatch::Any => Ok(()),
             IfMatch::Versions(v) if v.contains(&current) => Ok(()),
@@ -96,11 +97,20 @@ pub enum EventType {
     /// `stock_level.below_threshold`
     #[serde(rename = "stock_level.below_threshold")]
     LevelBelowThreshold,
+    /// `webhook_endpoint.disabled`
+    #[serde(rename = "webhook_endpoint.disabled")]
+    WebhookEndpointDisabled,
+    /// `webhook_delivery.exhausted`
+    #[serde(rename = "webhook_delivery.exhausted")]
+    WebhookDeliveryExhausted,
+    /// `ping` (sent by `POST /v1/webhook-endpoints/{id}/test`)
+    #[serde(rename = "ping")]
+    Ping,
 }
 
 impl EventType {
     /// Every type the ledger writes.
-    pub const ALL: [EventType; 9] = [
+    pub const ALL: [EventType; 12] = [
         EventType::ItemCreated,
         EventType::ItemUpdated,
         EventType::ItemArchived,
@@ -110,6 +120,9 @@ impl EventType {
         EventType::MovementCreated,
         EventType::LevelUpdated,
         EventType::LevelBelowThreshold,
+        EventType::WebhookEndpointDisabled,
+        EventType::WebhookDeliveryExhausted,
+        EventType::Ping,
     ];
 
     /// The wire name.
@@ -124,6 +137,9 @@ impl EventType {
             EventType::MovementCreated => "stock_movement.created",
             EventType::LevelUpdated => "stock_level.updated",
             EventType::LevelBelowThreshold => "stock_level.below_threshold",
+            EventType::WebhookEndpointDisabled => "webhook_endpoint.disabled",
+            EventType::WebhookDeliveryExhausted => "webhook_delivery.exhausted",
+            EventType::Ping => "ping",
         }
     }
 
@@ -349,7 +365,8 @@ impl Ledger {
     pub fn movement_sequence(&self, id: &str) -> Option<u64> {
         ids::parse("mov", &self.tag, id).filter(|s| *s <= self.movements.len() as u64)
     }
-    fn event_position(&self, id: &str) -> Option<usize> {
+    /// The log position of an event id of this tenant.
+    pub fn event_position(&self, id: &str) -> Option<usize> {
         ids::parse("evt", &self.tag, id).map(position).filter(|p| *p < self.events.len())
     }
 
@@ -362,6 +379,30 @@ impl Ledger {
     /// Number of events in the log.
     pub fn event_count(&self) -> usize {
         self.events.len()
+    }
+
+    /// Writes an event whose data is a rendered resource (webhook and billing events).
+    pub fn emit_snapshot(&mut self, kind: EventType, data: Value, now: Timestamp) {
+        self.emit(kind, EventData::Snapshot(Box::new(data)), now);
+    }
+
+    /// The id and type of the event at `position`.
+    pub fn event_head(&self, position: usize) -> Option<(String, String)> {
+        let e = self.events.get(position)?;
+        Some((self.event_id(position), e.kind.as_str().to_owned()))
+    }
+
+    /// The `endpoint_id` an event's data names, if any (webhook events).
+    pub fn event_endpoint(&self, position: usize) -> Option<String> {
+        match &self.events.get(position)?.data {
+            EventData::Snapshot(v) => v.get("endpoint_id").and_then(Value::as_str).map(str::to_owned),
+            _ => None,
+        }
+    }
+
+    /// The event at `position`, rendered.
+    pub fn event_at(&self, position: usize) -> Option<Event> {
+        self.events.get(position).map(|e| self.render_event(position, e))
     }
 
     fn render_event(&self, position: usize, e: &EventRecord) -> Event {
@@ -439,7 +480,13 @@ impl Ledger {
     }
 
     /// `PATCH /v1/items/{id}`.
-    pub fn update_item(&mut self, id: &str, patch: UpdateItem, if_match: &IfMatch, now: Timestamp) -> Result<Item, DomainError> {
+    pub fn update_item(
+        &mut self,
+        id: &str,
+        patch: UpdateItem,
+        if_match: &IfMatch,
+        now: Timestamp,
+    ) -> Result<Item, DomainError> {
         let index = self.item_index(id).ok_or_else(|| DomainError::not_found("item"))?;
         if_match.check(self.items[index as usize].version)?;
         validate::update_item(&patch)?;
@@ -466,6 +513,9 @@ impl Ledger {
         }
         if let Some(t) = patch.low_stock_threshold {
             item.low_stock_threshold = t;
+        }
+        if item == self.items[index as usize] {
+            return Ok(item); // nothing changed: no new version, no event
         }
         item.version += 1;
         item.updated_at = now;
@@ -527,9 +577,7 @@ impl Ledger {
 
     /// `GET /v1/locations/{id}`.
     pub fn location(&self, id: &str) -> Result<&Location, DomainError> {
-        self.location_index(id)
-            .map(|i| &self.locations[i as usize])
-            .ok_or_else(|| DomainError::not_found("location"))
+        self.location_index(id).map(|i| &self.locations[i as usize]).ok_or_else(|| DomainError::not_found("location"))
     }
 
     /// `PATCH /v1/locations/{id}`.
@@ -559,6 +607,9 @@ impl Ledger {
         }
         if let Some(kind) = patch.kind {
             loc.kind = kind;
+        }
+        if loc == self.locations[index as usize] {
+            return Ok(loc); // nothing changed: no new version, no event
         }
         loc.version += 1;
         loc.updated_at = now;
@@ -617,7 +668,8 @@ impl Ledger {
         let item = self.active_item(&req.item_id, "item_id")?;
         let lines = match req.type_ {
             MovementType::Transfer => {
-                let from = self.active_location(req.from_location_id.as_deref().unwrap_or_default(), "from_location_id")?;
+                let from =
+                    self.active_location(req.from_location_id.as_deref().unwrap_or_default(), "from_location_id")?;
                 let to = self.active_location(req.to_location_id.as_deref().unwrap_or_default(), "to_location_id")?;
                 vec![(from, -req.quantity), (to, req.quantity)]
             }
@@ -733,7 +785,12 @@ impl Ledger {
     }
 
     /// `POST /v1/stock-movements`. `if_match` is the ETag of the first level it changes.
-    pub fn create_movement(&mut self, req: CreateMovement, if_match: Option<&IfMatch>, now: Timestamp) -> Result<u64, DomainError> {
+    pub fn create_movement(
+        &mut self,
+        req: CreateMovement,
+        if_match: Option<&IfMatch>,
+        now: Timestamp,
+    ) -> Result<u64, DomainError> {
         let planned = self.plan(req)?;
         if let Some(if_match) = if_match {
             if_match.check(self.version((planned.item, planned.lines[0].0)))?;
@@ -769,7 +826,8 @@ impl Ledger {
     pub fn reverse(&mut self, id: &str, req: ReverseMovement, now: Timestamp) -> Result<u64, DomainError> {
         validate::reverse(&req)?;
         let sequence = self.movement_sequence(id).ok_or_else(|| DomainError::not_found("stock movement"))?;
-        let original = self.movements.get(position(sequence)).ok_or_else(|| DomainError::not_found("stock movement"))?;
+        let original =
+            self.movements.get(position(sequence)).ok_or_else(|| DomainError::not_found("stock movement"))?;
         if let Some(by) = original.reversed_by {
             return Err(DomainError::new(
                 ErrorKind::AlreadyReversed,
@@ -935,7 +993,8 @@ impl Ledger {
             return Ok(self.render_level(pair, level));
         };
         let history = level.map_or(&[][..], |l| l.history.as_slice());
-        let count = history.partition_point(|s| self.movements.get(position(*s)).is_some_and(|m| m.created_at <= as_of));
+        let count =
+            history.partition_point(|s| self.movements.get(position(*s)).is_some_and(|m| m.created_at <= as_of));
         if count == 0 {
             return Ok(self.render_level(pair, None));
         }

@@ -8,6 +8,7 @@ pub mod ledger;
 pub mod model;
 pub mod registry;
 pub mod validate;
+pub mod webhooks;
 
 pub use error::{DomainError, ErrorKind};
 pub use ledger::{IfMatch, Ledger, Page, Window};

@@ -16,6 +16,7 @@ use super::idempotency::IdempotencyStore;
 use super::ledger::Ledger;
 use super::model::*;
 use super::validate;
+use super::webhooks::Webhooks;
 use crate::clock::{Clock, Timestamp};
 use crate::ids;
 
@@ -56,6 +57,9 @@ pub struct TenantState {
     pub sandbox: Sandbox,
     /// Its ledger (and idempotency records).
     pub ledger: Ledger,
+    /// Its webhook endpoints and deliveries.
+    #[serde(default)]
+    pub webhooks: Webhooks,
 }
 
 /// A tenant.
@@ -227,7 +231,10 @@ impl World {
             restricted_key: restricted.secret.clone(),
             created_at: now,
         };
-        let tenant = Arc::new(Tenant { id: sandbox.id.clone(), state: Mutex::new(TenantState { sandbox, ledger }) });
+        let tenant = Arc::new(Tenant {
+            id: sandbox.id.clone(),
+            state: Mutex::new(TenantState { sandbox, ledger, webhooks: Webhooks::default() }),
+        });
         self.tenants.write().insert(tenant.id.clone(), tenant);
         self.edit_keys(|keys| {
             keys.insert(secret.secret.clone(), secret);
@@ -306,6 +313,7 @@ impl World {
         for t in state.tenants.drain(..) {
             let mut t = t;
             t.ledger.rebuild().map_err(|e| invalid(format!("tenant {}: {e}", t.sandbox.id)))?;
+            t.webhooks.rebuild();
             let id = t.sandbox.id.clone();
             tenants.insert(id.clone(), Arc::new(Tenant { id, state: Mutex::new(t) }));
         }
@@ -355,20 +363,21 @@ fn seed_demo(ledger: &mut Ledger, now: Timestamp) -> Result<(), DomainError> {
         let req = CreateLocation { code: code.to_owned(), name: name.to_owned(), kind: Some(kind) };
         location_ids.push(ledger.create_location(req, now)?.id);
     }
-    let movement = |type_, item: usize, at: Option<usize>, from_to: Option<(usize, usize)>, quantity, reference: &str| {
-        CreateMovement {
-            type_,
-            item_id: item_ids[item].clone(),
-            location_id: at.map(|i| location_ids[i].clone()),
-            from_location_id: from_to.map(|(f, _)| location_ids[f].clone()),
-            to_location_id: from_to.map(|(_, t)| location_ids[t].clone()),
-            quantity,
-            reference: Some(reference.to_owned()),
-            reason: None,
-            metadata: None,
-            allow_negative: None,
-        }
-    };
+    let movement =
+        |type_, item: usize, at: Option<usize>, from_to: Option<(usize, usize)>, quantity, reference: &str| {
+            CreateMovement {
+                type_,
+                item_id: item_ids[item].clone(),
+                location_id: at.map(|i| location_ids[i].clone()),
+                from_location_id: from_to.map(|(f, _)| location_ids[f].clone()),
+                to_location_id: from_to.map(|(_, t)| location_ids[t].clone()),
+                quantity,
+                reference: Some(reference.to_owned()),
+                reason: None,
+                metadata: None,
+                allow_negative: None,
+            }
+        };
     let plan = [
         movement(MovementType::Receipt, 0, Some(0), None, 120, "PO-1001"),
         movement(MovementType::Receipt, 1, Some(0), None, 48, "PO-1001"),

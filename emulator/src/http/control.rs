@@ -13,6 +13,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{Admin, Json, Query};
 use super::faults::{Fault, FaultSpec};
 use crate::clock::Timestamp;
+use crate::dispatch::DispatchStats;
 use crate::domain::registry::StateExport;
 
 type St = State<Arc<AppState>>;
@@ -26,6 +27,8 @@ pub struct Health {
     pub version: String,
     /// Emulator time.
     pub now: Timestamp,
+    /// The webhook dispatcher's counters and bounds.
+    pub webhooks: DispatchStats,
 }
 
 /// The emulator clock.
@@ -66,7 +69,12 @@ fn clock_state(s: &AppState) -> ClockState {
 
 /// `GET /_emulator/health`
 pub async fn health(State(s): St) -> axum::Json<Health> {
-    axum::Json(Health { status: "ok".to_owned(), version: env!("CARGO_PKG_VERSION").to_owned(), now: s.world.clock.now() })
+    axum::Json(Health {
+        status: "ok".to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        now: s.world.clock.now(),
+        webhooks: s.dispatcher.stats(),
+    })
 }
 
 /// `GET /_emulator/clock`
@@ -84,7 +92,7 @@ pub async fn advance(State(s): St, _: Admin, body: Json<AdvanceClock>) -> ApiRes
         (None, Some(_)) => return Err(ApiError::field("to", "must not be in the past (the clock only moves forward)")),
         _ => return Err(ApiError::field("seconds", "give exactly one of `seconds` or `to`")),
     };
-    s.advance_clock_to(target);
+    s.advance_clock_to(target).await;
     Ok(axum::Json(clock_state(&s)))
 }
 

@@ -94,7 +94,9 @@ impl From<DomainError> for ApiError {
             | ErrorKind::ItemArchived
             | ErrorKind::LocationArchived
             | ErrorKind::InsufficientStock
-            | ErrorKind::AlreadyReversed => StatusCode::CONFLICT,
+            | ErrorKind::AlreadyReversed
+            | ErrorKind::EndpointDisabled
+            | ErrorKind::DeliveryInFlight => StatusCode::CONFLICT,
             ErrorKind::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ErrorKind::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
         };
@@ -113,9 +115,7 @@ impl IntoResponse for ApiError {
         let body = self.body();
         let mut response = Response::new(Body::from(body));
         *response.status_mut() = self.status;
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         for (name, value) in self.headers {
             response.headers_mut().insert(name, value);
         }

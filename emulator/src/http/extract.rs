@@ -17,9 +17,9 @@ use serde_json::Value;
 use super::AppState;
 use super::error::ApiError;
 use crate::domain::idempotency::{Digest128, fingerprint, key_digest};
+use crate::domain::model::FieldError;
 use crate::domain::registry::{KeyGrant, KeyKind, Tenant};
 use crate::domain::{IfMatch, Window};
-use crate::domain::model::FieldError;
 
 /// Longest idempotency key, in characters.
 pub const IDEMPOTENCY_KEY_LEN_MAX: usize = 255;
@@ -54,7 +54,8 @@ impl FromRequestParts<Arc<AppState>> for Auth {
         let token = bearer(&parts.headers)
             .ok_or_else(|| unauthenticated("Send your API key as `Authorization: Bearer <key>`."))?;
         let grant = state.world.authenticate(token).ok_or_else(|| unauthenticated("Unknown or expired API key."))?;
-        let tenant = state.world.tenant(&grant.tenant_id).ok_or_else(|| unauthenticated("Unknown or expired API key."))?;
+        let tenant =
+            state.world.tenant(&grant.tenant_id).ok_or_else(|| unauthenticated("Unknown or expired API key."))?;
         if grant.kind == KeyKind::Restricted && !matches!(parts.method, Method::GET | Method::HEAD) {
             return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "A restricted key may only read."));
         }
@@ -122,7 +123,8 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for Json<T> {
         let value: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
             Value::Object(Default::default())
         } else {
-            serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid_json(format!("The body is not valid JSON: {e}.")))?
+            serde_json::from_slice(&bytes)
+                .map_err(|e| ApiError::invalid_json(format!("The body is not valid JSON: {e}.")))?
         };
         let mut canonical = Vec::with_capacity(bytes.len());
         write_canonical(&value, &mut canonical);
@@ -137,9 +139,8 @@ pub fn typed<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(&value).map_err(|e| {
         let path = e.path().to_string();
         let message = e.inner().to_string();
-        let named = |prefix: &str| {
-            message.strip_prefix(prefix).and_then(|rest| rest.split('`').next()).map(str::to_owned)
-        };
+        let named =
+            |prefix: &str| message.strip_prefix(prefix).and_then(|rest| rest.split('`').next()).map(str::to_owned);
         let leaf = named("unknown field `").or_else(|| named("missing field `"));
         let field = match (path.as_str(), leaf) {
             (".", Some(leaf)) => leaf,
@@ -192,7 +193,9 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiErr
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_idempotency_key",
-            format!("Idempotency-Key must be 1..={IDEMPOTENCY_KEY_LEN_MAX} printable ASCII characters, bare or as a quoted string."),
+            format!(
+                "Idempotency-Key must be 1..={IDEMPOTENCY_KEY_LEN_MAX} printable ASCII characters, bare or as a quoted string."
+            ),
         )
     };
     let text = raw.to_str().map_err(|_| invalid())?.trim();

@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::error::ApiError;
 use super::pipeline::FaultDelay;
-use crate::domain::model::FieldError;
 use crate::domain::DomainError;
+use crate::domain::model::FieldError;
 use crate::ids;
 
 /// Most faults armed at once.

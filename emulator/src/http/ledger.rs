@@ -10,19 +10,21 @@ use serde::Serialize;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
-use super::extract::{Admin, Auth, Json, OptionalKey, Query, RequiredIfMatch, RequiredKey, encode_cursor, if_match, none_match};
+use super::extract::{
+    Admin, Auth, Json, OptionalKey, Query, RequiredIfMatch, RequiredKey, encode_cursor, if_match, none_match,
+};
 use super::pipeline::{self, FaultDelay, stored_json};
 use crate::clock::Timestamp;
+use crate::domain::Page;
 use crate::domain::idempotency::Outcome;
 use crate::domain::ledger::{CatalogueFilter, MovementFilter};
 use crate::domain::model::*;
-use crate::domain::Page;
 
 type St = State<Arc<AppState>>;
 type Delay = Option<Extension<FaultDelay>>;
 
 /// 200 with a JSON body and an optional ETag (304 when `If-None-Match` matches).
-fn ok_json<T: Serialize>(headers: &HeaderMap, value: &T, etag: Option<u64>) -> Response {
+pub(crate) fn ok_json<T: Serialize>(headers: &HeaderMap, value: &T, etag: Option<u64>) -> Response {
     if let Some(v) = etag {
         if none_match(headers, v) {
             let mut r = StatusCode::NOT_MODIFIED.into_response();
@@ -52,7 +54,12 @@ fn delay(d: Delay) -> Option<FaultDelay> {
 // ---- sandboxes ------------------------------------------------------------------------------
 
 /// `POST /v1/sandboxes`
-pub async fn create_sandbox(State(s): St, _: Admin, OptionalKey(key): OptionalKey, body: Json<CreateSandbox>) -> Response {
+pub async fn create_sandbox(
+    State(s): St,
+    _: Admin,
+    OptionalKey(key): OptionalKey,
+    body: Json<CreateSandbox>,
+) -> Response {
     let world = &s.world;
     pipeline::write_global(world, key, body.fingerprint, || {
         let created = world.create_sandbox(body.value)?;
@@ -68,12 +75,19 @@ pub async fn get_sandbox(auth: Auth, q: Query) -> ApiResult {
 }
 
 /// `POST /v1/sandbox/reset`: empties the sandbox, keeps its keys.
-pub async fn reset_sandbox(State(s): St, auth: Auth, OptionalKey(key): OptionalKey, d: Delay, body: Json<serde_json::Map<String, serde_json::Value>>) -> ApiResult {
+pub async fn reset_sandbox(
+    State(s): St,
+    auth: Auth,
+    OptionalKey(key): OptionalKey,
+    d: Delay,
+    body: Json<serde_json::Map<String, serde_json::Value>>,
+) -> ApiResult {
     if !body.value.is_empty() {
         return Err(ApiError::field("body", "takes no fields"));
     }
-    Ok(pipeline::write(&s.world, &auth.tenant, key, body.fingerprint, delay(d), |st, _| {
+    Ok(pipeline::write(&s, &auth.tenant, key, body.fingerprint, delay(d), |st, _| {
         st.ledger = crate::domain::Ledger::new();
+        st.webhooks = crate::domain::webhooks::Webhooks::default();
         Ok(stored_json(StatusCode::OK, &st.sandbox, None, None))
     })
     .await)
@@ -86,12 +100,18 @@ pub async fn delete_sandbox(State(s): St, auth: Auth) -> StatusCode {
 }
 
 /// `POST /v1/api-keys/roll`
-pub async fn roll_key(State(s): St, auth: Auth, OptionalKey(key): OptionalKey, d: Delay, body: Json<serde_json::Map<String, serde_json::Value>>) -> ApiResult {
+pub async fn roll_key(
+    State(s): St,
+    auth: Auth,
+    OptionalKey(key): OptionalKey,
+    d: Delay,
+    body: Json<serde_json::Map<String, serde_json::Value>>,
+) -> ApiResult {
     if !body.value.is_empty() {
         return Err(ApiError::field("body", "takes no fields"));
     }
     let world = s.world.clone();
-    Ok(pipeline::write(&s.world, &auth.tenant, key, body.fingerprint, delay(d), move |st, _| {
+    Ok(pipeline::write(&s, &auth.tenant, key, body.fingerprint, delay(d), move |st, _| {
         let rolled = world.roll_key(&st.sandbox.id);
         Ok(stored_json(StatusCode::CREATED, &rolled, None, None))
     })
@@ -101,8 +121,14 @@ pub async fn roll_key(State(s): St, auth: Auth, OptionalKey(key): OptionalKey, d
 // ---- items ----------------------------------------------------------------------------------
 
 /// `POST /v1/items`
-pub async fn create_item(State(s): St, auth: Auth, OptionalKey(key): OptionalKey, d: Delay, body: Json<CreateItem>) -> Response {
-    pipeline::write(&s.world, &auth.tenant, key, body.fingerprint, delay(d), |st, now| {
+pub async fn create_item(
+    State(s): St,
+    auth: Auth,
+    OptionalKey(key): OptionalKey,
+    d: Delay,
+    body: Json<CreateItem>,
+) -> Response {
+    pipeline::write(&s, &auth.tenant, key, body.fingerprint, delay(d), |st, now| {
         let item = st.ledger.create_item(body.value, now)?;
         let location = format!("/v1/items/{}", item.id);
         Ok(stored_json(StatusCode::CREATED, &item, Some(item.version), Some(location)))
@@ -113,12 +139,7 @@ pub async fn create_item(State(s): St, auth: Auth, OptionalKey(key): OptionalKey
 /// `GET /v1/items`
 pub async fn list_items(auth: Auth, mut q: Query) -> ApiResult {
     let st = auth.tenant.state.lock();
-    let filter = CatalogueFilter {
-        key: q.text("sku"),
-        q: q.text("q"),
-        status: q.enumeration("status"),
-        kind: None,
-    };
+    let filter = CatalogueFilter { key: q.text("sku"), q: q.text("q"), status: q.enumeration("status"), kind: None };
     let window = q.window("itm", &st.ledger.tag)?;
     q.finish()?;
     let p = st.ledger.items(&filter, window);
@@ -133,8 +154,14 @@ pub async fn get_item(auth: Auth, Path(id): Path<String>, headers: HeaderMap, q:
 }
 
 /// `PATCH /v1/items/{id}`
-pub async fn update_item(State(s): St, auth: Auth, Path(id): Path<String>, RequiredIfMatch(m): RequiredIfMatch, body: Json<UpdateItem>) -> Response {
-    pipeline::write(&s.world, &auth.tenant, None, 0, None, |st, now| {
+pub async fn update_item(
+    State(s): St,
+    auth: Auth,
+    Path(id): Path<String>,
+    RequiredIfMatch(m): RequiredIfMatch,
+    body: Json<UpdateItem>,
+) -> Response {
+    pipeline::write(&s, &auth.tenant, None, 0, None, |st, now| {
         let v = st.ledger.update_item(&id, body.value, &m, now)?;
         Ok(stored_json(StatusCode::OK, &v, Some(v.version), None))
     })
@@ -142,8 +169,13 @@ pub async fn update_item(State(s): St, auth: Auth, Path(id): Path<String>, Requi
 }
 
 /// `DELETE /v1/items/{id}`: archives.
-pub async fn archive_item(State(s): St, auth: Auth, Path(id): Path<String>, RequiredIfMatch(m): RequiredIfMatch) -> Response {
-    pipeline::write(&s.world, &auth.tenant, None, 0, None, |st, now| {
+pub async fn archive_item(
+    State(s): St,
+    auth: Auth,
+    Path(id): Path<String>,
+    RequiredIfMatch(m): RequiredIfMatch,
+) -> Response {
+    pipeline::write(&s, &auth.tenant, None, 0, None, |st, now| {
         let v = st.ledger.archive_item(&id, &m, now)?;
         Ok(stored_json(StatusCode::OK, &v, Some(v.version), None))
     })
@@ -153,8 +185,14 @@ pub async fn archive_item(State(s): St, auth: Auth, Path(id): Path<String>, Requ
 // ---- locations ------------------------------------------------------------------------------
 
 /// `POST /v1/locations`
-pub async fn create_location(State(s): St, auth: Auth, OptionalKey(key): OptionalKey, d: Delay, body: Json<CreateLocation>) -> Response {
-    pipeline::write(&s.world, &auth.tenant, key, body.fingerprint, delay(d), |st, now| {
+pub async fn create_location(
+    State(s): St,
+    auth: Auth,
+    OptionalKey(key): OptionalKey,
+    d: Delay,
+    body: Json<CreateLocation>,
+) -> Response {
+    pipeline::write(&s, &auth.tenant, key, body.fingerprint, delay(d), |st, now| {
         let loc = st.ledger.create_location(body.value, now)?;
         let location = format!("/v1/locations/{}", loc.id);
         Ok(stored_json(StatusCode::CREATED, &loc, Some(loc.version), Some(location)))
@@ -174,7 +212,8 @@ pub async fn list_locations(auth: Auth, mut q: Query) -> ApiResult {
     let window = q.window("loc", &st.ledger.tag)?;
     q.finish()?;
     let p = st.ledger.locations(&filter, window);
-    Ok(axum::Json(page(p, "loc", &st.ledger.tag, |data, next_cursor| LocationList { data, next_cursor })).into_response())
+    Ok(axum::Json(page(p, "loc", &st.ledger.tag, |data, next_cursor| LocationList { data, next_cursor }))
+        .into_response())
 }
 
 /// `GET /v1/locations/{id}`
@@ -185,8 +224,14 @@ pub async fn get_location(auth: Auth, Path(id): Path<String>, headers: HeaderMap
 }
 
 /// `PATCH /v1/locations/{id}`
-pub async fn update_location(State(s): St, auth: Auth, Path(id): Path<String>, RequiredIfMatch(m): RequiredIfMatch, body: Json<UpdateLocation>) -> Response {
-    pipeline::write(&s.world, &auth.tenant, None, 0, None, |st, now| {
+pub async fn update_location(
+    State(s): St,
+    auth: Auth,
+    Path(id): Path<String>,
+    RequiredIfMatch(m): RequiredIfMatch,
+    body: Json<UpdateLocation>,
+) -> Response {
+    pipeline::write(&s, &auth.tenant, None, 0, None, |st, now| {
         let v = st.ledger.update_location(&id, body.value, &m, now)?;
         Ok(stored_json(StatusCode::OK, &v, Some(v.version), None))
     })
@@ -194,8 +239,13 @@ pub async fn update_location(State(s): St, auth: Auth, Path(id): Path<String>, R
 }
 
 /// `DELETE /v1/locations/{id}`: archives.
-pub async fn archive_location(State(s): St, auth: Auth, Path(id): Path<String>, RequiredIfMatch(m): RequiredIfMatch) -> Response {
-    pipeline::write(&s.world, &auth.tenant, None, 0, None, |st, now| {
+pub async fn archive_location(
+    State(s): St,
+    auth: Auth,
+    Path(id): Path<String>,
+    RequiredIfMatch(m): RequiredIfMatch,
+) -> Response {
+    pipeline::write(&s, &auth.tenant, None, 0, None, |st, now| {
         let v = st.ledger.archive_location(&id, &m, now)?;
         Ok(stored_json(StatusCode::OK, &v, Some(v.version), None))
     })
@@ -205,17 +255,30 @@ pub async fn archive_location(State(s): St, auth: Auth, Path(id): Path<String>, 
 // ---- movements ------------------------------------------------------------------------------
 
 /// `POST /v1/stock-movements`
-pub async fn create_movement(State(s): St, auth: Auth, RequiredKey(key): RequiredKey, headers: HeaderMap, d: Delay, body: Json<CreateMovement>) -> Response {
+pub async fn create_movement(
+    State(s): St,
+    auth: Auth,
+    RequiredKey(key): RequiredKey,
+    headers: HeaderMap,
+    d: Delay,
+    body: Json<CreateMovement>,
+) -> Response {
     let condition = if_match(&headers);
-    pipeline::write(&s.world, &auth.tenant, Some(key), body.fingerprint, delay(d), |st, now| {
+    pipeline::write(&s, &auth.tenant, Some(key), body.fingerprint, delay(d), |st, now| {
         Ok(Outcome::Movement(st.ledger.create_movement(body.value, condition.as_ref(), now)?))
     })
     .await
 }
 
 /// `POST /v1/stock-movements/batch`
-pub async fn create_batch(State(s): St, auth: Auth, RequiredKey(key): RequiredKey, d: Delay, body: Json<CreateMovementBatch>) -> Response {
-    pipeline::write(&s.world, &auth.tenant, Some(key), body.fingerprint, delay(d), |st, now| {
+pub async fn create_batch(
+    State(s): St,
+    auth: Auth,
+    RequiredKey(key): RequiredKey,
+    d: Delay,
+    body: Json<CreateMovementBatch>,
+) -> Response {
+    pipeline::write(&s, &auth.tenant, Some(key), body.fingerprint, delay(d), |st, now| {
         let (first, count) = st.ledger.create_batch(body.value, now)?;
         Ok(Outcome::Batch { first, count })
     })
@@ -223,8 +286,15 @@ pub async fn create_batch(State(s): St, auth: Auth, RequiredKey(key): RequiredKe
 }
 
 /// `POST /v1/stock-movements/{id}/reverse`
-pub async fn reverse_movement(State(s): St, auth: Auth, Path(id): Path<String>, RequiredKey(key): RequiredKey, d: Delay, body: Json<ReverseMovement>) -> Response {
-    pipeline::write(&s.world, &auth.tenant, Some(key), body.fingerprint, delay(d), |st, now| {
+pub async fn reverse_movement(
+    State(s): St,
+    auth: Auth,
+    Path(id): Path<String>,
+    RequiredKey(key): RequiredKey,
+    d: Delay,
+    body: Json<ReverseMovement>,
+) -> Response {
+    pipeline::write(&s, &auth.tenant, Some(key), body.fingerprint, delay(d), |st, now| {
         Ok(Outcome::Movement(st.ledger.reverse(&id, body.value, now)?))
     })
     .await
@@ -266,7 +336,8 @@ pub async fn list_movements(auth: Auth, mut q: Query) -> ApiResult {
     let window = q.window("mov", &st.ledger.tag)?;
     q.finish()?;
     let p = st.ledger.movements(&filter, window)?;
-    Ok(axum::Json(page(p, "mov", &st.ledger.tag, |data, next_cursor| MovementList { data, next_cursor })).into_response())
+    Ok(axum::Json(page(p, "mov", &st.ledger.tag, |data, next_cursor| MovementList { data, next_cursor }))
+        .into_response())
 }
 
 // ---- levels ---------------------------------------------------------------------------------
@@ -280,11 +351,17 @@ pub async fn list_levels(auth: Auth, mut q: Query) -> ApiResult {
     let window = q.window("lvl", &st.ledger.tag)?;
     q.finish()?;
     let p = st.ledger.levels(item.as_deref(), location.as_deref(), below, window);
-    Ok(axum::Json(page(p, "lvl", &st.ledger.tag, |data, next_cursor| StockLevelList { data, next_cursor })).into_response())
+    Ok(axum::Json(page(p, "lvl", &st.ledger.tag, |data, next_cursor| StockLevelList { data, next_cursor }))
+        .into_response())
 }
 
 /// `GET /v1/items/{item_id}/stock-levels/{location_id}`
-pub async fn get_level(auth: Auth, Path((item, location)): Path<(String, String)>, headers: HeaderMap, mut q: Query) -> ApiResult {
+pub async fn get_level(
+    auth: Auth,
+    Path((item, location)): Path<(String, String)>,
+    headers: HeaderMap,
+    mut q: Query,
+) -> ApiResult {
     let as_of = q.parsed("as_of", "an RFC 3339 date-time", time);
     q.finish()?;
     let level = auth.tenant.state.lock().ledger.level(&item, &location, as_of)?;

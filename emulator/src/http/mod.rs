@@ -10,6 +10,7 @@ pub mod extract;
 pub mod faults;
 pub mod ledger;
 pub mod pipeline;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,6 +24,7 @@ use axum::routing::{MethodRouter, get, post};
 use tracing::Instrument;
 
 use crate::clock::Timestamp;
+use crate::dispatch::{Dispatcher, WebhookSettings};
 use crate::domain::registry::World;
 use error::{ApiError, REQUEST_ID};
 use faults::Faults;
@@ -56,14 +58,23 @@ pub struct AppState {
     pub faults: Faults,
     /// HTTP settings.
     pub config: HttpConfig,
+    /// Sends webhook deliveries.
+    pub dispatcher: Arc<Dispatcher>,
+    /// The built-in webhook sink.
+    pub sinks: webhooks::Sinks,
 }
 
 impl AppState {
-    /// Moves the clock to `to` and fires everything that became due, in time order.
-    pub fn advance_clock_to(&self, to: Timestamp) -> Timestamp {
-        let now = self.world.clock.advance_to(to);
-        self.world.expire();
-        now
+    /// State over `world` with these settings.
+    pub fn new(world: Arc<World>, config: HttpConfig, webhooks: WebhookSettings) -> AppState {
+        let dispatcher = Arc::new(Dispatcher::new(world.clone(), webhooks));
+        AppState { world, faults: Faults::default(), config, dispatcher, sinks: webhooks::Sinks::default() }
+    }
+
+    /// Moves the clock to `to` and fires everything that became due on the way (webhook
+    /// attempts, idempotency-key expiry, key grace periods), in time order.
+    pub async fn advance_clock_to(&self, to: Timestamp) -> Timestamp {
+        self.dispatcher.advance_to(to).await
     }
 }
 
@@ -84,6 +95,7 @@ impl Routes {
 fn routes() -> Routes {
     use control as c;
     use ledger as l;
+    use webhooks as w;
     Routes { router: Router::new(), paths: Vec::new() }
         .add("/v1/sandboxes", post(l::create_sandbox))
         .add("/v1/sandbox", get(l::get_sandbox).delete(l::delete_sandbox))
@@ -97,22 +109,28 @@ fn routes() -> Routes {
         .add("/v1/stock-movements/batch", post(l::create_batch))
         .add(
             "/v1/stock-movements/{id}",
-            get(l::get_movement)
-                .put(l::movement_immutable)
-                .patch(l::movement_immutable)
-                .delete(l::movement_immutable),
+            get(l::get_movement).put(l::movement_immutable).patch(l::movement_immutable).delete(l::movement_immutable),
         )
         .add("/v1/stock-movements/{id}/reverse", post(l::reverse_movement))
         .add("/v1/stock-levels", get(l::list_levels))
         .add("/v1/items/{item_id}/stock-levels/{location_id}", get(l::get_level))
         .add("/v1/events", get(l::list_events))
         .add("/v1/events/{id}", get(l::get_event))
+        .add("/v1/webhook-endpoints", get(w::list_endpoints).post(w::create_endpoint))
+        .add("/v1/webhook-endpoints/{id}", get(w::get_endpoint).patch(w::update_endpoint).delete(w::delete_endpoint))
+        .add("/v1/webhook-endpoints/{id}/rotate-secret", post(w::rotate_secret))
+        .add("/v1/webhook-endpoints/{id}/test", post(w::test_endpoint))
+        .add("/v1/webhook-endpoints/{id}/replay", post(w::replay_endpoint))
+        .add("/v1/webhook-deliveries", get(w::list_deliveries))
+        .add("/v1/webhook-deliveries/{id}", get(w::get_delivery))
+        .add("/v1/webhook-deliveries/{id}/replay", post(w::replay_delivery))
         .add("/_emulator/health", get(c::health))
         .add("/_emulator/clock", get(c::clock))
         .add("/_emulator/clock/advance", post(c::advance))
         .add("/_emulator/faults", get(c::list_faults).post(c::add_fault).delete(c::clear_faults))
         .add("/_emulator/state", get(c::export_state).put(c::import_state))
         .add("/_emulator/reset", post(c::reset))
+        .add("/_emulator/sink/{name}", get(w::sink_list).post(w::sink_receive).delete(w::sink_clear))
         .add("/openapi.json", get(c::openapi))
 }
 
@@ -150,7 +168,9 @@ async fn request_id(req: Request, next: Next) -> Response {
     let mut response = REQUEST_ID
         .scope(id.clone(), async move {
             let response = next.run(req).await;
-            if response.status() == StatusCode::METHOD_NOT_ALLOWED && !response.headers().contains_key(header::CONTENT_TYPE) {
+            if response.status() == StatusCode::METHOD_NOT_ALLOWED
+                && !response.headers().contains_key(header::CONTENT_TYPE)
+            {
                 let allow = response.headers().get(header::ALLOW).cloned();
                 let mut problem = ApiError::new(
                     StatusCode::METHOD_NOT_ALLOWED,
@@ -171,8 +191,11 @@ async fn request_id(req: Request, next: Next) -> Response {
         response.headers_mut().insert("x-request-id", v);
     }
     span.in_scope(|| {
-        tracing::info!(status = response.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "served");
+        tracing::info!(
+            status = response.status().as_u16(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "served"
+        );
     });
     response
 }
-

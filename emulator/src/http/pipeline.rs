@@ -20,19 +20,25 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use super::AppState;
 use super::error::ApiError;
 use super::extract::IdempotencyKey;
 use crate::clock::Timestamp;
 use crate::domain::idempotency::{Digest128, Lookup, Outcome, Record, StoredResponse};
 use crate::domain::model::MovementBatch;
-use crate::domain::registry::{Commit, TenantState, Tenant, World};
+use crate::domain::registry::{Commit, Tenant, TenantState, World};
 
 /// Extension set by the fault layer: wait this long after reserving the key, before running.
 #[derive(Clone, Copy, Debug)]
 pub struct FaultDelay(pub Duration);
 
 /// A successful write's response, to store and send.
-pub fn stored_json<T: Serialize>(status: StatusCode, value: &T, etag: Option<u64>, location: Option<String>) -> Outcome {
+pub fn stored_json<T: Serialize>(
+    status: StatusCode,
+    value: &T,
+    etag: Option<u64>,
+    location: Option<String>,
+) -> Outcome {
     Outcome::Response(Box::new(StoredResponse {
         status: status.as_u16(),
         body: serde_json::to_string(value).unwrap_or_default(),
@@ -151,7 +157,7 @@ fn reserve<'a>(
 
 /// Runs a write on a tenant with idempotency (see the module docs).
 pub async fn write<F>(
-    world: &World,
+    app: &AppState,
     tenant: &Arc<Tenant>,
     key: Option<IdempotencyKey>,
     fingerprint: Digest128,
@@ -161,6 +167,7 @@ pub async fn write<F>(
 where
     F: FnOnce(&mut TenantState, Timestamp) -> Result<Outcome, ApiError>,
 {
+    let world = &*app.world;
     let ttl = world.settings.idempotency_ttl_seconds;
     let mut reservation = None;
     if let Some(FaultDelay(d)) = delay {
@@ -199,14 +206,26 @@ where
             state.ledger.idempotency.release(k);
         }
     }
+    // The events this change wrote become webhook deliveries in the same critical section.
+    let waiting_before = state.webhooks.waiting();
+    {
+        let state = &mut *state;
+        state.webhooks.fan_out(&state.ledger, events_before, None, now);
+    }
+    let deliveries_created = state.webhooks.waiting() > waiting_before;
     let commit = Commit { tenant_id: &tenant.id, state: &state, movements_before, events_before };
     if let Err(e) = world.store.commit(&commit) {
         return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_failed", e.to_string()).into_response();
     }
-    match outcome {
+    let response = match outcome {
         Ok(outcome) => render(&state, &outcome, false),
         Err(e) => e.into_response(),
+    };
+    drop(state);
+    if deliveries_created {
+        app.dispatcher.wake();
     }
+    response
 }
 
 /// Runs a write outside any tenant (`POST /v1/sandboxes`) with the global idempotency records.
@@ -226,7 +245,9 @@ where
     }
     let outcome = match change() {
         Ok(Outcome::Response(s)) => *s,
-        Ok(_) => return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "unexpected outcome").into_response(),
+        Ok(_) => {
+            return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "unexpected outcome").into_response();
+        }
         Err(e) if e.status.is_client_error() => stored_problem(&e),
         Err(e) => return e.into_response(),
     };

@@ -40,10 +40,10 @@ async fn rolled_secret_key_works_through_grace_then_401() {
     // Both work during the grace period, including after 23 h.
     old.get("/v1/items").await.ok(200);
     new.get("/v1/items").await.ok(200);
-    env.emu.advance_clock(Duration::from_secs(23 * 3600));
+    env.emu.advance_clock(Duration::from_secs(23 * 3600)).await;
     old.get("/v1/items").await.ok(200);
     // After 24 h (we go to 25 h) the old key is 401; the new one and the restricted key still work.
-    env.emu.advance_clock(Duration::from_secs(2 * 3600));
+    env.emu.advance_clock(Duration::from_secs(2 * 3600)).await;
     old.get("/v1/items").await.expect(401, "unauthenticated");
     old.post("/v1/items", &json!({"sku": "X", "name": "X"})).await.expect(401, "unauthenticated");
     new.get("/v1/items").await.ok(200);

@@ -239,10 +239,10 @@ async fn records_expire_after_24_hours_of_emulator_time() {
     let k = key();
     let first = a.post_key("/v1/stock-movements", &k, &receipt(&item, &loc, 1)).await;
     first.ok(201);
-    env.emu.advance_clock(Duration::from_secs(23 * 3600));
+    env.emu.advance_clock(Duration::from_secs(23 * 3600)).await;
     let replay = a.post_key("/v1/stock-movements", &k, &receipt(&item, &loc, 1)).await;
     assert!(replay.replayed(), "still stored after 23 h");
-    env.emu.advance_clock(Duration::from_secs(2 * 3600));
+    env.emu.advance_clock(Duration::from_secs(2 * 3600)).await;
     let fresh = a.post_key("/v1/stock-movements", &k, &receipt(&item, &loc, 1)).await;
     fresh.ok(201);
     assert!(!fresh.replayed(), "forgotten after 24 h");

@@ -617,13 +617,13 @@ async fn as_of_answers_from_the_ledger_at_that_time() {
     let loc = a.new_location().await;
     let other = a.new_location().await;
     let t_before = a.get("/_emulator/clock").await.ok(200)["now"].as_str().expect("now").to_owned();
-    env.emu.advance_clock(Duration::from_secs(3600));
+    env.emu.advance_clock(Duration::from_secs(3600)).await;
     let m1 = a.receipt(&item, &loc, 10).await;
-    env.emu.advance_clock(Duration::from_secs(3600));
+    env.emu.advance_clock(Duration::from_secs(3600)).await;
     let t_between = a.get("/_emulator/clock").await.ok(200)["now"].as_str().expect("now").to_owned();
-    env.emu.advance_clock(Duration::from_secs(3600));
+    env.emu.advance_clock(Duration::from_secs(3600)).await;
     let m2 = a.movement(&transfer(&item, &loc, &other, 4)).await.ok(201);
-    env.emu.advance_clock(Duration::from_secs(3600));
+    env.emu.advance_clock(Duration::from_secs(3600)).await;
     let m3 = a.shipment(&item, &loc, 1).await.ok(201);
     let at = |t: &str, l: &str| {
         let path = format!("/v1/items/{item}/stock-levels/{l}?as_of={}", t.replace('+', "%2B"));

@@ -9,6 +9,7 @@
 //! - `property`: random concurrent operations keep every ledger invariant (§4).
 //! - `state`: export/reset/import, sandbox lifecycle, clock (§4, §5).
 //! - `openapi`: the document matches what is served, routed and committed.
+//! - `webhooks`: signed delivery, schedule, dead-letter queue, replay, sink, isolation.
 
 mod common;
 mod errors;
@@ -18,3 +19,4 @@ mod openapi;
 mod paging;
 mod property;
 mod state;
+mod webhooks;

@@ -75,7 +75,7 @@ async fn export_reset_import_round_trips() {
     // A rolled key: the new one and the old one (in grace) both survive.
     let rolled = b.post("/v1/api-keys/roll", &json!({})).await.ok(201);
     let b_new = b.with_key(Some(rolled["secret_key"].as_str().expect("key")));
-    env.emu.advance_clock(Duration::from_secs(3600));
+    env.emu.advance_clock(Duration::from_secs(3600)).await;
 
     let before_a = observe(a, &singles_a).await;
     let before_b = observe(&b, &singles_b).await;
@@ -125,7 +125,7 @@ async fn export_reset_import_round_trips() {
     let count = before_a["movements"].as_array().map_or(0, Vec::len) as i64;
     assert_eq!(next["sequence"], count + 1);
     // The rolled key's grace period still ends.
-    env.emu.advance_clock(Duration::from_secs(24 * 3600));
+    env.emu.advance_clock(Duration::from_secs(24 * 3600)).await;
     b.get("/v1/items").await.expect(401, "unauthenticated");
     b_new.get("/v1/items").await.ok(200);
     env.check_invariants();

@@ -1,0 +1,300 @@
+//! The webhook dispatcher: sends due deliveries, records attempts, and walks the schedule when
+//! the emulator clock is advanced.
+//!
+//! Two drivers, never at once (one async lock):
+//! - the background loop wakes when a commit creates deliveries (or every 200 ms), claims up to
+//!   [`WebhookSettings::batch_max`] due deliveries across tenants and sends them with at most
+//!   [`WebhookSettings::concurrency`] in flight. A request only writes delivery records and pokes
+//!   a `Notify`, so the request path never waits on a receiver.
+//! - [`Dispatcher::advance_to`] (`POST /_emulator/clock/advance`) moves the clock forward in
+//!   steps, firing every attempt that falls due on the way in time order, each recorded at the
+//!   time it was due, so a test can walk a delivery through its whole schedule in milliseconds.
+//!
+//! `webhook-timestamp` is the wall-clock time of the attempt (API.md), so standard verifiers
+//! accept deliveries after the emulator clock was advanced.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Mutex, Notify, watch};
+
+use crate::clock::Timestamp;
+use crate::domain::registry::{Tenant, World};
+use crate::domain::webhooks::{AttemptResult, Claimed, DEFAULT_RETRY_SCHEDULE_SECONDS};
+
+/// Webhook settings.
+#[derive(Clone, Debug)]
+pub struct WebhookSettings {
+    /// Per-attempt timeout.
+    pub timeout: Duration,
+    /// Retry delays after a failed attempt, in seconds (endpoints may override).
+    pub retry_schedule_seconds: Vec<u64>,
+    /// Most attempts in flight at once.
+    pub concurrency: usize,
+    /// Most deliveries claimed per batch (the dispatch queue's bound).
+    pub batch_max: usize,
+    /// Send only to loopback hosts (127.0.0.0/8, ::1, localhost); other attempts fail without
+    /// any traffic. For locked-down CI and for fuzzing the API.
+    pub loopback_only: bool,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            timeout: Duration::from_secs(15),
+            retry_schedule_seconds: DEFAULT_RETRY_SCHEDULE_SECONDS.to_vec(),
+            concurrency: 32,
+            batch_max: 1024,
+            loopback_only: false,
+        }
+    }
+}
+
+/// Counters of the dispatcher (`GET /_emulator/health`).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct DispatchStats {
+    /// Deliveries waiting for an attempt (due now or later), across tenants.
+    pub waiting: u64,
+    /// Attempts under way.
+    pub in_flight: u64,
+    /// Most deliveries claimed per batch (the queue bound).
+    pub batch_max: u64,
+    /// Most attempts in flight at once.
+    pub concurrency: u64,
+    /// Attempts made since start.
+    pub attempts: u64,
+}
+
+/// Largest receiver response body read, in bytes (the rest is discarded).
+const RESPONSE_BODY_MAX_BYTES: usize = 64 * 1024;
+/// Idle time between sweeps when nothing wakes the loop.
+const SWEEP_INTERVAL: Duration = Duration::from_millis(200);
+/// Width of one step of a clock advance: attempts due within it fire together.
+const ADVANCE_STEP_MICROS: i64 = 1_000_000;
+
+/// Sends webhook deliveries.
+#[derive(Debug)]
+pub struct Dispatcher {
+    world: Arc<World>,
+    settings: WebhookSettings,
+    client: reqwest::Client,
+    wake: Notify,
+    turn: Mutex<()>,
+    in_flight: AtomicU64,
+    attempts: AtomicU64,
+}
+
+impl Dispatcher {
+    /// A dispatcher over `world`.
+    pub fn new(world: Arc<World>, settings: WebhookSettings) -> Dispatcher {
+        let client = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(Duration::from_secs(5)))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("twh-webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        Dispatcher {
+            world,
+            settings,
+            client,
+            wake: Notify::new(),
+            turn: Mutex::new(()),
+            in_flight: AtomicU64::new(0),
+            attempts: AtomicU64::new(0),
+        }
+    }
+
+    /// Tells the background loop that deliveries may be due.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The default retry schedule.
+    pub fn schedule(&self) -> &[u64] {
+        &self.settings.retry_schedule_seconds
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> DispatchStats {
+        let waiting = self.world.tenants().iter().map(|t| t.state.lock().webhooks.waiting() as u64).sum();
+        DispatchStats {
+            waiting,
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+            batch_max: self.settings.batch_max as u64,
+            concurrency: self.settings.concurrency as u64,
+            attempts: self.attempts.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The background loop; returns when `stop` turns true.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(SWEEP_INTERVAL) => {}
+                _ = stop.changed() => return,
+            }
+            let _turn = self.turn.lock().await;
+            while self.dispatch(self.world.clock.now(), false).await == self.settings.batch_max {}
+        }
+    }
+
+    /// Moves the clock to `target`, firing every attempt due on the way, in time order.
+    pub async fn advance_to(&self, target: Timestamp) -> Timestamp {
+        let _turn = self.turn.lock().await;
+        loop {
+            let next = self.world.tenants().iter().filter_map(|t| t.state.lock().webhooks.next_due()).min();
+            let Some(next) = next.filter(|t| *t <= target) else { break };
+            let step_end = Timestamp(next.micros().saturating_add(ADVANCE_STEP_MICROS)).min(target);
+            self.world.clock.advance_to(step_end);
+            self.world.expire();
+            while self.dispatch(step_end, true).await > 0 {}
+        }
+        let now = self.world.clock.advance_to(target);
+        self.world.expire();
+        now
+    }
+
+    /// Claims and sends one batch of deliveries due at or before `until`; returns how many.
+    async fn dispatch(&self, until: Timestamp, at_due_time: bool) -> usize {
+        let mut claimed: Vec<(Arc<Tenant>, String, Claimed)> = Vec::new();
+        for tenant in self.world.tenants() {
+            let room = self.settings.batch_max - claimed.len();
+            if room == 0 {
+                break;
+            }
+            let mut guard = tenant.state.lock();
+            let state = &mut *guard;
+            let tag = state.ledger.tag.clone();
+            let batch = state.webhooks.claim_due(&state.ledger, until, room);
+            drop(guard);
+            claimed.extend(batch.into_iter().map(|c| (tenant.clone(), tag.clone(), c)));
+        }
+        let count = claimed.len();
+        futures::stream::iter(claimed)
+            .for_each_concurrent(self.settings.concurrency, |(tenant, tag, c)| async move {
+                let at = if at_due_time { c.due } else { self.world.clock.now() };
+                let result = self.send(&c).await;
+                self.record(&tenant, &tag, &c, at, result);
+            })
+            .await;
+        count
+    }
+
+    async fn send(&self, c: &Claimed) -> AttemptResult {
+        self.attempts.fetch_add(1, Ordering::Relaxed);
+        if self.settings.loopback_only && !is_loopback(&c.url) {
+            return AttemptResult {
+                status_code: None,
+                duration_ms: 0,
+                error: Some("destination not allowed: this emulator sends webhooks to loopback hosts only".to_owned()),
+                retry_after_seconds: None,
+            };
+        }
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let secrets: Vec<&twh_webhooks::Secret> = c.secrets.iter().collect();
+        let signature = twh_webhooks::signature_header(&secrets, &c.event_id, unix, &c.payload);
+        let started = Instant::now();
+        let sent = self
+            .client
+            .post(&c.url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &c.event_id)
+            .header("webhook-timestamp", unix.to_string())
+            .header("webhook-signature", signature)
+            .body(c.payload.clone())
+            .send()
+            .await;
+        let result = match sent {
+            Ok(mut response) => {
+                let status = response.status().as_u16();
+                let retry_after = response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+                // Read (a bounded part of) the body so the connection can be reused.
+                let mut read = 0;
+                while let Ok(Some(chunk)) = response.chunk().await {
+                    read += chunk.len();
+                    if read > RESPONSE_BODY_MAX_BYTES {
+                        break;
+                    }
+                }
+                AttemptResult {
+                    status_code: Some(status),
+                    duration_ms: started.elapsed().as_millis() as u64,
+                    error: (!(200..300).contains(&status)).then(|| format!("receiver answered {status}")),
+                    retry_after_seconds: retry_after,
+                }
+            }
+            Err(e) => AttemptResult {
+                status_code: None,
+                duration_ms: started.elapsed().as_millis() as u64,
+                error: Some(if e.is_timeout() {
+                    format!("timed out after {} ms", self.settings.timeout.as_millis())
+                } else if e.is_connect() {
+                    format!("could not connect: {e}")
+                } else {
+                    e.to_string()
+                }),
+                retry_after_seconds: None,
+            },
+        };
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        result
+    }
+
+    fn record(&self, tenant: &Tenant, tag: &str, c: &Claimed, at: Timestamp, result: AttemptResult) {
+        let mut guard = tenant.state.lock();
+        let state = &mut *guard;
+        if state.ledger.tag != tag {
+            return; // the sandbox was reset meanwhile: the delivery is gone
+        }
+        let events =
+            state.webhooks.record(&state.ledger, c.delivery, at, result, &self.settings.retry_schedule_seconds);
+        if events.is_empty() {
+            return;
+        }
+        let now = self.world.clock.now();
+        let before = state.ledger.event_count();
+        for (kind, data) in events {
+            state.ledger.emit_snapshot(kind, data, now);
+        }
+        state.webhooks.fan_out(&state.ledger, before, None, now);
+        drop(guard);
+        self.wake();
+    }
+}
+
+/// Whether a URL's host is a loopback address or `localhost`.
+fn is_loopback(url: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(url) else { return false };
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn loopback_hosts() {
+        assert!(super::is_loopback("http://127.0.0.1:9/x"));
+        assert!(super::is_loopback("http://127.8.9.10/"));
+        assert!(super::is_loopback("http://localhost:80/"));
+        assert!(super::is_loopback("http://[::1]:80/"));
+        assert!(!super::is_loopback("http://10.0.0.1/"));
+        assert!(!super::is_loopback("https://example.com/"));
+        assert!(!super::is_loopback("http://127.0.0.1.example.com/"));
+        assert!(!super::is_loopback("not a url"));
+    }
+}

@@ -1,0 +1,811 @@
+//! Webhook endpoints and deliveries of one tenant: the outbox side of the event log. No HTTP.
+//!
+//! A delivery is one (event, endpoint) pair. Deliveries are created by [`Webhooks::fan_out`] in
+//! the same critical section as the events they carry, so nothing committed is ever missed, and
+//! live in the tenant state (not in a queue) until they succeed or die: the dispatcher only
+//! claims due ones in bounded batches, so a burst of events costs records, never an unbounded
+//! queue, and never blocks a request.
+//!
+//! Schedule: the first attempt is due at once; after a failure the next is due after 5 s, 5 min,
+//! 30 min, 2 h, 5 h, 10 h, 10 h (8 attempts in all) of **emulator** time, plus up to 1% jitter
+//! (at most 30 s), or later if the receiver sent `Retry-After`. Then the delivery is `dead` and a
+//! `webhook_delivery.exhausted` event is written (never delivered to the endpoint that just
+//! exhausted, so a dead endpoint cannot feed itself). The schedule can be set globally and per
+//! endpoint. A 410 disables the endpoint (`webhook_endpoint.disabled`).
+
+use std::collections::BTreeSet;
+
+use rand::Rng;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::chunked::ChunkedVec;
+use super::error::{DomainError, ErrorKind};
+use super::ledger::{EventType, IfMatch, Ledger, Page, Window};
+use super::model::FieldError;
+use crate::clock::Timestamp;
+use crate::ids;
+
+/// The default retry delays after a failed attempt, in seconds.
+pub const DEFAULT_RETRY_SCHEDULE_SECONDS: [u64; 7] = [5, 300, 1800, 7200, 18_000, 36_000, 36_000];
+/// Most endpoints per tenant.
+pub const ENDPOINT_COUNT_MAX: usize = 100;
+/// Most entries in a retry schedule.
+pub const RETRY_SCHEDULE_LEN_MAX: usize = 20;
+/// Longest delay in a retry schedule, in seconds (7 days).
+pub const RETRY_DELAY_MAX_SECONDS: u64 = 7 * 24 * 3600;
+/// Longest stored attempt error, in characters.
+pub const ATTEMPT_ERROR_LEN_MAX: usize = 500;
+/// Longest endpoint URL, in bytes.
+pub const URL_LEN_MAX: usize = 2048;
+/// How long a rotated secret keeps signing, in seconds of emulator time.
+pub const SECRET_OVERLAP_SECONDS: i64 = 24 * 3600;
+
+/// `POST /v1/webhook-endpoints`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhookEndpoint {
+    /// Where deliveries are POSTed (`http://` or `https://`).
+    #[schemars(length(min = 1, max = 2048))]
+    pub url: String,
+    /// `["*"]` for every event, or a list of event types.
+    #[schemars(length(min = 1, max = 50))]
+    pub event_types: Vec<String>,
+    /// For people.
+    #[serde(default)]
+    #[schemars(length(max = 500))]
+    pub description: Option<String>,
+    /// Retry delays after a failed attempt, in seconds (default 5, 300, 1800, 7200, 18000,
+    /// 36000, 36000).
+    #[serde(default)]
+    #[schemars(length(max = 20))]
+    pub retry_schedule_seconds: Option<Vec<u64>>,
+}
+
+/// `PATCH /v1/webhook-endpoints/{id}` (JSON merge patch).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateWebhookEndpoint {
+    /// New URL.
+    #[serde(default)]
+    #[schemars(length(min = 1, max = 2048))]
+    pub url: Option<String>,
+    /// New event types.
+    #[serde(default)]
+    #[schemars(length(min = 1, max = 50))]
+    pub event_types: Option<Vec<String>>,
+    /// New description.
+    #[serde(default)]
+    #[schemars(length(max = 500))]
+    pub description: Option<String>,
+    /// Enable (for example after a 410 disabled it) or disable.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// New retry schedule.
+    #[serde(default)]
+    #[schemars(length(max = 20))]
+    pub retry_schedule_seconds: Option<Vec<u64>>,
+}
+
+/// A webhook endpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WebhookEndpoint {
+    /// `we_…`
+    pub id: String,
+    /// Where deliveries go.
+    pub url: String,
+    /// Subscribed event types (`*` for all).
+    pub event_types: Vec<String>,
+    /// For people.
+    pub description: Option<String>,
+    /// Whether deliveries are sent.
+    pub enabled: bool,
+    /// `whsec_…`: the signing secret.
+    pub secret: String,
+    /// Retry delays in seconds, if not the default.
+    pub retry_schedule_seconds: Option<Vec<u64>>,
+    /// Rises by one on every change; the ETag is `"<version>"`.
+    pub version: u64,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Time of the last change.
+    pub updated_at: Timestamp,
+}
+
+/// Where a delivery stands.
+///
+/// - `pending`: not attempted yet (or replayed);
+/// - `failed`: the last attempt failed and another is scheduled;
+/// - `succeeded`: a 2xx arrived;
+/// - `dead`: no more attempts (the dead-letter queue); replay re-queues it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Pending,
+    Failed,
+    Succeeded,
+    Dead,
+}
+
+/// One attempt of a delivery.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Attempt {
+    /// When (emulator clock).
+    pub at: Timestamp,
+    /// The receiver's status code, if it answered.
+    pub status_code: Option<u16>,
+    /// How long it took, in milliseconds.
+    pub duration_ms: u64,
+    /// What went wrong, if anything.
+    pub error: Option<String>,
+}
+
+/// A delivery of one event to one endpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WebhookDelivery {
+    /// `msg_…`
+    pub id: String,
+    /// The endpoint.
+    pub endpoint_id: String,
+    /// The event (also the `webhook-id` header of every attempt).
+    pub event_id: String,
+    /// The event's type.
+    pub event_type: String,
+    /// Where it stands.
+    pub status: DeliveryStatus,
+    /// When the next attempt is due, if one is.
+    pub next_attempt_at: Option<Timestamp>,
+    /// Every attempt, oldest first.
+    pub attempts: Vec<Attempt>,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// `POST /v1/webhook-endpoints/{id}/replay`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayDeliveries {
+    /// Which deliveries: only `dead` is accepted.
+    pub status: DeliveryStatus,
+    /// Only deliveries created at or after this time.
+    #[serde(default)]
+    pub since: Option<Timestamp>,
+    /// Only deliveries created before this time.
+    #[serde(default)]
+    pub until: Option<Timestamp>,
+}
+
+/// How many deliveries a bulk replay re-queued.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ReplayCount {
+    /// Re-queued deliveries.
+    pub count: u64,
+}
+
+mod secret_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use twh_webhooks::Secret;
+    pub fn serialize<S: Serializer>(s: &Secret, ser: S) -> Result<S::Ok, S::Error> {
+        ser.serialize_str(&s.expose())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
+        Secret::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A secret that was rotated out and still signs until `until`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PreviousSecret {
+    /// The secret.
+    #[serde(with = "secret_text")]
+    pub secret: twh_webhooks::Secret,
+    /// Until when it signs.
+    pub until: Timestamp,
+}
+
+/// A stored endpoint.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EndpointRecord {
+    /// URL.
+    pub url: String,
+    /// Event types.
+    pub event_types: Vec<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// Enabled.
+    pub enabled: bool,
+    /// Current secret.
+    #[serde(with = "secret_text")]
+    pub secret: twh_webhooks::Secret,
+    /// The rotated-out secret, while it still signs.
+    pub previous: Option<PreviousSecret>,
+    /// Retry schedule override.
+    pub retry_schedule_seconds: Option<Vec<u64>>,
+    /// Version.
+    pub version: u64,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Updated.
+    pub updated_at: Timestamp,
+    /// Deleted endpoints keep their record (ids stay unique) and answer 404.
+    pub deleted: bool,
+}
+
+/// A stored delivery; its sequence is its position + 1.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    /// Endpoint index.
+    pub endpoint: u32,
+    /// Event position in the log.
+    pub event: u64,
+    /// Status.
+    pub status: DeliveryStatus,
+    /// Attempts.
+    pub attempts: Vec<Attempt>,
+    /// Next attempt due.
+    pub next_attempt_at: Option<Timestamp>,
+    /// Failed attempts since it was created or last replayed (indexes the schedule).
+    pub failures: u32,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Claimed by the dispatcher, attempt under way.
+    #[serde(skip)]
+    pub in_flight: bool,
+}
+
+/// A delivery claimed for sending: everything the dispatcher needs, owned.
+#[derive(Clone, Debug)]
+pub struct Claimed {
+    /// Delivery sequence.
+    pub delivery: u64,
+    /// When it was due (emulator time; recorded as the attempt's time).
+    pub due: Timestamp,
+    /// Receiver URL.
+    pub url: String,
+    /// `webhook-id`: the event id.
+    pub event_id: String,
+    /// The body: the event as JSON.
+    pub payload: Vec<u8>,
+    /// Secrets that sign it (the current one, and a rotated one still in its overlap).
+    pub secrets: Vec<twh_webhooks::Secret>,
+}
+
+/// What one attempt came to.
+#[derive(Clone, Debug)]
+pub struct AttemptResult {
+    /// The receiver's status, if it answered.
+    pub status_code: Option<u16>,
+    /// Duration in milliseconds.
+    pub duration_ms: u64,
+    /// Transport error or timeout, if any.
+    pub error: Option<String>,
+    /// The receiver's `Retry-After`, in seconds.
+    pub retry_after_seconds: Option<u64>,
+}
+
+/// The webhook state of one tenant.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Webhooks {
+    endpoints: Vec<EndpointRecord>,
+    deliveries: ChunkedVec<DeliveryRecord>,
+    /// Deliveries waiting for an attempt, by due time.
+    #[serde(skip)]
+    schedule: BTreeSet<(Timestamp, u64)>,
+}
+
+fn validate_endpoint(
+    url: Option<&str>,
+    event_types: Option<&[String]>,
+    description: Option<&str>,
+    schedule: Option<&[u64]>,
+) -> Result<(), DomainError> {
+    let mut errors = Vec::new();
+    if let Some(url) = url {
+        let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+        let host_ok = url.split("://").nth(1).is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+        if url.len() > URL_LEN_MAX || !scheme_ok || !host_ok || url.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            errors.push(FieldError::new("url", format!("must be an http(s) URL of at most {URL_LEN_MAX} bytes")));
+        }
+    }
+    if let Some(types) = event_types {
+        if types.is_empty() || types.len() > 50 {
+            errors.push(FieldError::new("event_types", "must list 1..=50 event types, or [\"*\"]"));
+        }
+        for (i, t) in types.iter().enumerate() {
+            if t != "*" && EventType::parse(t).is_none() {
+                errors.push(FieldError::new(format!("event_types[{i}]"), format!("unknown event type {t:?}")));
+            }
+        }
+    }
+    if description.is_some_and(|d| d.chars().count() > 500) {
+        errors.push(FieldError::new("description", "must be at most 500 characters"));
+    }
+    if let Some(s) = schedule {
+        if s.len() > RETRY_SCHEDULE_LEN_MAX || s.iter().any(|d| *d > RETRY_DELAY_MAX_SECONDS) {
+            errors.push(FieldError::new(
+                "retry_schedule_seconds",
+                format!("at most {RETRY_SCHEDULE_LEN_MAX} delays, each at most {RETRY_DELAY_MAX_SECONDS} s"),
+            ));
+        }
+    }
+    if errors.is_empty() { Ok(()) } else { Err(DomainError::validation(errors)) }
+}
+
+fn disabled() -> DomainError {
+    DomainError::new(ErrorKind::EndpointDisabled, "The endpoint is disabled; enable it first (PATCH enabled: true).")
+}
+
+fn truncate(text: String) -> String {
+    if text.chars().count() <= ATTEMPT_ERROR_LEN_MAX {
+        text
+    } else {
+        text.chars().take(ATTEMPT_ERROR_LEN_MAX).collect()
+    }
+}
+
+impl Webhooks {
+    /// Rebuilds the schedule after deserialisation.
+    pub fn rebuild(&mut self) {
+        self.schedule = self
+            .deliveries
+            .iter_from(0)
+            .enumerate()
+            .filter_map(|(p, d)| d.next_attempt_at.map(|t| (t, p as u64 + 1)))
+            .collect();
+    }
+
+    fn endpoint_id(tag: &str, index: usize) -> String {
+        ids::format("we", tag, index as u64 + 1)
+    }
+
+    fn delivery_id(tag: &str, sequence: u64) -> String {
+        ids::format("msg", tag, sequence)
+    }
+
+    fn endpoint_index(&self, tag: &str, id: &str) -> Result<usize, DomainError> {
+        ids::parse("we", tag, id)
+            .map(|p| (p - 1) as usize)
+            .filter(|i| self.endpoints.get(*i).is_some_and(|e| !e.deleted))
+            .ok_or_else(|| DomainError::not_found("webhook endpoint"))
+    }
+
+    fn delivery_sequence(&self, tag: &str, id: &str) -> Result<u64, DomainError> {
+        ids::parse("msg", tag, id)
+            .filter(|s| *s <= self.deliveries.len() as u64)
+            .ok_or_else(|| DomainError::not_found("webhook delivery"))
+    }
+
+    fn render_endpoint(&self, tag: &str, index: usize) -> WebhookEndpoint {
+        let e = &self.endpoints[index];
+        WebhookEndpoint {
+            id: Self::endpoint_id(tag, index),
+            url: e.url.clone(),
+            event_types: e.event_types.clone(),
+            description: e.description.clone(),
+            enabled: e.enabled,
+            secret: e.secret.expose(),
+            retry_schedule_seconds: e.retry_schedule_seconds.clone(),
+            version: e.version,
+            created_at: e.created_at,
+            updated_at: e.updated_at,
+        }
+    }
+
+    fn render_delivery(&self, ledger: &Ledger, sequence: u64) -> Option<WebhookDelivery> {
+        let d = self.deliveries.get(usize::try_from(sequence).ok()?.checked_sub(1)?)?;
+        let (event_id, event_type) = ledger.event_head(d.event as usize - 1).unwrap_or_default();
+        Some(WebhookDelivery {
+            id: Self::delivery_id(&ledger.tag, sequence),
+            endpoint_id: Self::endpoint_id(&ledger.tag, d.endpoint as usize),
+            event_id,
+            event_type,
+            status: d.status,
+            next_attempt_at: d.next_attempt_at,
+            attempts: d.attempts.clone(),
+            created_at: d.created_at,
+        })
+    }
+
+    /// `POST /v1/webhook-endpoints`.
+    pub fn create_endpoint(
+        &mut self,
+        tag: &str,
+        req: CreateWebhookEndpoint,
+        now: Timestamp,
+    ) -> Result<WebhookEndpoint, DomainError> {
+        validate_endpoint(
+            Some(&req.url),
+            Some(&req.event_types),
+            req.description.as_deref(),
+            req.retry_schedule_seconds.as_deref(),
+        )?;
+        if self.endpoints.iter().filter(|e| !e.deleted).count() >= ENDPOINT_COUNT_MAX {
+            return Err(DomainError::validation(vec![FieldError::new(
+                "url",
+                format!("a sandbox has at most {ENDPOINT_COUNT_MAX} webhook endpoints"),
+            )]));
+        }
+        self.endpoints.push(EndpointRecord {
+            url: req.url,
+            event_types: req.event_types,
+            description: req.description,
+            enabled: true,
+            secret: twh_webhooks::Secret::generate(),
+            previous: None,
+            retry_schedule_seconds: req.retry_schedule_seconds,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            deleted: false,
+        });
+        Ok(self.render_endpoint(tag, self.endpoints.len() - 1))
+    }
+
+    /// `GET /v1/webhook-endpoints/{id}`.
+    pub fn endpoint(&self, tag: &str, id: &str) -> Result<WebhookEndpoint, DomainError> {
+        let i = self.endpoint_index(tag, id)?;
+        Ok(self.render_endpoint(tag, i))
+    }
+
+    /// `GET /v1/webhook-endpoints`.
+    pub fn endpoints(&self, tag: &str, window: Window) -> Page<WebhookEndpoint> {
+        let live: Vec<usize> = (0..self.endpoints.len()).filter(|i| !self.endpoints[*i].deleted).collect();
+        let data: Vec<_> =
+            live.iter().skip(window.start).take(window.limit).map(|i| self.render_endpoint(tag, *i)).collect();
+        let next = (window.start + data.len() < live.len()).then_some(window.start + data.len());
+        Page { data, next }
+    }
+
+    /// `PATCH /v1/webhook-endpoints/{id}`.
+    pub fn update_endpoint(
+        &mut self,
+        tag: &str,
+        id: &str,
+        patch: UpdateWebhookEndpoint,
+        if_match: &IfMatch,
+        now: Timestamp,
+    ) -> Result<WebhookEndpoint, DomainError> {
+        let i = self.endpoint_index(tag, id)?;
+        if_match.check(self.endpoints[i].version)?;
+        validate_endpoint(
+            patch.url.as_deref(),
+            patch.event_types.as_deref(),
+            patch.description.as_deref(),
+            patch.retry_schedule_seconds.as_deref(),
+        )?;
+        let e = &mut self.endpoints[i];
+        if let Some(v) = patch.url {
+            e.url = v;
+        }
+        if let Some(v) = patch.event_types {
+            e.event_types = v;
+        }
+        if let Some(v) = patch.description {
+            e.description = Some(v);
+        }
+        if let Some(v) = patch.enabled {
+            e.enabled = v;
+        }
+        if let Some(v) = patch.retry_schedule_seconds {
+            e.retry_schedule_seconds = Some(v);
+        }
+        e.version += 1;
+        e.updated_at = now;
+        Ok(self.render_endpoint(tag, i))
+    }
+
+    /// `DELETE /v1/webhook-endpoints/{id}`: its pending deliveries stop (they become `dead`).
+    pub fn delete_endpoint(&mut self, tag: &str, id: &str, if_match: &IfMatch) -> Result<(), DomainError> {
+        let i = self.endpoint_index(tag, id)?;
+        if_match.check(self.endpoints[i].version)?;
+        self.endpoints[i].deleted = true;
+        self.endpoints[i].enabled = false;
+        self.stop_endpoint(i);
+        Ok(())
+    }
+
+    /// Every pending delivery of endpoint `i` becomes dead (no further attempts).
+    fn stop_endpoint(&mut self, i: usize) {
+        let due: Vec<(Timestamp, u64)> = self.schedule.iter().copied().collect();
+        for (t, seq) in due {
+            let Some(d) = self.deliveries.get_mut((seq - 1) as usize) else { continue };
+            if d.endpoint as usize == i {
+                d.status = DeliveryStatus::Dead;
+                d.next_attempt_at = None;
+                self.schedule.remove(&(t, seq));
+            }
+        }
+    }
+
+    /// `POST /v1/webhook-endpoints/{id}/rotate-secret`: a new secret; the old one also signs for
+    /// 24 h of emulator time.
+    pub fn rotate_secret(&mut self, tag: &str, id: &str, now: Timestamp) -> Result<WebhookEndpoint, DomainError> {
+        let i = self.endpoint_index(tag, id)?;
+        let e = &mut self.endpoints[i];
+        let old = std::mem::replace(&mut e.secret, twh_webhooks::Secret::generate());
+        e.previous = Some(PreviousSecret { secret: old, until: now.plus_seconds(SECRET_OVERLAP_SECONDS) });
+        e.version += 1;
+        e.updated_at = now;
+        Ok(self.render_endpoint(tag, i))
+    }
+
+    /// The endpoint index of `id`, for the `test` ping.
+    pub fn ping_target(&self, tag: &str, id: &str) -> Result<usize, DomainError> {
+        let i = self.endpoint_index(tag, id)?;
+        if !self.endpoints[i].enabled {
+            return Err(disabled());
+        }
+        Ok(i)
+    }
+
+    /// Creates the deliveries of the events from position `from` on; `only` limits them to one
+    /// endpoint (the `test` ping).
+    pub fn fan_out(&mut self, ledger: &Ledger, from: usize, only: Option<usize>, now: Timestamp) {
+        if self.endpoints.iter().all(|e| !e.enabled) {
+            return;
+        }
+        for position in from..ledger.event_count() {
+            let Some((_, kind)) = ledger.event_head(position) else { continue };
+            let concerns = ledger.event_endpoint(position);
+            for (i, e) in self.endpoints.iter().enumerate() {
+                let wanted = match only {
+                    Some(target) => target == i,
+                    None => kind != "ping" && e.event_types.iter().any(|t| t == "*" || *t == kind),
+                };
+                let own_exhaustion = kind == "webhook_delivery.exhausted"
+                    && concerns.as_deref() == Some(Self::endpoint_id(&ledger.tag, i).as_str());
+                if !e.enabled || !wanted || own_exhaustion {
+                    continue;
+                }
+                let sequence = self.deliveries.len() as u64 + 1;
+                self.deliveries.push(DeliveryRecord {
+                    endpoint: i as u32,
+                    event: position as u64 + 1,
+                    status: DeliveryStatus::Pending,
+                    attempts: Vec::new(),
+                    next_attempt_at: Some(now),
+                    failures: 0,
+                    created_at: now,
+                    in_flight: false,
+                });
+                self.schedule.insert((now, sequence));
+            }
+        }
+    }
+
+    /// The earliest due time of a waiting delivery.
+    pub fn next_due(&self) -> Option<Timestamp> {
+        self.schedule.first().map(|(t, _)| *t)
+    }
+
+    /// Number of deliveries waiting for an attempt.
+    pub fn waiting(&self) -> usize {
+        self.schedule.len()
+    }
+
+    /// Claims up to `limit` deliveries due at or before `until`, oldest first.
+    pub fn claim_due(&mut self, ledger: &Ledger, until: Timestamp, limit: usize) -> Vec<Claimed> {
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let Some(&(due, seq)) = self.schedule.first() else { break };
+            if due > until {
+                break;
+            }
+            self.schedule.remove(&(due, seq));
+            let Some(d) = self.deliveries.get_mut((seq - 1) as usize) else { continue };
+            let e = &self.endpoints[d.endpoint as usize];
+            if !e.enabled {
+                d.status = DeliveryStatus::Dead;
+                d.next_attempt_at = None;
+                continue;
+            }
+            d.in_flight = true;
+            let Some(event) = ledger.event_at(d.event as usize - 1) else { continue };
+            let mut secrets = vec![e.secret.clone()];
+            if let Some(p) = e.previous.as_ref().filter(|p| p.until > due) {
+                secrets.push(p.secret.clone());
+            }
+            out.push(Claimed {
+                delivery: seq,
+                due,
+                url: e.url.clone(),
+                event_id: event.id.clone(),
+                payload: serde_json::to_vec(&event).unwrap_or_default(),
+                secrets,
+            });
+        }
+        out
+    }
+
+    /// Records an attempt; returns the events it causes (exhaustion, endpoint disabled), which
+    /// the caller writes to the log and fans out.
+    pub fn record(
+        &mut self,
+        ledger: &Ledger,
+        delivery: u64,
+        at: Timestamp,
+        result: AttemptResult,
+        default_schedule: &[u64],
+    ) -> Vec<(EventType, serde_json::Value)> {
+        let mut events = Vec::new();
+        let Some(d) = self.deliveries.get_mut((delivery - 1) as usize) else { return events };
+        d.in_flight = false;
+        let ok = result.error.is_none() && result.status_code.is_some_and(|s| (200..300).contains(&s));
+        d.attempts.push(Attempt {
+            at,
+            status_code: result.status_code,
+            duration_ms: result.duration_ms,
+            error: result.error.map(truncate),
+        });
+        let endpoint = d.endpoint as usize;
+        if ok {
+            d.status = DeliveryStatus::Succeeded;
+            d.next_attempt_at = None;
+            return events;
+        }
+        d.failures += 1;
+        let e = &self.endpoints[endpoint];
+        if result.status_code == Some(410) || e.deleted || !e.enabled {
+            d.status = DeliveryStatus::Dead;
+            d.next_attempt_at = None;
+            if result.status_code == Some(410) && e.enabled {
+                self.endpoints[endpoint].enabled = false;
+                self.endpoints[endpoint].version += 1;
+                self.endpoints[endpoint].updated_at = at;
+                self.stop_endpoint(endpoint);
+                let mut data = serde_json::to_value(self.render_endpoint(&ledger.tag, endpoint)).unwrap_or_default();
+                data["secret"] = json!(null);
+                events.push((EventType::WebhookEndpointDisabled, data));
+            }
+            return events;
+        }
+        let schedule = e.retry_schedule_seconds.as_deref().unwrap_or(default_schedule);
+        let failures = d.failures as usize;
+        if failures > schedule.len() {
+            d.status = DeliveryStatus::Dead;
+            d.next_attempt_at = None;
+            if let Some(v) = self.render_delivery(ledger, delivery) {
+                events.push((EventType::WebhookDeliveryExhausted, serde_json::to_value(v).unwrap_or_default()));
+            }
+            return events;
+        }
+        let delay = schedule[failures - 1];
+        let jitter = if delay >= 100 { rand::rng().random_range(0..=(delay * 10).min(30_000)) } else { 0 };
+        let delay_ms =
+            (delay * 1000 + jitter).max(result.retry_after_seconds.unwrap_or(0).min(RETRY_DELAY_MAX_SECONDS) * 1000);
+        let next = Timestamp(at.micros().saturating_add(delay_ms as i64 * 1000));
+        d.status = DeliveryStatus::Failed;
+        d.next_attempt_at = Some(next);
+        self.schedule.insert((next, delivery));
+        events
+    }
+
+    /// The most recent delivery.
+    pub fn latest(&self, ledger: &Ledger) -> Option<WebhookDelivery> {
+        self.render_delivery(ledger, self.deliveries.len() as u64)
+    }
+
+    /// `GET /v1/webhook-deliveries/{id}`.
+    pub fn delivery(&self, ledger: &Ledger, id: &str) -> Result<WebhookDelivery, DomainError> {
+        let seq = self.delivery_sequence(&ledger.tag, id)?;
+        self.render_delivery(ledger, seq).ok_or_else(|| DomainError::not_found("webhook delivery"))
+    }
+
+    /// `GET /v1/webhook-deliveries`.
+    pub fn deliveries(
+        &self,
+        ledger: &Ledger,
+        endpoint_id: Option<&str>,
+        event_id: Option<&str>,
+        status: Option<DeliveryStatus>,
+        window: Window,
+    ) -> Page<WebhookDelivery> {
+        let endpoint = match endpoint_id {
+            Some(id) => match self.endpoint_index_any(&ledger.tag, id) {
+                Some(i) => Some(i),
+                None => return Page { data: Vec::new(), next: None },
+            },
+            None => None,
+        };
+        let event = match event_id {
+            Some(id) => match ledger.event_position(id) {
+                Some(p) => Some(p as u64 + 1),
+                None => return Page { data: Vec::new(), next: None },
+            },
+            None => None,
+        };
+        let mut data = Vec::new();
+        let mut position = window.start;
+        let mut more = false;
+        for (looked, d) in self.deliveries.iter_from(window.start).enumerate() {
+            if data.len() == window.limit || looked == super::ledger::PAGE_SCAN_MAX {
+                more = true;
+                break;
+            }
+            if endpoint.is_none_or(|e| e == d.endpoint as usize)
+                && event.is_none_or(|e| e == d.event)
+                && status.is_none_or(|s| s == d.status)
+            {
+                data.extend(self.render_delivery(ledger, position as u64 + 1));
+            }
+            position += 1;
+        }
+        Page { data, next: more.then_some(position) }
+    }
+
+    fn endpoint_index_any(&self, tag: &str, id: &str) -> Option<usize> {
+        ids::parse("we", tag, id).map(|p| (p - 1) as usize).filter(|i| *i < self.endpoints.len())
+    }
+
+    fn requeue(&mut self, seq: u64, now: Timestamp) {
+        if let Some(d) = self.deliveries.get_mut((seq - 1) as usize) {
+            if let Some(t) = d.next_attempt_at {
+                self.schedule.remove(&(t, seq));
+            }
+            d.status = DeliveryStatus::Pending;
+            d.failures = 0;
+            d.next_attempt_at = Some(now);
+            self.schedule.insert((now, seq));
+        }
+    }
+
+    /// `POST /v1/webhook-deliveries/{id}/replay`: sends again now (same `webhook-id`).
+    pub fn replay(&mut self, ledger: &Ledger, id: &str, now: Timestamp) -> Result<WebhookDelivery, DomainError> {
+        let seq = self.delivery_sequence(&ledger.tag, id)?;
+        let d = self.deliveries.get((seq - 1) as usize).ok_or_else(|| DomainError::not_found("webhook delivery"))?;
+        let e = &self.endpoints[d.endpoint as usize];
+        if e.deleted {
+            return Err(DomainError::not_found("webhook endpoint"));
+        }
+        if !e.enabled {
+            return Err(disabled());
+        }
+        if d.in_flight {
+            return Err(DomainError::new(
+                ErrorKind::DeliveryInFlight,
+                "An attempt of this delivery is under way; retry shortly.",
+            ));
+        }
+        self.requeue(seq, now);
+        self.render_delivery(ledger, seq).ok_or_else(|| DomainError::not_found("webhook delivery"))
+    }
+
+    /// `POST /v1/webhook-endpoints/{id}/replay`: re-queues the endpoint's dead deliveries created
+    /// in `[since, until)`.
+    pub fn replay_endpoint(
+        &mut self,
+        tag: &str,
+        id: &str,
+        req: &ReplayDeliveries,
+        now: Timestamp,
+    ) -> Result<u64, DomainError> {
+        let i = self.endpoint_index(tag, id)?;
+        if req.status != DeliveryStatus::Dead {
+            return Err(DomainError::validation(vec![FieldError::new(
+                "status",
+                "only \"dead\" deliveries are replayed in bulk",
+            )]));
+        }
+        if !self.endpoints[i].enabled {
+            return Err(disabled());
+        }
+        let matches: Vec<u64> = self
+            .deliveries
+            .iter_from(0)
+            .enumerate()
+            .filter(|(_, d)| {
+                d.endpoint as usize == i
+                    && d.status == DeliveryStatus::Dead
+                    && req.since.is_none_or(|t| d.created_at >= t)
+                    && req.until.is_none_or(|t| d.created_at < t)
+            })
+            .map(|(p, _)| p as u64 + 1)
+            .collect();
+        for seq in &matches {
+            self.requeue(*seq, now);
+        }
+        Ok(matches.len() as u64)
+    }
+}

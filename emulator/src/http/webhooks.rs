@@ -1,0 +1,292 @@
+//! Handlers of webhook endpoints and deliveries (`/v1/webhook-*`) and of the built-in sink
+//! (`/_emulator/sink/{name}`).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use parking_lot::Mutex;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::error::{ApiError, ApiResult};
+use super::extract::{Admin, Auth, Json, OptionalKey, Query, RequiredIfMatch, encode_cursor};
+use super::ledger::ok_json;
+use super::pipeline::{self, FaultDelay, stored_json};
+use crate::clock::Timestamp;
+use crate::domain::ledger::EventType;
+use crate::domain::webhooks::*;
+
+type St = State<Arc<AppState>>;
+type Delay = Option<Extension<FaultDelay>>;
+
+/// A page of webhook endpoints.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct WebhookEndpointList {
+    /// This page, in creation order.
+    pub data: Vec<WebhookEndpoint>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A page of webhook deliveries.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct WebhookDeliveryList {
+    /// This page, in creation order.
+    pub data: Vec<WebhookDelivery>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `POST /v1/webhook-endpoints`
+pub async fn create_endpoint(
+    State(s): St,
+    auth: Auth,
+    OptionalKey(key): OptionalKey,
+    d: Delay,
+    body: Json<CreateWebhookEndpoint>,
+) -> Response {
+    pipeline::write(&s, &auth.tenant, key, body.fingerprint, d.map(|Extension(d)| d), |st, now| {
+        let e = st.webhooks.create_endpoint(&st.ledger.tag, body.value, now)?;
+        let location = format!("/v1/webhook-endpoints/{}", e.id);
+        Ok(stored_json(StatusCode::CREATED, &e, Some(e.version), Some(location)))
+    })
+    .await
+}
+
+/// `GET /v1/webhook-endpoints`
+pub async fn list_endpoints(auth: Auth, mut q: Query) -> ApiResult {
+    let st = auth.tenant.state.lock();
+    let window = q.window("we", &st.ledger.tag)?;
+    q.finish()?;
+    let p = st.webhooks.endpoints(&st.ledger.tag, window);
+    let next_cursor = p.next.map(|n| encode_cursor("we", &st.ledger.tag, n));
+    Ok(axum::Json(WebhookEndpointList { data: p.data, next_cursor }).into_response())
+}
+
+/// `GET /v1/webhook-endpoints/{id}`
+pub async fn get_endpoint(auth: Auth, Path(id): Path<String>, headers: HeaderMap, q: Query) -> ApiResult {
+    q.finish()?;
+    let st = auth.tenant.state.lock();
+    let e = st.webhooks.endpoint(&st.ledger.tag, &id)?;
+    Ok(ok_json(&headers, &e, Some(e.version)))
+}
+
+/// `PATCH /v1/webhook-endpoints/{id}`
+pub async fn update_endpoint(
+    State(s): St,
+    auth: Auth,
+    Path(id): Path<String>,
+    RequiredIfMatch(m): RequiredIfMatch,
+    body: Json<UpdateWebhookEndpoint>,
+) -> Response {
+    pipeline::write(&s, &auth.tenant, None, 0, None, |st, now| {
+        let e = st.webhooks.update_endpoint(&st.ledger.tag, &id, body.value, &m, now)?;
+        Ok(stored_json(StatusCode::OK, &e, Some(e.version), None))
+    })
+    .await
+}
+
+/// `DELETE /v1/webhook-endpoints/{id}`: its pending deliveries stop.
+pub async fn delete_endpoint(
+    State(s): St,
+    auth: Auth,
+    Path(id): Path<String>,
+    RequiredIfMatch(m): RequiredIfMatch,
+) -> Response {
+    pipeline::write(&s, &auth.tenant, None, 0, None, |st, _| {
+        st.webhooks.delete_endpoint(&st.ledger.tag, &id, &m)?;
+        Ok(crate::domain::idempotency::Outcome::Response(Box::new(crate::domain::idempotency::StoredResponse {
+            status: 204,
+            body: String::new(),
+            etag: None,
+            location: None,
+            problem: false,
+        })))
+    })
+    .await
+}
+
+/// `POST /v1/webhook-endpoints/{id}/rotate-secret`
+pub async fn rotate_secret(
+    State(s): St,
+    auth: Auth,
+    Path(id): Path<String>,
+    OptionalKey(key): OptionalKey,
+    d: Delay,
+    body: Json<serde_json::Map<String, serde_json::Value>>,
+) -> ApiResult {
+    if !body.value.is_empty() {
+        return Err(ApiError::field("body", "takes no fields"));
+    }
+    Ok(pipeline::write(&s, &auth.tenant, key, body.fingerprint, d.map(|Extension(d)| d), |st, now| {
+        let e = st.webhooks.rotate_secret(&st.ledger.tag, &id, now)?;
+        Ok(stored_json(StatusCode::OK, &e, Some(e.version), None))
+    })
+    .await)
+}
+
+/// `POST /v1/webhook-endpoints/{id}/test`: sends a `ping` event to this endpoint only.
+pub async fn test_endpoint(
+    State(s): St,
+    auth: Auth,
+    Path(id): Path<String>,
+    OptionalKey(key): OptionalKey,
+    d: Delay,
+    body: Json<serde_json::Map<String, serde_json::Value>>,
+) -> ApiResult {
+    if !body.value.is_empty() {
+        return Err(ApiError::field("body", "takes no fields"));
+    }
+    Ok(pipeline::write(&s, &auth.tenant, key, body.fingerprint, d.map(|Extension(d)| d), |st, now| {
+        let target = st.webhooks.ping_target(&st.ledger.tag, &id)?;
+        let before = st.ledger.event_count();
+        st.ledger.emit_snapshot(EventType::Ping, serde_json::json!({"endpoint_id": id}), now);
+        st.webhooks.fan_out(&st.ledger, before, Some(target), now);
+        let ping = st.webhooks.latest(&st.ledger).filter(|d| d.event_type == "ping" && d.endpoint_id == id);
+        let ping = ping
+            .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "The ping was not queued."))?;
+        Ok(stored_json(StatusCode::ACCEPTED, &ping, None, None))
+    })
+    .await)
+}
+
+/// `POST /v1/webhook-endpoints/{id}/replay`
+pub async fn replay_endpoint(
+    State(s): St,
+    auth: Auth,
+    Path(id): Path<String>,
+    OptionalKey(key): OptionalKey,
+    d: Delay,
+    body: Json<ReplayDeliveries>,
+) -> Response {
+    pipeline::write(&s, &auth.tenant, key, body.fingerprint, d.map(|Extension(d)| d), |st, now| {
+        let count = st.webhooks.replay_endpoint(&st.ledger.tag, &id, &body.value, now)?;
+        Ok(stored_json(StatusCode::ACCEPTED, &ReplayCount { count }, None, None))
+    })
+    .await
+}
+
+/// `GET /v1/webhook-deliveries`
+pub async fn list_deliveries(auth: Auth, mut q: Query) -> ApiResult {
+    let st = auth.tenant.state.lock();
+    let endpoint = q.text("endpoint_id");
+    let event = q.text("event_id");
+    let status = q.enumeration("status");
+    let window = q.window("msg", &st.ledger.tag)?;
+    q.finish()?;
+    let p = st.webhooks.deliveries(&st.ledger, endpoint.as_deref(), event.as_deref(), status, window);
+    let next_cursor = p.next.map(|n| encode_cursor("msg", &st.ledger.tag, n));
+    Ok(axum::Json(WebhookDeliveryList { data: p.data, next_cursor }).into_response())
+}
+
+/// `GET /v1/webhook-deliveries/{id}`
+pub async fn get_delivery(auth: Auth, Path(id): Path<String>, q: Query) -> ApiResult {
+    q.finish()?;
+    let st = auth.tenant.state.lock();
+    Ok(axum::Json(st.webhooks.delivery(&st.ledger, &id)?).into_response())
+}
+
+/// `POST /v1/webhook-deliveries/{id}/replay`: sends again now.
+pub async fn replay_delivery(
+    State(s): St,
+    auth: Auth,
+    Path(id): Path<String>,
+    OptionalKey(key): OptionalKey,
+    d: Delay,
+    body: Json<serde_json::Map<String, serde_json::Value>>,
+) -> ApiResult {
+    if !body.value.is_empty() {
+        return Err(ApiError::field("body", "takes no fields"));
+    }
+    Ok(pipeline::write(&s, &auth.tenant, key, body.fingerprint, d.map(|Extension(d)| d), |st, now| {
+        let delivery = st.webhooks.replay(&st.ledger, &id, now)?;
+        Ok(stored_json(StatusCode::ACCEPTED, &delivery, None, None))
+    })
+    .await)
+}
+
+// ---- the sink ---------------------------------------------------------------------------------
+
+/// Most sinks kept.
+pub const SINK_COUNT_MAX: usize = 256;
+/// Most requests one sink keeps (the oldest are dropped).
+pub const SINK_LEN_MAX: usize = 1000;
+/// Longest sink name, in bytes.
+pub const SINK_NAME_LEN_MAX: usize = 64;
+
+/// A request the sink received.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct SinkEntry {
+    /// When (wall clock).
+    pub received_at: Timestamp,
+    /// Its headers (lower-case names).
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// Its body, as text.
+    pub body: String,
+}
+
+/// What a sink received, oldest first.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct SinkList {
+    /// The requests.
+    pub data: Vec<SinkEntry>,
+}
+
+/// The sinks.
+#[derive(Debug, Default)]
+pub struct Sinks(Mutex<HashMap<String, VecDeque<SinkEntry>>>);
+
+fn sink_name(name: &str) -> Result<(), ApiError> {
+    let ok = !name.is_empty()
+        && name.len() <= SINK_NAME_LEN_MAX
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if ok { Ok(()) } else { Err(ApiError::field("name", format!("must be 1..={SINK_NAME_LEN_MAX} of [A-Za-z0-9._-]"))) }
+}
+
+/// `POST /_emulator/sink/{name}`: accepts anything, answers 204.
+pub async fn sink_receive(
+    State(s): St,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    sink_name(&name)?;
+    let entry = SinkEntry {
+        received_at: Timestamp(chrono::Utc::now().timestamp_micros()),
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect(),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    };
+    let mut sinks = s.sinks.0.lock();
+    if !sinks.contains_key(&name) && sinks.len() >= SINK_COUNT_MAX {
+        return Err(ApiError::field("name", format!("at most {SINK_COUNT_MAX} sinks; DELETE some")));
+    }
+    let queue = sinks.entry(name).or_default();
+    if queue.len() == SINK_LEN_MAX {
+        queue.pop_front();
+    }
+    queue.push_back(entry);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /_emulator/sink/{name}`
+pub async fn sink_list(State(s): St, _: Admin, Path(name): Path<String>) -> ApiResult<axum::Json<SinkList>> {
+    sink_name(&name)?;
+    let data = s.sinks.0.lock().get(&name).map(|q| q.iter().cloned().collect()).unwrap_or_default();
+    Ok(axum::Json(SinkList { data }))
+}
+
+/// `DELETE /_emulator/sink/{name}`
+pub async fn sink_clear(State(s): St, _: Admin, Path(name): Path<String>) -> ApiResult<StatusCode> {
+    sink_name(&name)?;
+    s.sinks.0.lock().remove(&name);
+    Ok(StatusCode::NO_CONTENT)
+}
