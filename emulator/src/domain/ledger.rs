@@ -190,6 +190,10 @@ pub struct LineRecord {
 }
 
 /// A stored movement; its sequence is its position + 1.
+///
+/// Kept small (72 bytes): a million movements are a million of these, so the rare parts (the
+/// second line of a transfer; reference, reason, metadata, reversal link) sit behind boxes that
+/// most movements leave empty.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MovementRecord {
     /// Its type.
@@ -198,25 +202,42 @@ pub struct MovementRecord {
     pub item: u32,
     /// The first line.
     pub first: LineRecord,
+    /// Commit time.
+    pub created_at: Timestamp,
+    /// The movement that reversed it.
+    pub reversed_by: Option<NonZeroU64>,
     /// The second line of a transfer.
-    pub second: Option<LineRecord>,
+    pub second: Option<Box<LineRecord>>,
+    /// Reference, reason, metadata and reversal link, when any is set.
+    pub extra: Option<Box<MovementExtra>>,
+}
+
+/// The optional parts of a movement.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct MovementExtra {
     /// Reference.
     pub reference: Option<Box<str>>,
     /// Reason.
     pub reason: Option<Box<str>>,
     /// Metadata.
-    pub metadata: Option<Box<Map<String, Value>>>,
-    /// Commit time.
-    pub created_at: Timestamp,
+    pub metadata: Option<Map<String, Value>>,
     /// The movement it reverses.
     pub reverses: Option<NonZeroU64>,
-    /// The movement that reversed it.
-    pub reversed_by: Option<NonZeroU64>,
 }
+
+// The memory target (< 400 MB per million movements) depends on this staying small.
+const _: () = assert!(std::mem::size_of::<MovementRecord>() <= 72);
+const _: () = assert!(std::mem::size_of::<EventRecord>() <= 32);
 
 impl MovementRecord {
     fn lines(&self) -> impl Iterator<Item = &LineRecord> {
-        std::iter::once(&self.first).chain(self.second.as_ref())
+        std::iter::once(&self.first).chain(self.second.as_deref())
+    }
+    fn reference(&self) -> Option<&str> {
+        self.extra.as_ref().and_then(|e| e.reference.as_deref())
+    }
+    fn reverses(&self) -> Option<NonZeroU64> {
+        self.extra.as_ref().and_then(|e| e.reverses)
     }
 }
 
@@ -753,17 +774,23 @@ impl Ledger {
         }
         let mut it = lines.iter().map(|(l, _)| *l);
         let first = it.next().unwrap_or(LineRecord { location: 0, delta: 0, quantity_after: 0, version_after: 0 });
+        let extra = (p.reference.is_some() || p.reason.is_some() || p.metadata.is_some() || p.reverses.is_some())
+            .then(|| {
+                Box::new(MovementExtra {
+                    reference: p.reference,
+                    reason: p.reason,
+                    metadata: p.metadata.map(|m| *m),
+                    reverses: p.reverses,
+                })
+            });
         self.movements.push(MovementRecord {
             kind: p.kind,
             item: p.item,
             first,
-            second: it.next(),
-            reference: p.reference,
-            reason: p.reason,
-            metadata: p.metadata,
             created_at: now,
-            reverses: p.reverses,
             reversed_by: None,
+            second: it.next().map(Box::new),
+            extra,
         });
         if let Some(original) = p.reverses {
             if let Some(m) = self.movements.get_mut(position(original.get())) {
@@ -845,7 +872,7 @@ impl Ledger {
             kind: original.kind,
             item: original.item,
             lines,
-            reference: original.reference.clone(),
+            reference: original.reference().map(Box::from),
             reason: req.reason.map(String::into_boxed_str),
             metadata: None,
             reverses: NonZeroU64::new(sequence),
@@ -884,10 +911,10 @@ impl Ledger {
                     quantity_after: l.quantity_after,
                 })
                 .collect(),
-            reference: m.reference.as_deref().map(str::to_owned),
-            reason: m.reason.as_deref().map(str::to_owned),
-            metadata: m.metadata.as_deref().cloned(),
-            reverses: m.reverses.map(|s| self.movement_id(s.get())),
+            reference: m.reference().map(str::to_owned),
+            reason: m.extra.as_ref().and_then(|e| e.reason.as_deref()).map(str::to_owned),
+            metadata: m.extra.as_ref().and_then(|e| e.metadata.clone()),
+            reverses: m.reverses().map(|s| self.movement_id(s.get())),
             created_at: m.created_at,
         }
     }
