@@ -774,8 +774,8 @@ impl Ledger {
         }
         let mut it = lines.iter().map(|(l, _)| *l);
         let first = it.next().unwrap_or(LineRecord { location: 0, delta: 0, quantity_after: 0, version_after: 0 });
-        let extra = (p.reference.is_some() || p.reason.is_some() || p.metadata.is_some() || p.reverses.is_some())
-            .then(|| {
+        let extra =
+            (p.reference.is_some() || p.reason.is_some() || p.metadata.is_some() || p.reverses.is_some()).then(|| {
                 Box::new(MovementExtra {
                     reference: p.reference,
                     reason: p.reason,
