@@ -2,6 +2,10 @@
 //!
 //! - `cargo xtask openapi [--check]`: writes `openapi/openapi.json` from the emulator's types;
 //!   with `--check`, fails instead when the committed file differs.
+//! - `cargo xtask generate [--check]`: writes `sdk-rust/src/generated.rs`, the progenitor client
+//!   of `openapi/openapi.json`; with `--check`, fails instead when the committed file is stale.
+
+mod generate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,14 +14,14 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn write_or_check(path: PathBuf, text: &str, check: bool) -> Result<(), String> {
+fn write_or_check(path: PathBuf, text: &str, check: bool, task: &str) -> Result<(), String> {
     let current = std::fs::read_to_string(&path).unwrap_or_default();
     if current == text {
         println!("{} is up to date", path.display());
         return Ok(());
     }
     if check {
-        return Err(format!("{} is stale: run `cargo xtask openapi` and commit the result", path.display()));
+        return Err(format!("{} is stale: run `cargo xtask {task}` and commit the result", path.display()));
     }
     std::fs::create_dir_all(path.parent().unwrap_or(&root())).map_err(|e| e.to_string())?;
     std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -29,8 +33,15 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let check = args.iter().any(|a| a == "--check");
     let result = match args.first().map(String::as_str) {
-        Some("openapi") => write_or_check(root().join("openapi/openapi.json"), twh_emulator::openapi::document_text(), check),
-        _ => Err("usage: cargo xtask openapi [--check]".to_owned()),
+        Some("openapi") => write_or_check(
+            root().join("openapi/openapi.json"),
+            twh_emulator::openapi::document_text(),
+            check,
+            "openapi",
+        ),
+        Some("generate") => generate::client(&root().join("openapi/openapi.json"))
+            .and_then(|text| write_or_check(root().join("sdk-rust/src/generated.rs"), &text, check, "generate")),
+        _ => Err("usage: cargo xtask openapi [--check] | cargo xtask generate [--check]".to_owned()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

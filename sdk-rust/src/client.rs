@@ -1,0 +1,108 @@
+//! The client: the generated client plus the plumbing every SDK method shares.
+//!
+//! Each method of the SDK is a few lines: build the generated request, [`Client::send`] it
+//! (which counts the attempts the hooks make and maps a failure to [`Error`]), and shape the
+//! answer ([`Versioned`](crate::Versioned), [`Page`](crate::Page)). The resource methods live in
+//! one module per resource (`items.rs`, `locations.rs`, `movements.rs`, `stock_levels.rs`,
+//! `events.rs`, `sandboxes.rs`, `webhook_endpoints.rs`).
+
+use std::fmt;
+use std::future::Future;
+
+use futures::future::{self, Either, FutureExt};
+use progenitor_client::{ByteStream, ResponseValue};
+
+use crate::config::ClientBuilder;
+use crate::{Error, Result, generated};
+
+/// A TWH API client: cheap to clone (clones share one connection pool), safe to share
+/// between tasks.
+///
+/// ```no_run
+/// # fn demo() -> twh::Result<()> {
+/// let client = twh::Client::builder().api_key("sk_test_…").base_url("http://127.0.0.1:4010").build()?;
+/// // or, from TWH_API_KEY and TWH_BASE_URL:
+/// let client = twh::Client::from_env()?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) raw: generated::Client,
+    settings: ClientBuilder,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The settings' `Debug` redacts the key.
+        f.debug_struct("Client").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    pub(crate) fn from_parts(raw: generated::Client, settings: ClientBuilder) -> Client {
+        Client { raw, settings }
+    }
+
+    /// A builder: API key, base URL, timeout, retries, user-agent suffix.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// A client configured from `TWH_API_KEY` and `TWH_BASE_URL` alone.
+    pub fn from_env() -> Result<Client> {
+        ClientBuilder::default().build()
+    }
+
+    /// The same client with another API key (after [`Client::roll_api_key`], or to act with a
+    /// restricted key).
+    pub fn with_api_key(&self, key: impl Into<String>) -> Result<Client> {
+        self.settings.clone().api_key(key).build()
+    }
+
+    /// The base URL requests go to.
+    pub fn base_url(&self) -> &str {
+        progenitor_client::ClientInfo::baseurl(&self.raw)
+    }
+
+    /// The generated client underneath, for anything the SDK does not wrap. Its calls still
+    /// retry and carry idempotency keys and request ids (the hooks are on it), but answer with
+    /// progenitor's types and errors.
+    pub fn raw(&self) -> &generated::Client {
+        &self.raw
+    }
+
+    /// Awaits a call of the generated client, counting attempts and mapping its error.
+    ///
+    /// Built from combinators rather than `async` blocks, so the generated call's future
+    /// (kilobytes) is held once, not copied into a second slot of a state machine; the cold error
+    /// path (it reads an error body) is boxed.
+    pub(crate) fn send<T, F>(&self, call: F) -> impl Future<Output = Result<ResponseValue<T>>> + use<T, F>
+    where
+        F: Future<Output = std::result::Result<ResponseValue<T>, progenitor_client::Error<ByteStream>>>,
+    {
+        let (attempts, call) = crate::retry::counted(call);
+        call.then(move |result| match result {
+            Ok(value) => Either::Left(future::ready(Ok(value))),
+            Err(e) => Either::Right(Box::pin(async move { Err(Error::from_generated(e, attempts.get()).await) })),
+        })
+    }
+
+    /// Like [`Client::send`] for a conditional GET: `None` when the server answered 304.
+    pub(crate) fn send_if_changed<T, F>(
+        &self,
+        call: F,
+    ) -> impl Future<Output = Result<Option<ResponseValue<T>>>> + use<T, F>
+    where
+        F: Future<Output = std::result::Result<ResponseValue<T>, progenitor_client::Error<ByteStream>>>,
+    {
+        let (attempts, call) = crate::retry::counted(call);
+        call.then(move |result| match result {
+            Ok(value) => Either::Left(future::ready(Ok(Some(value)))),
+            // progenitor does not type 3xx answers: a 304 arrives as an undocumented response.
+            Err(progenitor_client::Error::UnexpectedResponse(r)) if r.status() == reqwest::StatusCode::NOT_MODIFIED => {
+                Either::Left(future::ready(Ok(None)))
+            }
+            Err(e) => Either::Right(Box::pin(async move { Err(Error::from_generated(e, attempts.get()).await) })),
+        })
+    }
+}

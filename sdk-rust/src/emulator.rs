@@ -1,0 +1,107 @@
+//! The emulator in-process (feature `emulator`): a whole TWH server in your test, whose
+//! sandboxes come as ready [`Client`]s.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> twh::Result<()> {
+//! use twh::emulator::{Config, Emulator};
+//!
+//! let emu = Emulator::start(Config::default()).await?;
+//! let client = emu.create_sandbox()?;
+//! assert_eq!(client.list_items(&Default::default()).await?.data.len(), 0);
+//! emu.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! The handle wraps [`twh_emulator::Emulator`] ([`Emulator::inner`] reaches everything else it
+//! offers). The control plane is called in-process, not over HTTP, and takes the SDK's own
+//! types ([`types::FaultSpec`], [`types::CreateSandbox`]).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+pub use twh_emulator::Config;
+
+use crate::sandboxes::SandboxCreated;
+use crate::{Client, ClientBuilder, Error, Result, types};
+
+/// A running emulator (SDK.md "The emulator from each language").
+#[derive(Debug)]
+pub struct Emulator {
+    inner: twh_emulator::Emulator,
+}
+
+/// Converts between the SDK's and the emulator's types of the same JSON shape.
+fn convert<A: serde::Serialize, B: serde::de::DeserializeOwned>(value: &A) -> Result<B> {
+    serde_json::to_value(value)
+        .and_then(serde_json::from_value)
+        .map_err(|e| Error::InvalidRequest(format!("the emulator does not take this value: {e}")))
+}
+
+impl Emulator {
+    /// Binds a port (any free one by default) and starts serving.
+    pub async fn start(config: Config) -> Result<Emulator> {
+        let inner = twh_emulator::Emulator::start(config)
+            .await
+            .map_err(|e| Error::Configuration(format!("the emulator could not start: {e}")))?;
+        Ok(Emulator { inner })
+    }
+
+    /// Its base URL, `http://127.0.0.1:<port>`.
+    pub fn base_url(&self) -> String {
+        self.inner.base_url()
+    }
+
+    /// A client builder pointing at this emulator (no key yet): to set a timeout or retries
+    /// before [`ClientBuilder::create_sandbox`].
+    pub fn client_builder(&self) -> ClientBuilder {
+        Client::builder().base_url(self.base_url())
+    }
+
+    /// Creates an empty sandbox on the free plan and returns a client using its secret key.
+    pub fn create_sandbox(&self) -> Result<Client> {
+        Ok(self.create_sandbox_with(&types::CreateSandbox::default())?.0)
+    }
+
+    /// Creates a sandbox (name, seed, plan) and returns a client using its secret key, and its
+    /// details with both keys (a restricted client is
+    /// `client.with_api_key(created.restricted_key.expose())`).
+    pub fn create_sandbox_with(&self, request: &types::CreateSandbox) -> Result<(Client, SandboxCreated)> {
+        let request: twh_emulator::domain::model::CreateSandbox = convert(request)?;
+        let created = self.inner.create_sandbox(request).map_err(|e| Error::InvalidRequest(e.to_string()))?;
+        let created: SandboxCreated = convert(&created)?;
+        let client = self.client_builder().api_key(created.secret_key.expose()).build()?;
+        Ok((client, created))
+    }
+
+    /// Moves the emulator clock forward, firing what became due (idempotency-key expiry,
+    /// rolled-key grace periods, …). Returns the new emulator time.
+    pub async fn advance_clock(&self, by: Duration) -> DateTime<Utc> {
+        let now = self.inner.advance_clock(by).await;
+        DateTime::from_timestamp_micros(now.micros()).unwrap_or_default()
+    }
+
+    /// Arms a fault (`error_before_commit`, `error_after_commit`, `delay`,
+    /// `drop_connection_after_commit`) for the next `times` matching requests.
+    pub fn inject_fault(&self, spec: &types::FaultSpec) -> Result<types::Fault> {
+        let spec: twh_emulator::http::faults::FaultSpec = convert(spec)?;
+        let fault = self.inner.inject_fault(spec).map_err(|e| Error::InvalidRequest(e.to_string()))?;
+        convert(&fault)
+    }
+
+    /// Disarms every fault.
+    pub fn clear_faults(&self) {
+        self.inner.state().faults.clear();
+    }
+
+    /// The wrapped emulator.
+    pub fn inner(&self) -> &twh_emulator::Emulator {
+        &self.inner
+    }
+
+    /// Stops accepting, lets in-flight requests finish, and returns.
+    pub async fn shutdown(self) {
+        self.inner.shutdown().await;
+    }
+}

@@ -1,0 +1,159 @@
+//! Idempotency keys and request ids: one of each per logical call, the same on every retry.
+//!
+//! Every POST carries an `Idempotency-Key` (SDK.md "Idempotency"): the caller's, given with
+//! [`Post::idempotency_key`], or a random UUIDv4 made once per call. The key is put on the
+//! request before the first attempt, and the retry loop ([`crate::retry`]) re-sends that same
+//! request, so a call creates at most one ledger entry however many attempts it takes: the
+//! server replays the stored answer to a repeated key.
+//!
+//! The SDK's methods pass the key to the generated builders (whose `Idempotency-Key` header is a
+//! typed argument); `prepare`, run by the generated client's `pre` hook, adds one to any POST
+//! that still has none (e.g. a call through [`Client::raw`](crate::Client::raw)), and adds
+//! the `X-Request-Id` to every request. The request id, `req_` and a UUIDv4, is likewise one per
+//! logical call: the server echoes it, it is in every error ([`Error::request_id`]), and it
+//! names all the attempts of one call in the server's logs.
+//!
+//! [`Error::request_id`]: crate::Error::request_id
+
+use std::fmt;
+use std::future::{Future, IntoFuture};
+
+use futures::future::BoxFuture;
+use reqwest::header::HeaderValue;
+
+use crate::Result;
+use crate::etag::ETag;
+
+/// The idempotency key header.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+/// The request id header.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Longest idempotency key the API accepts, in characters (API.md §2).
+pub const IDEMPOTENCY_KEY_LEN_MAX: usize = 255;
+
+/// A random UUIDv4 from the thread-local CSPRNG (`uuid`'s own `new_v4` asks the OS for every
+/// one: a system call per request that the benchmark notices).
+fn uuid_v4() -> uuid::Uuid {
+    uuid::Builder::from_random_bytes(rand::random()).into_uuid()
+}
+
+/// A fresh idempotency key: a random UUIDv4.
+pub fn new_key() -> String {
+    uuid_v4().to_string()
+}
+
+/// A fresh request id: `req_` and a random UUIDv4 in hex.
+pub fn new_request_id() -> String {
+    format!("req_{}", uuid_v4().simple())
+}
+
+/// Adds an `X-Request-Id` to a request without one, and an `Idempotency-Key` to a POST without
+/// one. Runs once per logical call, before the first attempt.
+pub(crate) fn prepare(request: &mut reqwest::Request) {
+    let is_post = request.method() == reqwest::Method::POST;
+    let headers = request.headers_mut();
+    if !headers.contains_key(REQUEST_ID_HEADER) {
+        headers.insert(REQUEST_ID_HEADER, header_value(new_request_id()));
+    }
+    if is_post && !headers.contains_key(IDEMPOTENCY_KEY_HEADER) {
+        headers.insert(IDEMPOTENCY_KEY_HEADER, header_value(new_key()));
+    }
+}
+
+fn header_value(ascii: String) -> HeaderValue {
+    // Both are ASCII letters, digits, `_` and `-`, always valid header values.
+    HeaderValue::try_from(ascii).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+type Run<'a, T> = Box<dyn FnOnce(String, Option<ETag>) -> BoxFuture<'a, Result<T>> + Send + 'a>;
+
+/// A POST about to be sent: `.await` it, after choosing its idempotency key if you want your own.
+///
+/// ```no_run
+/// # async fn demo(client: &twh::Client, item_id: &str, location_id: &str) -> twh::Result<()> {
+/// use twh::types::CreateMovement;
+/// // A random key, made once and re-sent on every retry:
+/// client.create_movement(CreateMovement::receipt(item_id, location_id, 10)).await?;
+/// // Your own key (an order number, say): sending it again replays the first answer.
+/// client.create_movement(CreateMovement::shipment(item_id, location_id, 1)).idempotency_key("order-1042").await?;
+/// # Ok(()) }
+/// ```
+#[must_use = "a Post does nothing until it is awaited"]
+pub struct Post<'a, T> {
+    idempotency_key: Option<String>,
+    if_match: Option<ETag>,
+    run: Run<'a, T>,
+}
+
+impl<'a, T> Post<'a, T> {
+    pub(crate) fn new<F, Fut>(run: F) -> Post<'a, T>
+    where
+        F: FnOnce(String, Option<ETag>) -> Fut + Send + 'a,
+        Fut: Future<Output = Result<T>> + Send + 'a,
+    {
+        Post { idempotency_key: None, if_match: None, run: Box::new(move |key, etag| Box::pin(run(key, etag))) }
+    }
+
+    pub(crate) fn with_if_match(mut self, etag: ETag) -> Post<'a, T> {
+        self.if_match = Some(etag);
+        self
+    }
+
+    /// Sends this key instead of a random one (1..=255 printable ASCII characters). Use a key
+    /// that names the operation in your own system, so that repeating it, even from another
+    /// process, replays the first answer instead of writing twice.
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Post<'a, T> {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+}
+
+impl<T> fmt::Debug for Post<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Post")
+            .field("idempotency_key", &self.idempotency_key)
+            .field("if_match", &self.if_match)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, T: 'a> IntoFuture for Post<'a, T> {
+    type Output = Result<T>;
+    type IntoFuture = BoxFuture<'a, Result<T>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        let key = self.idempotency_key.unwrap_or_else(new_key);
+        (self.run)(key, self.if_match)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prepare_adds_a_request_id_everywhere_and_a_key_to_posts_only() {
+        let url = reqwest::Url::parse("http://x.invalid/v1/items").expect("url");
+        let mut get = reqwest::Request::new(reqwest::Method::GET, url.clone());
+        prepare(&mut get);
+        assert!(get.headers().get(REQUEST_ID_HEADER).is_some());
+        assert!(get.headers().get(IDEMPOTENCY_KEY_HEADER).is_none());
+
+        let mut post = reqwest::Request::new(reqwest::Method::POST, url.clone());
+        prepare(&mut post);
+        let key = post.headers()[IDEMPOTENCY_KEY_HEADER].to_str().expect("ascii").to_owned();
+        assert_eq!(uuid::Uuid::parse_str(&key).expect("a uuid").get_version_num(), 4);
+
+        let mut mine = reqwest::Request::new(reqwest::Method::POST, url);
+        mine.headers_mut().insert(IDEMPOTENCY_KEY_HEADER, HeaderValue::from_static("order-1"));
+        prepare(&mut mine);
+        assert_eq!(mine.headers()[IDEMPOTENCY_KEY_HEADER], "order-1");
+    }
+
+    #[test]
+    fn keys_and_request_ids_are_fresh() {
+        assert_ne!(new_key(), new_key());
+        let id = new_request_id();
+        assert!(id.starts_with("req_") && id.len() == 36, "{id}");
+    }
+}
