@@ -1,0 +1,18 @@
+//! `twh-bench`: the benchmark of the TWH emulator.
+//!
+//! - [`bare`]: the baseline server, a bare hyper server answering a fixed JSON body shaped like
+//!   a movement, with the same accept loop and connection settings as the emulator.
+//! - [`load`]: the load generator (64 keep-alive HTTP/1.1 connections, one task each, closed
+//!   loop, latencies into HDR histograms).
+//! - [`inproc`]: a million movements through `twh_emulator::app` in this process: memory per
+//!   movement, and the time of each write with no network in the way.
+//! - [`client`]: one-shot HTTP requests for setup and start-time probes.
+//! - [`procfs`]: resident memory and CPU time of a process, from `/proc`.
+//!
+//! `src/main.rs` runs everything and prints the table; see `bench/README.md`.
+
+pub mod bare;
+pub mod client;
+pub mod inproc;
+pub mod load;
+pub mod procfs;

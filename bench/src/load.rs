@@ -1,0 +1,400 @@
+//! The load generator: `connections` keep-alive HTTP/1.1 connections, one task each, each sending
+//! its next request as soon as the previous answer's body is read (closed loop, no pipelining).
+//!
+//! It runs on a current-thread Tokio runtime so that it uses exactly one core (the caller pins
+//! the process). Every request carries a unique `Idempotency-Key` (`<prefix>-<conn>-<n>`), so
+//! every answered request against the emulator is a new ledger movement. Latency is measured from
+//! just before the request is built to the last byte of the answer's body, in nanoseconds, into
+//! HDR histograms: one for the whole measured phase and one per time window, so a latency that
+//! grows with the state shows up in the later windows.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http::{HeaderValue, Method, Request, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use serde::{Deserialize, Serialize};
+
+use crate::procfs;
+
+/// What to send, and for how long.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LoadSpec {
+    /// Server address.
+    pub addr: SocketAddr,
+    /// Request path (`POST`).
+    pub path: String,
+    /// `Authorization` header value, if any.
+    pub authorization: Option<String>,
+    /// Request bodies, used in turn.
+    pub bodies: Vec<String>,
+    /// Number of connections (and tasks).
+    pub connections: usize,
+    /// Load before measuring (answers count toward `ok_total`, not toward latency and rate).
+    pub warmup: Duration,
+    /// Measured phase.
+    pub duration: Duration,
+    /// Length of a timeline window.
+    pub window: Duration,
+    /// Idempotency key prefix, unique per run.
+    pub key_prefix: String,
+    /// The status every answer must have.
+    pub expect_status: u16,
+    /// The server's pid, to sample its resident memory and CPU time.
+    pub server_pid: Option<u32>,
+    /// Stop once this many expected answers (warm-up included) have arrived.
+    pub stop_after_ok: Option<u64>,
+}
+
+/// Latency percentiles, in microseconds.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Percentiles {
+    /// Number of samples.
+    pub count: u64,
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Percentiles {
+    /// The percentiles of a histogram of nanoseconds.
+    pub fn of(h: &Histogram<u64>) -> Percentiles {
+        let us = |ns: u64| ns as f64 / 1_000.0;
+        Percentiles {
+            count: h.len(),
+            mean: h.mean() / 1_000.0,
+            p50: us(h.value_at_quantile(0.50)),
+            p90: us(h.value_at_quantile(0.90)),
+            p99: us(h.value_at_quantile(0.99)),
+            p999: us(h.value_at_quantile(0.999)),
+            max: us(h.max()),
+        }
+    }
+}
+
+/// One window of the measured phase.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Window {
+    /// Seconds since the measured phase began, at the window's start.
+    pub start_s: f64,
+    /// Expected answers completed in the window.
+    pub ok: u64,
+    /// Answers per second in the window.
+    pub rate: f64,
+    /// Expected answers since the load began (warm-up included) at the window's end: for the
+    /// emulator, the number of movements this run has written so far.
+    pub ok_total_at_end: u64,
+    /// Latency in the window.
+    pub latency: Percentiles,
+    /// Server resident memory at the window's end, in bytes.
+    pub server_rss: Option<u64>,
+}
+
+/// What a load run measured.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct LoadReport {
+    /// Expected answers, warm-up included.
+    pub ok_total: u64,
+    /// Unexpected statuses and transport errors, warm-up included.
+    pub errors: u64,
+    /// The first error seen.
+    pub error_sample: Option<String>,
+    /// Expected answers when the measured phase began (the warm-up's).
+    pub ok_at_start: u64,
+    /// Server resident memory when the measured phase began, in bytes.
+    pub server_rss_at_start: Option<u64>,
+    /// Expected answers completed in the measured phase.
+    pub measured_ok: u64,
+    /// Length of the measured phase (shorter than asked when `stop_after_ok` was reached).
+    pub measured_seconds: f64,
+    /// `measured_ok / measured_seconds`.
+    pub rate: f64,
+    /// Latency over the measured phase.
+    pub latency: Percentiles,
+    /// The latency histogram of the measured phase (nanoseconds), HdrHistogram V2 format in
+    /// base64, so that runs can be merged ([`decode_histogram`]).
+    pub histogram: String,
+    /// The measured phase, window by window.
+    pub windows: Vec<Window>,
+    /// Server CPU time (user + system) during the measured phase, in seconds.
+    pub server_cpu_seconds: Option<f64>,
+    /// Load generator CPU time during the measured phase, in seconds.
+    pub loadgen_cpu_seconds: Option<f64>,
+    /// Busy share (0..=1) of every core of the machine during the measured phase, whoever used it.
+    pub core_busy: Vec<f64>,
+}
+
+struct Recorder {
+    measure_from: Instant,
+    measure_until: Instant,
+    window: Duration,
+    stop_after_ok: Option<u64>,
+    stopped_at: Option<Instant>,
+    ok_total: u64,
+    errors: u64,
+    error_sample: Option<String>,
+    all: Histogram<u64>,
+    windows: Vec<Histogram<u64>>,
+    ok_total_at: Vec<u64>,
+}
+
+/// An empty latency histogram (nanoseconds).
+pub fn histogram() -> Histogram<u64> {
+    // 1 ns .. 60 s at 3 significant digits.
+    Histogram::new_with_bounds(1, 60_000_000_000, 3)
+        .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()))
+}
+
+impl Recorder {
+    fn ok(&mut self, done: Instant, latency: Duration) {
+        self.ok_total += 1;
+        if self.stopped_at.is_none() && self.stop_after_ok.is_some_and(|n| self.ok_total >= n) {
+            self.stopped_at = Some(done);
+        }
+        // Answers after the stop (the requests still in flight then) are not measured.
+        let end = self.stopped_at.map_or(self.measure_until, |s| s.min(self.measure_until));
+        if done < self.measure_from || done > end || done == self.measure_until {
+            return;
+        }
+        let ns = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX).max(1);
+        self.all.saturating_record(ns);
+        let w = ((done - self.measure_from).as_nanos() / self.window.as_nanos().max(1)) as usize;
+        while self.windows.len() <= w {
+            self.windows.push(histogram());
+            self.ok_total_at.push(0);
+        }
+        self.windows[w].saturating_record(ns);
+        self.ok_total_at[w] = self.ok_total;
+    }
+
+    fn error(&mut self, what: String) {
+        self.errors += 1;
+        if self.error_sample.is_none() {
+            self.error_sample = Some(what);
+        }
+    }
+}
+
+type Shared = Arc<Mutex<Recorder>>;
+
+fn with<T>(r: &Shared, f: impl FnOnce(&mut Recorder) -> T) -> T {
+    f(&mut r.lock().unwrap_or_else(PoisonError::into_inner))
+}
+
+/// Runs the load on a current-thread runtime in this thread and returns what it measured.
+pub fn run(spec: LoadSpec) -> anyhow::Result<LoadReport> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(run_async(spec))
+}
+
+async fn run_async(spec: LoadSpec) -> anyhow::Result<LoadReport> {
+    anyhow::ensure!(!spec.bodies.is_empty(), "no request body");
+    let start = Instant::now();
+    let measure_from = start + spec.warmup;
+    let measure_until = measure_from + spec.duration;
+    let recorder: Shared = Arc::new(Mutex::new(Recorder {
+        measure_from,
+        measure_until,
+        window: spec.window,
+        stop_after_ok: spec.stop_after_ok,
+        stopped_at: None,
+        ok_total: 0,
+        errors: 0,
+        error_sample: None,
+        all: histogram(),
+        windows: Vec::new(),
+        ok_total_at: Vec::new(),
+    }));
+    let bodies: Vec<Bytes> = spec.bodies.iter().map(|b| Bytes::from(b.clone())).collect();
+    let uri: http::Uri = spec.path.parse()?;
+    let spec = Arc::new(spec);
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for conn in 0..spec.connections {
+        tasks.spawn(connection(spec.clone(), bodies.clone(), uri.clone(), conn, recorder.clone(), measure_until));
+    }
+
+    // While the connections run: CPU times at the measured phase's start and end, and the
+    // server's memory at every window's end.
+    let server_rss = || spec.server_pid.and_then(procfs::rss_bytes);
+    let cpu = || (spec.server_pid.and_then(procfs::cpu_seconds), procfs::cpu_seconds(std::process::id()));
+    let mut done = false;
+    tokio::select! {
+        _ = tokio::time::sleep_until(measure_from.into()) => {}
+        _ = join_all(&mut tasks) => done = true,
+    }
+    let cpu_from = cpu();
+    let cores_from = procfs::core_times();
+    let rss_at_start = server_rss();
+    let ok_at_start = with(&recorder, |r| r.ok_total);
+    let mut rss = Vec::new();
+    let mut tick = measure_from + spec.window;
+    while !done {
+        tokio::select! {
+            _ = tokio::time::sleep_until(tick.into()) => {
+                rss.push(server_rss());
+                tick += spec.window;
+            }
+            _ = join_all(&mut tasks) => done = true,
+        }
+    }
+    let cpu_to = cpu();
+    let cores_to = procfs::core_times();
+    let r = recorder.lock().unwrap_or_else(PoisonError::into_inner);
+    let measured_end = r.stopped_at.unwrap_or(measure_until).min(measure_until);
+    let duration_s = measured_end.saturating_duration_since(measure_from).as_secs_f64().max(f64::EPSILON);
+    if rss.len() < r.windows.len() {
+        rss.push(server_rss());
+    }
+    let window_s = spec.window.as_secs_f64();
+    let mut last_total = 0;
+    let windows = r
+        .windows
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let start_s = i as f64 * window_s;
+            let len = (duration_s - start_s).min(window_s).max(f64::EPSILON);
+            last_total = r.ok_total_at[i].max(last_total);
+            Window {
+                start_s,
+                ok: h.len(),
+                rate: h.len() as f64 / len,
+                ok_total_at_end: last_total,
+                latency: Percentiles::of(h),
+                server_rss: rss.get(i).copied().flatten(),
+            }
+        })
+        .collect();
+    Ok(LoadReport {
+        ok_total: r.ok_total,
+        errors: r.errors,
+        error_sample: r.error_sample.clone(),
+        ok_at_start,
+        server_rss_at_start: rss_at_start,
+        measured_ok: r.all.len(),
+        measured_seconds: duration_s,
+        rate: r.all.len() as f64 / duration_s,
+        latency: Percentiles::of(&r.all),
+        histogram: encode_histogram(&r.all),
+        windows,
+        server_cpu_seconds: cpu_from.0.zip(cpu_to.0).map(|(a, b)| b - a),
+        loadgen_cpu_seconds: cpu_from.1.zip(cpu_to.1).map(|(a, b)| b - a),
+        core_busy: procfs::core_busy(&cores_from, &cores_to),
+    })
+}
+
+fn encode_histogram(h: &Histogram<u64>) -> String {
+    use base64::Engine;
+    use hdrhistogram::serialization::{Serializer, V2Serializer};
+    let mut bytes = Vec::new();
+    match V2Serializer::new().serialize(h, &mut bytes) {
+        Ok(_) => base64::engine::general_purpose::STANDARD.encode(bytes),
+        Err(_) => String::new(),
+    }
+}
+
+/// Decodes [`LoadReport::histogram`].
+pub fn decode_histogram(s: &str) -> Option<Histogram<u64>> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(s).ok()?;
+    hdrhistogram::serialization::Deserializer::new().deserialize(&mut bytes.as_slice()).ok()
+}
+
+async fn join_all(tasks: &mut tokio::task::JoinSet<()>) {
+    while tasks.join_next().await.is_some() {}
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+async fn connect(addr: SocketAddr) -> anyhow::Result<Sender> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+async fn connection(
+    spec: Arc<LoadSpec>,
+    bodies: Vec<Bytes>,
+    uri: http::Uri,
+    conn: usize,
+    recorder: Shared,
+    until: Instant,
+) {
+    let host = HeaderValue::from_str(&spec.addr.to_string()).unwrap_or(HeaderValue::from_static("localhost"));
+    let auth = spec.authorization.as_deref().and_then(|a| HeaderValue::from_str(a).ok());
+    let json = HeaderValue::from_static("application/json");
+    let mut sender: Option<Sender> = None;
+    let mut n: u64 = 0;
+    let mut key = String::with_capacity(spec.key_prefix.len() + 24);
+    while Instant::now() < until && with(&recorder, |r| r.stopped_at.is_none()) {
+        let s = match sender.as_mut() {
+            Some(s) => s,
+            None => match connect(spec.addr).await {
+                Ok(s) => sender.insert(s),
+                Err(e) => {
+                    with(&recorder, |r| r.error(format!("connect: {e}")));
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        let started = Instant::now();
+        key.clear();
+        {
+            use std::fmt::Write;
+            let _ = write!(key, "{}-{conn}-{n}", spec.key_prefix);
+        }
+        n += 1;
+        let body = bodies[(conn + n as usize) % bodies.len()].clone();
+        let mut req = Request::new(Full::new(body));
+        *req.method_mut() = Method::POST;
+        *req.uri_mut() = uri.clone();
+        let h = req.headers_mut();
+        h.insert(header::HOST, host.clone());
+        h.insert(header::CONTENT_TYPE, json.clone());
+        if let Some(a) = &auth {
+            h.insert(header::AUTHORIZATION, a.clone());
+        }
+        if let Ok(k) = HeaderValue::from_str(&key) {
+            h.insert("idempotency-key", k);
+        }
+        let answer = async {
+            s.ready().await?;
+            let response = s.send_request(req).await?;
+            let status = response.status().as_u16();
+            let body = response.into_body().collect().await?.to_bytes();
+            Ok::<_, hyper::Error>((status, body))
+        };
+        match answer.await {
+            Ok((status, _)) if status == spec.expect_status => {
+                let done = Instant::now();
+                with(&recorder, |r| r.ok(done, done - started));
+            }
+            Ok((status, body)) => {
+                with(&recorder, |r| r.error(format!("status {status}: {}", String::from_utf8_lossy(&body))));
+            }
+            Err(e) => {
+                with(&recorder, |r| r.error(format!("request: {e}")));
+                sender = None;
+            }
+        }
+    }
+}
