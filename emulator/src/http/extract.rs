@@ -134,8 +134,12 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for Json<T> {
     }
 }
 
-/// Deserialises a JSON value, naming the field that failed.
+/// Deserialises a JSON value, naming the field that failed. The common case (it fits) takes
+/// the plain deserialiser; only a failure is parsed again with path tracking for its message.
 pub fn typed<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    if let Ok(v) = T::deserialize(&value) {
+        return Ok(v);
+    }
     serde_path_to_error::deserialize(&value).map_err(|e| {
         let path = e.path().to_string();
         let message = e.inner().to_string();
@@ -163,7 +167,7 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) {
                 if i > 0 {
                     out.push(b',');
                 }
-                out.extend_from_slice(serde_json::to_string(k).unwrap_or_default().as_bytes());
+                let _ = serde_json::to_writer(&mut *out, k);
                 out.push(b':');
                 write_canonical(v, out);
             }
