@@ -29,7 +29,9 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let check = args.iter().any(|a| a == "--check");
     let result = match args.first().map(String::as_str) {
-        Some("openapi") => write_or_check(root().join("openapi/openapi.json"), twh_emulator::openapi::document_text(), check),
+        Some("openapi") => {
+            write_or_check(root().join("openapi/openapi.json"), twh_emulator::openapi::document_text(), check)
+        }
         _ => Err("usage: cargo xtask openapi [--check]".to_owned()),
     };
     match result {
