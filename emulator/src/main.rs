@@ -103,6 +103,7 @@ async fn serve(args: Serve) -> ExitCode {
         settings: Settings {
             idempotency_ttl_seconds: args.idempotency_ttl_seconds,
             key_grace_seconds: args.key_grace_seconds,
+            ..Settings::default()
         },
         http: HttpConfig {
             admin_token: args.admin_token,

@@ -86,8 +86,7 @@ pub async fn reset_sandbox(
         return Err(ApiError::field("body", "takes no fields"));
     }
     Ok(pipeline::write(&s, &auth.tenant, key, body.fingerprint, delay(d), |st, _| {
-        st.ledger = crate::domain::Ledger::new();
-        st.webhooks = crate::domain::webhooks::Webhooks::default();
+        st.reset();
         Ok(stored_json(StatusCode::OK, &st.sandbox, None, None))
     })
     .await)
