@@ -68,6 +68,13 @@ struct Serve {
     /// hosts fail without any traffic.
     #[arg(long)]
     webhook_loopback_only: bool,
+    /// Sustained requests per second allowed per API key (a token bucket on the emulator clock);
+    /// 0 turns rate limiting off (for load tests).
+    #[arg(long, default_value_t = 1000, env = "TWH_RATE_LIMIT_PER_SECOND")]
+    rate_limit_per_second: u64,
+    /// Requests per API key allowed in a burst (the bucket's size).
+    #[arg(long, default_value_t = 2000, env = "TWH_RATE_LIMIT_BURST")]
+    rate_limit_burst: u64,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -108,6 +115,8 @@ async fn serve(args: Serve) -> ExitCode {
         http: HttpConfig {
             admin_token: args.admin_token,
             body_limit_bytes: args.body_limit_bytes,
+            rate_limit_per_second: args.rate_limit_per_second,
+            rate_limit_burst: args.rate_limit_burst,
             ..HttpConfig::default()
         },
         webhooks: WebhookSettings {
