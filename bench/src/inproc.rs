@@ -86,9 +86,15 @@ async fn create(router: &axum::Router, bearer: &str, path: &str, body: serde_jso
 pub fn run(movements: u64, pairs: usize, block: u64) -> anyhow::Result<InprocReport> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let emulator = twh_emulator::Emulator::start(twh_emulator::Config::default()).await?;
-        let sandbox =
-            emulator.create_sandbox(Default::default()).map_err(|e| anyhow::anyhow!("create sandbox: {e}"))?;
+        // A load test: no rate limit, and a pro sandbox (overage instead of refusals).
+        let mut config = twh_emulator::Config::default();
+        config.http.rate_limit_per_second = 0;
+        let emulator = twh_emulator::Emulator::start(config).await?;
+        let pro = twh_emulator::domain::model::CreateSandbox {
+            plan: Some(twh_emulator::domain::model::Plan::Pro),
+            ..Default::default()
+        };
+        let sandbox = emulator.create_sandbox(pro).map_err(|e| anyhow::anyhow!("create sandbox: {e}"))?;
         let bearer = format!("Bearer {}", sandbox.secret_key);
         let router = twh_emulator::app(emulator.state().clone());
         let mut bodies = Vec::new();

@@ -523,7 +523,8 @@ fn measure_writes(
     cmd.args(["--port", "0"]);
     let bare = spawn_server(cmd, false)?;
     let mut cmd = pinned(cores.0, emulator_bin);
-    cmd.args(["serve", "--port", "0", "--log", "warn"]);
+    // A load test: no rate limit, and a pro sandbox whose quotas bill overage instead of refusing.
+    cmd.args(["serve", "--port", "0", "--log", "warn", "--rate-limit-per-second", "0", "--demo-plan", "pro"]);
     let emulator = spawn_server(cmd, true)?;
     let key = emulator.api_key.clone().context("the emulator printed no TWH_API_KEY")?;
     let bearer = format!("Bearer {key}");

@@ -1,14 +1,28 @@
-//! The webhook dispatcher: sends due deliveries, records attempts, and walks the schedule when
-//! the emulator clock is advanced.
+//! The webhook dispatcher, which is also the emulator's scheduler: it sends due deliveries,
+//! records (and meters) attempts, and runs what falls due on the emulator clock (period ends and
+//! their invoices, nightly reconciliations), in time order.
 //!
 //! Two drivers, never at once (one async lock):
-//! - the background loop wakes when a commit creates deliveries (or every 200 ms), claims up to
+//! - the background loop wakes when a commit creates deliveries (or every 200 ms), first runs the
+//!   period ends and midnights that real time has reached, then claims up to
 //!   [`WebhookSettings::batch_max`] due deliveries across tenants and sends them with at most
 //!   [`WebhookSettings::concurrency`] in flight. A request only writes delivery records and pokes
 //!   a `Notify`, so the request path never waits on a receiver.
-//! - [`Dispatcher::advance_to`] (`POST /_emulator/clock/advance`) moves the clock forward in
-//!   steps, firing every attempt that falls due on the way in time order, each recorded at the
-//!   time it was due, so a test can walk a delivery through its whole schedule in milliseconds.
+//! - [`Dispatcher::advance_to`] (`POST /_emulator/clock/advance`) moves the clock forward to the
+//!   next due thing, whichever kind it is, again and again: a period end or a midnight is run at
+//!   its exact time (before any attempt due at that same instant, which belongs to the new
+//!   period); attempts fire in steps of at most a second that never cross a period end or a
+//!   midnight, each recorded at the time it was due. So a test walks a delivery through its whole
+//!   schedule, or a sandbox through a month, in milliseconds, and every attempt lands in the
+//!   period (and on the invoice) its time says.
+//!
+//! A jump over more than a year of midnights runs only the last 366 nightly reconciliations
+//! ([`NIGHTLY_BACKLOG_MAX_DAYS`](crate::domain::billing::NIGHTLY_BACKLOG_MAX_DAYS)); every period
+//! end is run (one invoice a month).
+//!
+//! Webhook attempts are metered where they are recorded. Under a hard `webhook_attempts` quota
+//! (plan `free`) the dispatcher claims no more than the quota leaves (attempts in flight count),
+//! and what is due beyond it waits for the next period (`usage.quota_exceeded` once).
 //!
 //! `webhook-timestamp` is the wall-clock time of the attempt (API.md), so standard verifiers
 //! accept deliveries after the emulator clock was advanced.
@@ -23,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, Notify, watch};
 
 use crate::clock::Timestamp;
+use crate::domain::billing::Meter;
 use crate::domain::registry::{Tenant, World};
 use crate::domain::webhooks::{AttemptResult, Claimed, DEFAULT_RETRY_SCHEDULE_SECONDS};
 
@@ -140,23 +155,37 @@ impl Dispatcher {
                 _ = stop.changed() => return,
             }
             let _turn = self.turn.lock().await;
+            self.world.run_due(self.world.clock.now());
             while self.dispatch(self.world.clock.now(), false).await == self.settings.batch_max {}
         }
     }
 
-    /// Moves the clock to `target`, firing every attempt due on the way, in time order.
+    /// Moves the clock to `target`, running everything due on the way in time order: webhook
+    /// attempts, period ends (invoices), nightly reconciliations, expiries.
     pub async fn advance_to(&self, target: Timestamp) -> Timestamp {
         let _turn = self.turn.lock().await;
+        self.world.skip_nightly_backlog(target);
         loop {
-            let next = self.world.tenants().iter().filter_map(|t| t.state.lock().webhooks.next_due()).min();
-            let Some(next) = next.filter(|t| *t <= target) else { break };
-            let step_end = Timestamp(next.micros().saturating_add(ADVANCE_STEP_MICROS)).min(target);
+            let hook = self.world.tenants().iter().filter_map(|t| t.state.lock().webhooks.next_due()).min();
+            let boundary = self.world.next_due();
+            let Some(next) = [hook, boundary].into_iter().flatten().min().filter(|t| *t <= target) else { break };
+            if boundary == Some(next) {
+                self.world.clock.advance_to(next);
+                self.world.expire();
+                self.world.run_due(self.world.clock.now());
+                continue;
+            }
+            let mut step_end = Timestamp(next.micros().saturating_add(ADVANCE_STEP_MICROS)).min(target);
+            if let Some(b) = boundary {
+                step_end = step_end.min(Timestamp(b.micros() - 1));
+            }
             self.world.clock.advance_to(step_end);
             self.world.expire();
             while self.dispatch(step_end, true).await > 0 {}
         }
         let now = self.world.clock.advance_to(target);
         self.world.expire();
+        self.world.run_due(now);
         now
     }
 
@@ -171,7 +200,21 @@ impl Dispatcher {
             let mut guard = tenant.state.lock();
             let state = &mut *guard;
             let tag = state.ledger.tag.clone();
-            let batch = state.webhooks.claim_due(&state.ledger, until, room);
+            let plans = &self.world.settings.plans;
+            let allowance = plans.get(state.sandbox.plan).hard_quota(Meter::WebhookAttempts).map(|q| {
+                usize::try_from(state.usage.remaining(until, Meter::WebhookAttempts, q)).unwrap_or(usize::MAX)
+            });
+            let batch = state.webhooks.claim_due(&state.ledger, until, allowance.map_or(room, |a| a.min(room)));
+            state.usage.claim_attempts(batch.len() as u64);
+            if allowance.is_some_and(|a| a < room) && state.webhooks.next_due().is_some_and(|t| t <= until) {
+                // The quota is used up: what is due waits for the next period.
+                let now = self.world.clock.now();
+                let (movements, events) = (state.ledger.movement_count(), state.ledger.event_count());
+                let period_end = state.usage.period_end(until);
+                state.webhooks.defer_due(until, period_end);
+                state.quota_exceeded(Meter::WebhookAttempts, plans, now);
+                self.world.settle(&tenant.id, state, movements, events, now);
+            }
             drop(guard);
             claimed.extend(batch.into_iter().map(|c| (tenant.clone(), tag.clone(), c)));
         }
@@ -254,6 +297,8 @@ impl Dispatcher {
     fn record(&self, tenant: &Tenant, tag: &str, c: &Claimed, at: Timestamp, result: AttemptResult) {
         let mut guard = tenant.state.lock();
         let state = &mut *guard;
+        // Metered where recorded: the attempt was made, even if the sandbox was reset meanwhile.
+        state.usage.record_attempt(at, &crate::ids::format("msg", tag, c.delivery));
         if state.ledger.tag != tag {
             return; // the sandbox was reset meanwhile: the delivery is gone
         }

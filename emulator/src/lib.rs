@@ -20,6 +20,7 @@ pub mod domain;
 pub mod http;
 pub mod ids;
 pub mod openapi;
+pub mod runner;
 mod server;
 
 pub use dispatch::WebhookSettings;

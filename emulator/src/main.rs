@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::time::Duration;
-use twh_emulator::domain::model::{CreateSandbox, Seed};
+use twh_emulator::domain::model::{CreateSandbox, Plan, Seed};
 use twh_emulator::domain::registry::Settings;
 
 use twh_emulator::{Config, Emulator, HttpConfig, WebhookSettings};
@@ -45,6 +45,9 @@ struct Serve {
     /// Do not create the demo sandbox at start.
     #[arg(long)]
     no_demo_sandbox: bool,
+    /// Plan of the demo sandbox (`pro` for load tests: its quotas bill overage instead of refusing).
+    #[arg(long, value_enum, default_value_t = DemoPlan::Free)]
+    demo_plan: DemoPlan,
     /// How long idempotency records live, in seconds of emulator time.
     #[arg(long, default_value_t = 86_400)]
     idempotency_ttl_seconds: i64,
@@ -68,6 +71,21 @@ struct Serve {
     /// hosts fail without any traffic.
     #[arg(long)]
     webhook_loopback_only: bool,
+    /// Sustained requests per second allowed per API key (a token bucket on the emulator clock);
+    /// 0 turns rate limiting off (for load tests).
+    #[arg(long, default_value_t = 1000, env = "TWH_RATE_LIMIT_PER_SECOND")]
+    rate_limit_per_second: u64,
+    /// Requests per API key allowed in a burst (the bucket's size).
+    #[arg(long, default_value_t = 2000, env = "TWH_RATE_LIMIT_BURST")]
+    rate_limit_burst: u64,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum DemoPlan {
+    /// Hard quotas.
+    Free,
+    /// Higher quotas, overage billed.
+    Pro,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -103,10 +121,13 @@ async fn serve(args: Serve) -> ExitCode {
         settings: Settings {
             idempotency_ttl_seconds: args.idempotency_ttl_seconds,
             key_grace_seconds: args.key_grace_seconds,
+            ..Settings::default()
         },
         http: HttpConfig {
             admin_token: args.admin_token,
             body_limit_bytes: args.body_limit_bytes,
+            rate_limit_per_second: args.rate_limit_per_second,
+            rate_limit_burst: args.rate_limit_burst,
             ..HttpConfig::default()
         },
         webhooks: WebhookSettings {
@@ -127,7 +148,11 @@ async fn serve(args: Serve) -> ExitCode {
     println!("TWH emulator listening on {}", emulator.base_url());
     println!("export TWH_BASE_URL={}", emulator.base_url());
     if !args.no_demo_sandbox {
-        let req = CreateSandbox { name: Some("demo".to_owned()), seed: Some(Seed::Demo), plan: None };
+        let plan = match args.demo_plan {
+            DemoPlan::Free => Plan::Free,
+            DemoPlan::Pro => Plan::Pro,
+        };
+        let req = CreateSandbox { name: Some("demo".to_owned()), seed: Some(Seed::Demo), plan: Some(plan) };
         match emulator.create_sandbox(req) {
             Ok(s) => {
                 println!("export TWH_API_KEY={}", s.secret_key);

@@ -11,13 +11,18 @@ use schemars::generate::{SchemaGenerator, SchemaSettings};
 use schemars::{JsonSchema, Schema};
 use serde_json::{Map, Value, json};
 
+use crate::domain::billing::{
+    Invoice, InvoiceList, PlanList, Subscription, UpdateSubscription, UsageExport, UsageReport,
+};
+use crate::domain::jobs::{CreateJob, Job};
 use crate::domain::model::*;
+use crate::domain::reconcile::{CreateReconciliation, Reconciliation, ReconciliationList};
 use crate::domain::webhooks::{
     CreateWebhookEndpoint, ReplayCount, ReplayDeliveries, UpdateWebhookEndpoint, WebhookDelivery, WebhookEndpoint,
 };
 use crate::http::control::{AdvanceClock, ClockState, FaultList, Health};
 use crate::http::extract::{IDEMPOTENCY_KEY_LEN_MAX, LIMIT_DEFAULT, LIMIT_MAX};
-use crate::http::faults::{Fault, FaultSpec};
+use crate::http::faults::{CorruptStockLevel, CorruptedStockLevel, Fault, FaultSpec};
 use crate::http::webhooks::{SinkList, WebhookDeliveryList, WebhookEndpointList};
 
 /// Who may call an operation.
@@ -43,6 +48,7 @@ struct Op {
     ok: u16,
     ok_schema: Option<Schema>,
     ok_headers: Vec<&'static str>,
+    csv: bool,
     errors: Vec<u16>,
 }
 
@@ -64,6 +70,7 @@ fn op(method: &'static str, path: &'static str, id: &'static str, tag: &'static 
         ok: 200,
         ok_schema: None,
         ok_headers: Vec::new(),
+        csv: false,
         errors,
     }
 }
@@ -116,6 +123,11 @@ impl Op {
     }
     fn location(mut self) -> Op {
         self.ok_headers.push("Location");
+        self
+    }
+    /// Also answers `text/csv` (with `Accept: text/csv`, or a `format` parameter).
+    fn csv(mut self) -> Op {
+        self.csv = true;
         self
     }
     fn conditional_get(self) -> Op {
@@ -348,13 +360,75 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             .idempotent(false)
             .returns(202, schema::<WebhookDelivery>(g))
             .errors(&[409]),
+        op("get", "/v1/plans", "list_plans", "billing", "The plans offered")
+            .describe("`free` has hard quotas per month (api_requests 100000, ledger_lines 20000, webhook_attempts 20000): beyond them requests answer 429 `quota_exceeded` (webhook attempts wait for the next period). `pro` includes higher amounts and bills each unit beyond them (`overage_unit_amount`, integer minor units of `currency`).")
+            .returns(200, schema::<PlanList>(g))
+            .errors(&[422]),
+        op("get", "/v1/subscription", "get_subscription", "billing", "The sandbox's plan and current billing period")
+            .describe("Periods are calendar months (UTC) of the emulator clock.")
+            .returns(200, schema::<Subscription>(g))
+            .errors(&[422]),
+        op("post", "/v1/subscription", "update_subscription", "billing", "Change the plan")
+            .describe("The new plan's quotas apply at once; the period's invoice bills the plan held when the period ends.")
+            .idempotent(false)
+            .body(schema::<UpdateSubscription>(g), true)
+            .returns(200, schema::<Subscription>(g)),
+        op("get", "/v1/usage", "get_usage", "billing", "Usage of a billing period per meter")
+            .describe("Meters: `api_requests` (authenticated requests admitted, replays included; not those refused by the rate limit or the quota), `ledger_lines` (lines written), `webhook_attempts` (attempts made).")
+            .query("period", "`current` (default) or a month `YYYY-MM`, not in the future.", json!({"type": "string", "pattern": "^(current|[0-9]{4}-[0-9]{2})$"}))
+            .returns(200, schema::<UsageReport>(g))
+            .errors(&[404]),
+        op("get", "/v1/usage/export", "export_usage", "billing", "Every usage row of a billing period")
+            .describe("One record per metered unit group and meter: `time`, `request_id` (or the `msg_` delivery of a webhook attempt, the `job_` of an import, `seed`), `meter`, `quantity`. They sum to the period's usage and invoice. `format=csv` answers `text/csv` with header `time,request_id,meter,quantity`.")
+            .query("period", "`current` (default) or a month `YYYY-MM`, not in the future.", json!({"type": "string", "pattern": "^(current|[0-9]{4}-[0-9]{2})$"}))
+            .query("format", "`json` (default) or `csv`.", string_enum(&["json", "csv"]))
+            .returns(200, schema::<UsageExport>(g))
+            .csv()
+            .errors(&[404]),
+        op("get", "/v1/invoices", "list_invoices", "billing", "List invoices")
+            .describe("An invoice is issued (with an `invoice.created` event) when the emulator clock passes the end of a period.")
+            .list()
+            .returns(200, schema::<InvoiceList>(g)),
+        op("get", "/v1/invoices/{id}", "get_invoice", "billing", "Get an invoice")
+            .describe("JSON, or CSV with `Accept: text/csv` (one record per meter and one `base` record; `amount` sums to `total`).")
+            .path_id("id", "invoice")
+            .returns(200, schema::<Invoice>(g))
+            .csv()
+            .errors(&[422]),
+        op("get", "/v1/reconciliations", "list_reconciliations", "reconciliation", "List reconciliation runs")
+            .list()
+            .returns(200, schema::<ReconciliationList>(g)),
+        op("post", "/v1/reconciliations", "create_reconciliation", "reconciliation", "Reconcile the stock levels with the ledger now")
+            .describe("Recomputes every level (at `location_id`, if given) from the ledger and compares it with the snapshot; answers the completed run and writes `reconciliation.completed`. One also runs every day at 00:00 UTC of the emulator clock.")
+            .idempotent(false)
+            .body(schema::<CreateReconciliation>(g), false)
+            .returns(201, schema::<Reconciliation>(g))
+            .location()
+            .errors(&[404]),
+        op("get", "/v1/reconciliations/{id}", "get_reconciliation", "reconciliation", "Get a reconciliation run")
+            .describe("JSON, or its discrepancies as CSV with `Accept: text/csv`.")
+            .path_id("id", "reconciliation")
+            .returns(200, schema::<Reconciliation>(g))
+            .csv()
+            .errors(&[422]),
+        op("post", "/v1/jobs", "create_job", "jobs", "Import stock movements from CSV in the background")
+            .describe("Checks the header and bounds (at most 4 MiB and 50000 rows; 4 jobs queued or running per sandbox, else 409 `too_many_jobs`), then answers 202 with the queued job. Every row needs a `reference`: a reference already imported is skipped, so re-running a file adds nothing twice. Bad rows are reported by line number (the header is line 1) and the rest still import.")
+            .idempotent(false)
+            .body(schema::<CreateJob>(g), true)
+            .returns(202, schema::<Job>(g))
+            .location()
+            .errors(&[409]),
+        op("get", "/v1/jobs/{id}", "get_job", "jobs", "Get a job and its progress")
+            .path_id("id", "job")
+            .returns(200, schema::<Job>(g))
+            .errors(&[422]),
         op("get", "/_emulator/health", "emulator_health", "emulator", "Health").admin().returns(200, schema::<Health>(g)),
         op("get", "/_emulator/clock", "emulator_get_clock", "emulator", "The emulator clock")
             .admin()
             .returns(200, schema::<ClockState>(g))
             .errors(&[422]),
         op("post", "/_emulator/clock/advance", "emulator_advance_clock", "emulator", "Move the clock forward")
-            .describe("Fires everything that became due (idempotency-key expiry, key grace periods, and the schedules of later features), in time order, before answering.")
+            .describe("Fires everything that became due, in time order, before answering: webhook attempts, period ends (invoices, `invoice.created`), nightly reconciliations at 00:00 UTC, idempotency-key expiry, key grace periods.")
             .admin()
             .body(schema::<AdvanceClock>(g), true)
             .returns(200, schema::<ClockState>(g)),
@@ -365,6 +439,12 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             .body(schema::<FaultSpec>(g), true)
             .returns(201, schema::<Fault>(g)),
         op("delete", "/_emulator/faults", "emulator_clear_faults", "emulator", "Disarm every fault").admin().empty(204),
+        op("post", "/_emulator/faults/corrupt-stock-level", "emulator_corrupt_stock_level", "emulator", "Skew one stock level's snapshot")
+            .describe("Adds `delta` to what the (item, location) snapshot reads, leaving the ledger alone, so that reconciliation finds exactly that pair. The pair must have ledger lines.")
+            .admin()
+            .body(schema::<CorruptStockLevel>(g), true)
+            .returns(200, schema::<CorruptedStockLevel>(g))
+            .errors(&[404]),
         op("get", "/_emulator/state", "emulator_export_state", "emulator", "Export the whole state")
             .admin()
             .returns(200, Schema::from(json!({"type": "object", "description": "The emulator state (format_version 1)."}).as_object().cloned().unwrap_or_default())),
@@ -394,6 +474,9 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
     ]
 }
 
+/// Sent on every answer to an API key when rate limiting is on.
+const RATE_LIMIT_HEADERS: [&str; 3] = ["RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"];
+
 fn response_headers(names: &[&str]) -> Value {
     let mut h = Map::new();
     h.insert("X-Request-Id".into(), json!({"$ref": "#/components/headers/X-Request-Id"}));
@@ -415,14 +498,17 @@ fn error_response(code: u16) -> (&'static str, &'static str) {
         404 => ("NotFound", "No such resource in this sandbox (`not_found`)."),
         409 => (
             "Conflict",
-            "`insufficient_stock`, `sku_taken`, `code_taken`, `item_archived`, `location_archived`, `already_reversed`, `idempotency_key_in_use` (with `Retry-After`).",
+            "`insufficient_stock`, `sku_taken`, `code_taken`, `item_archived`, `location_archived`, `already_reversed`, `endpoint_disabled`, `delivery_in_flight`, `too_many_jobs`, `idempotency_key_in_use` (with `Retry-After`).",
         ),
         412 => ("PreconditionFailed", "`If-Match` is stale (`precondition_failed`; the body carries `current_etag`)."),
         413 => ("PayloadTooLarge", "The body is over the limit (`payload_too_large`)."),
         415 => ("UnsupportedMediaType", "The body is not JSON (`unsupported_media_type`)."),
         422 => ("Unprocessable", "`validation_failed` (with `errors`) or `idempotency_key_reused`."),
         428 => ("PreconditionRequired", "`If-Match` is required (`precondition_required`)."),
-        429 => ("TooManyRequests", "`rate_limited` or `quota_exceeded`, with `Retry-After`."),
+        429 => (
+            "TooManyRequests",
+            "`rate_limited` (the key's token bucket is empty; `Retry-After` is when a token is back) or `quota_exceeded` (a hard quota of the plan is used up; `Retry-After` is the seconds to the end of the billing period). Nothing was written.",
+        ),
         _ => ("InternalError", "The emulator failed, or an injected fault answered."),
     }
 }
@@ -456,9 +542,17 @@ fn build() -> Value {
         let mut responses = Map::new();
         let mut ok = Map::new();
         ok.insert("description".into(), json!(if o.ok == 204 { "Done; no body." } else { "Success." }));
-        ok.insert("headers".into(), response_headers(&o.ok_headers));
+        let mut ok_headers = o.ok_headers.clone();
+        if o.access == Access::Key {
+            ok_headers.extend(RATE_LIMIT_HEADERS);
+        }
+        ok.insert("headers".into(), response_headers(&ok_headers));
         if let Some(s) = o.ok_schema {
-            ok.insert("content".into(), json!({"application/json": {"schema": s}}));
+            let mut content = json!({"application/json": {"schema": s}});
+            if o.csv {
+                content["text/csv"] = json!({"schema": {"type": "string"}});
+            }
+            ok.insert("content".into(), content);
         }
         responses.insert(o.ok.to_string(), Value::Object(ok));
         let mut errors = o.errors;
@@ -483,6 +577,11 @@ fn build() -> Value {
             let mut headers = response_headers(&[]);
             if matches!(code, 409 | 429) {
                 headers["Retry-After"] = json!({"$ref": "#/components/headers/Retry-After"});
+            }
+            if code == 429 {
+                for h in RATE_LIMIT_HEADERS {
+                    headers[h] = json!({"$ref": format!("#/components/headers/{h}")});
+                }
             }
             if code == 412 {
                 headers["ETag"] = json!({"$ref": "#/components/headers/ETag"});
@@ -513,6 +612,9 @@ fn build() -> Value {
             {"name": "stock-levels", "description": "Snapshots of (item, location) pairs."},
             {"name": "events", "description": "Everything that changed."},
             {"name": "webhooks", "description": "Signed deliveries of events, with retries, a dead-letter queue and replay."},
+            {"name": "billing", "description": "Plans, the subscription, metered usage and invoices."},
+            {"name": "reconciliation", "description": "Stock levels recomputed from the ledger and compared with the snapshots."},
+            {"name": "jobs", "description": "Background imports."},
             {"name": "emulator", "description": "The emulator's own control plane (not part of the product API)."},
         ],
         "paths": paths,
@@ -536,6 +638,9 @@ fn build() -> Value {
                 "ETag": {"description": "Strong ETag `\"<version>\"`.", "required": true, "schema": {"type": "string"}},
                 "Location": {"description": "Path of the created resource.", "required": true, "schema": {"type": "string"}},
                 "Retry-After": {"description": "Seconds to wait before retrying.", "required": false, "schema": {"type": "integer"}},
+                "RateLimit-Limit": {"description": "Requests this key may make in a burst (its token bucket's size).", "required": false, "schema": {"type": "integer"}},
+                "RateLimit-Remaining": {"description": "Requests this key may still make at once.", "required": false, "schema": {"type": "integer"}},
+                "RateLimit-Reset": {"description": "Seconds until the key's bucket is full again.", "required": false, "schema": {"type": "integer"}},
             },
             "responses": responses,
         },

@@ -87,10 +87,12 @@ impl Emulator {
         let state = Arc::new(AppState::new(world, config.http, config.webhooks));
         let (stop, stopped) = watch::channel(false);
         let dispatcher = tokio::spawn(state.dispatcher.clone().run(stopped.clone()));
+        let jobs = tokio::spawn(state.jobs.clone().run(stopped.clone()));
         let server = tokio::spawn(serve(listener, http::app(state.clone()), stopped));
         let task = tokio::spawn(async move {
             let _ = server.await;
             let _ = dispatcher.await;
+            let _ = jobs.await;
         });
         Ok(Emulator { addr, state, stop, task })
     }
@@ -115,8 +117,8 @@ impl Emulator {
         self.state.world.create_sandbox(req)
     }
 
-    /// Moves the clock forward, firing what became due on the way (webhook attempts, expiries)
-    /// in time order. Returns the new now.
+    /// Moves the clock forward, firing what became due on the way (webhook attempts, period ends
+    /// and invoices, nightly reconciliations, expiries) in time order. Returns the new now.
     pub async fn advance_clock(&self, by: Duration) -> Timestamp {
         let micros = i64::try_from(by.as_micros()).unwrap_or(i64::MAX);
         let to = Timestamp(self.state.world.clock.now().micros().saturating_add(micros));

@@ -56,6 +56,45 @@ pub mod types {
             Default::default()
         }
     }
+    ///`POST /_emulator/faults/corrupt-stock-level`.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    pub struct CorruptStockLevel {
+        ///Added to what the snapshot reads (non-zero, at most 10^15 in magnitude).
+        pub delta: i64,
+        ///The item.
+        pub item_id: ::std::string::String,
+        ///The location (the pair must have ledger lines).
+        pub location_id: ::std::string::String,
+        ///The sandbox (`sbx_…`).
+        pub tenant_id: ::std::string::String,
+    }
+    impl CorruptStockLevel {
+        pub fn builder() -> builder::CorruptStockLevel {
+            Default::default()
+        }
+    }
+    ///A skewed snapshot.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct CorruptedStockLevel {
+        ///The skew added now.
+        pub delta: i64,
+        ///The item.
+        pub item_id: ::std::string::String,
+        ///Σ delta of the pair's ledger lines (unchanged).
+        pub ledger_quantity: i64,
+        ///The location.
+        pub location_id: ::std::string::String,
+        ///What the snapshot reads now.
+        pub snapshot_quantity: i64,
+        ///The sandbox.
+        pub tenant_id: ::std::string::String,
+    }
+    impl CorruptedStockLevel {
+        pub fn builder() -> builder::CorruptedStockLevel {
+            Default::default()
+        }
+    }
     ///`POST /v1/items`.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     #[serde(deny_unknown_fields)]
@@ -308,6 +347,146 @@ pub mod types {
         }
     }
     impl<'de> ::serde::Deserialize<'de> for CreateItemUnit {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`POST /v1/jobs`.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    pub struct CreateJob {
+        /**The file: header `type,item_id,location_id,from_location_id,to_location_id,quantity,reference,reason`
+(any order; unused columns may be absent; `type`, `item_id`, `quantity` and `reference`
+are required), at most 4 MiB and 50,000 rows.*/
+        pub data: CreateJobData,
+        ///`csv`.
+        pub format: JobFormat,
+        ///`import_movements`.
+        #[serde(rename = "type")]
+        pub type_: JobType,
+    }
+    impl CreateJob {
+        pub fn builder() -> builder::CreateJob {
+            Default::default()
+        }
+    }
+    /**The file: header `type,item_id,location_id,from_location_id,to_location_id,quantity,reference,reason`
+(any order; unused columns may be absent; `type`, `item_id`, `quantity` and `reference`
+are required), at most 4 MiB and 50,000 rows.*/
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateJobData(::std::string::String);
+    impl ::std::ops::Deref for CreateJobData {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateJobData> for ::std::string::String {
+        fn from(value: CreateJobData) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateJobData {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 4194304usize {
+                return Err("longer than 4194304 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateJobData {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for CreateJobData {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateJobData {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`CreateJobIdempotencyKey`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateJobIdempotencyKey(::std::string::String);
+    impl ::std::ops::Deref for CreateJobIdempotencyKey {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateJobIdempotencyKey> for ::std::string::String {
+        fn from(value: CreateJobIdempotencyKey) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateJobIdempotencyKey {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            { ::regress::Regex::new("^[\\x20-\\x7E]+$").unwrap() });
+            if PATTERN.find(value).is_none() {
+                return Err("doesn't match pattern \"^[\\x20-\\x7E]+$\"".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateJobIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for CreateJobIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateJobIdempotencyKey {
         fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
         where
             D: ::serde::Deserializer<'de>,
@@ -667,6 +846,83 @@ pub mod types {
         }
     }
     impl<'de> ::serde::Deserialize<'de> for CreateMovementReference {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`POST /v1/reconciliations`.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    pub struct CreateReconciliation {
+        ///Only the levels at this location (all if absent).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub location_id: ::std::option::Option<::std::string::String>,
+    }
+    impl CreateReconciliation {
+        pub fn builder() -> builder::CreateReconciliation {
+            Default::default()
+        }
+    }
+    ///`CreateReconciliationIdempotencyKey`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateReconciliationIdempotencyKey(::std::string::String);
+    impl ::std::ops::Deref for CreateReconciliationIdempotencyKey {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateReconciliationIdempotencyKey>
+    for ::std::string::String {
+        fn from(value: CreateReconciliationIdempotencyKey) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateReconciliationIdempotencyKey {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            { ::regress::Regex::new("^[\\x20-\\x7E]+$").unwrap() });
+            if PATTERN.find(value).is_none() {
+                return Err("doesn't match pattern \"^[\\x20-\\x7E]+$\"".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateReconciliationIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for CreateReconciliationIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateReconciliationIdempotencyKey {
         fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
         where
             D: ::serde::Deserializer<'de>,
@@ -1210,6 +1466,25 @@ pub mod types {
             value.parse()
         }
     }
+    ///A pair whose snapshot disagrees with its ledger lines.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct Discrepancy {
+        ///`snapshot_quantity - ledger_quantity`.
+        pub difference: i64,
+        ///The item.
+        pub item_id: ::std::string::String,
+        ///Σ delta of the pair's ledger lines.
+        pub ledger_quantity: i64,
+        ///The location.
+        pub location_id: ::std::string::String,
+        ///What the snapshot reads.
+        pub snapshot_quantity: i64,
+    }
+    impl Discrepancy {
+        pub fn builder() -> builder::Discrepancy {
+            Default::default()
+        }
+    }
     ///Counters of the dispatcher (`GET /_emulator/health`).
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct DispatchStats {
@@ -1259,6 +1534,119 @@ pub mod types {
     impl EventList {
         pub fn builder() -> builder::EventList {
             Default::default()
+        }
+    }
+    ///`ExportUsageFormat`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum ExportUsageFormat {
+        #[serde(rename = "json")]
+        Json,
+        #[serde(rename = "csv")]
+        Csv,
+    }
+    impl ::std::fmt::Display for ExportUsageFormat {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Json => f.write_str("json"),
+                Self::Csv => f.write_str("csv"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ExportUsageFormat {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "json" => Ok(Self::Json),
+                "csv" => Ok(Self::Csv),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ExportUsageFormat {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ExportUsageFormat {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`ExportUsagePeriod`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct ExportUsagePeriod(::std::string::String);
+    impl ::std::ops::Deref for ExportUsagePeriod {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ExportUsagePeriod> for ::std::string::String {
+        fn from(value: ExportUsagePeriod) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ExportUsagePeriod {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            { ::regress::Regex::new("^(current|[0-9]{4}-[0-9]{2})$").unwrap() });
+            if PATTERN.find(value).is_none() {
+                return Err(
+                    "doesn't match pattern \"^(current|[0-9]{4}-[0-9]{2})$\"".into(),
+                );
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ExportUsagePeriod {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ExportUsagePeriod {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ExportUsagePeriod {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
         }
     }
     ///An armed fault.
@@ -1406,6 +1794,64 @@ pub mod types {
             Default::default()
         }
     }
+    ///`GetUsagePeriod`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct GetUsagePeriod(::std::string::String);
+    impl ::std::ops::Deref for GetUsagePeriod {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<GetUsagePeriod> for ::std::string::String {
+        fn from(value: GetUsagePeriod) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for GetUsagePeriod {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            { ::regress::Regex::new("^(current|[0-9]{4}-[0-9]{2})$").unwrap() });
+            if PATTERN.find(value).is_none() {
+                return Err(
+                    "doesn't match pattern \"^(current|[0-9]{4}-[0-9]{2})$\"".into(),
+                );
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for GetUsagePeriod {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for GetUsagePeriod {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for GetUsagePeriod {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
     ///`GET /_emulator/health`.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct Health {
@@ -1421,6 +1867,126 @@ pub mod types {
     impl Health {
         pub fn builder() -> builder::Health {
             Default::default()
+        }
+    }
+    ///An invoice: one billing period of one sandbox.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct Invoice {
+        ///The plan's fixed price, in minor units.
+        pub base_amount: u64,
+        ///When it was issued (emulator clock).
+        pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///ISO 4217 code, lower case.
+        pub currency: ::std::string::String,
+        ///`inv_…`
+        pub id: ::std::string::String,
+        ///One line per meter.
+        pub lines: ::std::vec::Vec<InvoiceLine>,
+        ///`YYYY-MM`.
+        pub period: ::std::string::String,
+        ///End of the period (exclusive).
+        pub period_end: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///Start of the period (inclusive).
+        pub period_start: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///The plan billed (the one held when the period closed).
+        pub plan: Plan,
+        ///`issued`.
+        pub status: InvoiceStatus,
+        ///`base_amount + Σ lines[].amount`, in minor units.
+        pub subtotal: u64,
+        ///What is due (no taxes in the emulator: equals `subtotal`).
+        pub total: u64,
+    }
+    impl Invoice {
+        pub fn builder() -> builder::Invoice {
+            Default::default()
+        }
+    }
+    ///One meter on an invoice.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct InvoiceLine {
+        ///`overage * unit_amount`, in minor units.
+        pub amount: u64,
+        ///The plan's quota (hard limit or included amount).
+        pub included: u64,
+        ///The meter.
+        pub meter: Meter,
+        ///`max(0, quantity - included)`.
+        pub overage: u64,
+        ///Used in the period.
+        pub quantity: u64,
+        ///Price per unit of overage, in minor units.
+        pub unit_amount: u64,
+    }
+    impl InvoiceLine {
+        pub fn builder() -> builder::InvoiceLine {
+            Default::default()
+        }
+    }
+    ///A page of invoices.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct InvoiceList {
+        ///This page, oldest first.
+        pub data: ::std::vec::Vec<Invoice>,
+        ///Pass as `cursor` for the next page; `null` on the last page.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub next_cursor: ::std::option::Option<::std::string::String>,
+    }
+    impl InvoiceList {
+        pub fn builder() -> builder::InvoiceList {
+            Default::default()
+        }
+    }
+    /**Where an invoice stands. Invoices are issued at the end of their period; the emulator takes
+no payments, so `issued` is final.*/
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum InvoiceStatus {
+        #[serde(rename = "issued")]
+        Issued,
+    }
+    impl ::std::fmt::Display for InvoiceStatus {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Issued => f.write_str("issued"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for InvoiceStatus {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "issued" => Ok(Self::Issued),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for InvoiceStatus {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for InvoiceStatus {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
         }
     }
     ///An item (a SKU).
@@ -1465,6 +2031,246 @@ pub mod types {
     impl ItemList {
         pub fn builder() -> builder::ItemList {
             Default::default()
+        }
+    }
+    ///A background job.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct Job {
+        ///When it finished.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub completed_at: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        ///Movements created.
+        pub created: u64,
+        ///When it was queued (emulator clock).
+        pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///Number of bad rows.
+        pub error_count: u64,
+        ///Bad rows (at most 1000 listed).
+        pub errors: ::std::vec::Vec<JobError>,
+        ///`csv`.
+        pub format: JobFormat,
+        ///`job_…`
+        pub id: ::std::string::String,
+        ///Rows processed of the total.
+        pub progress: JobProgress,
+        ///Rows skipped because their `reference` was already imported.
+        pub skipped: u64,
+        ///Where it stands.
+        pub status: JobStatus,
+        ///`import_movements`.
+        #[serde(rename = "type")]
+        pub type_: JobType,
+    }
+    impl Job {
+        pub fn builder() -> builder::Job {
+            Default::default()
+        }
+    }
+    ///A bad row.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct JobError {
+        ///Its line in the file (the header is line 1).
+        pub line: u64,
+        ///What is wrong with it.
+        pub message: ::std::string::String,
+    }
+    impl JobError {
+        pub fn builder() -> builder::JobError {
+            Default::default()
+        }
+    }
+    /**The format of a job's data.
+
+- `csv`: RFC 4180 CSV with a header record.*/
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum JobFormat {
+        #[serde(rename = "csv")]
+        Csv,
+    }
+    impl ::std::fmt::Display for JobFormat {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Csv => f.write_str("csv"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for JobFormat {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "csv" => Ok(Self::Csv),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for JobFormat {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for JobFormat {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///How far a job has got.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct JobProgress {
+        ///Rows processed (imported, skipped or bad).
+        pub processed: u64,
+        ///Rows in the file (the header not counted).
+        pub total: u64,
+    }
+    impl JobProgress {
+        pub fn builder() -> builder::JobProgress {
+            Default::default()
+        }
+    }
+    /**Where a job stands.
+
+- `queued`: Waiting for the worker.
+- `running`: Being processed.
+- `completed`: Every row imported or skipped.
+- `completed_with_errors`: Done; some rows were bad (see `errors`).
+- `failed`: Stopped (its data could not be processed).*/
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum JobStatus {
+        #[serde(rename = "queued")]
+        Queued,
+        #[serde(rename = "running")]
+        Running,
+        #[serde(rename = "completed")]
+        Completed,
+        #[serde(rename = "completed_with_errors")]
+        CompletedWithErrors,
+        #[serde(rename = "failed")]
+        Failed,
+    }
+    impl ::std::fmt::Display for JobStatus {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Queued => f.write_str("queued"),
+                Self::Running => f.write_str("running"),
+                Self::Completed => f.write_str("completed"),
+                Self::CompletedWithErrors => f.write_str("completed_with_errors"),
+                Self::Failed => f.write_str("failed"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for JobStatus {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "queued" => Ok(Self::Queued),
+                "running" => Ok(Self::Running),
+                "completed" => Ok(Self::Completed),
+                "completed_with_errors" => Ok(Self::CompletedWithErrors),
+                "failed" => Ok(Self::Failed),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for JobStatus {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for JobStatus {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    /**What a job does.
+
+- `import_movements`: Imports stock movements from CSV.*/
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum JobType {
+        #[serde(rename = "import_movements")]
+        ImportMovements,
+    }
+    impl ::std::fmt::Display for JobType {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::ImportMovements => f.write_str("import_movements"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for JobType {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "import_movements" => Ok(Self::ImportMovements),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for JobType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for JobType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
         }
     }
     ///`ListItemsStatus`
@@ -1864,6 +2670,87 @@ pub mod types {
             Default::default()
         }
     }
+    /**What is metered.
+
+- `api_requests`: Authenticated requests admitted (not those refused by the rate limit or the
+  `api_requests` quota).
+- `ledger_lines`: Ledger lines written (a transfer writes two).
+- `webhook_attempts`: Webhook delivery attempts made.*/
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum Meter {
+        #[serde(rename = "api_requests")]
+        ApiRequests,
+        #[serde(rename = "ledger_lines")]
+        LedgerLines,
+        #[serde(rename = "webhook_attempts")]
+        WebhookAttempts,
+    }
+    impl ::std::fmt::Display for Meter {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::ApiRequests => f.write_str("api_requests"),
+                Self::LedgerLines => f.write_str("ledger_lines"),
+                Self::WebhookAttempts => f.write_str("webhook_attempts"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for Meter {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "api_requests" => Ok(Self::ApiRequests),
+                "ledger_lines" => Ok(Self::LedgerLines),
+                "webhook_attempts" => Ok(Self::WebhookAttempts),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for Meter {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for Meter {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///One meter of a usage report.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct MeterUsage {
+        ///Whether the quota is a hard limit.
+        pub hard: bool,
+        ///The meter.
+        pub meter: Meter,
+        ///Used in the period.
+        pub quantity: u64,
+        ///The current plan's quota of it.
+        pub quota: u64,
+    }
+    impl MeterUsage {
+        pub fn builder() -> builder::MeterUsage {
+            Default::default()
+        }
+    }
     ///A stock movement: an immutable ledger entry.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct Movement {
@@ -2008,6 +2895,21 @@ pub mod types {
             value.parse()
         }
     }
+    ///One number per meter.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct PerMeter {
+        ///`api_requests`.
+        pub api_requests: u64,
+        ///`ledger_lines`.
+        pub ledger_lines: u64,
+        ///`webhook_attempts`.
+        pub webhook_attempts: u64,
+    }
+    impl PerMeter {
+        pub fn builder() -> builder::PerMeter {
+            Default::default()
+        }
+    }
     /**Billing plan of a sandbox.
 
 - `free`: Hard quotas.
@@ -2066,6 +2968,40 @@ pub mod types {
             value.parse()
         }
     }
+    ///A plan (`GET /v1/plans`).
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct PlanInfo {
+        ///The fixed price of a period, in minor units.
+        pub base_amount: u64,
+        ///ISO 4217 code, lower case; every amount is in its minor unit.
+        pub currency: ::std::string::String,
+        ///Whether the quotas are hard (refused beyond them) or included amounts (billed beyond).
+        pub hard_quotas: bool,
+        ///`free` or `pro`.
+        pub id: Plan,
+        ///For people.
+        pub name: ::std::string::String,
+        ///Price of each unit beyond the quota, in minor units (0 on a plan with hard quotas).
+        pub overage_unit_amount: PerMeter,
+        ///Per period: the hard limit (`free`) or the amount included in `base_amount` (`pro`).
+        pub quotas: PerMeter,
+    }
+    impl PlanInfo {
+        pub fn builder() -> builder::PlanInfo {
+            Default::default()
+        }
+    }
+    ///`GET /v1/plans`.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct PlanList {
+        ///`free`, then `pro`.
+        pub data: ::std::vec::Vec<PlanInfo>,
+    }
+    impl PlanList {
+        pub fn builder() -> builder::PlanList {
+            Default::default()
+        }
+    }
     ///RFC 9457 problem details, as every error response carries them.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct Problem {
@@ -2092,6 +3028,167 @@ pub mod types {
     impl Problem {
         pub fn builder() -> builder::Problem {
             Default::default()
+        }
+    }
+    ///A reconciliation run.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct Reconciliation {
+        ///Stock levels compared.
+        pub checked: u64,
+        ///When it completed.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub completed_at: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        ///When it started (emulator clock).
+        pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///The levels that disagree (at most 1000), in order of their first ledger line.
+        pub discrepancies: ::std::vec::Vec<Discrepancy>,
+        ///How many levels disagree with their ledger lines (exact, even beyond those listed).
+        pub discrepancy_count: u64,
+        ///`rec_…`
+        pub id: ::std::string::String,
+        ///The location it was limited to, if any.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub location_id: ::std::option::Option<::std::string::String>,
+        ///`completed` (see `ReconciliationStatus`).
+        pub status: ReconciliationStatus,
+        ///`manual` or `nightly`.
+        pub trigger: ReconciliationTrigger,
+    }
+    impl Reconciliation {
+        pub fn builder() -> builder::Reconciliation {
+            Default::default()
+        }
+    }
+    ///A page of reconciliations.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ReconciliationList {
+        ///This page, oldest first.
+        pub data: ::std::vec::Vec<Reconciliation>,
+        ///Pass as `cursor` for the next page; `null` on the last page.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub next_cursor: ::std::option::Option<::std::string::String>,
+    }
+    impl ReconciliationList {
+        pub fn builder() -> builder::ReconciliationList {
+            Default::default()
+        }
+    }
+    /**Where a run stands.
+
+- `running`: Under way (never observed here: runs complete before they are returned).
+- `completed`: Done.*/
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum ReconciliationStatus {
+        #[serde(rename = "running")]
+        Running,
+        #[serde(rename = "completed")]
+        Completed,
+    }
+    impl ::std::fmt::Display for ReconciliationStatus {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Running => f.write_str("running"),
+                Self::Completed => f.write_str("completed"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ReconciliationStatus {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "running" => Ok(Self::Running),
+                "completed" => Ok(Self::Completed),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ReconciliationStatus {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ReconciliationStatus {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    /**What started a run.
+
+- `manual`: `POST /v1/reconciliations`.
+- `nightly`: The daily run at 00:00 UTC of the emulator clock.*/
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum ReconciliationTrigger {
+        #[serde(rename = "manual")]
+        Manual,
+        #[serde(rename = "nightly")]
+        Nightly,
+    }
+    impl ::std::fmt::Display for ReconciliationTrigger {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Manual => f.write_str("manual"),
+                Self::Nightly => f.write_str("nightly"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ReconciliationTrigger {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "manual" => Ok(Self::Manual),
+                "nightly" => Ok(Self::Nightly),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ReconciliationTrigger {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ReconciliationTrigger {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
         }
     }
     ///How many deliveries a bulk replay re-queued.
@@ -2772,6 +3869,21 @@ pub mod types {
             Default::default()
         }
     }
+    ///`GET /v1/subscription`: the plan and the current billing period.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct Subscription {
+        ///End of the current period.
+        pub period_end: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///Start of the current period (a calendar month, UTC).
+        pub period_start: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///The plan; its quotas apply now.
+        pub plan: Plan,
+    }
+    impl Subscription {
+        pub fn builder() -> builder::Subscription {
+            Default::default()
+        }
+    }
     ///`TestWebhookEndpointIdempotencyKey`
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
@@ -3178,6 +4290,82 @@ pub mod types {
                 })
         }
     }
+    ///`POST /v1/subscription`.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    pub struct UpdateSubscription {
+        ///The new plan; its quotas apply at once.
+        pub plan: Plan,
+    }
+    impl UpdateSubscription {
+        pub fn builder() -> builder::UpdateSubscription {
+            Default::default()
+        }
+    }
+    ///`UpdateSubscriptionIdempotencyKey`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct UpdateSubscriptionIdempotencyKey(::std::string::String);
+    impl ::std::ops::Deref for UpdateSubscriptionIdempotencyKey {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UpdateSubscriptionIdempotencyKey>
+    for ::std::string::String {
+        fn from(value: UpdateSubscriptionIdempotencyKey) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UpdateSubscriptionIdempotencyKey {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            { ::regress::Regex::new("^[\\x20-\\x7E]+$").unwrap() });
+            if PATTERN.find(value).is_none() {
+                return Err("doesn't match pattern \"^[\\x20-\\x7E]+$\"".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UpdateSubscriptionIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for UpdateSubscriptionIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UpdateSubscriptionIdempotencyKey {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
     ///`PATCH /v1/webhook-endpoints/{id}` (JSON merge patch).
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
     #[serde(deny_unknown_fields)]
@@ -3314,6 +4502,59 @@ pub mod types {
                 .map_err(|e: self::error::ConversionError| {
                     <D::Error as ::serde::de::Error>::custom(e.to_string())
                 })
+        }
+    }
+    ///`GET /v1/usage/export?format=json`.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct UsageExport {
+        ///Every row, in the order metered.
+        pub data: ::std::vec::Vec<UsageRecord>,
+        ///`YYYY-MM`.
+        pub period: ::std::string::String,
+        ///End of the period.
+        pub period_end: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///Start of the period.
+        pub period_start: ::chrono::DateTime<::chrono::offset::Utc>,
+    }
+    impl UsageExport {
+        pub fn builder() -> builder::UsageExport {
+            Default::default()
+        }
+    }
+    ///One row of a usage export.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct UsageRecord {
+        ///The meter.
+        pub meter: Meter,
+        ///How many units.
+        pub quantity: u64,
+        ///The request (or webhook delivery `msg_…`, import job `job_…`, or `seed`) it belongs to.
+        pub request_id: ::std::string::String,
+        ///When it was metered.
+        pub time: ::chrono::DateTime<::chrono::offset::Utc>,
+    }
+    impl UsageRecord {
+        pub fn builder() -> builder::UsageRecord {
+            Default::default()
+        }
+    }
+    ///`GET /v1/usage`.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct UsageReport {
+        ///One entry per meter.
+        pub meters: ::std::vec::Vec<MeterUsage>,
+        ///`YYYY-MM`.
+        pub period: ::std::string::String,
+        ///End of the period.
+        pub period_end: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///Start of the period.
+        pub period_start: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///The current plan.
+        pub plan: Plan,
+    }
+    impl UsageReport {
+        pub fn builder() -> builder::UsageReport {
+            Default::default()
         }
     }
     ///A delivery of one event to one endpoint.
@@ -3601,6 +4842,239 @@ pub mod types {
             }
         }
         #[derive(Clone, Debug)]
+        pub struct CorruptStockLevel {
+            delta: ::std::result::Result<i64, ::std::string::String>,
+            item_id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            location_id: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            tenant_id: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for CorruptStockLevel {
+            fn default() -> Self {
+                Self {
+                    delta: Err("no value supplied for delta".to_string()),
+                    item_id: Err("no value supplied for item_id".to_string()),
+                    location_id: Err("no value supplied for location_id".to_string()),
+                    tenant_id: Err("no value supplied for tenant_id".to_string()),
+                }
+            }
+        }
+        impl CorruptStockLevel {
+            pub fn delta<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.delta = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for delta: {e}")
+                    });
+                self
+            }
+            pub fn item_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.item_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for item_id: {e}")
+                    });
+                self
+            }
+            pub fn location_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.location_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for location_id: {e}")
+                    });
+                self
+            }
+            pub fn tenant_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tenant_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tenant_id: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<CorruptStockLevel> for super::CorruptStockLevel {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: CorruptStockLevel,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    delta: value.delta?,
+                    item_id: value.item_id?,
+                    location_id: value.location_id?,
+                    tenant_id: value.tenant_id?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::CorruptStockLevel> for CorruptStockLevel {
+            fn from(value: super::CorruptStockLevel) -> Self {
+                Self {
+                    delta: Ok(value.delta),
+                    item_id: Ok(value.item_id),
+                    location_id: Ok(value.location_id),
+                    tenant_id: Ok(value.tenant_id),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct CorruptedStockLevel {
+            delta: ::std::result::Result<i64, ::std::string::String>,
+            item_id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            ledger_quantity: ::std::result::Result<i64, ::std::string::String>,
+            location_id: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            snapshot_quantity: ::std::result::Result<i64, ::std::string::String>,
+            tenant_id: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for CorruptedStockLevel {
+            fn default() -> Self {
+                Self {
+                    delta: Err("no value supplied for delta".to_string()),
+                    item_id: Err("no value supplied for item_id".to_string()),
+                    ledger_quantity: Err(
+                        "no value supplied for ledger_quantity".to_string(),
+                    ),
+                    location_id: Err("no value supplied for location_id".to_string()),
+                    snapshot_quantity: Err(
+                        "no value supplied for snapshot_quantity".to_string(),
+                    ),
+                    tenant_id: Err("no value supplied for tenant_id".to_string()),
+                }
+            }
+        }
+        impl CorruptedStockLevel {
+            pub fn delta<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.delta = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for delta: {e}")
+                    });
+                self
+            }
+            pub fn item_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.item_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for item_id: {e}")
+                    });
+                self
+            }
+            pub fn ledger_quantity<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.ledger_quantity = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for ledger_quantity: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn location_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.location_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for location_id: {e}")
+                    });
+                self
+            }
+            pub fn snapshot_quantity<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.snapshot_quantity = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for snapshot_quantity: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn tenant_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tenant_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tenant_id: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<CorruptedStockLevel>
+        for super::CorruptedStockLevel {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: CorruptedStockLevel,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    delta: value.delta?,
+                    item_id: value.item_id?,
+                    ledger_quantity: value.ledger_quantity?,
+                    location_id: value.location_id?,
+                    snapshot_quantity: value.snapshot_quantity?,
+                    tenant_id: value.tenant_id?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::CorruptedStockLevel> for CorruptedStockLevel {
+            fn from(value: super::CorruptedStockLevel) -> Self {
+                Self {
+                    delta: Ok(value.delta),
+                    item_id: Ok(value.item_id),
+                    ledger_quantity: Ok(value.ledger_quantity),
+                    location_id: Ok(value.location_id),
+                    snapshot_quantity: Ok(value.snapshot_quantity),
+                    tenant_id: Ok(value.tenant_id),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct CreateItem {
             attributes: ::std::result::Result<
                 ::std::option::Option<
@@ -3720,6 +5194,80 @@ pub mod types {
                     name: Ok(value.name),
                     sku: Ok(value.sku),
                     unit: Ok(value.unit),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct CreateJob {
+            data: ::std::result::Result<super::CreateJobData, ::std::string::String>,
+            format: ::std::result::Result<super::JobFormat, ::std::string::String>,
+            type_: ::std::result::Result<super::JobType, ::std::string::String>,
+        }
+        impl ::std::default::Default for CreateJob {
+            fn default() -> Self {
+                Self {
+                    data: Err("no value supplied for data".to_string()),
+                    format: Err("no value supplied for format".to_string()),
+                    type_: Err("no value supplied for type_".to_string()),
+                }
+            }
+        }
+        impl CreateJob {
+            pub fn data<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::CreateJobData>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.data = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for data: {e}")
+                    });
+                self
+            }
+            pub fn format<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::JobFormat>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.format = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for format: {e}")
+                    });
+                self
+            }
+            pub fn type_<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::JobType>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.type_ = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for type_: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<CreateJob> for super::CreateJob {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: CreateJob,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    data: value.data?,
+                    format: value.format?,
+                    type_: value.type_?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::CreateJob> for CreateJob {
+            fn from(value: super::CreateJob) -> Self {
+                Self {
+                    data: Ok(value.data),
+                    format: Ok(value.format),
+                    type_: Ok(value.type_),
                 }
             }
         }
@@ -4076,6 +5624,52 @@ pub mod types {
             }
         }
         #[derive(Clone, Debug)]
+        pub struct CreateReconciliation {
+            location_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for CreateReconciliation {
+            fn default() -> Self {
+                Self {
+                    location_id: Ok(Default::default()),
+                }
+            }
+        }
+        impl CreateReconciliation {
+            pub fn location_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.location_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for location_id: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<CreateReconciliation>
+        for super::CreateReconciliation {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: CreateReconciliation,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    location_id: value.location_id?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::CreateReconciliation> for CreateReconciliation {
+            fn from(value: super::CreateReconciliation) -> Self {
+                Self {
+                    location_id: Ok(value.location_id),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct CreateSandbox {
             name: ::std::result::Result<
                 ::std::option::Option<super::CreateSandboxName>,
@@ -4265,6 +5859,123 @@ pub mod types {
                     event_types: Ok(value.event_types),
                     retry_schedule_seconds: Ok(value.retry_schedule_seconds),
                     url: Ok(value.url),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct Discrepancy {
+            difference: ::std::result::Result<i64, ::std::string::String>,
+            item_id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            ledger_quantity: ::std::result::Result<i64, ::std::string::String>,
+            location_id: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            snapshot_quantity: ::std::result::Result<i64, ::std::string::String>,
+        }
+        impl ::std::default::Default for Discrepancy {
+            fn default() -> Self {
+                Self {
+                    difference: Err("no value supplied for difference".to_string()),
+                    item_id: Err("no value supplied for item_id".to_string()),
+                    ledger_quantity: Err(
+                        "no value supplied for ledger_quantity".to_string(),
+                    ),
+                    location_id: Err("no value supplied for location_id".to_string()),
+                    snapshot_quantity: Err(
+                        "no value supplied for snapshot_quantity".to_string(),
+                    ),
+                }
+            }
+        }
+        impl Discrepancy {
+            pub fn difference<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.difference = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for difference: {e}")
+                    });
+                self
+            }
+            pub fn item_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.item_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for item_id: {e}")
+                    });
+                self
+            }
+            pub fn ledger_quantity<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.ledger_quantity = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for ledger_quantity: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn location_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.location_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for location_id: {e}")
+                    });
+                self
+            }
+            pub fn snapshot_quantity<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.snapshot_quantity = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for snapshot_quantity: {e}"
+                        )
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Discrepancy> for super::Discrepancy {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Discrepancy,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    difference: value.difference?,
+                    item_id: value.item_id?,
+                    ledger_quantity: value.ledger_quantity?,
+                    location_id: value.location_id?,
+                    snapshot_quantity: value.snapshot_quantity?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::Discrepancy> for Discrepancy {
+            fn from(value: super::Discrepancy) -> Self {
+                Self {
+                    difference: Ok(value.difference),
+                    item_id: Ok(value.item_id),
+                    ledger_quantity: Ok(value.ledger_quantity),
+                    location_id: Ok(value.location_id),
+                    snapshot_quantity: Ok(value.snapshot_quantity),
                 }
             }
         }
@@ -4998,6 +6709,423 @@ pub mod types {
             }
         }
         #[derive(Clone, Debug)]
+        pub struct Invoice {
+            base_amount: ::std::result::Result<u64, ::std::string::String>,
+            created_at: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+            currency: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            lines: ::std::result::Result<
+                ::std::vec::Vec<super::InvoiceLine>,
+                ::std::string::String,
+            >,
+            period: ::std::result::Result<::std::string::String, ::std::string::String>,
+            period_end: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+            period_start: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+            plan: ::std::result::Result<super::Plan, ::std::string::String>,
+            status: ::std::result::Result<super::InvoiceStatus, ::std::string::String>,
+            subtotal: ::std::result::Result<u64, ::std::string::String>,
+            total: ::std::result::Result<u64, ::std::string::String>,
+        }
+        impl ::std::default::Default for Invoice {
+            fn default() -> Self {
+                Self {
+                    base_amount: Err("no value supplied for base_amount".to_string()),
+                    created_at: Err("no value supplied for created_at".to_string()),
+                    currency: Err("no value supplied for currency".to_string()),
+                    id: Err("no value supplied for id".to_string()),
+                    lines: Err("no value supplied for lines".to_string()),
+                    period: Err("no value supplied for period".to_string()),
+                    period_end: Err("no value supplied for period_end".to_string()),
+                    period_start: Err("no value supplied for period_start".to_string()),
+                    plan: Err("no value supplied for plan".to_string()),
+                    status: Err("no value supplied for status".to_string()),
+                    subtotal: Err("no value supplied for subtotal".to_string()),
+                    total: Err("no value supplied for total".to_string()),
+                }
+            }
+        }
+        impl Invoice {
+            pub fn base_amount<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.base_amount = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for base_amount: {e}")
+                    });
+                self
+            }
+            pub fn created_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.created_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for created_at: {e}")
+                    });
+                self
+            }
+            pub fn currency<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.currency = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for currency: {e}")
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn lines<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::InvoiceLine>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.lines = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for lines: {e}")
+                    });
+                self
+            }
+            pub fn period<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.period = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for period: {e}")
+                    });
+                self
+            }
+            pub fn period_end<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.period_end = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for period_end: {e}")
+                    });
+                self
+            }
+            pub fn period_start<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.period_start = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for period_start: {e}")
+                    });
+                self
+            }
+            pub fn plan<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::Plan>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.plan = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for plan: {e}")
+                    });
+                self
+            }
+            pub fn status<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::InvoiceStatus>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.status = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for status: {e}")
+                    });
+                self
+            }
+            pub fn subtotal<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.subtotal = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for subtotal: {e}")
+                    });
+                self
+            }
+            pub fn total<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.total = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for total: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Invoice> for super::Invoice {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Invoice,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    base_amount: value.base_amount?,
+                    created_at: value.created_at?,
+                    currency: value.currency?,
+                    id: value.id?,
+                    lines: value.lines?,
+                    period: value.period?,
+                    period_end: value.period_end?,
+                    period_start: value.period_start?,
+                    plan: value.plan?,
+                    status: value.status?,
+                    subtotal: value.subtotal?,
+                    total: value.total?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::Invoice> for Invoice {
+            fn from(value: super::Invoice) -> Self {
+                Self {
+                    base_amount: Ok(value.base_amount),
+                    created_at: Ok(value.created_at),
+                    currency: Ok(value.currency),
+                    id: Ok(value.id),
+                    lines: Ok(value.lines),
+                    period: Ok(value.period),
+                    period_end: Ok(value.period_end),
+                    period_start: Ok(value.period_start),
+                    plan: Ok(value.plan),
+                    status: Ok(value.status),
+                    subtotal: Ok(value.subtotal),
+                    total: Ok(value.total),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct InvoiceLine {
+            amount: ::std::result::Result<u64, ::std::string::String>,
+            included: ::std::result::Result<u64, ::std::string::String>,
+            meter: ::std::result::Result<super::Meter, ::std::string::String>,
+            overage: ::std::result::Result<u64, ::std::string::String>,
+            quantity: ::std::result::Result<u64, ::std::string::String>,
+            unit_amount: ::std::result::Result<u64, ::std::string::String>,
+        }
+        impl ::std::default::Default for InvoiceLine {
+            fn default() -> Self {
+                Self {
+                    amount: Err("no value supplied for amount".to_string()),
+                    included: Err("no value supplied for included".to_string()),
+                    meter: Err("no value supplied for meter".to_string()),
+                    overage: Err("no value supplied for overage".to_string()),
+                    quantity: Err("no value supplied for quantity".to_string()),
+                    unit_amount: Err("no value supplied for unit_amount".to_string()),
+                }
+            }
+        }
+        impl InvoiceLine {
+            pub fn amount<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.amount = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for amount: {e}")
+                    });
+                self
+            }
+            pub fn included<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.included = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for included: {e}")
+                    });
+                self
+            }
+            pub fn meter<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::Meter>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.meter = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for meter: {e}")
+                    });
+                self
+            }
+            pub fn overage<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.overage = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for overage: {e}")
+                    });
+                self
+            }
+            pub fn quantity<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.quantity = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for quantity: {e}")
+                    });
+                self
+            }
+            pub fn unit_amount<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.unit_amount = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for unit_amount: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<InvoiceLine> for super::InvoiceLine {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: InvoiceLine,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    amount: value.amount?,
+                    included: value.included?,
+                    meter: value.meter?,
+                    overage: value.overage?,
+                    quantity: value.quantity?,
+                    unit_amount: value.unit_amount?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::InvoiceLine> for InvoiceLine {
+            fn from(value: super::InvoiceLine) -> Self {
+                Self {
+                    amount: Ok(value.amount),
+                    included: Ok(value.included),
+                    meter: Ok(value.meter),
+                    overage: Ok(value.overage),
+                    quantity: Ok(value.quantity),
+                    unit_amount: Ok(value.unit_amount),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct InvoiceList {
+            data: ::std::result::Result<
+                ::std::vec::Vec<super::Invoice>,
+                ::std::string::String,
+            >,
+            next_cursor: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for InvoiceList {
+            fn default() -> Self {
+                Self {
+                    data: Err("no value supplied for data".to_string()),
+                    next_cursor: Ok(Default::default()),
+                }
+            }
+        }
+        impl InvoiceList {
+            pub fn data<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::Invoice>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.data = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for data: {e}")
+                    });
+                self
+            }
+            pub fn next_cursor<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.next_cursor = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for next_cursor: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<InvoiceList> for super::InvoiceList {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: InvoiceList,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    data: value.data?,
+                    next_cursor: value.next_cursor?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::InvoiceList> for InvoiceList {
+            fn from(value: super::InvoiceList) -> Self {
+                Self {
+                    data: Ok(value.data),
+                    next_cursor: Ok(value.next_cursor),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct Item {
             attributes: ::std::result::Result<
                 ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -5262,6 +7390,333 @@ pub mod types {
             }
         }
         #[derive(Clone, Debug)]
+        pub struct Job {
+            completed_at: ::std::result::Result<
+                ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                ::std::string::String,
+            >,
+            created: ::std::result::Result<u64, ::std::string::String>,
+            created_at: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+            error_count: ::std::result::Result<u64, ::std::string::String>,
+            errors: ::std::result::Result<
+                ::std::vec::Vec<super::JobError>,
+                ::std::string::String,
+            >,
+            format: ::std::result::Result<super::JobFormat, ::std::string::String>,
+            id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            progress: ::std::result::Result<super::JobProgress, ::std::string::String>,
+            skipped: ::std::result::Result<u64, ::std::string::String>,
+            status: ::std::result::Result<super::JobStatus, ::std::string::String>,
+            type_: ::std::result::Result<super::JobType, ::std::string::String>,
+        }
+        impl ::std::default::Default for Job {
+            fn default() -> Self {
+                Self {
+                    completed_at: Ok(Default::default()),
+                    created: Err("no value supplied for created".to_string()),
+                    created_at: Err("no value supplied for created_at".to_string()),
+                    error_count: Err("no value supplied for error_count".to_string()),
+                    errors: Err("no value supplied for errors".to_string()),
+                    format: Err("no value supplied for format".to_string()),
+                    id: Err("no value supplied for id".to_string()),
+                    progress: Err("no value supplied for progress".to_string()),
+                    skipped: Err("no value supplied for skipped".to_string()),
+                    status: Err("no value supplied for status".to_string()),
+                    type_: Err("no value supplied for type_".to_string()),
+                }
+            }
+        }
+        impl Job {
+            pub fn completed_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.completed_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for completed_at: {e}")
+                    });
+                self
+            }
+            pub fn created<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.created = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for created: {e}")
+                    });
+                self
+            }
+            pub fn created_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.created_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for created_at: {e}")
+                    });
+                self
+            }
+            pub fn error_count<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.error_count = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for error_count: {e}")
+                    });
+                self
+            }
+            pub fn errors<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::JobError>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.errors = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for errors: {e}")
+                    });
+                self
+            }
+            pub fn format<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::JobFormat>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.format = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for format: {e}")
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn progress<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::JobProgress>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.progress = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for progress: {e}")
+                    });
+                self
+            }
+            pub fn skipped<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.skipped = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for skipped: {e}")
+                    });
+                self
+            }
+            pub fn status<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::JobStatus>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.status = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for status: {e}")
+                    });
+                self
+            }
+            pub fn type_<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::JobType>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.type_ = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for type_: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Job> for super::Job {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Job,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    completed_at: value.completed_at?,
+                    created: value.created?,
+                    created_at: value.created_at?,
+                    error_count: value.error_count?,
+                    errors: value.errors?,
+                    format: value.format?,
+                    id: value.id?,
+                    progress: value.progress?,
+                    skipped: value.skipped?,
+                    status: value.status?,
+                    type_: value.type_?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::Job> for Job {
+            fn from(value: super::Job) -> Self {
+                Self {
+                    completed_at: Ok(value.completed_at),
+                    created: Ok(value.created),
+                    created_at: Ok(value.created_at),
+                    error_count: Ok(value.error_count),
+                    errors: Ok(value.errors),
+                    format: Ok(value.format),
+                    id: Ok(value.id),
+                    progress: Ok(value.progress),
+                    skipped: Ok(value.skipped),
+                    status: Ok(value.status),
+                    type_: Ok(value.type_),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct JobError {
+            line: ::std::result::Result<u64, ::std::string::String>,
+            message: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for JobError {
+            fn default() -> Self {
+                Self {
+                    line: Err("no value supplied for line".to_string()),
+                    message: Err("no value supplied for message".to_string()),
+                }
+            }
+        }
+        impl JobError {
+            pub fn line<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.line = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for line: {e}")
+                    });
+                self
+            }
+            pub fn message<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.message = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for message: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<JobError> for super::JobError {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: JobError,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    line: value.line?,
+                    message: value.message?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::JobError> for JobError {
+            fn from(value: super::JobError) -> Self {
+                Self {
+                    line: Ok(value.line),
+                    message: Ok(value.message),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct JobProgress {
+            processed: ::std::result::Result<u64, ::std::string::String>,
+            total: ::std::result::Result<u64, ::std::string::String>,
+        }
+        impl ::std::default::Default for JobProgress {
+            fn default() -> Self {
+                Self {
+                    processed: Err("no value supplied for processed".to_string()),
+                    total: Err("no value supplied for total".to_string()),
+                }
+            }
+        }
+        impl JobProgress {
+            pub fn processed<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.processed = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for processed: {e}")
+                    });
+                self
+            }
+            pub fn total<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.total = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for total: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<JobProgress> for super::JobProgress {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: JobProgress,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    processed: value.processed?,
+                    total: value.total?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::JobProgress> for JobProgress {
+            fn from(value: super::JobProgress) -> Self {
+                Self {
+                    processed: Ok(value.processed),
+                    total: Ok(value.total),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct Location {
             code: ::std::result::Result<::std::string::String, ::std::string::String>,
             created_at: ::std::result::Result<
@@ -5480,6 +7935,96 @@ pub mod types {
                 Self {
                     data: Ok(value.data),
                     next_cursor: Ok(value.next_cursor),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct MeterUsage {
+            hard: ::std::result::Result<bool, ::std::string::String>,
+            meter: ::std::result::Result<super::Meter, ::std::string::String>,
+            quantity: ::std::result::Result<u64, ::std::string::String>,
+            quota: ::std::result::Result<u64, ::std::string::String>,
+        }
+        impl ::std::default::Default for MeterUsage {
+            fn default() -> Self {
+                Self {
+                    hard: Err("no value supplied for hard".to_string()),
+                    meter: Err("no value supplied for meter".to_string()),
+                    quantity: Err("no value supplied for quantity".to_string()),
+                    quota: Err("no value supplied for quota".to_string()),
+                }
+            }
+        }
+        impl MeterUsage {
+            pub fn hard<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.hard = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for hard: {e}")
+                    });
+                self
+            }
+            pub fn meter<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::Meter>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.meter = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for meter: {e}")
+                    });
+                self
+            }
+            pub fn quantity<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.quantity = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for quantity: {e}")
+                    });
+                self
+            }
+            pub fn quota<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.quota = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for quota: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<MeterUsage> for super::MeterUsage {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: MeterUsage,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    hard: value.hard?,
+                    meter: value.meter?,
+                    quantity: value.quantity?,
+                    quota: value.quota?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::MeterUsage> for MeterUsage {
+            fn from(value: super::MeterUsage) -> Self {
+                Self {
+                    hard: Ok(value.hard),
+                    meter: Ok(value.meter),
+                    quantity: Ok(value.quantity),
+                    quota: Ok(value.quota),
                 }
             }
         }
@@ -5878,6 +8423,271 @@ pub mod types {
             }
         }
         #[derive(Clone, Debug)]
+        pub struct PerMeter {
+            api_requests: ::std::result::Result<u64, ::std::string::String>,
+            ledger_lines: ::std::result::Result<u64, ::std::string::String>,
+            webhook_attempts: ::std::result::Result<u64, ::std::string::String>,
+        }
+        impl ::std::default::Default for PerMeter {
+            fn default() -> Self {
+                Self {
+                    api_requests: Err("no value supplied for api_requests".to_string()),
+                    ledger_lines: Err("no value supplied for ledger_lines".to_string()),
+                    webhook_attempts: Err(
+                        "no value supplied for webhook_attempts".to_string(),
+                    ),
+                }
+            }
+        }
+        impl PerMeter {
+            pub fn api_requests<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.api_requests = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for api_requests: {e}")
+                    });
+                self
+            }
+            pub fn ledger_lines<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.ledger_lines = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for ledger_lines: {e}")
+                    });
+                self
+            }
+            pub fn webhook_attempts<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.webhook_attempts = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for webhook_attempts: {e}"
+                        )
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<PerMeter> for super::PerMeter {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: PerMeter,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    api_requests: value.api_requests?,
+                    ledger_lines: value.ledger_lines?,
+                    webhook_attempts: value.webhook_attempts?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::PerMeter> for PerMeter {
+            fn from(value: super::PerMeter) -> Self {
+                Self {
+                    api_requests: Ok(value.api_requests),
+                    ledger_lines: Ok(value.ledger_lines),
+                    webhook_attempts: Ok(value.webhook_attempts),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct PlanInfo {
+            base_amount: ::std::result::Result<u64, ::std::string::String>,
+            currency: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            hard_quotas: ::std::result::Result<bool, ::std::string::String>,
+            id: ::std::result::Result<super::Plan, ::std::string::String>,
+            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+            overage_unit_amount: ::std::result::Result<
+                super::PerMeter,
+                ::std::string::String,
+            >,
+            quotas: ::std::result::Result<super::PerMeter, ::std::string::String>,
+        }
+        impl ::std::default::Default for PlanInfo {
+            fn default() -> Self {
+                Self {
+                    base_amount: Err("no value supplied for base_amount".to_string()),
+                    currency: Err("no value supplied for currency".to_string()),
+                    hard_quotas: Err("no value supplied for hard_quotas".to_string()),
+                    id: Err("no value supplied for id".to_string()),
+                    name: Err("no value supplied for name".to_string()),
+                    overage_unit_amount: Err(
+                        "no value supplied for overage_unit_amount".to_string(),
+                    ),
+                    quotas: Err("no value supplied for quotas".to_string()),
+                }
+            }
+        }
+        impl PlanInfo {
+            pub fn base_amount<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.base_amount = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for base_amount: {e}")
+                    });
+                self
+            }
+            pub fn currency<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.currency = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for currency: {e}")
+                    });
+                self
+            }
+            pub fn hard_quotas<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.hard_quotas = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for hard_quotas: {e}")
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::Plan>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for name: {e}")
+                    });
+                self
+            }
+            pub fn overage_unit_amount<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::PerMeter>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.overage_unit_amount = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for overage_unit_amount: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn quotas<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::PerMeter>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.quotas = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for quotas: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<PlanInfo> for super::PlanInfo {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: PlanInfo,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    base_amount: value.base_amount?,
+                    currency: value.currency?,
+                    hard_quotas: value.hard_quotas?,
+                    id: value.id?,
+                    name: value.name?,
+                    overage_unit_amount: value.overage_unit_amount?,
+                    quotas: value.quotas?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::PlanInfo> for PlanInfo {
+            fn from(value: super::PlanInfo) -> Self {
+                Self {
+                    base_amount: Ok(value.base_amount),
+                    currency: Ok(value.currency),
+                    hard_quotas: Ok(value.hard_quotas),
+                    id: Ok(value.id),
+                    name: Ok(value.name),
+                    overage_unit_amount: Ok(value.overage_unit_amount),
+                    quotas: Ok(value.quotas),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct PlanList {
+            data: ::std::result::Result<
+                ::std::vec::Vec<super::PlanInfo>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for PlanList {
+            fn default() -> Self {
+                Self {
+                    data: Err("no value supplied for data".to_string()),
+                }
+            }
+        }
+        impl PlanList {
+            pub fn data<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::PlanInfo>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.data = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for data: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<PlanList> for super::PlanList {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: PlanList,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self { data: value.data? })
+            }
+        }
+        impl ::std::convert::From<super::PlanList> for PlanList {
+            fn from(value: super::PlanList) -> Self {
+                Self { data: Ok(value.data) }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct Problem {
             code: ::std::result::Result<::std::string::String, ::std::string::String>,
             current_etag: ::std::result::Result<
@@ -6037,6 +8847,264 @@ pub mod types {
                     status: Ok(value.status),
                     title: Ok(value.title),
                     type_: Ok(value.type_),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct Reconciliation {
+            checked: ::std::result::Result<u64, ::std::string::String>,
+            completed_at: ::std::result::Result<
+                ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                ::std::string::String,
+            >,
+            created_at: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+            discrepancies: ::std::result::Result<
+                ::std::vec::Vec<super::Discrepancy>,
+                ::std::string::String,
+            >,
+            discrepancy_count: ::std::result::Result<u64, ::std::string::String>,
+            id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            location_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            status: ::std::result::Result<
+                super::ReconciliationStatus,
+                ::std::string::String,
+            >,
+            trigger: ::std::result::Result<
+                super::ReconciliationTrigger,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for Reconciliation {
+            fn default() -> Self {
+                Self {
+                    checked: Err("no value supplied for checked".to_string()),
+                    completed_at: Ok(Default::default()),
+                    created_at: Err("no value supplied for created_at".to_string()),
+                    discrepancies: Err(
+                        "no value supplied for discrepancies".to_string(),
+                    ),
+                    discrepancy_count: Err(
+                        "no value supplied for discrepancy_count".to_string(),
+                    ),
+                    id: Err("no value supplied for id".to_string()),
+                    location_id: Ok(Default::default()),
+                    status: Err("no value supplied for status".to_string()),
+                    trigger: Err("no value supplied for trigger".to_string()),
+                }
+            }
+        }
+        impl Reconciliation {
+            pub fn checked<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.checked = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for checked: {e}")
+                    });
+                self
+            }
+            pub fn completed_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.completed_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for completed_at: {e}")
+                    });
+                self
+            }
+            pub fn created_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.created_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for created_at: {e}")
+                    });
+                self
+            }
+            pub fn discrepancies<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::Discrepancy>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.discrepancies = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for discrepancies: {e}")
+                    });
+                self
+            }
+            pub fn discrepancy_count<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.discrepancy_count = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for discrepancy_count: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn location_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.location_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for location_id: {e}")
+                    });
+                self
+            }
+            pub fn status<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ReconciliationStatus>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.status = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for status: {e}")
+                    });
+                self
+            }
+            pub fn trigger<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ReconciliationTrigger>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.trigger = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for trigger: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Reconciliation> for super::Reconciliation {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Reconciliation,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    checked: value.checked?,
+                    completed_at: value.completed_at?,
+                    created_at: value.created_at?,
+                    discrepancies: value.discrepancies?,
+                    discrepancy_count: value.discrepancy_count?,
+                    id: value.id?,
+                    location_id: value.location_id?,
+                    status: value.status?,
+                    trigger: value.trigger?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::Reconciliation> for Reconciliation {
+            fn from(value: super::Reconciliation) -> Self {
+                Self {
+                    checked: Ok(value.checked),
+                    completed_at: Ok(value.completed_at),
+                    created_at: Ok(value.created_at),
+                    discrepancies: Ok(value.discrepancies),
+                    discrepancy_count: Ok(value.discrepancy_count),
+                    id: Ok(value.id),
+                    location_id: Ok(value.location_id),
+                    status: Ok(value.status),
+                    trigger: Ok(value.trigger),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ReconciliationList {
+            data: ::std::result::Result<
+                ::std::vec::Vec<super::Reconciliation>,
+                ::std::string::String,
+            >,
+            next_cursor: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ReconciliationList {
+            fn default() -> Self {
+                Self {
+                    data: Err("no value supplied for data".to_string()),
+                    next_cursor: Ok(Default::default()),
+                }
+            }
+        }
+        impl ReconciliationList {
+            pub fn data<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::Reconciliation>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.data = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for data: {e}")
+                    });
+                self
+            }
+            pub fn next_cursor<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.next_cursor = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for next_cursor: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ReconciliationList> for super::ReconciliationList {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ReconciliationList,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    data: value.data?,
+                    next_cursor: value.next_cursor?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ReconciliationList> for ReconciliationList {
+            fn from(value: super::ReconciliationList) -> Self {
+                Self {
+                    data: Ok(value.data),
+                    next_cursor: Ok(value.next_cursor),
                 }
             }
         }
@@ -6650,6 +9718,86 @@ pub mod types {
             }
         }
         #[derive(Clone, Debug)]
+        pub struct Subscription {
+            period_end: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+            period_start: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+            plan: ::std::result::Result<super::Plan, ::std::string::String>,
+        }
+        impl ::std::default::Default for Subscription {
+            fn default() -> Self {
+                Self {
+                    period_end: Err("no value supplied for period_end".to_string()),
+                    period_start: Err("no value supplied for period_start".to_string()),
+                    plan: Err("no value supplied for plan".to_string()),
+                }
+            }
+        }
+        impl Subscription {
+            pub fn period_end<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.period_end = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for period_end: {e}")
+                    });
+                self
+            }
+            pub fn period_start<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.period_start = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for period_start: {e}")
+                    });
+                self
+            }
+            pub fn plan<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::Plan>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.plan = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for plan: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Subscription> for super::Subscription {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Subscription,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    period_end: value.period_end?,
+                    period_start: value.period_start?,
+                    plan: value.plan?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::Subscription> for Subscription {
+            fn from(value: super::Subscription) -> Self {
+                Self {
+                    period_end: Ok(value.period_end),
+                    period_start: Ok(value.period_start),
+                    plan: Ok(value.plan),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct UpdateItem {
             attributes: ::std::result::Result<
                 ::std::option::Option<
@@ -6866,6 +10014,44 @@ pub mod types {
             }
         }
         #[derive(Clone, Debug)]
+        pub struct UpdateSubscription {
+            plan: ::std::result::Result<super::Plan, ::std::string::String>,
+        }
+        impl ::std::default::Default for UpdateSubscription {
+            fn default() -> Self {
+                Self {
+                    plan: Err("no value supplied for plan".to_string()),
+                }
+            }
+        }
+        impl UpdateSubscription {
+            pub fn plan<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::Plan>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.plan = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for plan: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<UpdateSubscription> for super::UpdateSubscription {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: UpdateSubscription,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self { plan: value.plan? })
+            }
+        }
+        impl ::std::convert::From<super::UpdateSubscription> for UpdateSubscription {
+            fn from(value: super::UpdateSubscription) -> Self {
+                Self { plan: Ok(value.plan) }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct UpdateWebhookEndpoint {
             description: ::std::result::Result<
                 ::std::option::Option<super::UpdateWebhookEndpointDescription>,
@@ -6993,6 +10179,316 @@ pub mod types {
                     event_types: Ok(value.event_types),
                     retry_schedule_seconds: Ok(value.retry_schedule_seconds),
                     url: Ok(value.url),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct UsageExport {
+            data: ::std::result::Result<
+                ::std::vec::Vec<super::UsageRecord>,
+                ::std::string::String,
+            >,
+            period: ::std::result::Result<::std::string::String, ::std::string::String>,
+            period_end: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+            period_start: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for UsageExport {
+            fn default() -> Self {
+                Self {
+                    data: Err("no value supplied for data".to_string()),
+                    period: Err("no value supplied for period".to_string()),
+                    period_end: Err("no value supplied for period_end".to_string()),
+                    period_start: Err("no value supplied for period_start".to_string()),
+                }
+            }
+        }
+        impl UsageExport {
+            pub fn data<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::UsageRecord>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.data = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for data: {e}")
+                    });
+                self
+            }
+            pub fn period<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.period = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for period: {e}")
+                    });
+                self
+            }
+            pub fn period_end<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.period_end = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for period_end: {e}")
+                    });
+                self
+            }
+            pub fn period_start<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.period_start = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for period_start: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<UsageExport> for super::UsageExport {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: UsageExport,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    data: value.data?,
+                    period: value.period?,
+                    period_end: value.period_end?,
+                    period_start: value.period_start?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::UsageExport> for UsageExport {
+            fn from(value: super::UsageExport) -> Self {
+                Self {
+                    data: Ok(value.data),
+                    period: Ok(value.period),
+                    period_end: Ok(value.period_end),
+                    period_start: Ok(value.period_start),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct UsageRecord {
+            meter: ::std::result::Result<super::Meter, ::std::string::String>,
+            quantity: ::std::result::Result<u64, ::std::string::String>,
+            request_id: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            time: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for UsageRecord {
+            fn default() -> Self {
+                Self {
+                    meter: Err("no value supplied for meter".to_string()),
+                    quantity: Err("no value supplied for quantity".to_string()),
+                    request_id: Err("no value supplied for request_id".to_string()),
+                    time: Err("no value supplied for time".to_string()),
+                }
+            }
+        }
+        impl UsageRecord {
+            pub fn meter<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::Meter>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.meter = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for meter: {e}")
+                    });
+                self
+            }
+            pub fn quantity<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.quantity = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for quantity: {e}")
+                    });
+                self
+            }
+            pub fn request_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.request_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for request_id: {e}")
+                    });
+                self
+            }
+            pub fn time<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.time = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for time: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<UsageRecord> for super::UsageRecord {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: UsageRecord,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    meter: value.meter?,
+                    quantity: value.quantity?,
+                    request_id: value.request_id?,
+                    time: value.time?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::UsageRecord> for UsageRecord {
+            fn from(value: super::UsageRecord) -> Self {
+                Self {
+                    meter: Ok(value.meter),
+                    quantity: Ok(value.quantity),
+                    request_id: Ok(value.request_id),
+                    time: Ok(value.time),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct UsageReport {
+            meters: ::std::result::Result<
+                ::std::vec::Vec<super::MeterUsage>,
+                ::std::string::String,
+            >,
+            period: ::std::result::Result<::std::string::String, ::std::string::String>,
+            period_end: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+            period_start: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+            plan: ::std::result::Result<super::Plan, ::std::string::String>,
+        }
+        impl ::std::default::Default for UsageReport {
+            fn default() -> Self {
+                Self {
+                    meters: Err("no value supplied for meters".to_string()),
+                    period: Err("no value supplied for period".to_string()),
+                    period_end: Err("no value supplied for period_end".to_string()),
+                    period_start: Err("no value supplied for period_start".to_string()),
+                    plan: Err("no value supplied for plan".to_string()),
+                }
+            }
+        }
+        impl UsageReport {
+            pub fn meters<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::MeterUsage>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.meters = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for meters: {e}")
+                    });
+                self
+            }
+            pub fn period<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.period = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for period: {e}")
+                    });
+                self
+            }
+            pub fn period_end<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.period_end = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for period_end: {e}")
+                    });
+                self
+            }
+            pub fn period_start<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.period_start = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for period_start: {e}")
+                    });
+                self
+            }
+            pub fn plan<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::Plan>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.plan = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for plan: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<UsageReport> for super::UsageReport {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: UsageReport,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    meters: value.meters?,
+                    period: value.period?,
+                    period_end: value.period_end?,
+                    period_start: value.period_start?,
+                    plan: value.plan?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::UsageReport> for UsageReport {
+            fn from(value: super::UsageReport) -> Self {
+                Self {
+                    meters: Ok(value.meters),
+                    period: Ok(value.period),
+                    period_end: Ok(value.period_end),
+                    period_start: Ok(value.period_start),
+                    plan: Ok(value.plan),
                 }
             }
         }
@@ -8064,6 +11560,212 @@ let response = client.replay_webhook_delivery()
     pub fn replay_webhook_delivery(&self) -> builder::ReplayWebhookDelivery<'_> {
         builder::ReplayWebhookDelivery::new(self)
     }
+    /**The plans offered
+
+`free` has hard quotas per month (api_requests 100000, ledger_lines 20000, webhook_attempts 20000): beyond them requests answer 429 `quota_exceeded` (webhook attempts wait for the next period). `pro` includes higher amounts and bills each unit beyond them (`overage_unit_amount`, integer minor units of `currency`).
+
+Sends a `GET` request to `/v1/plans`
+
+```ignore
+let response = client.list_plans()
+    .send()
+    .await;
+```*/
+    pub fn list_plans(&self) -> builder::ListPlans<'_> {
+        builder::ListPlans::new(self)
+    }
+    /**The sandbox's plan and current billing period
+
+Periods are calendar months (UTC) of the emulator clock.
+
+Sends a `GET` request to `/v1/subscription`
+
+```ignore
+let response = client.get_subscription()
+    .send()
+    .await;
+```*/
+    pub fn get_subscription(&self) -> builder::GetSubscription<'_> {
+        builder::GetSubscription::new(self)
+    }
+    /**Change the plan
+
+The new plan's quotas apply at once; the period's invoice bills the plan held when the period ends.
+
+Sends a `POST` request to `/v1/subscription`
+
+Arguments:
+- `idempotency_key`: Makes the request safe to retry: the first response is stored for 24 h and replayed byte-identical (`Idempotent-Replayed: true`). Bare or as an RFC 8941 quoted string.
+- `body`
+```ignore
+let response = client.update_subscription()
+    .idempotency_key(idempotency_key)
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn update_subscription(&self) -> builder::UpdateSubscription<'_> {
+        builder::UpdateSubscription::new(self)
+    }
+    /**Usage of a billing period per meter
+
+Meters: `api_requests` (authenticated requests admitted, replays included; not those refused by the rate limit or the quota), `ledger_lines` (lines written), `webhook_attempts` (attempts made).
+
+Sends a `GET` request to `/v1/usage`
+
+Arguments:
+- `period`: `current` (default) or a month `YYYY-MM`, not in the future.
+```ignore
+let response = client.get_usage()
+    .period(period)
+    .send()
+    .await;
+```*/
+    pub fn get_usage(&self) -> builder::GetUsage<'_> {
+        builder::GetUsage::new(self)
+    }
+    /**Every usage row of a billing period
+
+One record per metered unit group and meter: `time`, `request_id` (or the `msg_` delivery of a webhook attempt, the `job_` of an import, `seed`), `meter`, `quantity`. They sum to the period's usage and invoice. `format=csv` answers `text/csv` with header `time,request_id,meter,quantity`.
+
+Sends a `GET` request to `/v1/usage/export`
+
+Arguments:
+- `format`: `json` (default) or `csv`.
+- `period`: `current` (default) or a month `YYYY-MM`, not in the future.
+```ignore
+let response = client.export_usage()
+    .format(format)
+    .period(period)
+    .send()
+    .await;
+```*/
+    pub fn export_usage(&self) -> builder::ExportUsage<'_> {
+        builder::ExportUsage::new(self)
+    }
+    /**List invoices
+
+An invoice is issued (with an `invoice.created` event) when the emulator clock passes the end of a period.
+
+Sends a `GET` request to `/v1/invoices`
+
+Arguments:
+- `cursor`: `next_cursor` of the previous page.
+- `limit`: Page size.
+```ignore
+let response = client.list_invoices()
+    .cursor(cursor)
+    .limit(limit)
+    .send()
+    .await;
+```*/
+    pub fn list_invoices(&self) -> builder::ListInvoices<'_> {
+        builder::ListInvoices::new(self)
+    }
+    /**Get an invoice
+
+JSON, or CSV with `Accept: text/csv` (one record per meter and one `base` record; `amount` sums to `total`).
+
+Sends a `GET` request to `/v1/invoices/{id}`
+
+Arguments:
+- `id`: The invoice's id.
+```ignore
+let response = client.get_invoice()
+    .id(id)
+    .send()
+    .await;
+```*/
+    pub fn get_invoice(&self) -> builder::GetInvoice<'_> {
+        builder::GetInvoice::new(self)
+    }
+    /**List reconciliation runs
+
+Sends a `GET` request to `/v1/reconciliations`
+
+Arguments:
+- `cursor`: `next_cursor` of the previous page.
+- `limit`: Page size.
+```ignore
+let response = client.list_reconciliations()
+    .cursor(cursor)
+    .limit(limit)
+    .send()
+    .await;
+```*/
+    pub fn list_reconciliations(&self) -> builder::ListReconciliations<'_> {
+        builder::ListReconciliations::new(self)
+    }
+    /**Reconcile the stock levels with the ledger now
+
+Recomputes every level (at `location_id`, if given) from the ledger and compares it with the snapshot; answers the completed run and writes `reconciliation.completed`. One also runs every day at 00:00 UTC of the emulator clock.
+
+Sends a `POST` request to `/v1/reconciliations`
+
+Arguments:
+- `idempotency_key`: Makes the request safe to retry: the first response is stored for 24 h and replayed byte-identical (`Idempotent-Replayed: true`). Bare or as an RFC 8941 quoted string.
+- `body`
+```ignore
+let response = client.create_reconciliation()
+    .idempotency_key(idempotency_key)
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn create_reconciliation(&self) -> builder::CreateReconciliation<'_> {
+        builder::CreateReconciliation::new(self)
+    }
+    /**Get a reconciliation run
+
+JSON, or its discrepancies as CSV with `Accept: text/csv`.
+
+Sends a `GET` request to `/v1/reconciliations/{id}`
+
+Arguments:
+- `id`: The reconciliation's id.
+```ignore
+let response = client.get_reconciliation()
+    .id(id)
+    .send()
+    .await;
+```*/
+    pub fn get_reconciliation(&self) -> builder::GetReconciliation<'_> {
+        builder::GetReconciliation::new(self)
+    }
+    /**Import stock movements from CSV in the background
+
+Checks the header and bounds (at most 4 MiB and 50000 rows; 4 jobs queued or running per sandbox, else 409 `too_many_jobs`), then answers 202 with the queued job. Every row needs a `reference`: a reference already imported is skipped, so re-running a file adds nothing twice. Bad rows are reported by line number (the header is line 1) and the rest still import.
+
+Sends a `POST` request to `/v1/jobs`
+
+Arguments:
+- `idempotency_key`: Makes the request safe to retry: the first response is stored for 24 h and replayed byte-identical (`Idempotent-Replayed: true`). Bare or as an RFC 8941 quoted string.
+- `body`
+```ignore
+let response = client.create_job()
+    .idempotency_key(idempotency_key)
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn create_job(&self) -> builder::CreateJob<'_> {
+        builder::CreateJob::new(self)
+    }
+    /**Get a job and its progress
+
+Sends a `GET` request to `/v1/jobs/{id}`
+
+Arguments:
+- `id`: The job's id.
+```ignore
+let response = client.get_job()
+    .id(id)
+    .send()
+    .await;
+```*/
+    pub fn get_job(&self) -> builder::GetJob<'_> {
+        builder::GetJob::new(self)
+    }
     /**Health
 
 Sends a `GET` request to `/_emulator/health`
@@ -8090,7 +11792,7 @@ let response = client.emulator_get_clock()
     }
     /**Move the clock forward
 
-Fires everything that became due (idempotency-key expiry, key grace periods, and the schedules of later features), in time order, before answering.
+Fires everything that became due, in time order, before answering: webhook attempts, period ends (invoices, `invoice.created`), nightly reconciliations at 00:00 UTC, idempotency-key expiry, key grace periods.
 
 Sends a `POST` request to `/_emulator/clock/advance`
 
@@ -8141,6 +11843,23 @@ let response = client.emulator_clear_faults()
 ```*/
     pub fn emulator_clear_faults(&self) -> builder::EmulatorClearFaults<'_> {
         builder::EmulatorClearFaults::new(self)
+    }
+    /**Skew one stock level's snapshot
+
+Adds `delta` to what the (item, location) snapshot reads, leaving the ledger alone, so that reconciliation finds exactly that pair. The pair must have ledger lines.
+
+Sends a `POST` request to `/_emulator/faults/corrupt-stock-level`
+
+```ignore
+let response = client.emulator_corrupt_stock_level()
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn emulator_corrupt_stock_level(
+        &self,
+    ) -> builder::EmulatorCorruptStockLevel<'_> {
+        builder::EmulatorCorruptStockLevel::new(self)
     }
     /**Export the whole state
 
@@ -12053,6 +15772,989 @@ pub mod builder {
             }
         }
     }
+    /**Builder for [`Client::list_plans`]
+
+[`Client::list_plans`]: super::Client::list_plans*/
+    #[derive(Debug, Clone)]
+    pub struct ListPlans<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> ListPlans<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `GET` request to `/v1/plans`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::PlanList>, Error<ByteStream>> {
+            let Self { client } = self;
+            let url = format!("{}/v1/plans", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "list_plans",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                422u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                429u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                500u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::get_subscription`]
+
+[`Client::get_subscription`]: super::Client::get_subscription*/
+    #[derive(Debug, Clone)]
+    pub struct GetSubscription<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> GetSubscription<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `GET` request to `/v1/subscription`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::Subscription>, Error<ByteStream>> {
+            let Self { client } = self;
+            let url = format!("{}/v1/subscription", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "get_subscription",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                422u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                429u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                500u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::update_subscription`]
+
+[`Client::update_subscription`]: super::Client::update_subscription*/
+    #[derive(Debug, Clone)]
+    pub struct UpdateSubscription<'a> {
+        client: &'a super::Client,
+        idempotency_key: Result<Option<types::UpdateSubscriptionIdempotencyKey>, String>,
+        body: Result<types::builder::UpdateSubscription, String>,
+    }
+    impl<'a> UpdateSubscription<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                idempotency_key: Ok(None),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn idempotency_key<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::UpdateSubscriptionIdempotencyKey>,
+        {
+            self.idempotency_key = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `UpdateSubscriptionIdempotencyKey` for idempotency_key failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::UpdateSubscription>,
+            <V as std::convert::TryInto<
+                types::UpdateSubscription,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `UpdateSubscription` for body failed: {}", s)
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::UpdateSubscription,
+            ) -> types::builder::UpdateSubscription,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/v1/subscription`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::Subscription>, Error<ByteStream>> {
+            let Self { client, idempotency_key, body } = self;
+            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::UpdateSubscription::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/v1/subscription", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = idempotency_key {
+                header_map.append("Idempotency-Key", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "update_subscription",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                401u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                403u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                409u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                413u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                415u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                422u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                429u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                500u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::get_usage`]
+
+[`Client::get_usage`]: super::Client::get_usage*/
+    #[derive(Debug, Clone)]
+    pub struct GetUsage<'a> {
+        client: &'a super::Client,
+        period: Result<Option<types::GetUsagePeriod>, String>,
+    }
+    impl<'a> GetUsage<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                period: Ok(None),
+            }
+        }
+        pub fn period<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::GetUsagePeriod>,
+        {
+            self.period = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `GetUsagePeriod` for period failed".to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/v1/usage`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::UsageReport>, Error<ByteStream>> {
+            let Self { client, period } = self;
+            let period = period.map_err(Error::InvalidRequest)?;
+            let url = format!("{}/v1/usage", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .query(&progenitor_client::QueryParam::new("period", &period))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "get_usage",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                404u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                422u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                429u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                500u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::export_usage`]
+
+[`Client::export_usage`]: super::Client::export_usage*/
+    #[derive(Debug, Clone)]
+    pub struct ExportUsage<'a> {
+        client: &'a super::Client,
+        format: Result<Option<types::ExportUsageFormat>, String>,
+        period: Result<Option<types::ExportUsagePeriod>, String>,
+    }
+    impl<'a> ExportUsage<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                format: Ok(None),
+                period: Ok(None),
+            }
+        }
+        pub fn format<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::ExportUsageFormat>,
+        {
+            self.format = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `ExportUsageFormat` for format failed".to_string()
+                });
+            self
+        }
+        pub fn period<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::ExportUsagePeriod>,
+        {
+            self.period = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `ExportUsagePeriod` for period failed".to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/v1/usage/export`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::UsageExport>, Error<ByteStream>> {
+            let Self { client, format, period } = self;
+            let format = format.map_err(Error::InvalidRequest)?;
+            let period = period.map_err(Error::InvalidRequest)?;
+            let url = format!("{}/v1/usage/export", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .query(&progenitor_client::QueryParam::new("format", &format))
+                .query(&progenitor_client::QueryParam::new("period", &period))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "export_usage",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                404u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                422u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                429u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                500u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::list_invoices`]
+
+[`Client::list_invoices`]: super::Client::list_invoices*/
+    #[derive(Debug, Clone)]
+    pub struct ListInvoices<'a> {
+        client: &'a super::Client,
+        cursor: Result<Option<::std::string::String>, String>,
+        limit: Result<Option<::std::num::NonZeroU64>, String>,
+    }
+    impl<'a> ListInvoices<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                cursor: Ok(None),
+                limit: Ok(None),
+            }
+        }
+        pub fn cursor<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.cursor = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for cursor failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn limit<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::num::NonZeroU64>,
+        {
+            self.limit = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: num :: NonZeroU64` for limit failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/v1/invoices`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::InvoiceList>, Error<ByteStream>> {
+            let Self { client, cursor, limit } = self;
+            let cursor = cursor.map_err(Error::InvalidRequest)?;
+            let limit = limit.map_err(Error::InvalidRequest)?;
+            let url = format!("{}/v1/invoices", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .query(&progenitor_client::QueryParam::new("cursor", &cursor))
+                .query(&progenitor_client::QueryParam::new("limit", &limit))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "list_invoices",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                401u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                422u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                429u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                500u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::get_invoice`]
+
+[`Client::get_invoice`]: super::Client::get_invoice*/
+    #[derive(Debug, Clone)]
+    pub struct GetInvoice<'a> {
+        client: &'a super::Client,
+        id: Result<::std::string::String, String>,
+    }
+    impl<'a> GetInvoice<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+            }
+        }
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for id failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/v1/invoices/{id}`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::Invoice>, Error<ByteStream>> {
+            let Self { client, id } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/v1/invoices/{}", client.baseurl, encode_path(& id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "get_invoice",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                404u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                422u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                429u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                500u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::list_reconciliations`]
+
+[`Client::list_reconciliations`]: super::Client::list_reconciliations*/
+    #[derive(Debug, Clone)]
+    pub struct ListReconciliations<'a> {
+        client: &'a super::Client,
+        cursor: Result<Option<::std::string::String>, String>,
+        limit: Result<Option<::std::num::NonZeroU64>, String>,
+    }
+    impl<'a> ListReconciliations<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                cursor: Ok(None),
+                limit: Ok(None),
+            }
+        }
+        pub fn cursor<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.cursor = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for cursor failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn limit<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::num::NonZeroU64>,
+        {
+            self.limit = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: num :: NonZeroU64` for limit failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/v1/reconciliations`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::ReconciliationList>, Error<ByteStream>> {
+            let Self { client, cursor, limit } = self;
+            let cursor = cursor.map_err(Error::InvalidRequest)?;
+            let limit = limit.map_err(Error::InvalidRequest)?;
+            let url = format!("{}/v1/reconciliations", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .query(&progenitor_client::QueryParam::new("cursor", &cursor))
+                .query(&progenitor_client::QueryParam::new("limit", &limit))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "list_reconciliations",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                401u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                422u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                429u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                500u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::create_reconciliation`]
+
+[`Client::create_reconciliation`]: super::Client::create_reconciliation*/
+    #[derive(Debug, Clone)]
+    pub struct CreateReconciliation<'a> {
+        client: &'a super::Client,
+        idempotency_key: Result<
+            Option<types::CreateReconciliationIdempotencyKey>,
+            String,
+        >,
+        body: Result<types::builder::CreateReconciliation, String>,
+    }
+    impl<'a> CreateReconciliation<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                idempotency_key: Ok(None),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn idempotency_key<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::CreateReconciliationIdempotencyKey>,
+        {
+            self.idempotency_key = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `CreateReconciliationIdempotencyKey` for idempotency_key failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::CreateReconciliation>,
+            <V as std::convert::TryInto<
+                types::CreateReconciliation,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!(
+                        "conversion to `CreateReconciliation` for body failed: {}", s
+                    )
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::CreateReconciliation,
+            ) -> types::builder::CreateReconciliation,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/v1/reconciliations`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::Reconciliation>, Error<ByteStream>> {
+            let Self { client, idempotency_key, body } = self;
+            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::CreateReconciliation::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/v1/reconciliations", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = idempotency_key {
+                header_map.append("Idempotency-Key", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "create_reconciliation",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                201u16 => ResponseValue::from_response(response).await,
+                400u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                401u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                403u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                404u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                409u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                413u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                415u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                422u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                429u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                500u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::get_reconciliation`]
+
+[`Client::get_reconciliation`]: super::Client::get_reconciliation*/
+    #[derive(Debug, Clone)]
+    pub struct GetReconciliation<'a> {
+        client: &'a super::Client,
+        id: Result<::std::string::String, String>,
+    }
+    impl<'a> GetReconciliation<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+            }
+        }
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for id failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/v1/reconciliations/{id}`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::Reconciliation>, Error<ByteStream>> {
+            let Self { client, id } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/v1/reconciliations/{}", client.baseurl, encode_path(& id
+                .to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "get_reconciliation",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                404u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                422u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                429u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                500u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::create_job`]
+
+[`Client::create_job`]: super::Client::create_job*/
+    #[derive(Debug, Clone)]
+    pub struct CreateJob<'a> {
+        client: &'a super::Client,
+        idempotency_key: Result<Option<types::CreateJobIdempotencyKey>, String>,
+        body: Result<types::builder::CreateJob, String>,
+    }
+    impl<'a> CreateJob<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                idempotency_key: Ok(None),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn idempotency_key<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::CreateJobIdempotencyKey>,
+        {
+            self.idempotency_key = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `CreateJobIdempotencyKey` for idempotency_key failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::CreateJob>,
+            <V as std::convert::TryInto<types::CreateJob>>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `CreateJob` for body failed: {}", s)
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(types::builder::CreateJob) -> types::builder::CreateJob,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/v1/jobs`
+        pub async fn send(self) -> Result<ResponseValue<types::Job>, Error<ByteStream>> {
+            let Self { client, idempotency_key, body } = self;
+            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| types::CreateJob::try_from(v).map_err(|e| e.to_string()))
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/v1/jobs", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = idempotency_key {
+                header_map.append("Idempotency-Key", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "create_job",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                202u16 => ResponseValue::from_response(response).await,
+                400u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                401u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                403u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                409u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                413u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                415u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                422u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                429u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                500u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::get_job`]
+
+[`Client::get_job`]: super::Client::get_job*/
+    #[derive(Debug, Clone)]
+    pub struct GetJob<'a> {
+        client: &'a super::Client,
+        id: Result<::std::string::String, String>,
+    }
+    impl<'a> GetJob<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+            }
+        }
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for id failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/v1/jobs/{id}`
+        pub async fn send(self) -> Result<ResponseValue<types::Job>, Error<ByteStream>> {
+            let Self { client, id } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/v1/jobs/{}", client.baseurl, encode_path(& id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "get_job",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                404u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                422u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                429u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                500u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
     /**Builder for [`Client::emulator_health`]
 
 [`Client::emulator_health`]: super::Client::emulator_health*/
@@ -12408,6 +17110,97 @@ pub mod builder {
                 204u16 => Ok(ResponseValue::empty(response)),
                 400u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 401u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                413u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                415u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                422u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                500u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::emulator_corrupt_stock_level`]
+
+[`Client::emulator_corrupt_stock_level`]: super::Client::emulator_corrupt_stock_level*/
+    #[derive(Debug, Clone)]
+    pub struct EmulatorCorruptStockLevel<'a> {
+        client: &'a super::Client,
+        body: Result<types::builder::CorruptStockLevel, String>,
+    }
+    impl<'a> EmulatorCorruptStockLevel<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::CorruptStockLevel>,
+            <V as std::convert::TryInto<
+                types::CorruptStockLevel,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `CorruptStockLevel` for body failed: {}", s)
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::CorruptStockLevel,
+            ) -> types::builder::CorruptStockLevel,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/_emulator/faults/corrupt-stock-level`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::CorruptedStockLevel>, Error<ByteStream>> {
+            let Self { client, body } = self;
+            let body = body
+                .and_then(|v| {
+                    types::CorruptStockLevel::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/_emulator/faults/corrupt-stock-level", client.baseurl,
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "emulator_corrupt_stock_level",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                401u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                404u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 413u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 415u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 422u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),

@@ -142,8 +142,12 @@ async fn main() {
     let budget = Duration::from_secs(
         std::env::var("TWH_BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(SECONDS_DEFAULT),
     );
-    let emulator = Emulator::start(Config::default()).await.expect("emulator");
-    let (client, created) = emulator.create_sandbox_with(&types::CreateSandbox::default()).expect("sandbox");
+    // A load test: no rate limit, and a pro sandbox (overage instead of refusals).
+    let mut config = Config::default();
+    config.http.rate_limit_per_second = 0;
+    let emulator = Emulator::start(config).await.expect("emulator");
+    let pro = types::CreateSandbox { plan: Some(types::Plan::Pro), ..Default::default() };
+    let (client, created) = emulator.create_sandbox_with(&pro).expect("sandbox");
     let item = client.create_item(types::CreateItem::builder().sku("BENCH-1").name("Bench item")).await.expect("item");
     let location = client
         .create_location(types::CreateLocation::builder().code("BENCH-WH").name("Bench warehouse"))

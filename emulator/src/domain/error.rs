@@ -30,6 +30,10 @@ pub enum ErrorKind {
     EndpointDisabled,
     /// An attempt of the webhook delivery is under way.
     DeliveryInFlight,
+    /// A hard quota of the plan is used up for this billing period.
+    QuotaExceeded,
+    /// The sandbox already has the most import jobs waiting or running.
+    TooManyJobs,
 }
 
 impl ErrorKind {
@@ -48,6 +52,8 @@ impl ErrorKind {
             ErrorKind::PreconditionRequired => "precondition_required",
             ErrorKind::EndpointDisabled => "endpoint_disabled",
             ErrorKind::DeliveryInFlight => "delivery_in_flight",
+            ErrorKind::QuotaExceeded => "quota_exceeded",
+            ErrorKind::TooManyJobs => "too_many_jobs",
         }
     }
 }

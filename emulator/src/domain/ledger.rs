@@ -103,6 +103,15 @@ pub enum EventType {
     /// `webhook_delivery.exhausted`
     #[serde(rename = "webhook_delivery.exhausted")]
     WebhookDeliveryExhausted,
+    /// `invoice.created`
+    #[serde(rename = "invoice.created")]
+    InvoiceCreated,
+    /// `usage.quota_exceeded`
+    #[serde(rename = "usage.quota_exceeded")]
+    UsageQuotaExceeded,
+    /// `reconciliation.completed`
+    #[serde(rename = "reconciliation.completed")]
+    ReconciliationCompleted,
     /// `ping` (sent by `POST /v1/webhook-endpoints/{id}/test`)
     #[serde(rename = "ping")]
     Ping,
@@ -110,7 +119,7 @@ pub enum EventType {
 
 impl EventType {
     /// Every type the ledger writes.
-    pub const ALL: [EventType; 12] = [
+    pub const ALL: [EventType; 15] = [
         EventType::ItemCreated,
         EventType::ItemUpdated,
         EventType::ItemArchived,
@@ -122,6 +131,9 @@ impl EventType {
         EventType::LevelBelowThreshold,
         EventType::WebhookEndpointDisabled,
         EventType::WebhookDeliveryExhausted,
+        EventType::InvoiceCreated,
+        EventType::UsageQuotaExceeded,
+        EventType::ReconciliationCompleted,
         EventType::Ping,
     ];
 
@@ -139,6 +151,9 @@ impl EventType {
             EventType::LevelBelowThreshold => "stock_level.below_threshold",
             EventType::WebhookEndpointDisabled => "webhook_endpoint.disabled",
             EventType::WebhookDeliveryExhausted => "webhook_delivery.exhausted",
+            EventType::InvoiceCreated => "invoice.created",
+            EventType::UsageQuotaExceeded => "usage.quota_exceeded",
+            EventType::ReconciliationCompleted => "reconciliation.completed",
             EventType::Ping => "ping",
         }
     }
@@ -244,10 +259,50 @@ impl MovementRecord {
 /// The snapshot of one (item, location) pair.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct LevelRecord {
-    /// Current quantity.
+    /// Current quantity (always Σ delta of its lines).
     pub quantity: i64,
     /// Sequences of the movements with a line here, in commit order; `version` is its length.
     pub history: Vec<u64>,
+    /// An injected corruption (`POST /_emulator/faults/corrupt-stock-level`): what the snapshot
+    /// reads is `quantity + skew`. Kept apart so that the ledger's own lines stay truthful and
+    /// reconciliation has something to find.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skew: i64,
+}
+
+impl LevelRecord {
+    /// What the snapshot reads (the ledger's quantity plus any injected skew).
+    pub fn snapshot_quantity(&self) -> i64 {
+        self.quantity.saturating_add(self.skew)
+    }
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
+}
+
+/// A pair whose snapshot disagrees with its ledger lines.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Discrepancy {
+    /// The item.
+    pub item_id: String,
+    /// The location.
+    pub location_id: String,
+    /// What the snapshot reads.
+    pub snapshot_quantity: i64,
+    /// Σ delta of the pair's ledger lines.
+    pub ledger_quantity: i64,
+    /// `snapshot_quantity - ledger_quantity`.
+    pub difference: i64,
+}
+
+/// What a reconciliation of the snapshot against the ledger found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReconcileResult {
+    /// Pairs compared.
+    pub checked: u64,
+    /// Pairs that disagree (all of them; the caller bounds what it keeps).
+    pub discrepancies: Vec<Discrepancy>,
 }
 
 /// A movement checked against the catalogue, not yet against stock.
@@ -307,6 +362,12 @@ pub struct Ledger {
     events: ChunkedVec<EventRecord>,
     /// Idempotency records.
     pub idempotency: IdempotencyStore,
+    /// How many corruptions were injected (reconciliation results are cached on it).
+    #[serde(default)]
+    corruptions: u64,
+    /// Most ledger lines the current operation may write (a hard quota), set by the caller.
+    #[serde(skip)]
+    line_budget: Option<u64>,
     #[serde(skip)]
     skus: HashMap<String, u32>,
     #[serde(skip)]
@@ -346,6 +407,8 @@ impl Ledger {
             level_order: Vec::new(),
             events: ChunkedVec::default(),
             idempotency: IdempotencyStore::default(),
+            corruptions: 0,
+            line_budget: None,
             skus: HashMap::new(),
             codes: HashMap::new(),
         }
@@ -747,6 +810,41 @@ impl Ledger {
         Ok(())
     }
 
+    /// Sets the most ledger lines the next operations may write (`None`: no limit). Billing sets
+    /// it from a hard quota around one operation, so an operation over the quota fails having
+    /// written nothing, like any other domain error.
+    pub fn set_line_budget(&mut self, budget: Option<u64>) {
+        self.line_budget = budget;
+    }
+
+    fn check_line_budget(&self, lines: u64) -> Result<(), DomainError> {
+        match self.line_budget {
+            Some(budget) if lines > budget => Err(DomainError::new(
+                ErrorKind::QuotaExceeded,
+                format!(
+                    "This write needs {lines} ledger lines and {budget} remain in this billing period's ledger_lines quota; upgrade the plan (POST /v1/subscription) or wait for the next period."
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Number of ledger lines of the movements from sequence `movements_before + 1` on.
+    pub fn lines_since(&self, movements_before: u64) -> u64 {
+        let start = usize::try_from(movements_before).unwrap_or(usize::MAX);
+        if start >= self.movements.len() {
+            return 0;
+        }
+        self.movements.iter_from(start).map(|m| 1 + u64::from(m.second.is_some())).sum()
+    }
+
+    /// Number of ledger lines in `[from, until)` of commit time (binary search, then a count).
+    pub fn lines_between(&self, from: Timestamp, until: Timestamp) -> u64 {
+        let start = self.movements.partition_point(|m| m.created_at < from);
+        let end = self.movements.partition_point(|m| m.created_at < until);
+        self.movements.iter_from(start).take(end.saturating_sub(start)).map(|m| 1 + u64::from(m.second.is_some())).sum()
+    }
+
     /// Writes a checked movement, its level changes and its events. Cannot fail.
     fn commit(&mut self, p: Planned, now: Timestamp) -> u64 {
         let sequence = self.movements.len() as u64 + 1;
@@ -823,6 +921,7 @@ impl Ledger {
             if_match.check(self.version((planned.item, planned.lines[0].0)))?;
         }
         self.check_stock(&planned, &mut HashMap::new())?;
+        self.check_line_budget(planned.lines.len() as u64)?;
         Ok(self.commit(planned, now))
     }
 
@@ -842,6 +941,7 @@ impl Ledger {
             self.check_stock(&p, &mut pending).map_err(|e| e.within(&format!("movements[{i}]")))?;
             planned.push(p);
         }
+        self.check_line_budget(planned.iter().map(|p| p.lines.len() as u64).sum())?;
         let first = self.movements.len() as u64 + 1;
         for p in planned {
             self.commit(p, now);
@@ -879,6 +979,7 @@ impl Ledger {
             allow_negative: req.allow_negative.unwrap_or(false),
         };
         self.check_stock(&planned, &mut HashMap::new())?;
+        self.check_line_budget(planned.lines.len() as u64)?;
         Ok(self.commit(planned, now))
     }
 
@@ -1003,7 +1104,7 @@ impl Ledger {
         StockLevel {
             item_id: self.item_id(pair.0),
             location_id: self.location_id(pair.1),
-            quantity: level.map_or(0, |l| l.quantity),
+            quantity: level.map_or(0, LevelRecord::snapshot_quantity),
             version: level.map_or(0, |l| l.history.len() as u64),
             last_movement_id: last.map(|s| self.movement_id(s)),
             updated_at: last.and_then(|s| self.movements.get(position(s))).map(|m| m.created_at),
@@ -1057,9 +1158,74 @@ impl Ledger {
             let threshold = self.items[pair.0 as usize].low_stock_threshold;
             (item.is_none_or(|i| i == Some(pair.0))
                 && location.is_none_or(|l| l == Some(pair.1))
-                && (!below_threshold || threshold.is_some_and(|t| level.quantity < t)))
+                && (!below_threshold || threshold.is_some_and(|t| level.snapshot_quantity() < t)))
             .then(|| self.render_level(*pair, Some(level)))
         })
+    }
+
+    // ---- reconciliation --------------------------------------------------------------------
+
+    /// Recomputes every level (at `location_id`, if given) from the ledger lines and compares it
+    /// with the snapshot. One pass over the ledger: O(movements + pairs).
+    pub fn reconcile(&self, location_id: Option<&str>) -> Result<ReconcileResult, DomainError> {
+        let location = match location_id {
+            Some(id) => Some(self.location_index(id).ok_or_else(|| not_found_field("location", "location_id"))?),
+            None => None,
+        };
+        let mut sums: HashMap<(u32, u32), i64> = HashMap::with_capacity(self.levels.len());
+        for m in self.movements.iter_from(0) {
+            for l in m.lines().filter(|l| location.is_none_or(|at| at == l.location)) {
+                *sums.entry((m.item, l.location)).or_default() += l.delta;
+            }
+        }
+        let mut out = ReconcileResult::default();
+        for pair in self.level_order.iter().filter(|p| location.is_none_or(|at| at == p.1)) {
+            let Some(level) = self.levels.get(pair) else { continue };
+            out.checked += 1;
+            let ledger = sums.get(pair).copied().unwrap_or_default();
+            let snapshot = level.snapshot_quantity();
+            if snapshot != ledger {
+                out.discrepancies.push(Discrepancy {
+                    item_id: self.item_id(pair.0),
+                    location_id: self.location_id(pair.1),
+                    snapshot_quantity: snapshot,
+                    ledger_quantity: ledger,
+                    difference: snapshot.saturating_sub(ledger),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// What a reconciliation result depends on: the incarnation, the ledger length and the
+    /// injected corruptions. Equal stamps give equal results (the nightly run reuses them).
+    pub fn reconcile_stamp(&self) -> (String, u64, u64) {
+        (self.tag.clone(), self.movements.len() as u64, self.corruptions)
+    }
+
+    /// `POST /_emulator/faults/corrupt-stock-level`: skews one pair's snapshot by `delta`, leaving
+    /// the ledger alone. Returns (snapshot quantity, ledger quantity) after.
+    pub fn corrupt_level(&mut self, item_id: &str, location_id: &str, delta: i64) -> Result<(i64, i64), DomainError> {
+        let item = self.item_index(item_id).ok_or_else(|| not_found_field("item", "item_id"))?;
+        let location = self.location_index(location_id).ok_or_else(|| not_found_field("location", "location_id"))?;
+        if delta == 0 || delta.unsigned_abs() > QUANTITY_MAGNITUDE_MAX as u64 {
+            return Err(DomainError::validation(vec![FieldError::new(
+                "delta",
+                format!("must be non-zero and at most {QUANTITY_MAGNITUDE_MAX} in magnitude"),
+            )]));
+        }
+        let level = self.levels.get_mut(&(item, location)).ok_or_else(|| {
+            DomainError::validation(vec![FieldError::new(
+                "location_id",
+                "this pair has no stock level yet (no ledger lines): move stock there first",
+            )])
+        })?;
+        level.skew = level
+            .skew
+            .checked_add(delta)
+            .ok_or_else(|| DomainError::validation(vec![FieldError::new("delta", "the skew would overflow")]))?;
+        self.corruptions += 1;
+        Ok((level.snapshot_quantity(), level.quantity))
     }
 
     // ---- invariants ------------------------------------------------------------------------

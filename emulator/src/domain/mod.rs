@@ -1,11 +1,16 @@
-//! The domain: tenants, the ledger, idempotency records. No HTTP in here; the HTTP layer maps
+//! The domain: tenants, the ledger, idempotency records, webhooks, metering and billing,
+//! reconciliation and import jobs. No HTTP in here; the HTTP layer maps
 //! [`DomainError`] to problem+json in one place.
 
+pub mod billing;
+pub mod bounded;
 pub mod chunked;
 pub mod error;
 pub mod idempotency;
+pub mod jobs;
 pub mod ledger;
 pub mod model;
+pub mod reconcile;
 pub mod registry;
 pub mod validate;
 pub mod webhooks;

@@ -11,10 +11,13 @@ use arc_swap::ArcSwap;
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
+use super::billing::{Billing, Meter, Plans, QuotaExceeded, Usage, next_midnight};
 use super::error::DomainError;
 use super::idempotency::IdempotencyStore;
-use super::ledger::Ledger;
+use super::jobs::{CHUNK_ROWS, Jobs};
+use super::ledger::{EventType, Ledger};
 use super::model::*;
+use super::reconcile::{ReconciliationTrigger, Reconciliations};
 use super::validate;
 use super::webhooks::Webhooks;
 use crate::clock::{Clock, Timestamp};
@@ -60,6 +63,67 @@ pub struct TenantState {
     /// Its webhook endpoints and deliveries.
     #[serde(default)]
     pub webhooks: Webhooks,
+    /// Its billing period, nightly schedule and invoices.
+    #[serde(default)]
+    pub billing: Billing,
+    /// Its reconciliation runs.
+    #[serde(default)]
+    pub reconciliations: Reconciliations,
+    /// Its import jobs.
+    #[serde(default)]
+    pub jobs: Jobs,
+    /// Its metered usage. Exported beside the tenants ([`StateExport::usage`]), not inside them:
+    /// it changes with every request, reads included, and the tenants' export is compared
+    /// across reads.
+    #[serde(skip)]
+    pub usage: Usage,
+}
+
+impl TenantState {
+    /// `POST /v1/sandbox/reset`: an empty inventory (new ids), no endpoints, runs or jobs; the
+    /// plan, usage and invoices stay (billing is about what happened).
+    pub fn reset(&mut self) {
+        self.ledger = Ledger::new();
+        self.webhooks = Webhooks::default();
+        self.reconciliations = Reconciliations::default();
+        self.jobs = Jobs::default();
+    }
+
+    /// Writes the one `usage.quota_exceeded` event of `meter` for the period of `now`, unless
+    /// it was written already this period.
+    pub fn quota_exceeded(&mut self, meter: Meter, plans: &Plans, now: Timestamp) {
+        if !self.usage.notify(now, meter) {
+            return;
+        }
+        let plan = plans.get(self.sandbox.plan);
+        let (period_start, period_end) = self.usage.period_bounds(now);
+        let data = QuotaExceeded { meter, quota: plan.quotas.get(meter), plan: plan.id, period_start, period_end };
+        self.ledger.emit_snapshot(EventType::UsageQuotaExceeded, serde_json::to_value(data).unwrap_or_default(), now);
+    }
+
+    /// Runs what fell due at or before `now`, in time order: period ends (the invoice, its
+    /// `invoice.created`) and nightly reconciliations (`reconciliation.completed`).
+    pub fn run_due(&mut self, plans: &Plans, now: Timestamp) {
+        self.billing.skip_nightly_backlog(now);
+        loop {
+            let period_end = self.billing.period_end();
+            let nightly = self.billing.next_nightly;
+            if period_end.min(nightly) > now {
+                return;
+            }
+            if period_end <= nightly {
+                let invoice = self.billing.issue_invoice(&mut self.usage, plans.get(self.sandbox.plan), now);
+                let data = serde_json::to_value(invoice).unwrap_or_default();
+                self.ledger.emit_snapshot(EventType::InvoiceCreated, data, now);
+            } else {
+                self.billing.next_nightly = next_midnight(nightly);
+                if let Ok(run) = self.reconciliations.run(&self.ledger, None, ReconciliationTrigger::Nightly, now) {
+                    let data = serde_json::to_value(run).unwrap_or_default();
+                    self.ledger.emit_snapshot(EventType::ReconciliationCompleted, data, now);
+                }
+            }
+        }
+    }
 }
 
 /// A tenant.
@@ -109,11 +173,13 @@ pub struct Settings {
     pub idempotency_ttl_seconds: i64,
     /// How long a rolled secret key keeps working, in seconds of emulator time.
     pub key_grace_seconds: i64,
+    /// The plans offered (`free`, `pro`).
+    pub plans: Plans,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { idempotency_ttl_seconds: 24 * 3600, key_grace_seconds: 24 * 3600 }
+        Settings { idempotency_ttl_seconds: 24 * 3600, key_grace_seconds: 24 * 3600, plans: Plans::default() }
     }
 }
 
@@ -146,6 +212,18 @@ pub struct StateExport {
     pub tenants: Vec<TenantState>,
     /// Every API key.
     pub keys: Vec<KeyGrant>,
+    /// Every tenant's metered usage (rows of the kept periods).
+    #[serde(default)]
+    pub usage: Vec<TenantUsage>,
+}
+
+/// One tenant's usage in an export.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TenantUsage {
+    /// The tenant.
+    pub tenant_id: String,
+    /// Its usage.
+    pub usage: Usage,
 }
 
 impl World {
@@ -209,6 +287,9 @@ impl World {
         if req.seed == Some(Seed::Demo) {
             seed_demo(&mut ledger, now)?;
         }
+        // The seed's lines are metered like any other (so usage always agrees with the ledger).
+        let mut usage = Usage::default();
+        usage.add_lines(&mut None, now, "seed", ledger.lines_since(0));
         let secret = KeyGrant {
             id: ids::random("key_", 16),
             secret: ids::random("sk_test_", 32),
@@ -233,7 +314,15 @@ impl World {
         };
         let tenant = Arc::new(Tenant {
             id: sandbox.id.clone(),
-            state: Mutex::new(TenantState { sandbox, ledger, webhooks: Webhooks::default() }),
+            state: Mutex::new(TenantState {
+                sandbox,
+                ledger,
+                webhooks: Webhooks::default(),
+                billing: Billing::new(now),
+                reconciliations: Reconciliations::default(),
+                jobs: Jobs::default(),
+                usage,
+            }),
         });
         self.tenants.write().insert(tenant.id.clone(), tenant);
         self.edit_keys(|keys| {
@@ -289,6 +378,10 @@ impl World {
     pub fn export(&self) -> StateExport {
         let mut tenants: Vec<TenantState> = self.tenants().iter().map(|t| t.state.lock().clone()).collect();
         tenants.sort_by(|a, b| a.sandbox.created_at.cmp(&b.sandbox.created_at).then(a.sandbox.id.cmp(&b.sandbox.id)));
+        let usage = tenants
+            .iter_mut()
+            .map(|t| TenantUsage { tenant_id: t.sandbox.id.clone(), usage: std::mem::take(&mut t.usage) })
+            .collect();
         let mut keys: Vec<KeyGrant> = self.keys.load().values().cloned().collect();
         keys.sort_by(|a, b| a.id.cmp(&b.id));
         StateExport {
@@ -297,6 +390,7 @@ impl World {
             clock_offset_micros: self.clock.offset_micros(),
             tenants,
             keys,
+            usage,
         }
     }
 
@@ -309,11 +403,17 @@ impl World {
                 state.format_version
             )));
         }
+        let mut usage: HashMap<String, Usage> = state.usage.drain(..).map(|u| (u.tenant_id, u.usage)).collect();
+        let now = self.clock.now().max(state.now);
         let mut tenants = HashMap::new();
         for t in state.tenants.drain(..) {
             let mut t = t;
             t.ledger.rebuild().map_err(|e| invalid(format!("tenant {}: {e}", t.sandbox.id)))?;
             t.webhooks.rebuild();
+            if !t.billing.is_set_up() {
+                t.billing = Billing::new(now); // an export from before billing: start now
+            }
+            t.usage = usage.remove(&t.sandbox.id).unwrap_or_default();
             let id = t.sandbox.id.clone();
             tenants.insert(id.clone(), Arc::new(Tenant { id, state: Mutex::new(t) }));
         }
@@ -324,6 +424,72 @@ impl World {
         self.edit_keys(|keys| *keys = state.keys.into_iter().map(|k| (k.secret.clone(), k)).collect());
         self.clock.restore(state.clock_offset_micros, state.now);
         Ok(())
+    }
+
+    /// The earliest time something falls due in any tenant: a period end or a midnight.
+    pub fn next_due(&self) -> Option<Timestamp> {
+        self.tenants().iter().map(|t| t.state.lock().billing.next_due()).min()
+    }
+
+    /// Before a clock jump to `until`: skips the nightly runs beyond the catch-up bound.
+    pub fn skip_nightly_backlog(&self, until: Timestamp) {
+        for t in self.tenants() {
+            t.state.lock().billing.skip_nightly_backlog(until);
+        }
+    }
+
+    /// Runs what fell due at or before `now` in every tenant (invoices, nightly reconciliations);
+    /// returns whether webhook deliveries were created.
+    pub fn run_due(&self, now: Timestamp) -> bool {
+        let mut deliveries = false;
+        for t in self.tenants() {
+            let mut state = t.state.lock();
+            if state.billing.next_due() > now {
+                continue;
+            }
+            let (movements, events) = (state.ledger.movement_count(), state.ledger.event_count());
+            state.run_due(&self.settings.plans, now);
+            deliveries |= self.settle(&t.id, &mut state, movements, events, now);
+        }
+        deliveries
+    }
+
+    /// Runs one chunk of the tenant's oldest unfinished import job. `None` when it has none;
+    /// else whether webhook deliveries were created.
+    pub fn run_job_step(&self, tenant: &Tenant) -> Option<bool> {
+        let mut guard = tenant.state.lock();
+        if !guard.jobs.has_work() {
+            return None;
+        }
+        let now = self.clock.now();
+        let state = &mut *guard;
+        let (movements, events) = (state.ledger.movement_count(), state.ledger.event_count());
+        let plan = self.settings.plans.get(state.sandbox.plan);
+        let step = state.jobs.step(&mut state.ledger, &mut state.usage, plan, now, CHUNK_ROWS)?;
+        if step.quota_hit {
+            state.quota_exceeded(Meter::LedgerLines, &self.settings.plans, now);
+        }
+        Some(self.settle(&tenant.id, state, movements, events, now))
+    }
+
+    /// Completes a change made outside the HTTP write pipeline, still in its critical section:
+    /// the events written since `events_before` become webhook deliveries and the commit goes to
+    /// the store. Returns whether deliveries were created.
+    pub fn settle(
+        &self,
+        tenant_id: &str,
+        state: &mut TenantState,
+        movements_before: u64,
+        events_before: usize,
+        now: Timestamp,
+    ) -> bool {
+        let waiting = state.webhooks.waiting();
+        state.webhooks.fan_out(&state.ledger, events_before, None, now);
+        let commit = Commit { tenant_id, state, movements_before, events_before };
+        if let Err(e) = self.store.commit(&commit) {
+            tracing::error!(tenant_id, error = %e, "the store refused a background commit");
+        }
+        state.webhooks.waiting() > waiting
     }
 
     /// `POST /_emulator/reset`: no tenants, no keys.

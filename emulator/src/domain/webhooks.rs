@@ -580,6 +580,20 @@ impl Webhooks {
         self.schedule.first().map(|(t, _)| *t)
     }
 
+    /// Moves every delivery due at or before `until` to `to` (a hard `webhook_attempts` quota is
+    /// used up until then); status and failure count stay. Returns how many moved.
+    pub fn defer_due(&mut self, until: Timestamp, to: Timestamp) -> usize {
+        let due: Vec<(Timestamp, u64)> = self.schedule.range(..=(until, u64::MAX)).copied().collect();
+        for (t, seq) in &due {
+            self.schedule.remove(&(*t, *seq));
+            if let Some(d) = self.deliveries.get_mut((seq - 1) as usize) {
+                d.next_attempt_at = Some(to);
+            }
+            self.schedule.insert((to, *seq));
+        }
+        due.len()
+    }
+
     /// Number of deliveries waiting for an attempt.
     pub fn waiting(&self) -> usize {
         self.schedule.len()

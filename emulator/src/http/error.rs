@@ -96,7 +96,9 @@ impl From<DomainError> for ApiError {
             | ErrorKind::InsufficientStock
             | ErrorKind::AlreadyReversed
             | ErrorKind::EndpointDisabled
-            | ErrorKind::DeliveryInFlight => StatusCode::CONFLICT,
+            | ErrorKind::DeliveryInFlight
+            | ErrorKind::TooManyJobs => StatusCode::CONFLICT,
+            ErrorKind::QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ErrorKind::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
         };

@@ -16,6 +16,8 @@ use serde_json::Value;
 
 use super::AppState;
 use super::error::ApiError;
+use super::metering::Admission;
+use crate::domain::billing::RowRef;
 use crate::domain::idempotency::{Digest128, fingerprint, key_digest};
 use crate::domain::model::FieldError;
 use crate::domain::registry::{KeyGrant, KeyKind, Tenant};
@@ -28,15 +30,19 @@ pub const LIMIT_DEFAULT: usize = 20;
 /// Largest page size.
 pub const LIMIT_MAX: usize = 100;
 
-/// The caller: a working key and its tenant. Restricted keys are refused on writes here.
+/// The caller: a working key and its tenant, as admitted by the metering layer (which counted
+/// the request). Restricted keys are refused on writes here.
 pub struct Auth {
     /// The key's grant.
     pub grant: KeyGrant,
     /// The tenant.
     pub tenant: Arc<Tenant>,
+    /// The request's usage row (a write adds its ledger lines to it).
+    pub row: Option<RowRef>,
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+/// The token of `Authorization: Bearer <token>`.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
@@ -51,15 +57,24 @@ impl FromRequestParts<Arc<AppState>> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
-        let token = bearer(&parts.headers)
-            .ok_or_else(|| unauthenticated("Send your API key as `Authorization: Bearer <key>`."))?;
-        let grant = state.world.authenticate(token).ok_or_else(|| unauthenticated("Unknown or expired API key."))?;
-        let tenant =
-            state.world.tenant(&grant.tenant_id).ok_or_else(|| unauthenticated("Unknown or expired API key."))?;
-        if grant.kind == KeyKind::Restricted && !matches!(parts.method, Method::GET | Method::HEAD) {
+        let auth = match parts.extensions.remove::<Admission>() {
+            Some(a) => Auth { grant: a.grant, tenant: a.tenant, row: Some(a.row) },
+            None => {
+                let token = bearer(&parts.headers)
+                    .ok_or_else(|| unauthenticated("Send your API key as `Authorization: Bearer <key>`."))?;
+                let grant =
+                    state.world.authenticate(token).ok_or_else(|| unauthenticated("Unknown or expired API key."))?;
+                let tenant = state
+                    .world
+                    .tenant(&grant.tenant_id)
+                    .ok_or_else(|| unauthenticated("Unknown or expired API key."))?;
+                Auth { grant, tenant, row: None }
+            }
+        };
+        if auth.grant.kind == KeyKind::Restricted && !matches!(parts.method, Method::GET | Method::HEAD) {
             return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "A restricted key may only read."));
         }
-        Ok(Auth { grant, tenant })
+        Ok(auth)
     }
 }
 
@@ -252,6 +267,16 @@ impl<S: Send + Sync> FromRequestParts<S> for OptionalKey {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         idempotency_key(&parts.headers).map(OptionalKey)
     }
+}
+
+/// Whether `Accept` asks for CSV (`text/csv`, with a non-zero quality).
+pub fn wants_csv(headers: &HeaderMap) -> bool {
+    headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|range| {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or_default();
+        let zero = parts.any(|p| p.strip_prefix("q=").is_some_and(|q| q.parse::<f32>().is_ok_and(|q| q <= 0.0)));
+        media.eq_ignore_ascii_case("text/csv") && !zero
+    })
 }
 
 /// Parses `If-Match`.

@@ -213,3 +213,63 @@ pub async fn layer(State(state): State<Arc<AppState>>, mut req: Request, next: N
         }
     }
 }
+
+/// `POST /_emulator/faults/corrupt-stock-level`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CorruptStockLevel {
+    /// The sandbox (`sbx_…`).
+    pub tenant_id: String,
+    /// The item.
+    pub item_id: String,
+    /// The location (the pair must have ledger lines).
+    pub location_id: String,
+    /// Added to what the snapshot reads (non-zero, at most 10^15 in magnitude).
+    #[schemars(range(min = -1_000_000_000_000_000i64, max = 1_000_000_000_000_000i64))]
+    pub delta: i64,
+}
+
+/// A skewed snapshot.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct CorruptedStockLevel {
+    /// The sandbox.
+    pub tenant_id: String,
+    /// The item.
+    pub item_id: String,
+    /// The location.
+    pub location_id: String,
+    /// The skew added now.
+    pub delta: i64,
+    /// What the snapshot reads now.
+    pub snapshot_quantity: i64,
+    /// Σ delta of the pair's ledger lines (unchanged).
+    pub ledger_quantity: i64,
+}
+
+/// `POST /_emulator/faults/corrupt-stock-level`: skews one snapshot, not the ledger, so that
+/// reconciliation (and alerting on it) has exactly that pair to find.
+pub async fn corrupt_stock_level(
+    State(state): State<Arc<AppState>>,
+    _: super::extract::Admin,
+    body: super::extract::Json<CorruptStockLevel>,
+) -> Result<axum::Json<CorruptedStockLevel>, ApiError> {
+    let req = body.value;
+    let tenant = state.world.tenant(&req.tenant_id).ok_or_else(|| {
+        let mut e = DomainError::not_found("sandbox");
+        e.errors.push(FieldError::new("tenant_id", "no such sandbox"));
+        ApiError::from(e)
+    })?;
+    let mut guard = tenant.state.lock();
+    let (movements, events) = (guard.ledger.movement_count(), guard.ledger.event_count());
+    let (snapshot_quantity, ledger_quantity) = guard.ledger.corrupt_level(&req.item_id, &req.location_id, req.delta)?;
+    let now = state.world.clock.now();
+    state.world.settle(&tenant.id, &mut guard, movements, events, now);
+    Ok(axum::Json(CorruptedStockLevel {
+        tenant_id: req.tenant_id,
+        item_id: req.item_id,
+        location_id: req.location_id,
+        delta: req.delta,
+        snapshot_quantity,
+        ledger_quantity,
+    }))
+}

@@ -85,9 +85,8 @@ pub async fn reset_sandbox(
     if !body.value.is_empty() {
         return Err(ApiError::field("body", "takes no fields"));
     }
-    Ok(pipeline::write(&s, &auth.tenant, key, body.fingerprint, delay(d), |st, _| {
-        st.ledger = crate::domain::Ledger::new();
-        st.webhooks = crate::domain::webhooks::Webhooks::default();
+    Ok(pipeline::write(&s, &auth, key, body.fingerprint, delay(d), |st, _| {
+        st.reset();
         Ok(stored_json(StatusCode::OK, &st.sandbox, None, None))
     })
     .await)
@@ -111,7 +110,7 @@ pub async fn roll_key(
         return Err(ApiError::field("body", "takes no fields"));
     }
     let world = s.world.clone();
-    Ok(pipeline::write(&s, &auth.tenant, key, body.fingerprint, delay(d), move |st, _| {
+    Ok(pipeline::write(&s, &auth, key, body.fingerprint, delay(d), move |st, _| {
         let rolled = world.roll_key(&st.sandbox.id);
         Ok(stored_json(StatusCode::CREATED, &rolled, None, None))
     })
@@ -128,7 +127,7 @@ pub async fn create_item(
     d: Delay,
     body: Json<CreateItem>,
 ) -> Response {
-    pipeline::write(&s, &auth.tenant, key, body.fingerprint, delay(d), |st, now| {
+    pipeline::write(&s, &auth, key, body.fingerprint, delay(d), |st, now| {
         let item = st.ledger.create_item(body.value, now)?;
         let location = format!("/v1/items/{}", item.id);
         Ok(stored_json(StatusCode::CREATED, &item, Some(item.version), Some(location)))
@@ -161,7 +160,7 @@ pub async fn update_item(
     RequiredIfMatch(m): RequiredIfMatch,
     body: Json<UpdateItem>,
 ) -> Response {
-    pipeline::write(&s, &auth.tenant, None, 0, None, |st, now| {
+    pipeline::write(&s, &auth, None, 0, None, |st, now| {
         let v = st.ledger.update_item(&id, body.value, &m, now)?;
         Ok(stored_json(StatusCode::OK, &v, Some(v.version), None))
     })
@@ -175,7 +174,7 @@ pub async fn archive_item(
     Path(id): Path<String>,
     RequiredIfMatch(m): RequiredIfMatch,
 ) -> Response {
-    pipeline::write(&s, &auth.tenant, None, 0, None, |st, now| {
+    pipeline::write(&s, &auth, None, 0, None, |st, now| {
         let v = st.ledger.archive_item(&id, &m, now)?;
         Ok(stored_json(StatusCode::OK, &v, Some(v.version), None))
     })
@@ -192,7 +191,7 @@ pub async fn create_location(
     d: Delay,
     body: Json<CreateLocation>,
 ) -> Response {
-    pipeline::write(&s, &auth.tenant, key, body.fingerprint, delay(d), |st, now| {
+    pipeline::write(&s, &auth, key, body.fingerprint, delay(d), |st, now| {
         let loc = st.ledger.create_location(body.value, now)?;
         let location = format!("/v1/locations/{}", loc.id);
         Ok(stored_json(StatusCode::CREATED, &loc, Some(loc.version), Some(location)))
@@ -231,7 +230,7 @@ pub async fn update_location(
     RequiredIfMatch(m): RequiredIfMatch,
     body: Json<UpdateLocation>,
 ) -> Response {
-    pipeline::write(&s, &auth.tenant, None, 0, None, |st, now| {
+    pipeline::write(&s, &auth, None, 0, None, |st, now| {
         let v = st.ledger.update_location(&id, body.value, &m, now)?;
         Ok(stored_json(StatusCode::OK, &v, Some(v.version), None))
     })
@@ -245,7 +244,7 @@ pub async fn archive_location(
     Path(id): Path<String>,
     RequiredIfMatch(m): RequiredIfMatch,
 ) -> Response {
-    pipeline::write(&s, &auth.tenant, None, 0, None, |st, now| {
+    pipeline::write(&s, &auth, None, 0, None, |st, now| {
         let v = st.ledger.archive_location(&id, &m, now)?;
         Ok(stored_json(StatusCode::OK, &v, Some(v.version), None))
     })
@@ -264,7 +263,7 @@ pub async fn create_movement(
     body: Json<CreateMovement>,
 ) -> Response {
     let condition = if_match(&headers);
-    pipeline::write(&s, &auth.tenant, Some(key), body.fingerprint, delay(d), |st, now| {
+    pipeline::write(&s, &auth, Some(key), body.fingerprint, delay(d), |st, now| {
         Ok(Outcome::Movement(st.ledger.create_movement(body.value, condition.as_ref(), now)?))
     })
     .await
@@ -278,7 +277,7 @@ pub async fn create_batch(
     d: Delay,
     body: Json<CreateMovementBatch>,
 ) -> Response {
-    pipeline::write(&s, &auth.tenant, Some(key), body.fingerprint, delay(d), |st, now| {
+    pipeline::write(&s, &auth, Some(key), body.fingerprint, delay(d), |st, now| {
         let (first, count) = st.ledger.create_batch(body.value, now)?;
         Ok(Outcome::Batch { first, count })
     })
@@ -294,7 +293,7 @@ pub async fn reverse_movement(
     d: Delay,
     body: Json<ReverseMovement>,
 ) -> Response {
-    pipeline::write(&s, &auth.tenant, Some(key), body.fingerprint, delay(d), |st, now| {
+    pipeline::write(&s, &auth, Some(key), body.fingerprint, delay(d), |st, now| {
         Ok(Outcome::Movement(st.ledger.reverse(&id, body.value, now)?))
     })
     .await

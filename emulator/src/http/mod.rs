@@ -1,14 +1,18 @@
 //! The HTTP layer: routes, middleware, and the mapping of domain results to responses.
 //!
 //! Layers, outermost first: request id (echoes or assigns `X-Request-Id`, logs the request,
-//! turns the router's bare 405 into problem+json), then faults, then the handlers (which run
+//! turns the router's bare 405 into problem+json), then [`metering`] (rate limit, quota and the
+//! `api_requests` meter of authenticated requests), then faults, then the handlers (which run
 //! writes through [`pipeline`]).
 
+pub mod billing;
 pub mod control;
 pub mod error;
 pub mod extract;
 pub mod faults;
 pub mod ledger;
+pub mod metering;
+pub mod ops;
 pub mod pipeline;
 pub mod webhooks;
 
@@ -26,8 +30,10 @@ use tracing::Instrument;
 use crate::clock::Timestamp;
 use crate::dispatch::{Dispatcher, WebhookSettings};
 use crate::domain::registry::World;
+use crate::runner::JobRunner;
 use error::{ApiError, REQUEST_ID};
 use faults::Faults;
+use metering::RateLimiter;
 
 /// Longest client-supplied `X-Request-Id` kept, in bytes.
 pub const REQUEST_ID_LEN_MAX: usize = 200;
@@ -41,11 +47,21 @@ pub struct HttpConfig {
     pub body_limit_bytes: usize,
     /// Largest `PUT /_emulator/state` body, in bytes.
     pub state_body_limit_bytes: usize,
+    /// Sustained requests per second allowed per API key (0 turns the rate limit off).
+    pub rate_limit_per_second: u64,
+    /// Requests per API key allowed in a burst (the token bucket's size; 0: `rate_limit_per_second`).
+    pub rate_limit_burst: u64,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { admin_token: None, body_limit_bytes: 4 << 20, state_body_limit_bytes: 1 << 30 }
+        HttpConfig {
+            admin_token: None,
+            body_limit_bytes: 4 << 20,
+            state_body_limit_bytes: 1 << 30,
+            rate_limit_per_second: metering::RATE_LIMIT_PER_SECOND_DEFAULT,
+            rate_limit_burst: metering::RATE_LIMIT_BURST_DEFAULT,
+        }
     }
 }
 
@@ -62,17 +78,32 @@ pub struct AppState {
     pub dispatcher: Arc<Dispatcher>,
     /// The built-in webhook sink.
     pub sinks: webhooks::Sinks,
+    /// Per-key rate limits.
+    pub limiter: RateLimiter,
+    /// Runs import jobs.
+    pub jobs: Arc<JobRunner>,
 }
 
 impl AppState {
     /// State over `world` with these settings.
     pub fn new(world: Arc<World>, config: HttpConfig, webhooks: WebhookSettings) -> AppState {
         let dispatcher = Arc::new(Dispatcher::new(world.clone(), webhooks));
-        AppState { world, faults: Faults::default(), config, dispatcher, sinks: webhooks::Sinks::default() }
+        let jobs = Arc::new(JobRunner::new(world.clone(), dispatcher.clone()));
+        let limiter = RateLimiter::new(config.rate_limit_per_second, config.rate_limit_burst);
+        AppState {
+            world,
+            faults: Faults::default(),
+            config,
+            dispatcher,
+            sinks: webhooks::Sinks::default(),
+            limiter,
+            jobs,
+        }
     }
 
     /// Moves the clock to `to` and fires everything that became due on the way (webhook
-    /// attempts, idempotency-key expiry, key grace periods), in time order.
+    /// attempts, period ends and invoices, nightly reconciliations, idempotency-key expiry, key
+    /// grace periods), in time order.
     pub async fn advance_clock_to(&self, to: Timestamp) -> Timestamp {
         self.dispatcher.advance_to(to).await
     }
@@ -93,8 +124,10 @@ impl Routes {
 }
 
 fn routes() -> Routes {
+    use billing as b;
     use control as c;
     use ledger as l;
+    use ops as o;
     use webhooks as w;
     Routes { router: Router::new(), paths: Vec::new() }
         .add("/v1/sandboxes", post(l::create_sandbox))
@@ -124,10 +157,21 @@ fn routes() -> Routes {
         .add("/v1/webhook-deliveries", get(w::list_deliveries))
         .add("/v1/webhook-deliveries/{id}", get(w::get_delivery))
         .add("/v1/webhook-deliveries/{id}/replay", post(w::replay_delivery))
+        .add("/v1/plans", get(b::list_plans))
+        .add("/v1/subscription", get(b::get_subscription).post(b::update_subscription))
+        .add("/v1/usage", get(b::get_usage))
+        .add("/v1/usage/export", get(b::export_usage))
+        .add("/v1/invoices", get(b::list_invoices))
+        .add("/v1/invoices/{id}", get(b::get_invoice))
+        .add("/v1/reconciliations", get(o::list_reconciliations).post(o::create_reconciliation))
+        .add("/v1/reconciliations/{id}", get(o::get_reconciliation))
+        .add("/v1/jobs", post(o::create_job))
+        .add("/v1/jobs/{id}", get(o::get_job))
         .add("/_emulator/health", get(c::health))
         .add("/_emulator/clock", get(c::clock))
         .add("/_emulator/clock/advance", post(c::advance))
         .add("/_emulator/faults", get(c::list_faults).post(c::add_fault).delete(c::clear_faults))
+        .add("/_emulator/faults/corrupt-stock-level", post(faults::corrupt_stock_level))
         .add("/_emulator/state", get(c::export_state).put(c::import_state))
         .add("/_emulator/reset", post(c::reset))
         .add("/_emulator/sink/{name}", get(w::sink_list).post(w::sink_receive).delete(w::sink_clear))
@@ -145,6 +189,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .router
         .fallback(|| async { ApiError::no_route() })
         .layer(middleware::from_fn_with_state(state.clone(), faults::layer))
+        .layer(middleware::from_fn_with_state(state.clone(), metering::layer))
         .layer(middleware::from_fn(request_id))
         .with_state(state)
 }
@@ -180,6 +225,11 @@ async fn request_id(req: Request, next: Next) -> Response {
                 .into_response();
                 if let Some(allow) = allow {
                     problem.headers_mut().insert(header::ALLOW, allow);
+                }
+                for (name, value) in response.headers() {
+                    if name.as_str().starts_with("ratelimit-") {
+                        problem.headers_mut().insert(name.clone(), value.clone());
+                    }
                 }
                 return problem;
             }

@@ -7,12 +7,17 @@
 //! 2. Still under the lock, run the change, then write its record and hand the commit to the
 //!    store before the lock is released. 4xx outcomes decided by state are recorded like successes;
 //!    a 5xx before commit records nothing, so a retry runs again.
+//! 3. Metering is part of the same critical section: a plan with a hard `ledger_lines` quota
+//!    gives the change a line budget (a write over it fails whole with 429 `quota_exceeded`,
+//!    `Retry-After` = seconds to the period's end, and the period's one `usage.quota_exceeded`
+//!    event), and the lines written are added to the request's usage row before the commit.
+//!    A `quota_exceeded` answer is not stored under the key, like a 5xx: it is transient, and
+//!    the same request must go through once the plan is upgraded or the period ends.
 //!
 //! A request only holds a key "in progress" across an await when a `delay` fault is injected:
 //! then the key is reserved first, the lock released during the delay, and a guard releases the
 //! reservation if the request is dropped.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -21,9 +26,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::AppState;
-use super::error::ApiError;
-use super::extract::IdempotencyKey;
+use super::error::{ApiError, request_id};
+use super::extract::{Auth, IdempotencyKey};
 use crate::clock::Timestamp;
+use crate::domain::billing::{Meter, seconds_until};
 use crate::domain::idempotency::{Digest128, Lookup, Outcome, Record, StoredResponse};
 use crate::domain::model::MovementBatch;
 use crate::domain::registry::{Commit, Tenant, TenantState, World};
@@ -158,7 +164,7 @@ fn reserve<'a>(
 /// Runs a write on a tenant with idempotency (see the module docs).
 pub async fn write<F>(
     app: &AppState,
-    tenant: &Arc<Tenant>,
+    auth: &Auth,
     key: Option<IdempotencyKey>,
     fingerprint: Digest128,
     delay: Option<FaultDelay>,
@@ -168,6 +174,7 @@ where
     F: FnOnce(&mut TenantState, Timestamp) -> Result<Outcome, ApiError>,
 {
     let world = &*app.world;
+    let tenant = &auth.tenant;
     let ttl = world.settings.idempotency_ttl_seconds;
     let mut reservation = None;
     if let Some(FaultDelay(d)) = delay {
@@ -187,9 +194,21 @@ where
     }
     let movements_before = state.ledger.movement_count();
     let events_before = state.ledger.event_count();
+    let plan = world.settings.plans.get(state.sandbox.plan);
+    let budget = plan.hard_quota(Meter::LedgerLines).map(|q| state.usage.remaining(now, Meter::LedgerLines, q));
+    state.ledger.set_line_budget(budget);
     let result = change(&mut state, now);
+    state.ledger.set_line_budget(None);
+    let lines = state.ledger.lines_since(movements_before);
+    let mut row = auth.row;
+    state.usage.add_lines(&mut row, now, &request_id(), lines);
     let (outcome, record) = match result {
         Ok(outcome) => (Ok(outcome.clone()), Some(outcome)),
+        Err(e) if e.code == "quota_exceeded" => {
+            state.quota_exceeded(Meter::LedgerLines, &world.settings.plans, now);
+            let retry = seconds_until(state.usage.period_end(now), now);
+            (Err(e.with_header(header::RETRY_AFTER, &retry.to_string())), None)
+        }
         Err(e) if e.status.is_client_error() => {
             let stored = Outcome::Response(Box::new(stored_problem(&e)));
             (Err(e), Some(stored))

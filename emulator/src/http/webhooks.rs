@@ -51,7 +51,7 @@ pub async fn create_endpoint(
     d: Delay,
     body: Json<CreateWebhookEndpoint>,
 ) -> Response {
-    pipeline::write(&s, &auth.tenant, key, body.fingerprint, d.map(|Extension(d)| d), |st, now| {
+    pipeline::write(&s, &auth, key, body.fingerprint, d.map(|Extension(d)| d), |st, now| {
         let e = st.webhooks.create_endpoint(&st.ledger.tag, body.value, now)?;
         let location = format!("/v1/webhook-endpoints/{}", e.id);
         Ok(stored_json(StatusCode::CREATED, &e, Some(e.version), Some(location)))
@@ -85,7 +85,7 @@ pub async fn update_endpoint(
     RequiredIfMatch(m): RequiredIfMatch,
     body: Json<UpdateWebhookEndpoint>,
 ) -> Response {
-    pipeline::write(&s, &auth.tenant, None, 0, None, |st, now| {
+    pipeline::write(&s, &auth, None, 0, None, |st, now| {
         let e = st.webhooks.update_endpoint(&st.ledger.tag, &id, body.value, &m, now)?;
         Ok(stored_json(StatusCode::OK, &e, Some(e.version), None))
     })
@@ -99,7 +99,7 @@ pub async fn delete_endpoint(
     Path(id): Path<String>,
     RequiredIfMatch(m): RequiredIfMatch,
 ) -> Response {
-    pipeline::write(&s, &auth.tenant, None, 0, None, |st, _| {
+    pipeline::write(&s, &auth, None, 0, None, |st, _| {
         st.webhooks.delete_endpoint(&st.ledger.tag, &id, &m)?;
         Ok(crate::domain::idempotency::Outcome::Response(Box::new(crate::domain::idempotency::StoredResponse {
             status: 204,
@@ -124,7 +124,7 @@ pub async fn rotate_secret(
     if !body.value.is_empty() {
         return Err(ApiError::field("body", "takes no fields"));
     }
-    Ok(pipeline::write(&s, &auth.tenant, key, body.fingerprint, d.map(|Extension(d)| d), |st, now| {
+    Ok(pipeline::write(&s, &auth, key, body.fingerprint, d.map(|Extension(d)| d), |st, now| {
         let e = st.webhooks.rotate_secret(&st.ledger.tag, &id, now)?;
         Ok(stored_json(StatusCode::OK, &e, Some(e.version), None))
     })
@@ -143,7 +143,7 @@ pub async fn test_endpoint(
     if !body.value.is_empty() {
         return Err(ApiError::field("body", "takes no fields"));
     }
-    Ok(pipeline::write(&s, &auth.tenant, key, body.fingerprint, d.map(|Extension(d)| d), |st, now| {
+    Ok(pipeline::write(&s, &auth, key, body.fingerprint, d.map(|Extension(d)| d), |st, now| {
         let target = st.webhooks.ping_target(&st.ledger.tag, &id)?;
         let before = st.ledger.event_count();
         st.ledger.emit_snapshot(EventType::Ping, serde_json::json!({"endpoint_id": id}), now);
@@ -165,7 +165,7 @@ pub async fn replay_endpoint(
     d: Delay,
     body: Json<ReplayDeliveries>,
 ) -> Response {
-    pipeline::write(&s, &auth.tenant, key, body.fingerprint, d.map(|Extension(d)| d), |st, now| {
+    pipeline::write(&s, &auth, key, body.fingerprint, d.map(|Extension(d)| d), |st, now| {
         let count = st.webhooks.replay_endpoint(&st.ledger.tag, &id, &body.value, now)?;
         Ok(stored_json(StatusCode::ACCEPTED, &ReplayCount { count }, None, None))
     })
@@ -204,7 +204,7 @@ pub async fn replay_delivery(
     if !body.value.is_empty() {
         return Err(ApiError::field("body", "takes no fields"));
     }
-    Ok(pipeline::write(&s, &auth.tenant, key, body.fingerprint, d.map(|Extension(d)| d), |st, now| {
+    Ok(pipeline::write(&s, &auth, key, body.fingerprint, d.map(|Extension(d)| d), |st, now| {
         let delivery = st.webhooks.replay(&st.ledger, &id, now)?;
         Ok(stored_json(StatusCode::ACCEPTED, &delivery, None, None))
     })

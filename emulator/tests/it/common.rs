@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -101,23 +102,37 @@ impl Resp {
     }
 }
 
+/// What a client with a log saw: one entry per answer.
+#[derive(Clone, Debug)]
+pub struct Logged {
+    pub status: u16,
+    pub request_id: String,
+}
+
 /// A client of one emulator, acting with one key (or none).
 #[derive(Clone, Debug)]
 pub struct Api {
     pub http: reqwest::Client,
     pub base: String,
     pub key: Option<String>,
+    /// When set, every answer is logged here (tests of metering keep their own request log).
+    pub log: Option<Arc<parking_lot::Mutex<Vec<Logged>>>>,
 }
 
 impl Api {
     pub fn new(base: &str, key: Option<&str>) -> Api {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
-        Api { http, base: base.to_owned(), key: key.map(str::to_owned) }
+        Api { http, base: base.to_owned(), key: key.map(str::to_owned), log: None }
     }
 
-    /// The same server, another key.
+    /// The same server, another key (and no log).
     pub fn with_key(&self, key: Option<&str>) -> Api {
-        Api { http: self.http.clone(), base: self.base.clone(), key: key.map(str::to_owned) }
+        Api { http: self.http.clone(), base: self.base.clone(), key: key.map(str::to_owned), log: None }
+    }
+
+    /// The same client, logging every answer into `log`.
+    pub fn logging(&self, log: &Arc<parking_lot::Mutex<Vec<Logged>>>) -> Api {
+        Api { log: Some(log.clone()), ..self.clone() }
     }
 
     /// A request with the bearer key set.
@@ -145,7 +160,12 @@ impl Api {
         let status = r.status().as_u16();
         let headers = r.headers().clone();
         let body = r.bytes().await?;
-        Ok(Resp { status, headers, body })
+        let resp = Resp { status, headers, body };
+        if let Some(log) = &self.log {
+            let request_id = resp.header("x-request-id").unwrap_or_default().to_owned();
+            log.lock().push(Logged { status, request_id });
+        }
+        Ok(resp)
     }
 
     pub async fn get(&self, path: &str) -> Resp {
@@ -250,6 +270,73 @@ impl Api {
     }
 }
 
+/// An RFC 3339 time in a JSON value.
+#[track_caller]
+pub fn parse_time(v: &Value) -> chrono::DateTime<chrono::Utc> {
+    let text = v.as_str().unwrap_or_else(|| panic!("not a time: {v}"));
+    chrono::DateTime::parse_from_rfc3339(text).unwrap_or_else(|e| panic!("{text}: {e}")).with_timezone(&chrono::Utc)
+}
+
+/// The start of the calendar month after the one holding `t` (UTC).
+pub fn next_month_start(t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    use chrono::{Datelike, TimeZone};
+    let (y, m) = if t.month() == 12 { (t.year() + 1, 1) } else { (t.year(), t.month() + 1) };
+    chrono::Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0).single().expect("month start")
+}
+
+/// The next 00:00 UTC strictly after `t`.
+pub fn next_midnight(t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    (t.date_naive() + chrono::Days::new(1)).and_hms_opt(0, 0, 0).expect("midnight").and_utc()
+}
+
+/// Polls `f` every 20 ms until it returns `Some`, for at most `seconds`.
+pub async fn eventually<T, F, Fut>(what: &str, seconds: u64, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Parses CSV (RFC 4180, as the emulator writes it) into records.
+pub fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let mut records = Vec::new();
+    let mut record = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => record.push(std::mem::take(&mut field)),
+            (false, '\n') => {
+                record.push(std::mem::take(&mut field));
+                records.push(std::mem::take(&mut record));
+            }
+            (false, '\r') => {}
+            (false, c) => field.push(c),
+        }
+    }
+    if !field.is_empty() || !record.is_empty() {
+        record.push(field);
+        records.push(record);
+    }
+    records
+}
+
 /// The `id` of a resource.
 pub fn id(v: &Value) -> String {
     v["id"].as_str().unwrap_or_else(|| panic!("no id in {v}")).to_owned()
@@ -264,10 +351,27 @@ pub struct Env {
 
 impl Env {
     pub async fn new() -> Env {
-        let emu = Emulator::start(Config::default()).await.expect("start emulator");
+        Env::with_config(Config::default()).await
+    }
+
+    /// An emulator started with `config`, and one empty (`free`) sandbox.
+    pub async fn with_config(config: Config) -> Env {
+        let emu = Emulator::start(config).await.expect("start emulator");
         let sandbox = emu.create_sandbox(CreateSandbox::default()).expect("sandbox");
         let api = Api::new(&emu.base_url(), Some(&sandbox.secret_key));
         Env { emu, sandbox, api }
+    }
+
+    /// The emulator clock's now.
+    pub async fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        let c = self.anonymous().get("/_emulator/clock").await.ok(200);
+        parse_time(&c["now"])
+    }
+
+    /// Moves the emulator clock forward to `to` (over HTTP, as users do).
+    pub async fn advance_to(&self, to: chrono::DateTime<chrono::Utc>) {
+        let to = to.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        self.anonymous().post("/_emulator/clock/advance", &json!({"to": to})).await.ok(200);
     }
 
     /// Another sandbox in the same emulator, with a client of its secret key.

@@ -10,13 +10,19 @@
 //! - `state`: export/reset/import, sandbox lifecycle, clock (§4, §5).
 //! - `openapi`: the document matches what is served, routed and committed.
 //! - `webhooks`: signed delivery, schedule, dead-letter queue, replay, sink, isolation.
+//! - `billing`: plans, quotas, rate limits, and a month's invoice against the ledger and a request log.
+//! - `reconciliation`: on demand and nightly, before and after a corrupted snapshot.
+//! - `jobs`: background CSV imports, idempotent by reference, bad rows by line number.
 
+mod billing;
 mod common;
 mod errors;
 mod idempotency;
+mod jobs;
 mod ledger;
 mod openapi;
 mod paging;
 mod property;
+mod reconciliation;
 mod state;
 mod webhooks;

@@ -165,7 +165,9 @@ async fn start_with(webhooks: WebhookSettings) -> Env {
 async fn deliveries_interoperate_with_the_reference_library_both_ways_and_through_a_rotation() {
     let env = Env::new().await;
     let rx = Receiver::start(200).await;
-    let ep = endpoint(&env.api, &rx.url, json!(["*"])).await;
+    // Only item.created: the clock advance below passes a midnight (a nightly
+    // `reconciliation.completed`) and, near a month's end, a period end (`invoice.created`).
+    let ep = endpoint(&env.api, &rx.url, json!(["item.created"])).await;
     let secret = ep["secret"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("whsec_"));
     let item = env.api.item(&unique("SKU")).await;
