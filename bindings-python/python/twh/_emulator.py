@@ -1,0 +1,100 @@
+"""`Emulator`: the whole TWH server in-process (the Rust emulator on a local port)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from typing import Any, Dict, Optional, Tuple, Union
+
+from . import _native
+from ._client import AsyncClient, Client
+from ._models import Model
+
+__all__ = ["Emulator"]
+
+
+class Emulator:
+    """A running emulator: ``with twh.Emulator() as emu:`` (or ``async with``).
+
+    It starts when constructed and stops on ``stop()`` or when the ``with`` block ends.
+    """
+
+    def __init__(self, *, port: Optional[int] = None) -> None:
+        self._native = _native.Emulator(port=port)
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>``."""
+        return self._native.base_url
+
+    @property
+    def running(self) -> bool:
+        return self._native.running
+
+    def _create(self, name: Optional[str], plan: Optional[str], seed: Optional[str]) -> Tuple["_native.Client", Model]:
+        request = {k: v for k, v in {"name": name, "plan": plan, "seed": seed}.items() if v is not None}
+        native, details = self._native.create_sandbox(json.dumps(request))
+        return native, Model(json.loads(details))
+
+    def create_sandbox(self, *, name: Optional[str] = None, plan: Optional[str] = None, seed: Optional[str] = None) -> Client:
+        """Creates a sandbox and returns a ready :class:`Client` with its secret key."""
+        return Client._wrap(self._create(name, plan, seed)[0])
+
+    def create_sandbox_with_details(
+        self, *, name: Optional[str] = None, plan: Optional[str] = None, seed: Optional[str] = None
+    ) -> Tuple[Client, Model]:
+        """Like :meth:`create_sandbox`, also answering the sandbox's details with both keys."""
+        native, details = self._create(name, plan, seed)
+        return Client._wrap(native), details
+
+    def create_async_sandbox(self, *, name: Optional[str] = None, plan: Optional[str] = None, seed: Optional[str] = None) -> AsyncClient:
+        """Creates a sandbox and returns a ready :class:`AsyncClient`."""
+        return AsyncClient._wrap(self._create(name, plan, seed)[0])
+
+    def advance_clock(self, by: Union[float, _dt.timedelta]) -> _dt.datetime:
+        """Moves the emulator clock forward (seconds or a timedelta), firing what became due;
+        answers the new emulator time."""
+        seconds = by.total_seconds() if isinstance(by, _dt.timedelta) else float(by)
+        now = self._native.advance_clock(seconds)
+        return _dt.datetime.fromisoformat(now.replace("Z", "+00:00"))
+
+    def inject_fault(
+        self,
+        action: str,
+        *,
+        times: int = 1,
+        path_prefix: Optional[str] = None,
+        method: Optional[str] = None,
+        status: Optional[int] = None,
+        delay_ms: Optional[int] = None,
+    ) -> Model:
+        """Arms a fault (``error_before_commit``, ``error_after_commit``, ``delay``,
+        ``drop_connection_after_commit``) for the next ``times`` matching requests."""
+        spec: Dict[str, Any] = {"action": action, "times": times}
+        for k, v in {"path_prefix": path_prefix, "method": method, "status": status, "delay_ms": delay_ms}.items():
+            if v is not None:
+                spec[k] = v
+        return Model(json.loads(self._native.inject_fault(json.dumps(spec))))
+
+    def clear_faults(self) -> None:
+        """Disarms every fault."""
+        self._native.clear_faults()
+
+    def stop(self) -> None:
+        """Stops accepting, lets in-flight requests finish. Idempotent."""
+        self._native.stop()
+
+    def __enter__(self) -> "Emulator":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> "Emulator":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"twh.Emulator(base_url={self.base_url!r}, running={self.running})"
