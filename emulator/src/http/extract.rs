@@ -149,6 +149,11 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for Json<T> {
     }
 }
 
+/// The body of a POST that takes no fields (`{}` or nothing): any field is a 422 naming it.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoFields {}
+
 /// Deserialises a JSON value, naming the field that failed. The common case (it fits) takes
 /// the plain deserialiser; only a failure is parsed again with path tracking for its message.
 pub fn typed<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {

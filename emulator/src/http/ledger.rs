@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::extract::{
-    Admin, Auth, Json, OptionalKey, Query, RequiredIfMatch, RequiredKey, encode_cursor, if_match, none_match,
+    Admin, Auth, Json, NoFields, OptionalKey, Query, RequiredIfMatch, RequiredKey, encode_cursor, if_match, none_match,
 };
 use super::pipeline::{self, FaultDelay, stored_json};
 use crate::clock::Timestamp;
@@ -80,11 +80,8 @@ pub async fn reset_sandbox(
     auth: Auth,
     OptionalKey(key): OptionalKey,
     d: Delay,
-    body: Json<serde_json::Map<String, serde_json::Value>>,
+    body: Json<NoFields>,
 ) -> ApiResult {
-    if !body.value.is_empty() {
-        return Err(ApiError::field("body", "takes no fields"));
-    }
     Ok(pipeline::write(&s, &auth, key, body.fingerprint, delay(d), |st, _| {
         st.reset();
         Ok(stored_json(StatusCode::OK, &st.sandbox, None, None))
@@ -104,11 +101,8 @@ pub async fn roll_key(
     auth: Auth,
     OptionalKey(key): OptionalKey,
     d: Delay,
-    body: Json<serde_json::Map<String, serde_json::Value>>,
+    body: Json<NoFields>,
 ) -> ApiResult {
-    if !body.value.is_empty() {
-        return Err(ApiError::field("body", "takes no fields"));
-    }
     let world = s.world.clone();
     Ok(pipeline::write(&s, &auth, key, body.fingerprint, delay(d), move |st, _| {
         let rolled = world.roll_key(&st.sandbox.id);

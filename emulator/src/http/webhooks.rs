@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
-use super::extract::{Admin, Auth, Json, OptionalKey, Query, RequiredIfMatch, encode_cursor};
+use super::extract::{Admin, Auth, Json, NoFields, OptionalKey, Query, RequiredIfMatch, encode_cursor};
 use super::ledger::ok_json;
 use super::pipeline::{self, FaultDelay, stored_json};
 use crate::clock::Timestamp;
@@ -119,11 +119,8 @@ pub async fn rotate_secret(
     Path(id): Path<String>,
     OptionalKey(key): OptionalKey,
     d: Delay,
-    body: Json<serde_json::Map<String, serde_json::Value>>,
+    body: Json<NoFields>,
 ) -> ApiResult {
-    if !body.value.is_empty() {
-        return Err(ApiError::field("body", "takes no fields"));
-    }
     Ok(pipeline::write(&s, &auth, key, body.fingerprint, d.map(|Extension(d)| d), |st, now| {
         let e = st.webhooks.rotate_secret(&st.ledger.tag, &id, now)?;
         Ok(stored_json(StatusCode::OK, &e, Some(e.version), None))
@@ -138,11 +135,8 @@ pub async fn test_endpoint(
     Path(id): Path<String>,
     OptionalKey(key): OptionalKey,
     d: Delay,
-    body: Json<serde_json::Map<String, serde_json::Value>>,
+    body: Json<NoFields>,
 ) -> ApiResult {
-    if !body.value.is_empty() {
-        return Err(ApiError::field("body", "takes no fields"));
-    }
     Ok(pipeline::write(&s, &auth, key, body.fingerprint, d.map(|Extension(d)| d), |st, now| {
         let target = st.webhooks.ping_target(&st.ledger.tag, &id)?;
         let before = st.ledger.event_count();
@@ -199,11 +193,8 @@ pub async fn replay_delivery(
     Path(id): Path<String>,
     OptionalKey(key): OptionalKey,
     d: Delay,
-    body: Json<serde_json::Map<String, serde_json::Value>>,
+    body: Json<NoFields>,
 ) -> ApiResult {
-    if !body.value.is_empty() {
-        return Err(ApiError::field("body", "takes no fields"));
-    }
     Ok(pipeline::write(&s, &auth, key, body.fingerprint, d.map(|Extension(d)| d), |st, now| {
         let delivery = st.webhooks.replay(&st.ledger, &id, now)?;
         Ok(stored_json(StatusCode::ACCEPTED, &delivery, None, None))
