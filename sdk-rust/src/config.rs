@@ -110,6 +110,7 @@ pub struct ClientBuilder {
     timeout: Option<Duration>,
     max_retries: Option<u32>,
     user_agent_suffix: Option<String>,
+    product: Option<String>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -120,6 +121,7 @@ impl fmt::Debug for ClientBuilder {
             .field("timeout", &self.timeout)
             .field("max_retries", &self.max_retries)
             .field("user_agent_suffix", &self.user_agent_suffix)
+            .field("product", &self.product)
             .finish()
     }
 }
@@ -157,6 +159,14 @@ impl ClientBuilder {
         self
     }
 
+    /// The product token that opens the `User-Agent` (default [`USER_AGENT`], `twh-rust/…`).
+    /// For the Python and Node packages, which send `twh-python/…` and `twh-node/…`.
+    #[doc(hidden)]
+    pub fn product(mut self, product: impl Into<String>) -> ClientBuilder {
+        self.product = Some(product.into());
+        self
+    }
+
     /// Checks the settings and builds the client.
     pub fn build(self) -> Result<Client> {
         let key = match self.api_key.clone().or_else(|| env(API_KEY_ENV)) {
@@ -184,7 +194,7 @@ impl ClientBuilder {
         if max_retries > RETRY_COUNT_MAX {
             return Err(Error::Configuration(format!("max_retries must be at most {RETRY_COUNT_MAX}")));
         }
-        let user_agent = match &self.user_agent_suffix {
+        match &self.user_agent_suffix {
             Some(s)
                 if s.len() > USER_AGENT_SUFFIX_LEN_MAX_BYTES
                     || !s.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) =>
@@ -193,8 +203,16 @@ impl ClientBuilder {
                     "the user-agent suffix must be at most {USER_AGENT_SUFFIX_LEN_MAX_BYTES} printable ASCII characters"
                 )));
             }
-            Some(s) if !s.trim().is_empty() => format!("{USER_AGENT} {}", s.trim()),
-            _ => USER_AGENT.to_owned(),
+            _ => {}
+        };
+        let product = match &self.product {
+            Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_graphic()) => p.as_str(),
+            Some(_) => return Err(Error::Configuration("the user-agent product must be one printable token".to_owned())),
+            None => USER_AGENT,
+        };
+        let user_agent = match &self.user_agent_suffix {
+            Some(s) if !s.trim().is_empty() => format!("{product} {}", s.trim()),
+            _ => product.to_owned(),
         };
         let mut headers = HeaderMap::new();
         if let Some(key) = &key {
@@ -220,6 +238,7 @@ impl ClientBuilder {
             timeout: Some(timeout),
             max_retries: Some(max_retries),
             user_agent_suffix: self.user_agent_suffix,
+            product: self.product,
         };
         Ok(Client::from_parts(raw, resolved))
     }
@@ -286,6 +305,8 @@ mod tests {
         assert!(b().max_retries(RETRY_COUNT_MAX + 1).build().is_err());
         assert!(b().timeout(Duration::ZERO).build().is_err());
         assert!(b().user_agent_suffix("bad\nsuffix").build().is_err());
+        assert!(b().product("twh python").build().is_err());
+        assert!(b().product("twh-python/0.1.0").user_agent_suffix("shop/1").build().is_ok());
         let built = b().build().expect("ok");
         assert!(!format!("{built:?}").contains("sk_test_1"));
     }
