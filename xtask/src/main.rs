@@ -1,11 +1,13 @@
 //! `cargo xtask <task>`: code generation for the workspace.
 //!
-//! - `cargo xtask openapi [--check]`: writes `openapi/openapi.json` from the emulator's types;
-//!   with `--check`, fails instead when the committed file differs.
+//! - `cargo xtask openapi [--check]`: writes `openapi/openapi.json` from the emulator's types,
+//!   and `openapi/postman.json`, the Postman collection made from it ([`postman`]); with
+//!   `--check`, fails instead when either committed file differs.
 //! - `cargo xtask generate [--check]`: writes `sdk-rust/src/generated.rs`, the progenitor client
 //!   of `openapi/openapi.json`; with `--check`, fails instead when the committed file is stale.
 
 mod generate;
+mod postman;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,7 +40,9 @@ fn main() -> ExitCode {
             twh_emulator::openapi::document_text(),
             check,
             "openapi",
-        ),
+        )
+        .and_then(|()| postman::collection_text(twh_emulator::openapi::document()))
+        .and_then(|text| write_or_check(root().join("openapi/postman.json"), &text, check, "openapi")),
         Some("generate") => generate::client(&root().join("openapi/openapi.json"))
             .and_then(|text| write_or_check(root().join("sdk-rust/src/generated.rs"), &text, check, "generate")),
         _ => Err("usage: cargo xtask openapi [--check] | cargo xtask generate [--check]".to_owned()),

@@ -135,3 +135,8 @@ pub async fn reset(State(s): St, _: Admin) -> StatusCode {
 pub async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], crate::openapi::document_text()).into_response()
 }
+
+/// `GET /openapi/postman.json`
+pub async fn postman() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], crate::openapi::POSTMAN_COLLECTION).into_response()
+}

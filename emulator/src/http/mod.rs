@@ -176,6 +176,7 @@ fn routes() -> Routes {
         .add("/_emulator/reset", post(c::reset))
         .add("/_emulator/sink/{name}", get(w::sink_list).post(w::sink_receive).delete(w::sink_clear))
         .add("/openapi.json", get(c::openapi))
+        .add("/openapi/postman.json", get(c::postman))
 }
 
 /// The paths the router serves, as written in the route table.
