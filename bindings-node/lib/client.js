@@ -1,29 +1,70 @@
 'use strict'
-// Hand-written: the public Client over the native one. Operations delegate to Rust; the
-// auto-paging async iterators and `update…With` loops are small JS on top of them.
+// Hand-written: the public Client over the native one. Every operation delegates to Rust (the
+// SDK's retries, idempotency keys, ETags and typed errors); what is JS here is only what needs
+// a JS callback or a JS protocol: the auto-paging async iterators and the `update…With` loops.
 
-const { NativeClient } = require('../binding.js')
-const { wrap, PreconditionFailedError } = require('./errors.js')
+const { NativeClient, READ_MODIFY_WRITE_ATTEMPTS_MAX } = require('../binding.js')
+const { wrap, PreconditionFailedError, InvalidRequestError } = require('./errors.js')
 
-/** Bound on read-modify-write attempts in `updateItemWith` / `updateLocationWith`. */
-const UPDATE_WITH_ATTEMPTS_MAX = 5
+/**
+ * Rounds of read-modify-write in `updateItemWith` / `updateLocationWith` before the last 412 is
+ * thrown: the Rust SDK's own bound (`twh::etag::READ_MODIFY_WRITE_ATTEMPTS_MAX`).
+ */
+const UPDATE_WITH_ATTEMPTS_MAX = READ_MODIFY_WRITE_ATTEMPTS_MAX
 
-const passthrough = [
-  'getSandbox', 'resetSandbox', 'deleteSandbox',
-  'createItem', 'getItem', 'updateItem', 'archiveItem', 'listItems',
-  'createLocation', 'getLocation', 'updateLocation', 'archiveLocation', 'listLocations',
+/** Pages an async iterator fetches at most, so a server that always answers a cursor cannot loop it forever. */
+const ITER_PAGES_MAX = 1_000_000
+
+/** Methods that only forward their arguments to the native client (names are the native ones). */
+const PASSTHROUGH = [
+  // sandboxes and keys
+  'getSandbox', 'resetSandbox', 'deleteSandbox', 'rollApiKey', 'createSandbox',
+  // items
+  'createItem', 'getItem', 'getItemIfChanged', 'updateItem', 'archiveItem', 'listItems',
+  // locations
+  'createLocation', 'getLocation', 'getLocationIfChanged', 'updateLocation', 'archiveLocation', 'listLocations',
+  // movements
   'createMovement', 'createMovementBatch', 'reverseMovement', 'getMovement', 'listMovements',
-  'getStockLevel', 'listStockLevels',
+  // stock levels
+  'getStockLevelIfChanged', 'listStockLevels',
+  // events
   'getEvent', 'listEvents',
+  // webhook endpoints and deliveries
+  'createWebhookEndpoint', 'getWebhookEndpoint', 'updateWebhookEndpoint', 'deleteWebhookEndpoint',
+  'rotateWebhookSecret', 'testWebhookEndpoint', 'replayWebhookEndpoint', 'listWebhookEndpoints',
+  'getWebhookDelivery', 'replayWebhookDelivery', 'listWebhookDeliveries',
 ]
 
+/** `iterX(query)` pages through `listX(query)`. */
+const ITERATORS = {
+  iterItems: 'listItems',
+  iterLocations: 'listLocations',
+  iterMovements: 'listMovements',
+  iterStockLevels: 'listStockLevels',
+  iterEvents: 'listEvents',
+  iterWebhookEndpoints: 'listWebhookEndpoints',
+  iterWebhookDeliveries: 'listWebhookDeliveries',
+}
+
 const native = Symbol('native')
+
+/** Turns `Date` values of an options object into RFC 3339 strings. */
+function dates(options) {
+  if (options == null || typeof options !== 'object' || Array.isArray(options) || options instanceof Date) return options
+  const out = {}
+  for (const [k, v] of Object.entries(options)) out[k] = v instanceof Date ? v.toISOString() : v
+  return out
+}
 
 class Client {
   /**
    * @param {{apiKey?: string, baseUrl?: string, timeoutMs?: number, maxRetries?: number, userAgentSuffix?: string}} [options]
+   *   `apiKey` defaults to `TWH_API_KEY`, `baseUrl` to `TWH_BASE_URL` (else http://127.0.0.1:4010).
    */
   constructor(options = {}) {
+    if (options === null || typeof options !== 'object') {
+      throw new InvalidRequestError('Client options must be an object')
+    }
     const env = typeof process !== 'undefined' ? process.env : {}
     const resolved = {
       ...options,
@@ -40,27 +81,34 @@ class Client {
     return client
   }
 
+  /** The base URL this client talks to. */
   get baseUrl() {
     return this[native].baseUrl
   }
 
+  /** The same configuration with another API key (after `rollApiKey`, or a restricted key). */
+  withApiKey(apiKey) {
+    return Client._fromNative(wrap(() => this[native].withApiKey(apiKey)))
+  }
+
+  /** The level of an item at a location, now or `{ asOf }` (a Date or an RFC 3339 string). */
+  getStockLevel(itemId, locationId, options) {
+    return wrap(() => this[native].getStockLevel(itemId, locationId, dates(options)))
+  }
+
   async * _pages(list, query = {}) {
-    let cursor = query.cursor
-    for (;;) {
-      const page = await this[list]({ ...query, cursor })
-      yield* page.data
+    let cursor = query?.cursor
+    for (let pages = 0; pages < ITER_PAGES_MAX; pages++) {
+      const page = await this[list]({ ...dates(query), cursor })
+      yield * page.data
       if (!page.nextCursor) return
       cursor = page.nextCursor
     }
+    throw new InvalidRequestError(`${list}: more than ${ITER_PAGES_MAX} pages`)
   }
 
-  iterItems(query) { return this._pages('listItems', query) }
-  iterLocations(query) { return this._pages('listLocations', query) }
-  iterMovements(query) { return this._pages('listMovements', query) }
-  iterStockLevels(query) { return this._pages('listStockLevels', query) }
-  iterEvents(query) { return this._pages('listEvents', query) }
-
   async _updateWith(get, update, id, change) {
+    if (typeof change !== 'function') throw new InvalidRequestError('the change must be a function')
     for (let attempt = 1; ; attempt++) {
       const current = await this[get](id)
       const patch = await change(current)
@@ -72,14 +120,29 @@ class Client {
     }
   }
 
+  /**
+   * Reads the item, applies `change` to it, writes the patch it returns with If-Match; on 412
+   * reads and re-applies, at most UPDATE_WITH_ATTEMPTS_MAX times, then throws the 412.
+   */
   updateItemWith(id, change) { return this._updateWith('getItem', 'updateItem', id, change) }
+  /** `updateItemWith` for locations. */
   updateLocationWith(id, change) { return this._updateWith('getLocation', 'updateLocation', id, change) }
 }
 
-for (const name of passthrough) {
-  Client.prototype[name] = function (...args) {
-    return wrap(() => this[native][name](...args))
-  }
+for (const name of PASSTHROUGH) {
+  Object.defineProperty(Client.prototype, name, {
+    value: { [name](...args) { return wrap(() => this[native][name](...args.map(dates))) } }[name],
+    writable: true,
+    configurable: true,
+  })
 }
 
-module.exports = { Client, UPDATE_WITH_ATTEMPTS_MAX }
+for (const [name, list] of Object.entries(ITERATORS)) {
+  Object.defineProperty(Client.prototype, name, {
+    value: { [name](query) { return this._pages(list, query) } }[name],
+    writable: true,
+    configurable: true,
+  })
+}
+
+module.exports = { Client, UPDATE_WITH_ATTEMPTS_MAX, PASSTHROUGH, ITERATORS }
