@@ -14,53 +14,77 @@ export declare class NativeClient {
   /** Builds a client; a missing key or a malformed base URL fails here, not at the first call. */
   static create(options?: ClientOptions | undefined | null): NativeClient
   get baseUrl(): string
-  getSandbox(): Promise<any>
-  resetSandbox(options?: PostOptions | undefined | null): Promise<any>
+  getSandbox(): Promise<string>
+  resetSandbox(options?: PostOptions | undefined | null): Promise<string>
   deleteSandbox(): Promise<void>
   /** Issues a new secret key; the old one keeps working for a grace period. */
-  rollApiKey(options?: PostOptions | undefined | null): Promise<any>
+  rollApiKey(options?: PostOptions | undefined | null): Promise<string>
   /** Creates another sandbox (this client's key is the admin token where one is required). */
-  createSandbox(sandbox?: any | undefined | null, options?: PostOptions | undefined | null): Promise<any>
+  createSandbox(sandbox?: any | undefined | null, options?: PostOptions | undefined | null): Promise<string>
   /** The same configuration with another API key. */
   withApiKey(apiKey: string): NativeClient
-  createItem(item: any, options?: PostOptions | undefined | null): Promise<any>
-  getItem(id: string): Promise<any>
+  createItem(item: any, options?: PostOptions | undefined | null): Promise<string>
+  getItem(id: string): Promise<string>
   /** The item, or `null` when it still has `etag`. */
-  getItemIfChanged(id: string, etagText: string): Promise<any | null>
-  updateItem(id: string, etagText: string, patch: any): Promise<any>
-  archiveItem(id: string, etagText: string): Promise<any>
-  listItems(query?: any | undefined | null): Promise<any>
-  createLocation(location: any, options?: PostOptions | undefined | null): Promise<any>
-  getLocation(id: string): Promise<any>
+  getItemIfChanged(id: string, etagText: string): Promise<string>
+  updateItem(id: string, etagText: string, patch: any): Promise<string>
+  archiveItem(id: string, etagText: string): Promise<string>
+  listItems(query?: any | undefined | null): Promise<string>
+  createLocation(location: any, options?: PostOptions | undefined | null): Promise<string>
+  getLocation(id: string): Promise<string>
   /** The location, or `null` when it still has `etag`. */
-  getLocationIfChanged(id: string, etagText: string): Promise<any | null>
-  updateLocation(id: string, etagText: string, patch: any): Promise<any>
-  archiveLocation(id: string, etagText: string): Promise<any>
-  listLocations(query?: any | undefined | null): Promise<any>
-  createMovement(movement: any, options?: PostOptions | undefined | null): Promise<any>
-  createMovementBatch(movements: Array<any>, options?: PostOptions | undefined | null): Promise<any[]>
-  reverseMovement(id: string, reverse?: any | undefined | null, options?: PostOptions | undefined | null): Promise<any>
-  getMovement(id: string): Promise<any>
-  listMovements(query?: any | undefined | null): Promise<any>
+  getLocationIfChanged(id: string, etagText: string): Promise<string>
+  updateLocation(id: string, etagText: string, patch: any): Promise<string>
+  archiveLocation(id: string, etagText: string): Promise<string>
+  listLocations(query?: any | undefined | null): Promise<string>
+  createMovement(movement: any, options?: PostOptions | undefined | null): Promise<string>
+  createMovementBatch(movements: Array<any>, options?: PostOptions | undefined | null): Promise<string>
+  reverseMovement(id: string, reverse?: any | undefined | null, options?: PostOptions | undefined | null): Promise<string>
+  getMovement(id: string): Promise<string>
+  listMovements(query?: any | undefined | null): Promise<string>
   /** The level now, or as of a time (`{ asOf: "<RFC 3339>" }`). */
-  getStockLevel(itemId: string, locationId: string, query?: any | undefined | null): Promise<any>
+  getStockLevel(itemId: string, locationId: string, query?: any | undefined | null): Promise<string>
   /** The level, or `null` when it still has `etag`. */
-  getStockLevelIfChanged(itemId: string, locationId: string, etagText: string): Promise<any | null>
-  listStockLevels(query?: any | undefined | null): Promise<any>
-  getEvent(id: string): Promise<any>
-  listEvents(query?: any | undefined | null): Promise<any>
-  createWebhookEndpoint(endpoint: any, options?: PostOptions | undefined | null): Promise<any>
-  getWebhookEndpoint(id: string): Promise<any>
-  updateWebhookEndpoint(id: string, etagText: string, patch: any): Promise<any>
+  getStockLevelIfChanged(itemId: string, locationId: string, etagText: string): Promise<string>
+  listStockLevels(query?: any | undefined | null): Promise<string>
+  getEvent(id: string): Promise<string>
+  listEvents(query?: any | undefined | null): Promise<string>
+  createWebhookEndpoint(endpoint: any, options?: PostOptions | undefined | null): Promise<string>
+  getWebhookEndpoint(id: string): Promise<string>
+  updateWebhookEndpoint(id: string, etagText: string, patch: any): Promise<string>
   deleteWebhookEndpoint(id: string, etagText: string): Promise<void>
-  rotateWebhookSecret(id: string, options?: PostOptions | undefined | null): Promise<any>
-  testWebhookEndpoint(id: string, options?: PostOptions | undefined | null): Promise<any>
+  rotateWebhookSecret(id: string, options?: PostOptions | undefined | null): Promise<string>
+  testWebhookEndpoint(id: string, options?: PostOptions | undefined | null): Promise<string>
   /** Re-queues the endpoint's dead deliveries (`{ status: 'dead', since?, until? }`). */
-  replayWebhookEndpoint(id: string, replay?: any | undefined | null, options?: PostOptions | undefined | null): Promise<any>
-  listWebhookEndpoints(query?: any | undefined | null): Promise<any>
-  getWebhookDelivery(id: string): Promise<any>
-  replayWebhookDelivery(id: string, options?: PostOptions | undefined | null): Promise<any>
-  listWebhookDeliveries(query?: any | undefined | null): Promise<any>
+  replayWebhookEndpoint(id: string, replay?: any | undefined | null, options?: PostOptions | undefined | null): Promise<string>
+  listWebhookEndpoints(query?: any | undefined | null): Promise<string>
+  getWebhookDelivery(id: string): Promise<string>
+  replayWebhookDelivery(id: string, options?: PostOptions | undefined | null): Promise<string>
+  listWebhookDeliveries(query?: any | undefined | null): Promise<string>
+  listPlans(): Promise<string>
+  getSubscription(): Promise<string>
+  /** Changes the plan (`'free'` or `'pro'`); its quotas apply at once. */
+  updateSubscription(plan: string, options?: PostOptions | undefined | null): Promise<string>
+  /** Usage of a period (`{ period?: 'current' | 'YYYY-MM' }`). */
+  getUsage(query?: any | undefined | null): Promise<string>
+  exportUsage(query?: any | undefined | null): Promise<string>
+  exportUsageCsv(query?: any | undefined | null): Promise<string>
+  listInvoices(query?: any | undefined | null): Promise<string>
+  getInvoice(id: string): Promise<string>
+  getInvoiceCsv(id: string): Promise<string>
+  /** Recomputes every level (of one location, `{ locationId }`) from the ledger and compares. */
+  createReconciliation(reconciliation?: any | undefined | null, options?: PostOptions | undefined | null): Promise<string>
+  getReconciliation(id: string): Promise<string>
+  getReconciliationCsv(id: string): Promise<string>
+  listReconciliations(query?: any | undefined | null): Promise<string>
+  /** Starts a background job (`{ type: 'import_movements', format: 'csv', data }`). */
+  createJob(job: any, options?: PostOptions | undefined | null): Promise<string>
+  /**
+   * Imports movements from CSV in the background (header
+   * `type,item_id,location_id,from_location_id,to_location_id,quantity,reference,reason`).
+   */
+  importMovementsCsv(csv: string, options?: PostOptions | undefined | null): Promise<string>
+  getJob(id: string): Promise<string>
 }
 
 /** The in-process emulator (native part; `lib/emulator.js` wraps it). */

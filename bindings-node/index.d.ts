@@ -121,6 +121,37 @@ export interface WebhookDelivery {
 export interface ReplayDeliveries { status?: 'dead'; since?: Timestamp; until?: Timestamp }
 export interface ReplayCount { count: number }
 
+export type Meter = 'api_requests' | 'ledger_lines' | 'webhook_attempts'
+/** Keyed by meter name (the keys are not camelCased). */
+export interface PerMeter { api_requests: number; ledger_lines: number; webhook_attempts: number }
+export interface PlanInfo {
+  id: Plan; name: string; currency: string; baseAmount: number; hardQuotas: boolean
+  quotas: PerMeter; overageUnitAmount: PerMeter
+}
+export interface Subscription { plan: Plan; periodStart: string; periodEnd: string }
+export interface MeterUsage { meter: Meter; quantity: number; quota: number; hard: boolean }
+export interface UsageReport { period: string; periodStart: string; periodEnd: string; plan: Plan; meters: MeterUsage[] }
+export interface UsageExport { period: string; periodStart: string; periodEnd: string; data: Record<string, any>[] }
+export interface InvoiceLine { meter: Meter; quantity: number; included: number; overage: number; unitAmount: number; amount: number }
+export interface Invoice {
+  id: string; period: string; periodStart: string; periodEnd: string; plan: Plan; currency: string
+  baseAmount: number; lines: InvoiceLine[]; subtotal: number; total: number; status: 'issued'; createdAt: string
+}
+export interface Discrepancy { itemId: string; locationId: string; snapshotQuantity: number; ledgerQuantity: number; difference: number }
+export interface Reconciliation {
+  id: string; status: 'running' | 'completed'; trigger: 'manual' | 'nightly'; locationId?: string
+  checked: number; discrepancyCount: number; discrepancies: Discrepancy[]; createdAt: string; completedAt?: string
+}
+export interface CreateReconciliation { locationId?: string }
+export type JobStatus = 'queued' | 'running' | 'completed' | 'completed_with_errors' | 'failed'
+export interface Job {
+  id: string; type: 'import_movements'; format: 'csv'; status: JobStatus
+  progress: { processed: number; total: number }; created: number; skipped: number
+  errors: { line: number; message: string }[]; errorCount: number; createdAt: string; completedAt?: string
+}
+export interface CreateJob { type: 'import_movements'; format: 'csv'; data: string }
+export interface PeriodOptions { period?: 'current' | string }
+
 // ------------------------------------------------------------------------------------------
 // Queries
 
@@ -210,6 +241,30 @@ export declare class Client {
   replayWebhookDelivery(id: string, options?: PostOptions): Promise<WebhookDelivery>
   listWebhookDeliveries(query?: WebhookDeliveryQuery): Promise<Page<WebhookDelivery>>
   iterWebhookDeliveries(query?: WebhookDeliveryQuery): AsyncGenerator<WebhookDelivery, void, undefined>
+
+  // billing
+  listPlans(): Promise<PlanInfo[]>
+  getSubscription(): Promise<Subscription>
+  /** Changes the plan; its quotas apply at once. */
+  updateSubscription(plan: Plan, options?: PostOptions): Promise<Subscription>
+  getUsage(options?: PeriodOptions): Promise<UsageReport>
+  exportUsage(options?: PeriodOptions): Promise<UsageExport>
+  exportUsageCsv(options?: PeriodOptions): Promise<string>
+  listInvoices(query?: ListQuery): Promise<Page<Invoice>>
+  iterInvoices(query?: ListQuery): AsyncGenerator<Invoice, void, undefined>
+  getInvoice(id: string): Promise<Invoice>
+  getInvoiceCsv(id: string): Promise<string>
+
+  // reconciliations and jobs
+  createReconciliation(reconciliation?: CreateReconciliation, options?: PostOptions): Promise<Reconciliation>
+  getReconciliation(id: string): Promise<Reconciliation>
+  getReconciliationCsv(id: string): Promise<string>
+  listReconciliations(query?: ListQuery): Promise<Page<Reconciliation>>
+  iterReconciliations(query?: ListQuery): AsyncGenerator<Reconciliation, void, undefined>
+  createJob(job: CreateJob, options?: PostOptions): Promise<Job>
+  /** Imports movements from CSV in the background (each row's `reference` makes it idempotent). */
+  importMovementsCsv(csv: string, options?: PostOptions): Promise<Job>
+  getJob(id: string): Promise<Job>
 }
 
 // ------------------------------------------------------------------------------------------

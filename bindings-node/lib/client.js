@@ -33,6 +33,12 @@ const PASSTHROUGH = [
   'createWebhookEndpoint', 'getWebhookEndpoint', 'updateWebhookEndpoint', 'deleteWebhookEndpoint',
   'rotateWebhookSecret', 'testWebhookEndpoint', 'replayWebhookEndpoint', 'listWebhookEndpoints',
   'getWebhookDelivery', 'replayWebhookDelivery', 'listWebhookDeliveries',
+  // billing
+  'listPlans', 'getSubscription', 'updateSubscription', 'getUsage', 'exportUsage', 'exportUsageCsv',
+  'listInvoices', 'getInvoice', 'getInvoiceCsv',
+  // reconciliations and jobs
+  'createReconciliation', 'getReconciliation', 'getReconciliationCsv', 'listReconciliations',
+  'createJob', 'importMovementsCsv', 'getJob',
 ]
 
 /** `iterX(query)` pages through `listX(query)`. */
@@ -44,9 +50,15 @@ const ITERATORS = {
   iterEvents: 'listEvents',
   iterWebhookEndpoints: 'listWebhookEndpoints',
   iterWebhookDeliveries: 'listWebhookDeliveries',
+  iterInvoices: 'listInvoices',
+  iterReconciliations: 'listReconciliations',
 }
 
 const native = Symbol('native')
+
+/** Native methods that answer text that is not JSON (CSV); every other answer is JSON text. */
+const RAW_TEXT = new Set(['exportUsageCsv', 'getInvoiceCsv', 'getReconciliationCsv'])
+const parse = (text) => (typeof text === 'string' ? JSON.parse(text) : text)
 
 /** Turns `Date` values of an options object into RFC 3339 strings. */
 function dates(options) {
@@ -93,7 +105,7 @@ class Client {
 
   /** The level of an item at a location, now or `{ asOf }` (a Date or an RFC 3339 string). */
   getStockLevel(itemId, locationId, options) {
-    return wrap(() => this[native].getStockLevel(itemId, locationId, dates(options)))
+    return wrap(() => this[native].getStockLevel(itemId, locationId, dates(options))).then(parse)
   }
 
   async * _pages(list, query = {}) {
@@ -131,7 +143,9 @@ class Client {
 
 for (const name of PASSTHROUGH) {
   Object.defineProperty(Client.prototype, name, {
-    value: { [name](...args) { return wrap(() => this[native][name](...args.map(dates))) } }[name],
+    value: RAW_TEXT.has(name)
+      ? { [name](...args) { return wrap(() => this[native][name](...args.map(dates))) } }[name]
+      : { [name](...args) { return wrap(() => this[native][name](...args.map(dates))).then(parse) } }[name],
     writable: true,
     configurable: true,
   })
