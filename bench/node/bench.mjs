@@ -1,9 +1,10 @@
 // Sequential calls per second through the `twh` binding vs Node's global fetch doing the same
-// HTTP calls against the same in-process emulator, in the same run. Rounds alternate between
-// the two (binding, fetch, binding, …) so that machine noise hits both alike; the table gives
-// the median round of each and the ratio binding / fetch.
+// HTTP calls against the same in-process emulator, in the same run. The machine this runs on is
+// shared and noisy, so the two take turns in short slices (SLICE calls of one, then SLICE of the
+// other, …) and each side's rate is its calls over its summed time: a burst of noise lands on
+// both alike. The table gives the rates and the ratio binding / fetch.
 //
-//   node bench/node/bench.mjs [--calls N] [--rounds R]
+//   node bench/node/bench.mjs [--calls N] [--rounds R]     (N calls per side per round)
 //
 // Use a release build of the addon (`cd bindings-node && npm run build`); a debug build is
 // refused unless --allow-debug.
@@ -77,10 +78,25 @@ const scenarios = [
   },
 ]
 
-async function perSecond(call) {
+/** Calls per turn before the other side's turn. */
+const SLICE = 50
+
+async function timed(call, n) {
   const start = process.hrtime.bigint()
-  for (let i = 0; i < CALLS; i++) await call()
-  return CALLS / (Number(process.hrtime.bigint() - start) / 1e9)
+  for (let i = 0; i < n; i++) await call()
+  return Number(process.hrtime.bigint() - start) / 1e9
+}
+
+/** One round: CALLS calls per side in alternating slices; returns [binding/s, fetch/s]. */
+async function round(s) {
+  let b = 0
+  let f = 0
+  for (let done = 0; done < CALLS; done += SLICE) {
+    const n = Math.min(SLICE, CALLS - done)
+    b += await timed(s.binding, n)
+    f += await timed(s.fetch, n)
+  }
+  return [CALLS / b, CALLS / f]
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 
@@ -93,8 +109,9 @@ for (const s of scenarios) {
   const b = []
   const f = []
   for (let r = 0; r < ROUNDS; r++) {
-    b.push(await perSecond(s.binding))
-    f.push(await perSecond(s.fetch))
+    const [rb, rf] = await round(s)
+    b.push(rb)
+    f.push(rf)
   }
   rows.push({ name: s.name, binding: median(b), fetch: median(f) })
 }
@@ -102,7 +119,7 @@ await emu.stop()
 
 const pad = (s, n) => String(s).padEnd(n)
 const num = (x) => Math.round(x).toLocaleString('en-US').padStart(10)
-console.log(`Sequential calls per second, median of ${ROUNDS} alternating rounds of ${CALLS} calls; Node ${process.version}, addon ${addonMiB.toFixed(1)} MiB`)
+console.log(`Sequential calls per second, median of ${ROUNDS} rounds of ${CALLS} calls per side in alternating slices of ${SLICE}; Node ${process.version}, addon ${addonMiB.toFixed(1)} MiB`)
 console.log(`${pad('call', 22)} ${'binding'.padStart(10)} ${'fetch'.padStart(10)}  binding/fetch`)
 for (const r of rows) console.log(`${pad(r.name, 22)} ${num(r.binding)} ${num(r.fetch)}  ${(r.binding / r.fetch).toFixed(2)}x`)
 const worst = Math.min(...rows.map((r) => r.binding / r.fetch))

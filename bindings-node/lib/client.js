@@ -41,6 +41,31 @@ const PASSTHROUGH = [
   'createJob', 'importMovementsCsv', 'getJob',
 ]
 
+/**
+ * Where each POST takes its options object, and which keys it knows: a typo (`{ ifmatch }`) or
+ * an option a call does not have (`createItem(x, { ifMatch })`) throws instead of being ignored.
+ */
+const POST_OPTIONS_AT = {
+  resetSandbox: 0, rollApiKey: 0, createSandbox: 1, createItem: 1, createLocation: 1,
+  createMovement: 1, createMovementBatch: 1, reverseMovement: 2, createWebhookEndpoint: 1,
+  rotateWebhookSecret: 1, testWebhookEndpoint: 1, replayWebhookEndpoint: 2, replayWebhookDelivery: 1,
+  updateSubscription: 1, createReconciliation: 1, createJob: 1, importMovementsCsv: 1,
+}
+const POST_OPTION_KEYS = { createMovement: ['idempotencyKey', 'ifMatch'] }
+
+function checkPostOptions(name, args) {
+  const at = POST_OPTIONS_AT[name]
+  if (at === undefined || args[at] == null) return
+  const options = args[at]
+  if (typeof options !== 'object' || Array.isArray(options)) throw new InvalidRequestError(`${name}: options must be an object`)
+  const known = POST_OPTION_KEYS[name] ?? ['idempotencyKey']
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key) && options[key] !== undefined) {
+      throw new InvalidRequestError(`${name}: unknown option ${JSON.stringify(key)} (known: ${known.join(', ')})`)
+    }
+  }
+}
+
 /** `iterX(query)` pages through `listX(query)`. */
 const ITERATORS = {
   iterItems: 'listItems',
@@ -143,9 +168,14 @@ class Client {
 
 for (const name of PASSTHROUGH) {
   Object.defineProperty(Client.prototype, name, {
-    value: RAW_TEXT.has(name)
-      ? { [name](...args) { return wrap(() => this[native][name](...args.map(dates))) } }[name]
-      : { [name](...args) { return wrap(() => this[native][name](...args.map(dates))).then(parse) } }[name],
+    // async: a bad argument rejects the returned Promise rather than throwing at the call.
+    value: {
+      async [name](...args) {
+        checkPostOptions(name, args)
+        const answer = await wrap(() => this[native][name](...args.map(dates)))
+        return RAW_TEXT.has(name) ? answer : parse(answer)
+      },
+    }[name],
     writable: true,
     configurable: true,
   })

@@ -76,4 +76,10 @@ test('sandboxes: get, roll the key (old one works for the grace period), reset, 
   await demo.deleteSandbox()
   await assert.rejects(demo.getSandbox(), twh.AuthenticationError)
   assert.throws(() => emu.createSandbox({ apiKey: 'x' }), twh.InvalidRequestError)
+
+  // Options a call does not have are refused, not ignored.
+  await assert.rejects(fresh.createItem({ sku: 'O', name: 'o' }, { ifMatch: '"1"' }), /unknown option "ifMatch"/)
+  await assert.rejects(fresh.createItem({ sku: 'O', name: 'o' }, { idempotencykey: 'k' }), twh.InvalidRequestError)
+  await assert.rejects(fresh.rollApiKey('k'), /options must be an object/)
+  assert.equal((await fresh.listItems()).data.length, 0, 'nothing was created')
 })
