@@ -10,15 +10,15 @@ import twh
 
 def flow(emu: twh.Emulator) -> int:
     client: twh.Client = emu.create_sandbox()
-    mug: twh.Model = client.create_item(sku="MUG", name="Mug", low_stock_threshold=2)
+    mug: twh.types.Item = client.create_item(sku="MUG", name="Mug", low_stock_threshold=2)
     wh = client.create_location(code="WH", name="WH")
     client.create_movement(type="receipt", item_id=mug.id, location_id=wh.id, quantity=3, idempotency_key="k1")
     level = client.get_stock_level(item_id=mug.id, location_id=wh.id)
     etag: str | None = level.etag
-    page: twh.Page = client.list_movements(item_id=mug.id, limit=10)
+    page: twh.Page[twh.types.Movement] = client.list_movements(item_id=mug.id, limit=10)
     ids: List[str] = [str(m.id) for m in client.iter_movements(item_id=mug.id)]
     now: dt.datetime = emu.advance_clock(dt.timedelta(hours=1))
-    fault: twh.Model = emu.inject_fault("error_after_commit", times=1)
+    fault: twh.types.Fault = emu.inject_fault("error_after_commit", times=1)
     try:
         client.get_item("nope")
     except twh.NotFoundError as e:

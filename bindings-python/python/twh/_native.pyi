@@ -1,10 +1,10 @@
 # Stubs of the private native module (src/lib.rs).
 # Checked against the compiled module: `python -m mypy.stubtest twh._native`.
-from typing import Dict, Optional, Tuple, final
+from typing import Awaitable, Dict, List, Optional, Tuple, final
 
 from typing_extensions import Self
 
-__all__ = ["Client", "Emulator", "__version__", "shutdown", "verify_webhook"]
+__all__ = ["Client", "Emulator", "__version__", "shutdown", "sign_webhook", "verify_webhook"]
 __version__: str
 
 @final
@@ -21,6 +21,7 @@ class Client:
     def base_url(self) -> str: ...
     def with_api_key(self, api_key: str) -> Client: ...
     def call(self, op: str, args: str) -> str: ...
+    def call_async(self, op: str, args: str) -> Awaitable[Tuple[bool, str]]: ...
 
 @final
 class Emulator:
@@ -39,3 +40,4 @@ def shutdown() -> None: ...
 def verify_webhook(
     payload: bytes, headers: Dict[str, str], secret: str, tolerance_seconds: Optional[float] = None
 ) -> str: ...
+def sign_webhook(secrets: List[str], msg_id: str, timestamp: int, payload: bytes) -> Dict[str, str]: ...
