@@ -75,38 +75,41 @@ def is_page(schema: Schema) -> bool:
 
 
 def field_type(prop: Schema, schemas: Dict[str, Schema]) -> Tuple[str, str]:
-    """(annotation, conversion) of one property; conversion is '' when none is needed."""
+    """(annotation, expression) of one property: the expression turns the JSON value ``v`` into
+    the annotated type."""
     if "$ref" in prop or ("allOf" in prop and len(prop["allOf"]) == 1 and "$ref" in prop["allOf"][0]):
         name = ref_name(prop.get("$ref") or prop["allOf"][0]["$ref"])
         target = schemas[name]
         if "enum" in target:
-            return name, ""
-        return name, f'("model", {name})'
+            return name, "v"
+        return name, f"{name}(v)"
     kind = prop.get("type")
     if kind == "string":
         if prop.get("format") == "date-time":
-            return "datetime.datetime", '("datetime", None)'
+            return "datetime.datetime", "parse_datetime(v)"
         if "enum" in prop:
-            return "Literal[" + ", ".join(json.dumps(v) for v in prop["enum"]) + "]", ""
-        return "str", ""
+            return "Literal[" + ", ".join(json.dumps(v) for v in prop["enum"]) + "]", "v"
+        return "str", "v"
     if kind == "integer":
-        return "int", ""
+        return "int", "v"
     if kind == "number":
-        return "float", ""
+        return "float", "v"
     if kind == "boolean":
-        return "bool", ""
+        return "bool", "v"
     if kind == "array":
-        items = prop.get("items", {})
-        inner, conversion = field_type(items, schemas)
-        if conversion.startswith('("model"'):
-            return f"List[{inner}]", conversion.replace('("model"', '("models"')
-        return f"List[{inner}]", '("copy", None)'
+        inner, expression = field_type(prop.get("items", {}), schemas)
+        if expression.endswith("(v)") and not expression.startswith("parse_"):
+            return f"List[{inner}]", f"[{expression[:-3]}(x) for x in v]"
+        return f"List[{inner}]", "copy.deepcopy(v)"
     if kind == "object":
         extra = prop.get("additionalProperties")
         if isinstance(extra, dict) and extra.get("type") == "string":
-            return "Dict[str, str]", '("copy", None)'
-        return "Dict[str, Any]", '("copy", None)'
-    return "Any", ""
+            return "Dict[str, str]", "dict(v)"
+        return "Dict[str, Any]", "copy.deepcopy(v)"
+    return "Any", "_wrap(v)"
+
+
+RESERVED = {"etag", "get", "to_dict", "from_dict", "_data"}
 
 
 def docline(text: str) -> str:
@@ -121,14 +124,16 @@ def render_types(doc: Schema) -> str:
     out: List[str] = [
         HEADER.format(source="openapi/openapi.json"),
         '"""The result classes of the TWH API, one per schema of its answers (generated).\n\n'
-        "Each is a :class:`twh.Model`: attribute access with the field's type, ``result[\"field\"]``,\n"
+        "Each is a :class:`twh.Model`: a read-only property per field with the field's type (optional\n"
+        "fields absent from an answer read ``None``), ``result[\"field\"]``, "
         "``.to_dict()`` (the JSON object), and ``.etag`` on single resources read or written.\n"
         '"""\n',
         "from __future__ import annotations\n",
+        "import copy",
         "import datetime",
         "from typing import Any, Dict, List, Literal, Optional",
         "",
-        "from ._models import Model",
+        "from ._models import Model, _wrap, parse_datetime",
         "",
         "__all__ = [",
     ]
@@ -148,29 +153,27 @@ def render_types(doc: Schema) -> str:
         out.append(f'    """{docline(s.get("description") or n)}"""')
         out.append("")
         out.append("    __slots__ = ()")
-        fields: List[str] = []
         for prop_name, prop in s.get("properties", {}).items():
-            annotation, conversion = field_type(prop, schemas)
-            if prop_name not in required or prop.get("nullable"):
-                if annotation != "Any":
-                    annotation = f"Optional[{annotation}]"
-            fields.append(f"    {prop_name}: {annotation}")
+            if prop_name in RESERVED or not prop_name.isidentifier():
+                raise SystemExit(f"generate.py: {n}.{prop_name} cannot be an attribute")
+            annotation, expression = field_type(prop, schemas)
+            optional = prop_name not in required or prop.get("nullable")
+            if optional and annotation != "Any":
+                annotation = f"Optional[{annotation}]"
+            out.append("")
+            out.append("    @property")
+            out.append(f"    def {prop_name}(self) -> {annotation}:")
             if prop.get("description"):
-                fields.append(f'    """{docline(prop["description"])}"""')
+                out.append(f'        """{docline(prop["description"])}"""')
+            # `r: T = ...` types the JSON value (Any) without a run-time cost.
+            if optional:
+                out.append(f'        v = self._data.get("{prop_name}")')
+                out.append(f"        r: {annotation} = None if v is None else {expression}")
+            else:
+                out.append(f'        v = self._data["{prop_name}"]')
+                out.append(f"        r: {annotation} = {expression}")
+            out.append("        return r")
         out.append("")
-        out += fields
-        out.append("")
-    # Conversions refer to classes defined later, so they are set once all exist.
-    out.append("")
-    for n in classes:
-        s = schemas[n]
-        conv = []
-        for prop_name, prop in s.get("properties", {}).items():
-            _, conversion = field_type(prop, schemas)
-            if conversion:
-                conv.append(f'"{prop_name}": {conversion}')
-        if conv:
-            out.append(f"{n}._conversions = {{" + ", ".join(conv) + "}")
     return "\n".join(out).rstrip() + "\n"
 
 

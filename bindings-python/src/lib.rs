@@ -25,8 +25,8 @@ use serde_json::{Map, Value, json};
 use tokio::runtime::{Handle, Runtime};
 use twh::etag::ETag;
 use twh::{
-    EventQuery, ItemQuery, LocationQuery, MovementQuery, StockLevelQuery, WebhookDeliveryQuery, WebhookEndpointQuery,
-    types,
+    EventQuery, InvoiceQuery, ItemQuery, LocationQuery, MovementQuery, ReconciliationQuery, StockLevelQuery,
+    WebhookDeliveryQuery, WebhookEndpointQuery, types,
 };
 
 /// Largest time `shutdown()` waits for in-flight work, in milliseconds.
@@ -475,6 +475,31 @@ async fn dispatch(c: twh::Client, op: String, a: Map<String, Value>) -> R<Value>
             };
             page(c.list_webhook_deliveries(&q).await?)
         }
+        // Plans, subscription, usage, invoices
+        "list_plans" => to_json(&c.list_plans().await?),
+        "get_subscription" => to_json(&c.get_subscription().await?),
+        "update_subscription" => to_json(&post!(c.update_subscription(req::<types::Plan>(&a, "plan")?), k)?),
+        "get_usage" => to_json(&c.get_usage(opt::<String>(&a, "period")?.as_deref()).await?),
+        "export_usage" => to_json(&c.export_usage(opt::<String>(&a, "period")?.as_deref()).await?),
+        "export_usage_csv" => Ok(Value::String(c.export_usage_csv(opt::<String>(&a, "period")?.as_deref()).await?)),
+        "list_invoices" => {
+            let q = InvoiceQuery { limit: opt(&a, "limit")?, cursor: opt(&a, "cursor")? };
+            page(c.list_invoices(&q).await?)
+        }
+        "get_invoice" => to_json(&c.get_invoice(&req::<String>(&a, "id")?).await?),
+        "get_invoice_csv" => Ok(Value::String(c.get_invoice_csv(&req::<String>(&a, "id")?).await?)),
+        // Reconciliations and jobs
+        "create_reconciliation" => {
+            to_json(&post!(c.create_reconciliation(body::<types::CreateReconciliation>(&a, "body")?), k)?)
+        }
+        "get_reconciliation" => to_json(&c.get_reconciliation(&req::<String>(&a, "id")?).await?),
+        "get_reconciliation_csv" => Ok(Value::String(c.get_reconciliation_csv(&req::<String>(&a, "id")?).await?)),
+        "list_reconciliations" => {
+            let q = ReconciliationQuery { limit: opt(&a, "limit")?, cursor: opt(&a, "cursor")? };
+            page(c.list_reconciliations(&q).await?)
+        }
+        "create_job" => to_json(&post!(c.create_job(body::<types::CreateJob>(&a, "body")?), k)?),
+        "get_job" => to_json(&c.get_job(&req::<String>(&a, "id")?).await?),
         other => Err(Fail::Py(PyRuntimeError::new_err(format!("unknown operation {other:?}")))),
     }
 }
@@ -576,11 +601,22 @@ impl Emulator {
 #[pymethods]
 impl Emulator {
     #[new]
-    #[pyo3(signature = (port=None))]
-    fn new(py: Python<'_>, port: Option<u16>) -> PyResult<Emulator> {
+    #[pyo3(signature = (port=None, rate_limit_per_second=None, rate_limit_burst=None))]
+    fn new(
+        py: Python<'_>,
+        port: Option<u16>,
+        rate_limit_per_second: Option<u64>,
+        rate_limit_burst: Option<u64>,
+    ) -> PyResult<Emulator> {
         let mut config = twh::emulator::Config::default();
         if let Some(p) = port {
             config.port = p;
+        }
+        if let Some(n) = rate_limit_per_second {
+            config.http.rate_limit_per_second = n;
+        }
+        if let Some(n) = rate_limit_burst {
+            config.http.rate_limit_burst = n;
         }
         let emu = block_on(py, twh::emulator::Emulator::start(config))?.py()?;
         let base_url = emu.base_url();

@@ -22,8 +22,18 @@ class Emulator:
     It starts when constructed and stops on ``stop()`` or when the ``with`` block ends.
     """
 
-    def __init__(self, *, port: Optional[int] = None) -> None:
-        self._native = _native.Emulator(port=port)
+    def __init__(
+        self,
+        *,
+        port: Optional[int] = None,
+        rate_limit_per_second: Optional[int] = None,
+        rate_limit_burst: Optional[int] = None,
+    ) -> None:
+        """``port``: any free one by default. The per-key rate limit (default 1000 requests a
+        second in bursts of 2000) can be changed; 0 turns it off (for load tests)."""
+        self._native = _native.Emulator(
+            port=port, rate_limit_per_second=rate_limit_per_second, rate_limit_burst=rate_limit_burst
+        )
 
     @property
     def base_url(self) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import datetime as _dt
 import re
-from typing import Any, ClassVar, Dict, Iterator, Mapping, Optional, Tuple, Type, TypeVar
+from typing import Any, Dict, Iterator, Optional, Type, TypeVar
 
 __all__ = ["Model", "parse_datetime"]
 
@@ -36,11 +36,6 @@ def parse_datetime(text: str) -> _dt.datetime:
     return value
 
 
-# How a field is converted on access: ("model", cls), ("models", cls) for a list of them,
-# ("datetime", None), ("copy", None) for free-form objects and lists of plain values.
-_Conversion = Tuple[str, Any]
-
-
 class Model:
     """A result of the API: ``item.sku``, ``item["sku"]``, ``item.to_dict()``.
 
@@ -52,9 +47,6 @@ class Model:
 
     _data: Dict[str, Any]
     etag: Optional[str]
-
-    # Filled in by the generated subclasses of twh.types.
-    _conversions: ClassVar[Mapping[str, _Conversion]] = {}
 
     def __init__(self, data: Dict[str, Any], etag: Optional[str] = None) -> None:
         if not isinstance(data, dict):
@@ -68,36 +60,24 @@ class Model:
         return cls(data, etag)
 
     def __getattr__(self, name: str) -> Any:
+        # Only fields the generated class does not declare as properties come here (fields
+        # newer than this package, or an untyped Model).
         data = object.__getattribute__(self, "_data")
-        if name not in data:
-            if name.endswith("_") and name[:-1] in data:  # `type_` for `type`
-                name = name[:-1]
-            else:
-                raise AttributeError(f"{type(self).__name__} has no field {name!r}")
-        return self._convert(name, data[name])
-
-    def _convert(self, name: str, value: Any) -> Any:
-        conversion = type(self)._conversions.get(name)
-        if value is None:
-            return None
-        if conversion is None:
-            return _wrap(value)
-        kind, target = conversion
-        if kind == "datetime":
-            return parse_datetime(value)
-        if kind == "model":
-            return target(value)
-        if kind == "models":
-            return [target(v) for v in value]
-        if kind == "copy":  # a free-form object or a list of plain values: the caller's own copy
-            return copy.deepcopy(value)
-        return value
+        if name in data:
+            return _wrap(data[name])
+        if name.endswith("_") and name[:-1] in data:  # `type_` for `type`
+            return _wrap(data[name[:-1]])
+        raise AttributeError(f"{type(self).__name__} has no field {name!r}")
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("results are read-only; use .to_dict() for a mutable copy")
 
     def __getitem__(self, key: str) -> Any:
-        return self._convert(key, self._data[key])
+        if key not in self._data:
+            raise KeyError(key)
+        if isinstance(getattr(type(self), key, None), property):
+            return getattr(self, key)
+        return _wrap(self._data[key])
 
     def __contains__(self, key: object) -> bool:
         return key in self._data
@@ -118,7 +98,8 @@ class Model:
         return list(self._data) + ["to_dict", "etag"]
 
     def get(self, key: str, default: Any = None) -> Any:
-        return self._convert(key, self._data[key]) if key in self._data else default
+        """The field ``key`` (converted like an attribute), or ``default`` when absent."""
+        return self[key] if key in self._data else default
 
     def to_dict(self) -> Dict[str, Any]:
         """A deep copy of the JSON object."""

@@ -25,7 +25,9 @@ class Client:
 
 @final
 class Emulator:
-    def __new__(cls, port: Optional[int] = None) -> Self: ...
+    def __new__(
+        cls, port: Optional[int] = None, rate_limit_per_second: Optional[int] = None, rate_limit_burst: Optional[int] = None
+    ) -> Self: ...
     @property
     def base_url(self) -> str: ...
     @property

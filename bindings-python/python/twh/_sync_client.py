@@ -18,15 +18,23 @@ from .types import (
     ApiKeyRolled,
     DeliveryStatus,
     Event,
+    Invoice,
     Item,
+    Job,
     Location,
     LocationKind,
     Movement,
     MovementType,
+    Plan,
+    PlanInfo,
+    Reconciliation,
     ReplayCount,
     Sandbox,
     Status,
     StockLevel,
+    Subscription,
+    UsageExport,
+    UsageReport,
     WebhookDelivery,
     WebhookEndpoint,
 )
@@ -659,3 +667,91 @@ class Client(_SyncTransport):
             {"endpoint_id": endpoint_id, "event_id": event_id, "status": status, "limit": limit, "cursor": cursor}
         )
         return self._paginate("list_webhook_deliveries", WebhookDelivery, args)
+
+    # ----------------------------------------------------------------------------------------
+    # Plans, subscription, usage and invoices
+
+    def list_plans(self) -> List[PlanInfo]:
+        """The plans (``free``: hard quotas; ``pro``: higher quotas, overage billed)."""
+        return _models(PlanInfo, self._call("list_plans", {}))
+
+    def get_subscription(self) -> Subscription:
+        """This sandbox's plan and current billing period."""
+        return _plain(Subscription, self._call("get_subscription", {}))
+
+    def update_subscription(self, plan: Plan, *, idempotency_key: Optional[str] = None) -> Subscription:
+        """Changes the plan; its quotas apply at once."""
+        args = _clean({"plan": plan, "idempotency_key": idempotency_key})
+        return _plain(Subscription, self._call("update_subscription", args))
+
+    def get_usage(self, *, period: Optional[str] = None) -> UsageReport:
+        """Usage of each meter in ``period`` (``current``, the default, or ``YYYY-MM``)."""
+        return _plain(UsageReport, self._call("get_usage", _clean({"period": period})))
+
+    def export_usage(self, *, period: Optional[str] = None) -> UsageExport:
+        """Every metered unit group of ``period``, with time and request id."""
+        return _plain(UsageExport, self._call("export_usage", _clean({"period": period})))
+
+    def export_usage_csv(self, *, period: Optional[str] = None) -> str:
+        """:meth:`export_usage` as CSV text."""
+        return str(self._call("export_usage_csv", _clean({"period": period})))
+
+    def list_invoices(self, *, limit: Optional[int] = None, cursor: Optional[str] = None) -> Page[Invoice]:
+        """One page of invoices (one per ended billing period)."""
+        return _page(Invoice, self._call("list_invoices", _clean({"limit": limit, "cursor": cursor})))
+
+    def iter_invoices(self, *, limit: Optional[int] = None, cursor: Optional[str] = None) -> Iterator[Invoice]:
+        """Every invoice, page after page."""
+        return self._paginate("list_invoices", Invoice, _clean({"limit": limit, "cursor": cursor}))
+
+    def get_invoice(self, id: str) -> Invoice:
+        """Reads an invoice."""
+        return _plain(Invoice, self._call("get_invoice", {"id": id}))
+
+    def get_invoice_csv(self, id: str) -> str:
+        """An invoice as CSV text."""
+        return str(self._call("get_invoice_csv", {"id": id}))
+
+    # ----------------------------------------------------------------------------------------
+    # Reconciliations and jobs
+
+    def create_reconciliation(
+        self, *, location_id: Optional[str] = None, idempotency_key: Optional[str] = None
+    ) -> Reconciliation:
+        """Recomputes every level (of ``location_id``, or all) from the ledger and compares it
+        with the snapshot; answers the completed run with its discrepancies."""
+        args = _clean({"body": _clean({"location_id": location_id}), "idempotency_key": idempotency_key})
+        return _plain(Reconciliation, self._call("create_reconciliation", args))
+
+    def get_reconciliation(self, id: str) -> Reconciliation:
+        """Reads a reconciliation run."""
+        return _plain(Reconciliation, self._call("get_reconciliation", {"id": id}))
+
+    def get_reconciliation_csv(self, id: str) -> str:
+        """A reconciliation's discrepancies as CSV text."""
+        return str(self._call("get_reconciliation_csv", {"id": id}))
+
+    def list_reconciliations(
+        self, *, limit: Optional[int] = None, cursor: Optional[str] = None
+    ) -> Page[Reconciliation]:
+        """One page of reconciliation runs."""
+        args = _clean({"limit": limit, "cursor": cursor})
+        return _page(Reconciliation, self._call("list_reconciliations", args))
+
+    def iter_reconciliations(
+        self, *, limit: Optional[int] = None, cursor: Optional[str] = None
+    ) -> Iterator[Reconciliation]:
+        """Every reconciliation run, page after page."""
+        return self._paginate("list_reconciliations", Reconciliation, _clean({"limit": limit, "cursor": cursor}))
+
+    def import_movements_csv(self, data: str, *, idempotency_key: Optional[str] = None) -> Job:
+        """Starts an ``import_movements`` job of CSV text (header
+        ``type,item_id,location_id,from_location_id,to_location_id,quantity,reference,reason``;
+        unused columns may be absent; a row's ``reference`` makes it idempotent). Poll it with
+        :meth:`get_job`; bad rows are reported by line number (the header is line 1)."""
+        body = {"type": "import_movements", "format": "csv", "data": data}
+        return _plain(Job, self._call("create_job", _clean({"body": body, "idempotency_key": idempotency_key})))
+
+    def get_job(self, id: str) -> Job:
+        """Reads a job: status, progress and the errors of bad rows."""
+        return _plain(Job, self._call("get_job", {"id": id}))

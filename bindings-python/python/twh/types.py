@@ -2,16 +2,17 @@
 
 """The result classes of the TWH API, one per schema of its answers (generated).
 
-Each is a :class:`twh.Model`: attribute access with the field's type, ``result["field"]``,
-``.to_dict()`` (the JSON object), and ``.etag`` on single resources read or written.
+Each is a :class:`twh.Model`: a read-only property per field with the field's type (optional
+fields absent from an answer read ``None``), ``result["field"]``, ``.to_dict()`` (the JSON object), and ``.etag`` on single resources read or written.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime
 from typing import Any, Dict, List, Literal, Optional
 
-from ._models import Model
+from ._models import Model, _wrap, parse_datetime
 
 __all__ = [
     "Plan",
@@ -107,18 +108,47 @@ class SandboxCreated(Model):
 
     __slots__ = ()
 
-    id: str
-    """`sbx_…`"""
-    name: str
-    """Its name."""
-    plan: Plan
-    """Its plan."""
-    secret_key: str
-    """`sk_test_…`: may do everything in this sandbox."""
-    restricted_key: str
-    """`rk_test_…`: may only read."""
-    created_at: datetime.datetime
-    """When it was created."""
+    @property
+    def id(self) -> str:
+        """`sbx_…`"""
+        v = self._data["id"]
+        r: str = v
+        return r
+
+    @property
+    def name(self) -> str:
+        """Its name."""
+        v = self._data["name"]
+        r: str = v
+        return r
+
+    @property
+    def plan(self) -> Plan:
+        """Its plan."""
+        v = self._data["plan"]
+        r: Plan = v
+        return r
+
+    @property
+    def secret_key(self) -> str:
+        """`sk_test_…`: may do everything in this sandbox."""
+        v = self._data["secret_key"]
+        r: str = v
+        return r
+
+    @property
+    def restricted_key(self) -> str:
+        """`rk_test_…`: may only read."""
+        v = self._data["restricted_key"]
+        r: str = v
+        return r
+
+    @property
+    def created_at(self) -> datetime.datetime:
+        """When it was created."""
+        v = self._data["created_at"]
+        r: datetime.datetime = parse_datetime(v)
+        return r
 
 
 class Sandbox(Model):
@@ -126,14 +156,33 @@ class Sandbox(Model):
 
     __slots__ = ()
 
-    id: str
-    """`sbx_…`"""
-    name: str
-    """Its name."""
-    plan: Plan
-    """Its plan."""
-    created_at: datetime.datetime
-    """When it was created."""
+    @property
+    def id(self) -> str:
+        """`sbx_…`"""
+        v = self._data["id"]
+        r: str = v
+        return r
+
+    @property
+    def name(self) -> str:
+        """Its name."""
+        v = self._data["name"]
+        r: str = v
+        return r
+
+    @property
+    def plan(self) -> Plan:
+        """Its plan."""
+        v = self._data["plan"]
+        r: Plan = v
+        return r
+
+    @property
+    def created_at(self) -> datetime.datetime:
+        """When it was created."""
+        v = self._data["created_at"]
+        r: datetime.datetime = parse_datetime(v)
+        return r
 
 
 class ApiKeyRolled(Model):
@@ -141,10 +190,19 @@ class ApiKeyRolled(Model):
 
     __slots__ = ()
 
-    secret_key: str
-    """The new secret key."""
-    previous_key_expires_at: datetime.datetime
-    """When the previous secret key stops working (emulator clock)."""
+    @property
+    def secret_key(self) -> str:
+        """The new secret key."""
+        v = self._data["secret_key"]
+        r: str = v
+        return r
+
+    @property
+    def previous_key_expires_at(self) -> datetime.datetime:
+        """When the previous secret key stops working (emulator clock)."""
+        v = self._data["previous_key_expires_at"]
+        r: datetime.datetime = parse_datetime(v)
+        return r
 
 
 class Item(Model):
@@ -152,26 +210,75 @@ class Item(Model):
 
     __slots__ = ()
 
-    id: str
-    """`itm_…`"""
-    sku: str
-    """Unique per sandbox."""
-    name: str
-    """Name."""
-    unit: str
-    """Unit of quantities."""
-    attributes: Dict[str, Any]
-    """Free-form attributes."""
-    low_stock_threshold: Optional[int]
-    """Low-stock threshold, if any."""
-    status: Status
-    """`active` or `archived`."""
-    version: int
-    """Rises by one on every change; the ETag is `"<version>"`."""
-    created_at: datetime.datetime
-    """Creation time."""
-    updated_at: datetime.datetime
-    """Time of the last change."""
+    @property
+    def id(self) -> str:
+        """`itm_…`"""
+        v = self._data["id"]
+        r: str = v
+        return r
+
+    @property
+    def sku(self) -> str:
+        """Unique per sandbox."""
+        v = self._data["sku"]
+        r: str = v
+        return r
+
+    @property
+    def name(self) -> str:
+        """Name."""
+        v = self._data["name"]
+        r: str = v
+        return r
+
+    @property
+    def unit(self) -> str:
+        """Unit of quantities."""
+        v = self._data["unit"]
+        r: str = v
+        return r
+
+    @property
+    def attributes(self) -> Dict[str, Any]:
+        """Free-form attributes."""
+        v = self._data["attributes"]
+        r: Dict[str, Any] = copy.deepcopy(v)
+        return r
+
+    @property
+    def low_stock_threshold(self) -> Optional[int]:
+        """Low-stock threshold, if any."""
+        v = self._data.get("low_stock_threshold")
+        r: Optional[int] = None if v is None else v
+        return r
+
+    @property
+    def status(self) -> Status:
+        """`active` or `archived`."""
+        v = self._data["status"]
+        r: Status = v
+        return r
+
+    @property
+    def version(self) -> int:
+        """Rises by one on every change; the ETag is `"<version>"`."""
+        v = self._data["version"]
+        r: int = v
+        return r
+
+    @property
+    def created_at(self) -> datetime.datetime:
+        """Creation time."""
+        v = self._data["created_at"]
+        r: datetime.datetime = parse_datetime(v)
+        return r
+
+    @property
+    def updated_at(self) -> datetime.datetime:
+        """Time of the last change."""
+        v = self._data["updated_at"]
+        r: datetime.datetime = parse_datetime(v)
+        return r
 
 
 class Location(Model):
@@ -179,22 +286,61 @@ class Location(Model):
 
     __slots__ = ()
 
-    id: str
-    """`loc_…`"""
-    code: str
-    """Unique per sandbox."""
-    name: str
-    """Name."""
-    kind: LocationKind
-    """Kind."""
-    status: Status
-    """`active` or `archived`."""
-    version: int
-    """Rises by one on every change."""
-    created_at: datetime.datetime
-    """Creation time."""
-    updated_at: datetime.datetime
-    """Time of the last change."""
+    @property
+    def id(self) -> str:
+        """`loc_…`"""
+        v = self._data["id"]
+        r: str = v
+        return r
+
+    @property
+    def code(self) -> str:
+        """Unique per sandbox."""
+        v = self._data["code"]
+        r: str = v
+        return r
+
+    @property
+    def name(self) -> str:
+        """Name."""
+        v = self._data["name"]
+        r: str = v
+        return r
+
+    @property
+    def kind(self) -> LocationKind:
+        """Kind."""
+        v = self._data["kind"]
+        r: LocationKind = v
+        return r
+
+    @property
+    def status(self) -> Status:
+        """`active` or `archived`."""
+        v = self._data["status"]
+        r: Status = v
+        return r
+
+    @property
+    def version(self) -> int:
+        """Rises by one on every change."""
+        v = self._data["version"]
+        r: int = v
+        return r
+
+    @property
+    def created_at(self) -> datetime.datetime:
+        """Creation time."""
+        v = self._data["created_at"]
+        r: datetime.datetime = parse_datetime(v)
+        return r
+
+    @property
+    def updated_at(self) -> datetime.datetime:
+        """Time of the last change."""
+        v = self._data["updated_at"]
+        r: datetime.datetime = parse_datetime(v)
+        return r
 
 
 class Movement(Model):
@@ -202,26 +348,75 @@ class Movement(Model):
 
     __slots__ = ()
 
-    id: str
-    """`mov_…`"""
-    sequence: int
-    """Per sandbox, gap-free, strictly increasing in commit order."""
-    type: MovementType
-    """Its type."""
-    item_id: str
-    """The item moved."""
-    lines: List[MovementLine]
-    """One line, or two for a transfer."""
-    reference: Optional[str]
-    """Your reference."""
-    reason: Optional[str]
-    """Why."""
-    metadata: Optional[Dict[str, Any]]
-    """Free-form metadata."""
-    reverses: Optional[str]
-    """The movement this one undoes, if it is a reversal."""
-    created_at: datetime.datetime
-    """Commit time."""
+    @property
+    def id(self) -> str:
+        """`mov_…`"""
+        v = self._data["id"]
+        r: str = v
+        return r
+
+    @property
+    def sequence(self) -> int:
+        """Per sandbox, gap-free, strictly increasing in commit order."""
+        v = self._data["sequence"]
+        r: int = v
+        return r
+
+    @property
+    def type(self) -> MovementType:
+        """Its type."""
+        v = self._data["type"]
+        r: MovementType = v
+        return r
+
+    @property
+    def item_id(self) -> str:
+        """The item moved."""
+        v = self._data["item_id"]
+        r: str = v
+        return r
+
+    @property
+    def lines(self) -> List[MovementLine]:
+        """One line, or two for a transfer."""
+        v = self._data["lines"]
+        r: List[MovementLine] = [MovementLine(x) for x in v]
+        return r
+
+    @property
+    def reference(self) -> Optional[str]:
+        """Your reference."""
+        v = self._data.get("reference")
+        r: Optional[str] = None if v is None else v
+        return r
+
+    @property
+    def reason(self) -> Optional[str]:
+        """Why."""
+        v = self._data.get("reason")
+        r: Optional[str] = None if v is None else v
+        return r
+
+    @property
+    def metadata(self) -> Optional[Dict[str, Any]]:
+        """Free-form metadata."""
+        v = self._data.get("metadata")
+        r: Optional[Dict[str, Any]] = None if v is None else copy.deepcopy(v)
+        return r
+
+    @property
+    def reverses(self) -> Optional[str]:
+        """The movement this one undoes, if it is a reversal."""
+        v = self._data.get("reverses")
+        r: Optional[str] = None if v is None else v
+        return r
+
+    @property
+    def created_at(self) -> datetime.datetime:
+        """Commit time."""
+        v = self._data["created_at"]
+        r: datetime.datetime = parse_datetime(v)
+        return r
 
 
 class MovementLine(Model):
@@ -229,12 +424,26 @@ class MovementLine(Model):
 
     __slots__ = ()
 
-    location_id: str
-    """Where."""
-    delta: int
-    """Signed change."""
-    quantity_after: int
-    """The level's quantity right after this line."""
+    @property
+    def location_id(self) -> str:
+        """Where."""
+        v = self._data["location_id"]
+        r: str = v
+        return r
+
+    @property
+    def delta(self) -> int:
+        """Signed change."""
+        v = self._data["delta"]
+        r: int = v
+        return r
+
+    @property
+    def quantity_after(self) -> int:
+        """The level's quantity right after this line."""
+        v = self._data["quantity_after"]
+        r: int = v
+        return r
 
 
 class StockLevel(Model):
@@ -242,18 +451,47 @@ class StockLevel(Model):
 
     __slots__ = ()
 
-    item_id: str
-    """The item."""
-    location_id: str
-    """The location."""
-    quantity: int
-    """Σ delta of its ledger lines."""
-    version: int
-    """Number of its ledger lines; the ETag is `"<version>"`."""
-    last_movement_id: Optional[str]
-    """The movement of its last line, if any."""
-    updated_at: Optional[datetime.datetime]
-    """Time of its last line, if any."""
+    @property
+    def item_id(self) -> str:
+        """The item."""
+        v = self._data["item_id"]
+        r: str = v
+        return r
+
+    @property
+    def location_id(self) -> str:
+        """The location."""
+        v = self._data["location_id"]
+        r: str = v
+        return r
+
+    @property
+    def quantity(self) -> int:
+        """Σ delta of its ledger lines."""
+        v = self._data["quantity"]
+        r: int = v
+        return r
+
+    @property
+    def version(self) -> int:
+        """Number of its ledger lines; the ETag is `"<version>"`."""
+        v = self._data["version"]
+        r: int = v
+        return r
+
+    @property
+    def last_movement_id(self) -> Optional[str]:
+        """The movement of its last line, if any."""
+        v = self._data.get("last_movement_id")
+        r: Optional[str] = None if v is None else v
+        return r
+
+    @property
+    def updated_at(self) -> Optional[datetime.datetime]:
+        """Time of its last line, if any."""
+        v = self._data.get("updated_at")
+        r: Optional[datetime.datetime] = None if v is None else parse_datetime(v)
+        return r
 
 
 class Event(Model):
@@ -261,14 +499,33 @@ class Event(Model):
 
     __slots__ = ()
 
-    id: str
-    """`evt_…`"""
-    type: str
-    """Like `stock_movement.created`."""
-    created_at: datetime.datetime
-    """When (emulator clock)."""
-    data: Any
-    """The resource as of the change."""
+    @property
+    def id(self) -> str:
+        """`evt_…`"""
+        v = self._data["id"]
+        r: str = v
+        return r
+
+    @property
+    def type(self) -> str:
+        """Like `stock_movement.created`."""
+        v = self._data["type"]
+        r: str = v
+        return r
+
+    @property
+    def created_at(self) -> datetime.datetime:
+        """When (emulator clock)."""
+        v = self._data["created_at"]
+        r: datetime.datetime = parse_datetime(v)
+        return r
+
+    @property
+    def data(self) -> Any:
+        """The resource as of the change."""
+        v = self._data["data"]
+        r: Any = _wrap(v)
+        return r
 
 
 class WebhookEndpoint(Model):
@@ -276,26 +533,75 @@ class WebhookEndpoint(Model):
 
     __slots__ = ()
 
-    id: str
-    """`we_…`"""
-    url: str
-    """Where deliveries go."""
-    event_types: List[str]
-    """Subscribed event types (`*` for all)."""
-    description: Optional[str]
-    """For people."""
-    enabled: bool
-    """Whether deliveries are sent."""
-    secret: str
-    """`whsec_…`: the signing secret."""
-    retry_schedule_seconds: Optional[List[int]]
-    """Retry delays in seconds, if not the default."""
-    version: int
-    """Rises by one on every change; the ETag is `"<version>"`."""
-    created_at: datetime.datetime
-    """Creation time."""
-    updated_at: datetime.datetime
-    """Time of the last change."""
+    @property
+    def id(self) -> str:
+        """`we_…`"""
+        v = self._data["id"]
+        r: str = v
+        return r
+
+    @property
+    def url(self) -> str:
+        """Where deliveries go."""
+        v = self._data["url"]
+        r: str = v
+        return r
+
+    @property
+    def event_types(self) -> List[str]:
+        """Subscribed event types (`*` for all)."""
+        v = self._data["event_types"]
+        r: List[str] = copy.deepcopy(v)
+        return r
+
+    @property
+    def description(self) -> Optional[str]:
+        """For people."""
+        v = self._data.get("description")
+        r: Optional[str] = None if v is None else v
+        return r
+
+    @property
+    def enabled(self) -> bool:
+        """Whether deliveries are sent."""
+        v = self._data["enabled"]
+        r: bool = v
+        return r
+
+    @property
+    def secret(self) -> str:
+        """`whsec_…`: the signing secret."""
+        v = self._data["secret"]
+        r: str = v
+        return r
+
+    @property
+    def retry_schedule_seconds(self) -> Optional[List[int]]:
+        """Retry delays in seconds, if not the default."""
+        v = self._data.get("retry_schedule_seconds")
+        r: Optional[List[int]] = None if v is None else copy.deepcopy(v)
+        return r
+
+    @property
+    def version(self) -> int:
+        """Rises by one on every change; the ETag is `"<version>"`."""
+        v = self._data["version"]
+        r: int = v
+        return r
+
+    @property
+    def created_at(self) -> datetime.datetime:
+        """Creation time."""
+        v = self._data["created_at"]
+        r: datetime.datetime = parse_datetime(v)
+        return r
+
+    @property
+    def updated_at(self) -> datetime.datetime:
+        """Time of the last change."""
+        v = self._data["updated_at"]
+        r: datetime.datetime = parse_datetime(v)
+        return r
 
 
 class WebhookDelivery(Model):
@@ -303,22 +609,61 @@ class WebhookDelivery(Model):
 
     __slots__ = ()
 
-    id: str
-    """`msg_…`"""
-    endpoint_id: str
-    """The endpoint."""
-    event_id: str
-    """The event (also the `webhook-id` header of every attempt)."""
-    event_type: str
-    """The event's type."""
-    status: DeliveryStatus
-    """Where it stands."""
-    next_attempt_at: Optional[datetime.datetime]
-    """When the next attempt is due, if one is."""
-    attempts: List[Attempt]
-    """Every attempt, oldest first."""
-    created_at: datetime.datetime
-    """When it was created."""
+    @property
+    def id(self) -> str:
+        """`msg_…`"""
+        v = self._data["id"]
+        r: str = v
+        return r
+
+    @property
+    def endpoint_id(self) -> str:
+        """The endpoint."""
+        v = self._data["endpoint_id"]
+        r: str = v
+        return r
+
+    @property
+    def event_id(self) -> str:
+        """The event (also the `webhook-id` header of every attempt)."""
+        v = self._data["event_id"]
+        r: str = v
+        return r
+
+    @property
+    def event_type(self) -> str:
+        """The event's type."""
+        v = self._data["event_type"]
+        r: str = v
+        return r
+
+    @property
+    def status(self) -> DeliveryStatus:
+        """Where it stands."""
+        v = self._data["status"]
+        r: DeliveryStatus = v
+        return r
+
+    @property
+    def next_attempt_at(self) -> Optional[datetime.datetime]:
+        """When the next attempt is due, if one is."""
+        v = self._data.get("next_attempt_at")
+        r: Optional[datetime.datetime] = None if v is None else parse_datetime(v)
+        return r
+
+    @property
+    def attempts(self) -> List[Attempt]:
+        """Every attempt, oldest first."""
+        v = self._data["attempts"]
+        r: List[Attempt] = [Attempt(x) for x in v]
+        return r
+
+    @property
+    def created_at(self) -> datetime.datetime:
+        """When it was created."""
+        v = self._data["created_at"]
+        r: datetime.datetime = parse_datetime(v)
+        return r
 
 
 class Attempt(Model):
@@ -326,14 +671,33 @@ class Attempt(Model):
 
     __slots__ = ()
 
-    at: datetime.datetime
-    """When (emulator clock)."""
-    status_code: Optional[int]
-    """The receiver's status code, if it answered."""
-    duration_ms: int
-    """How long it took, in milliseconds."""
-    error: Optional[str]
-    """What went wrong, if anything."""
+    @property
+    def at(self) -> datetime.datetime:
+        """When (emulator clock)."""
+        v = self._data["at"]
+        r: datetime.datetime = parse_datetime(v)
+        return r
+
+    @property
+    def status_code(self) -> Optional[int]:
+        """The receiver's status code, if it answered."""
+        v = self._data.get("status_code")
+        r: Optional[int] = None if v is None else v
+        return r
+
+    @property
+    def duration_ms(self) -> int:
+        """How long it took, in milliseconds."""
+        v = self._data["duration_ms"]
+        r: int = v
+        return r
+
+    @property
+    def error(self) -> Optional[str]:
+        """What went wrong, if anything."""
+        v = self._data.get("error")
+        r: Optional[str] = None if v is None else v
+        return r
 
 
 class ReplayCount(Model):
@@ -341,8 +705,12 @@ class ReplayCount(Model):
 
     __slots__ = ()
 
-    count: int
-    """Re-queued deliveries."""
+    @property
+    def count(self) -> int:
+        """Re-queued deliveries."""
+        v = self._data["count"]
+        r: int = v
+        return r
 
 
 class PlanInfo(Model):
@@ -350,20 +718,54 @@ class PlanInfo(Model):
 
     __slots__ = ()
 
-    id: Plan
-    """`free` or `pro`."""
-    name: str
-    """For people."""
-    currency: str
-    """ISO 4217 code, lower case; every amount is in its minor unit."""
-    base_amount: int
-    """The fixed price of a period, in minor units."""
-    hard_quotas: bool
-    """Whether the quotas are hard (refused beyond them) or included amounts (billed beyond)."""
-    quotas: PerMeter
-    """Per period: the hard limit (`free`) or the amount included in `base_amount` (`pro`)."""
-    overage_unit_amount: PerMeter
-    """Price of each unit beyond the quota, in minor units (0 on a plan with hard quotas)."""
+    @property
+    def id(self) -> Plan:
+        """`free` or `pro`."""
+        v = self._data["id"]
+        r: Plan = v
+        return r
+
+    @property
+    def name(self) -> str:
+        """For people."""
+        v = self._data["name"]
+        r: str = v
+        return r
+
+    @property
+    def currency(self) -> str:
+        """ISO 4217 code, lower case; every amount is in its minor unit."""
+        v = self._data["currency"]
+        r: str = v
+        return r
+
+    @property
+    def base_amount(self) -> int:
+        """The fixed price of a period, in minor units."""
+        v = self._data["base_amount"]
+        r: int = v
+        return r
+
+    @property
+    def hard_quotas(self) -> bool:
+        """Whether the quotas are hard (refused beyond them) or included amounts (billed beyond)."""
+        v = self._data["hard_quotas"]
+        r: bool = v
+        return r
+
+    @property
+    def quotas(self) -> PerMeter:
+        """Per period: the hard limit (`free`) or the amount included in `base_amount` (`pro`)."""
+        v = self._data["quotas"]
+        r: PerMeter = PerMeter(v)
+        return r
+
+    @property
+    def overage_unit_amount(self) -> PerMeter:
+        """Price of each unit beyond the quota, in minor units (0 on a plan with hard quotas)."""
+        v = self._data["overage_unit_amount"]
+        r: PerMeter = PerMeter(v)
+        return r
 
 
 class PerMeter(Model):
@@ -371,12 +773,26 @@ class PerMeter(Model):
 
     __slots__ = ()
 
-    api_requests: int
-    """`api_requests`."""
-    ledger_lines: int
-    """`ledger_lines`."""
-    webhook_attempts: int
-    """`webhook_attempts`."""
+    @property
+    def api_requests(self) -> int:
+        """`api_requests`."""
+        v = self._data["api_requests"]
+        r: int = v
+        return r
+
+    @property
+    def ledger_lines(self) -> int:
+        """`ledger_lines`."""
+        v = self._data["ledger_lines"]
+        r: int = v
+        return r
+
+    @property
+    def webhook_attempts(self) -> int:
+        """`webhook_attempts`."""
+        v = self._data["webhook_attempts"]
+        r: int = v
+        return r
 
 
 class Subscription(Model):
@@ -384,12 +800,26 @@ class Subscription(Model):
 
     __slots__ = ()
 
-    plan: Plan
-    """The plan; its quotas apply now."""
-    period_start: datetime.datetime
-    """Start of the current period (a calendar month, UTC)."""
-    period_end: datetime.datetime
-    """End of the current period."""
+    @property
+    def plan(self) -> Plan:
+        """The plan; its quotas apply now."""
+        v = self._data["plan"]
+        r: Plan = v
+        return r
+
+    @property
+    def period_start(self) -> datetime.datetime:
+        """Start of the current period (a calendar month, UTC)."""
+        v = self._data["period_start"]
+        r: datetime.datetime = parse_datetime(v)
+        return r
+
+    @property
+    def period_end(self) -> datetime.datetime:
+        """End of the current period."""
+        v = self._data["period_end"]
+        r: datetime.datetime = parse_datetime(v)
+        return r
 
 
 class UsageReport(Model):
@@ -397,16 +827,40 @@ class UsageReport(Model):
 
     __slots__ = ()
 
-    period: str
-    """`YYYY-MM`."""
-    period_start: datetime.datetime
-    """Start of the period."""
-    period_end: datetime.datetime
-    """End of the period."""
-    plan: Plan
-    """The current plan."""
-    meters: List[MeterUsage]
-    """One entry per meter."""
+    @property
+    def period(self) -> str:
+        """`YYYY-MM`."""
+        v = self._data["period"]
+        r: str = v
+        return r
+
+    @property
+    def period_start(self) -> datetime.datetime:
+        """Start of the period."""
+        v = self._data["period_start"]
+        r: datetime.datetime = parse_datetime(v)
+        return r
+
+    @property
+    def period_end(self) -> datetime.datetime:
+        """End of the period."""
+        v = self._data["period_end"]
+        r: datetime.datetime = parse_datetime(v)
+        return r
+
+    @property
+    def plan(self) -> Plan:
+        """The current plan."""
+        v = self._data["plan"]
+        r: Plan = v
+        return r
+
+    @property
+    def meters(self) -> List[MeterUsage]:
+        """One entry per meter."""
+        v = self._data["meters"]
+        r: List[MeterUsage] = [MeterUsage(x) for x in v]
+        return r
 
 
 class MeterUsage(Model):
@@ -414,14 +868,33 @@ class MeterUsage(Model):
 
     __slots__ = ()
 
-    meter: Meter
-    """The meter."""
-    quantity: int
-    """Used in the period."""
-    quota: int
-    """The current plan's quota of it."""
-    hard: bool
-    """Whether the quota is a hard limit."""
+    @property
+    def meter(self) -> Meter:
+        """The meter."""
+        v = self._data["meter"]
+        r: Meter = v
+        return r
+
+    @property
+    def quantity(self) -> int:
+        """Used in the period."""
+        v = self._data["quantity"]
+        r: int = v
+        return r
+
+    @property
+    def quota(self) -> int:
+        """The current plan's quota of it."""
+        v = self._data["quota"]
+        r: int = v
+        return r
+
+    @property
+    def hard(self) -> bool:
+        """Whether the quota is a hard limit."""
+        v = self._data["hard"]
+        r: bool = v
+        return r
 
 
 class UsageExport(Model):
@@ -429,14 +902,33 @@ class UsageExport(Model):
 
     __slots__ = ()
 
-    period: str
-    """`YYYY-MM`."""
-    period_start: datetime.datetime
-    """Start of the period."""
-    period_end: datetime.datetime
-    """End of the period."""
-    data: List[UsageRecord]
-    """Every row, in the order metered."""
+    @property
+    def period(self) -> str:
+        """`YYYY-MM`."""
+        v = self._data["period"]
+        r: str = v
+        return r
+
+    @property
+    def period_start(self) -> datetime.datetime:
+        """Start of the period."""
+        v = self._data["period_start"]
+        r: datetime.datetime = parse_datetime(v)
+        return r
+
+    @property
+    def period_end(self) -> datetime.datetime:
+        """End of the period."""
+        v = self._data["period_end"]
+        r: datetime.datetime = parse_datetime(v)
+        return r
+
+    @property
+    def data(self) -> List[UsageRecord]:
+        """Every row, in the order metered."""
+        v = self._data["data"]
+        r: List[UsageRecord] = [UsageRecord(x) for x in v]
+        return r
 
 
 class UsageRecord(Model):
@@ -444,14 +936,33 @@ class UsageRecord(Model):
 
     __slots__ = ()
 
-    time: datetime.datetime
-    """When it was metered."""
-    request_id: str
-    """The request (or webhook delivery `msg_…`, import job `job_…`, or `seed`) it belongs to."""
-    meter: Meter
-    """The meter."""
-    quantity: int
-    """How many units."""
+    @property
+    def time(self) -> datetime.datetime:
+        """When it was metered."""
+        v = self._data["time"]
+        r: datetime.datetime = parse_datetime(v)
+        return r
+
+    @property
+    def request_id(self) -> str:
+        """The request (or webhook delivery `msg_…`, import job `job_…`, or `seed`) it belongs to."""
+        v = self._data["request_id"]
+        r: str = v
+        return r
+
+    @property
+    def meter(self) -> Meter:
+        """The meter."""
+        v = self._data["meter"]
+        r: Meter = v
+        return r
+
+    @property
+    def quantity(self) -> int:
+        """How many units."""
+        v = self._data["quantity"]
+        r: int = v
+        return r
 
 
 class Invoice(Model):
@@ -459,30 +970,89 @@ class Invoice(Model):
 
     __slots__ = ()
 
-    id: str
-    """`inv_…`"""
-    period: str
-    """`YYYY-MM`."""
-    period_start: datetime.datetime
-    """Start of the period (inclusive)."""
-    period_end: datetime.datetime
-    """End of the period (exclusive)."""
-    plan: Plan
-    """The plan billed (the one held when the period closed)."""
-    currency: str
-    """ISO 4217 code, lower case."""
-    base_amount: int
-    """The plan's fixed price, in minor units."""
-    lines: List[InvoiceLine]
-    """One line per meter."""
-    subtotal: int
-    """`base_amount + Σ lines[].amount`, in minor units."""
-    total: int
-    """What is due (no taxes in the emulator: equals `subtotal`)."""
-    status: InvoiceStatus
-    """`issued`."""
-    created_at: datetime.datetime
-    """When it was issued (emulator clock)."""
+    @property
+    def id(self) -> str:
+        """`inv_…`"""
+        v = self._data["id"]
+        r: str = v
+        return r
+
+    @property
+    def period(self) -> str:
+        """`YYYY-MM`."""
+        v = self._data["period"]
+        r: str = v
+        return r
+
+    @property
+    def period_start(self) -> datetime.datetime:
+        """Start of the period (inclusive)."""
+        v = self._data["period_start"]
+        r: datetime.datetime = parse_datetime(v)
+        return r
+
+    @property
+    def period_end(self) -> datetime.datetime:
+        """End of the period (exclusive)."""
+        v = self._data["period_end"]
+        r: datetime.datetime = parse_datetime(v)
+        return r
+
+    @property
+    def plan(self) -> Plan:
+        """The plan billed (the one held when the period closed)."""
+        v = self._data["plan"]
+        r: Plan = v
+        return r
+
+    @property
+    def currency(self) -> str:
+        """ISO 4217 code, lower case."""
+        v = self._data["currency"]
+        r: str = v
+        return r
+
+    @property
+    def base_amount(self) -> int:
+        """The plan's fixed price, in minor units."""
+        v = self._data["base_amount"]
+        r: int = v
+        return r
+
+    @property
+    def lines(self) -> List[InvoiceLine]:
+        """One line per meter."""
+        v = self._data["lines"]
+        r: List[InvoiceLine] = [InvoiceLine(x) for x in v]
+        return r
+
+    @property
+    def subtotal(self) -> int:
+        """`base_amount + Σ lines[].amount`, in minor units."""
+        v = self._data["subtotal"]
+        r: int = v
+        return r
+
+    @property
+    def total(self) -> int:
+        """What is due (no taxes in the emulator: equals `subtotal`)."""
+        v = self._data["total"]
+        r: int = v
+        return r
+
+    @property
+    def status(self) -> InvoiceStatus:
+        """`issued`."""
+        v = self._data["status"]
+        r: InvoiceStatus = v
+        return r
+
+    @property
+    def created_at(self) -> datetime.datetime:
+        """When it was issued (emulator clock)."""
+        v = self._data["created_at"]
+        r: datetime.datetime = parse_datetime(v)
+        return r
 
 
 class InvoiceLine(Model):
@@ -490,18 +1060,47 @@ class InvoiceLine(Model):
 
     __slots__ = ()
 
-    meter: Meter
-    """The meter."""
-    quantity: int
-    """Used in the period."""
-    included: int
-    """The plan's quota (hard limit or included amount)."""
-    overage: int
-    """`max(0, quantity - included)`."""
-    unit_amount: int
-    """Price per unit of overage, in minor units."""
-    amount: int
-    """`overage * unit_amount`, in minor units."""
+    @property
+    def meter(self) -> Meter:
+        """The meter."""
+        v = self._data["meter"]
+        r: Meter = v
+        return r
+
+    @property
+    def quantity(self) -> int:
+        """Used in the period."""
+        v = self._data["quantity"]
+        r: int = v
+        return r
+
+    @property
+    def included(self) -> int:
+        """The plan's quota (hard limit or included amount)."""
+        v = self._data["included"]
+        r: int = v
+        return r
+
+    @property
+    def overage(self) -> int:
+        """`max(0, quantity - included)`."""
+        v = self._data["overage"]
+        r: int = v
+        return r
+
+    @property
+    def unit_amount(self) -> int:
+        """Price per unit of overage, in minor units."""
+        v = self._data["unit_amount"]
+        r: int = v
+        return r
+
+    @property
+    def amount(self) -> int:
+        """`overage * unit_amount`, in minor units."""
+        v = self._data["amount"]
+        r: int = v
+        return r
 
 
 class Reconciliation(Model):
@@ -509,24 +1108,68 @@ class Reconciliation(Model):
 
     __slots__ = ()
 
-    id: str
-    """`rec_…`"""
-    status: ReconciliationStatus
-    """`completed` (see `ReconciliationStatus`)."""
-    trigger: ReconciliationTrigger
-    """`manual` or `nightly`."""
-    location_id: Optional[str]
-    """The location it was limited to, if any."""
-    checked: int
-    """Stock levels compared."""
-    discrepancy_count: int
-    """How many levels disagree with their ledger lines (exact, even beyond those listed)."""
-    discrepancies: List[Discrepancy]
-    """The levels that disagree (at most 1000), in order of their first ledger line."""
-    created_at: datetime.datetime
-    """When it started (emulator clock)."""
-    completed_at: Optional[datetime.datetime]
-    """When it completed."""
+    @property
+    def id(self) -> str:
+        """`rec_…`"""
+        v = self._data["id"]
+        r: str = v
+        return r
+
+    @property
+    def status(self) -> ReconciliationStatus:
+        """`completed` (see `ReconciliationStatus`)."""
+        v = self._data["status"]
+        r: ReconciliationStatus = v
+        return r
+
+    @property
+    def trigger(self) -> ReconciliationTrigger:
+        """`manual` or `nightly`."""
+        v = self._data["trigger"]
+        r: ReconciliationTrigger = v
+        return r
+
+    @property
+    def location_id(self) -> Optional[str]:
+        """The location it was limited to, if any."""
+        v = self._data.get("location_id")
+        r: Optional[str] = None if v is None else v
+        return r
+
+    @property
+    def checked(self) -> int:
+        """Stock levels compared."""
+        v = self._data["checked"]
+        r: int = v
+        return r
+
+    @property
+    def discrepancy_count(self) -> int:
+        """How many levels disagree with their ledger lines (exact, even beyond those listed)."""
+        v = self._data["discrepancy_count"]
+        r: int = v
+        return r
+
+    @property
+    def discrepancies(self) -> List[Discrepancy]:
+        """The levels that disagree (at most 1000), in order of their first ledger line."""
+        v = self._data["discrepancies"]
+        r: List[Discrepancy] = [Discrepancy(x) for x in v]
+        return r
+
+    @property
+    def created_at(self) -> datetime.datetime:
+        """When it started (emulator clock)."""
+        v = self._data["created_at"]
+        r: datetime.datetime = parse_datetime(v)
+        return r
+
+    @property
+    def completed_at(self) -> Optional[datetime.datetime]:
+        """When it completed."""
+        v = self._data.get("completed_at")
+        r: Optional[datetime.datetime] = None if v is None else parse_datetime(v)
+        return r
 
 
 class Discrepancy(Model):
@@ -534,16 +1177,40 @@ class Discrepancy(Model):
 
     __slots__ = ()
 
-    item_id: str
-    """The item."""
-    location_id: str
-    """The location."""
-    snapshot_quantity: int
-    """What the snapshot reads."""
-    ledger_quantity: int
-    """Σ delta of the pair's ledger lines."""
-    difference: int
-    """`snapshot_quantity - ledger_quantity`."""
+    @property
+    def item_id(self) -> str:
+        """The item."""
+        v = self._data["item_id"]
+        r: str = v
+        return r
+
+    @property
+    def location_id(self) -> str:
+        """The location."""
+        v = self._data["location_id"]
+        r: str = v
+        return r
+
+    @property
+    def snapshot_quantity(self) -> int:
+        """What the snapshot reads."""
+        v = self._data["snapshot_quantity"]
+        r: int = v
+        return r
+
+    @property
+    def ledger_quantity(self) -> int:
+        """Σ delta of the pair's ledger lines."""
+        v = self._data["ledger_quantity"]
+        r: int = v
+        return r
+
+    @property
+    def difference(self) -> int:
+        """`snapshot_quantity - ledger_quantity`."""
+        v = self._data["difference"]
+        r: int = v
+        return r
 
 
 class Job(Model):
@@ -551,28 +1218,82 @@ class Job(Model):
 
     __slots__ = ()
 
-    id: str
-    """`job_…`"""
-    type: JobType
-    """`import_movements`."""
-    format: JobFormat
-    """`csv`."""
-    status: JobStatus
-    """Where it stands."""
-    progress: JobProgress
-    """Rows processed of the total."""
-    created: int
-    """Movements created."""
-    skipped: int
-    """Rows skipped because their `reference` was already imported."""
-    errors: List[JobError]
-    """Bad rows (at most 1000 listed)."""
-    error_count: int
-    """Number of bad rows."""
-    created_at: datetime.datetime
-    """When it was queued (emulator clock)."""
-    completed_at: Optional[datetime.datetime]
-    """When it finished."""
+    @property
+    def id(self) -> str:
+        """`job_…`"""
+        v = self._data["id"]
+        r: str = v
+        return r
+
+    @property
+    def type(self) -> JobType:
+        """`import_movements`."""
+        v = self._data["type"]
+        r: JobType = v
+        return r
+
+    @property
+    def format(self) -> JobFormat:
+        """`csv`."""
+        v = self._data["format"]
+        r: JobFormat = v
+        return r
+
+    @property
+    def status(self) -> JobStatus:
+        """Where it stands."""
+        v = self._data["status"]
+        r: JobStatus = v
+        return r
+
+    @property
+    def progress(self) -> JobProgress:
+        """Rows processed of the total."""
+        v = self._data["progress"]
+        r: JobProgress = JobProgress(v)
+        return r
+
+    @property
+    def created(self) -> int:
+        """Movements created."""
+        v = self._data["created"]
+        r: int = v
+        return r
+
+    @property
+    def skipped(self) -> int:
+        """Rows skipped because their `reference` was already imported."""
+        v = self._data["skipped"]
+        r: int = v
+        return r
+
+    @property
+    def errors(self) -> List[JobError]:
+        """Bad rows (at most 1000 listed)."""
+        v = self._data["errors"]
+        r: List[JobError] = [JobError(x) for x in v]
+        return r
+
+    @property
+    def error_count(self) -> int:
+        """Number of bad rows."""
+        v = self._data["error_count"]
+        r: int = v
+        return r
+
+    @property
+    def created_at(self) -> datetime.datetime:
+        """When it was queued (emulator clock)."""
+        v = self._data["created_at"]
+        r: datetime.datetime = parse_datetime(v)
+        return r
+
+    @property
+    def completed_at(self) -> Optional[datetime.datetime]:
+        """When it finished."""
+        v = self._data.get("completed_at")
+        r: Optional[datetime.datetime] = None if v is None else parse_datetime(v)
+        return r
 
 
 class JobProgress(Model):
@@ -580,10 +1301,19 @@ class JobProgress(Model):
 
     __slots__ = ()
 
-    processed: int
-    """Rows processed (imported, skipped or bad)."""
-    total: int
-    """Rows in the file (the header not counted)."""
+    @property
+    def processed(self) -> int:
+        """Rows processed (imported, skipped or bad)."""
+        v = self._data["processed"]
+        r: int = v
+        return r
+
+    @property
+    def total(self) -> int:
+        """Rows in the file (the header not counted)."""
+        v = self._data["total"]
+        r: int = v
+        return r
 
 
 class JobError(Model):
@@ -591,10 +1321,19 @@ class JobError(Model):
 
     __slots__ = ()
 
-    line: int
-    """Its line in the file (the header is line 1)."""
-    message: str
-    """What is wrong with it."""
+    @property
+    def line(self) -> int:
+        """Its line in the file (the header is line 1)."""
+        v = self._data["line"]
+        r: int = v
+        return r
+
+    @property
+    def message(self) -> str:
+        """What is wrong with it."""
+        v = self._data["message"]
+        r: str = v
+        return r
 
 
 class Health(Model):
@@ -602,14 +1341,33 @@ class Health(Model):
 
     __slots__ = ()
 
-    status: str
-    """Always `ok` when it answers."""
-    version: str
-    """Emulator version."""
-    now: datetime.datetime
-    """Emulator time."""
-    webhooks: DispatchStats
-    """The webhook dispatcher's counters and bounds."""
+    @property
+    def status(self) -> str:
+        """Always `ok` when it answers."""
+        v = self._data["status"]
+        r: str = v
+        return r
+
+    @property
+    def version(self) -> str:
+        """Emulator version."""
+        v = self._data["version"]
+        r: str = v
+        return r
+
+    @property
+    def now(self) -> datetime.datetime:
+        """Emulator time."""
+        v = self._data["now"]
+        r: datetime.datetime = parse_datetime(v)
+        return r
+
+    @property
+    def webhooks(self) -> DispatchStats:
+        """The webhook dispatcher's counters and bounds."""
+        v = self._data["webhooks"]
+        r: DispatchStats = DispatchStats(v)
+        return r
 
 
 class DispatchStats(Model):
@@ -617,16 +1375,40 @@ class DispatchStats(Model):
 
     __slots__ = ()
 
-    waiting: int
-    """Deliveries waiting for an attempt (due now or later), across tenants."""
-    in_flight: int
-    """Attempts under way."""
-    batch_max: int
-    """Most deliveries claimed per batch (the queue bound)."""
-    concurrency: int
-    """Most attempts in flight at once."""
-    attempts: int
-    """Attempts made since start."""
+    @property
+    def waiting(self) -> int:
+        """Deliveries waiting for an attempt (due now or later), across tenants."""
+        v = self._data["waiting"]
+        r: int = v
+        return r
+
+    @property
+    def in_flight(self) -> int:
+        """Attempts under way."""
+        v = self._data["in_flight"]
+        r: int = v
+        return r
+
+    @property
+    def batch_max(self) -> int:
+        """Most deliveries claimed per batch (the queue bound)."""
+        v = self._data["batch_max"]
+        r: int = v
+        return r
+
+    @property
+    def concurrency(self) -> int:
+        """Most attempts in flight at once."""
+        v = self._data["concurrency"]
+        r: int = v
+        return r
+
+    @property
+    def attempts(self) -> int:
+        """Attempts made since start."""
+        v = self._data["attempts"]
+        r: int = v
+        return r
 
 
 class ClockState(Model):
@@ -634,10 +1416,19 @@ class ClockState(Model):
 
     __slots__ = ()
 
-    now: datetime.datetime
-    """Emulator time."""
-    offset_seconds: float
-    """How far ahead of the system clock it runs, in seconds."""
+    @property
+    def now(self) -> datetime.datetime:
+        """Emulator time."""
+        v = self._data["now"]
+        r: datetime.datetime = parse_datetime(v)
+        return r
+
+    @property
+    def offset_seconds(self) -> float:
+        """How far ahead of the system clock it runs, in seconds."""
+        v = self._data["offset_seconds"]
+        r: float = v
+        return r
 
 
 class Fault(Model):
@@ -645,20 +1436,54 @@ class Fault(Model):
 
     __slots__ = ()
 
-    id: str
-    """`flt_…`"""
-    method: Optional[str]
-    """Method filter."""
-    path_prefix: Optional[str]
-    """Path prefix filter."""
-    action: FaultAction
-    """What it does."""
-    status: int
-    """Status of injected errors."""
-    delay_ms: int
-    """Delay in milliseconds."""
-    remaining: int
-    """How many more requests it applies to."""
+    @property
+    def id(self) -> str:
+        """`flt_…`"""
+        v = self._data["id"]
+        r: str = v
+        return r
+
+    @property
+    def method(self) -> Optional[str]:
+        """Method filter."""
+        v = self._data.get("method")
+        r: Optional[str] = None if v is None else v
+        return r
+
+    @property
+    def path_prefix(self) -> Optional[str]:
+        """Path prefix filter."""
+        v = self._data.get("path_prefix")
+        r: Optional[str] = None if v is None else v
+        return r
+
+    @property
+    def action(self) -> FaultAction:
+        """What it does."""
+        v = self._data["action"]
+        r: FaultAction = v
+        return r
+
+    @property
+    def status(self) -> int:
+        """Status of injected errors."""
+        v = self._data["status"]
+        r: int = v
+        return r
+
+    @property
+    def delay_ms(self) -> int:
+        """Delay in milliseconds."""
+        v = self._data["delay_ms"]
+        r: int = v
+        return r
+
+    @property
+    def remaining(self) -> int:
+        """How many more requests it applies to."""
+        v = self._data["remaining"]
+        r: int = v
+        return r
 
 
 class CorruptedStockLevel(Model):
@@ -666,18 +1491,47 @@ class CorruptedStockLevel(Model):
 
     __slots__ = ()
 
-    tenant_id: str
-    """The sandbox."""
-    item_id: str
-    """The item."""
-    location_id: str
-    """The location."""
-    delta: int
-    """The skew added now."""
-    snapshot_quantity: int
-    """What the snapshot reads now."""
-    ledger_quantity: int
-    """Σ delta of the pair's ledger lines (unchanged)."""
+    @property
+    def tenant_id(self) -> str:
+        """The sandbox."""
+        v = self._data["tenant_id"]
+        r: str = v
+        return r
+
+    @property
+    def item_id(self) -> str:
+        """The item."""
+        v = self._data["item_id"]
+        r: str = v
+        return r
+
+    @property
+    def location_id(self) -> str:
+        """The location."""
+        v = self._data["location_id"]
+        r: str = v
+        return r
+
+    @property
+    def delta(self) -> int:
+        """The skew added now."""
+        v = self._data["delta"]
+        r: int = v
+        return r
+
+    @property
+    def snapshot_quantity(self) -> int:
+        """What the snapshot reads now."""
+        v = self._data["snapshot_quantity"]
+        r: int = v
+        return r
+
+    @property
+    def ledger_quantity(self) -> int:
+        """Σ delta of the pair's ledger lines (unchanged)."""
+        v = self._data["ledger_quantity"]
+        r: int = v
+        return r
 
 
 class SinkEntry(Model):
@@ -685,33 +1539,23 @@ class SinkEntry(Model):
 
     __slots__ = ()
 
-    received_at: datetime.datetime
-    """When (wall clock)."""
-    headers: Dict[str, str]
-    """Its headers (lower-case names)."""
-    body: str
-    """Its body, as text."""
+    @property
+    def received_at(self) -> datetime.datetime:
+        """When (wall clock)."""
+        v = self._data["received_at"]
+        r: datetime.datetime = parse_datetime(v)
+        return r
 
+    @property
+    def headers(self) -> Dict[str, str]:
+        """Its headers (lower-case names)."""
+        v = self._data["headers"]
+        r: Dict[str, str] = dict(v)
+        return r
 
-SandboxCreated._conversions = {"created_at": ("datetime", None)}
-Sandbox._conversions = {"created_at": ("datetime", None)}
-ApiKeyRolled._conversions = {"previous_key_expires_at": ("datetime", None)}
-Item._conversions = {"attributes": ("copy", None), "created_at": ("datetime", None), "updated_at": ("datetime", None)}
-Location._conversions = {"created_at": ("datetime", None), "updated_at": ("datetime", None)}
-Movement._conversions = {"lines": ("models", MovementLine), "metadata": ("copy", None), "created_at": ("datetime", None)}
-StockLevel._conversions = {"updated_at": ("datetime", None)}
-Event._conversions = {"created_at": ("datetime", None)}
-WebhookEndpoint._conversions = {"event_types": ("copy", None), "retry_schedule_seconds": ("copy", None), "created_at": ("datetime", None), "updated_at": ("datetime", None)}
-WebhookDelivery._conversions = {"next_attempt_at": ("datetime", None), "attempts": ("models", Attempt), "created_at": ("datetime", None)}
-Attempt._conversions = {"at": ("datetime", None)}
-PlanInfo._conversions = {"quotas": ("model", PerMeter), "overage_unit_amount": ("model", PerMeter)}
-Subscription._conversions = {"period_start": ("datetime", None), "period_end": ("datetime", None)}
-UsageReport._conversions = {"period_start": ("datetime", None), "period_end": ("datetime", None), "meters": ("models", MeterUsage)}
-UsageExport._conversions = {"period_start": ("datetime", None), "period_end": ("datetime", None), "data": ("models", UsageRecord)}
-UsageRecord._conversions = {"time": ("datetime", None)}
-Invoice._conversions = {"period_start": ("datetime", None), "period_end": ("datetime", None), "lines": ("models", InvoiceLine), "created_at": ("datetime", None)}
-Reconciliation._conversions = {"discrepancies": ("models", Discrepancy), "created_at": ("datetime", None), "completed_at": ("datetime", None)}
-Job._conversions = {"progress": ("model", JobProgress), "errors": ("models", JobError), "created_at": ("datetime", None), "completed_at": ("datetime", None)}
-Health._conversions = {"now": ("datetime", None), "webhooks": ("model", DispatchStats)}
-ClockState._conversions = {"now": ("datetime", None)}
-SinkEntry._conversions = {"received_at": ("datetime", None), "headers": ("copy", None)}
+    @property
+    def body(self) -> str:
+        """Its body, as text."""
+        v = self._data["body"]
+        r: str = v
+        return r
