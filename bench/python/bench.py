@@ -138,7 +138,7 @@ def main(argv: List[str]) -> int:
           f" twh {twh.__version__}, httpx {httpx.__version__}, requests {requests.__version__})")
     print()
     print(f"| {'call':<16} | {'twh.Client':>10} | {'httpx':>8} | {'requests':>8} | {'twh / httpx':>11} | {'twh / requests':>14} |")
-    print(f"|{'-' * 18}|{'-' * 12}:|{'-' * 9}:|{'-' * 9}:|{'-' * 12}:|{'-' * 15}:|")
+    print(f"|{'-' * 18}|{'-' * 11}:|{'-' * 9}:|{'-' * 9}:|{'-' * 12}:|{'-' * 15}:|")
     worst = float("inf")
     for op in ("get_item", "create_movement"):
         t, h, r = med[("twh.Client", op)], med[("httpx", op)], med[("requests", op)]
