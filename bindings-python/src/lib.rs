@@ -507,6 +507,34 @@ async fn dispatch(c: twh::Client, op: String, a: Map<String, Value>) -> R<Value>
 // ---------------------------------------------------------------------------------------------
 // Classes
 
+/// A client builder with the Python package's User-Agent product and the given settings.
+fn builder(
+    api_key: Option<String>,
+    base_url: Option<String>,
+    timeout: Option<f64>,
+    max_retries: Option<u32>,
+    user_agent_suffix: Option<String>,
+) -> PyResult<twh::ClientBuilder> {
+    let mut b = twh::Client::builder().product(concat!("twh-python/", env!("CARGO_PKG_VERSION")));
+    if let Some(v) = api_key {
+        b = b.api_key(v);
+    }
+    if let Some(v) = base_url {
+        b = b.base_url(v);
+    }
+    if let Some(v) = timeout {
+        let d = Duration::try_from_secs_f64(v).map_err(|e| invalid_py(format!("timeout: {e}")))?;
+        b = b.timeout(d);
+    }
+    if let Some(v) = max_retries {
+        b = b.max_retries(v);
+    }
+    if let Some(v) = user_agent_suffix {
+        b = b.user_agent_suffix(v);
+    }
+    Ok(b)
+}
+
 /// A TWH API client (wraps `twh::Client`).
 #[pyclass(module = "twh._native", frozen)]
 struct Client {
@@ -524,24 +552,57 @@ impl Client {
         max_retries: Option<u32>,
         user_agent_suffix: Option<String>,
     ) -> PyResult<Client> {
-        let mut b = twh::Client::builder().product(concat!("twh-python/", env!("CARGO_PKG_VERSION")));
-        if let Some(v) = api_key {
-            b = b.api_key(v);
-        }
-        if let Some(v) = base_url {
-            b = b.base_url(v);
-        }
-        if let Some(v) = timeout {
-            let d = Duration::try_from_secs_f64(v).map_err(|e| invalid_py(format!("timeout: {e}")))?;
-            b = b.timeout(d);
-        }
-        if let Some(v) = max_retries {
-            b = b.max_retries(v);
-        }
-        if let Some(v) = user_agent_suffix {
-            b = b.user_agent_suffix(v);
-        }
+        let b = builder(api_key, base_url, timeout, max_retries, user_agent_suffix)?;
         Ok(Client { inner: b.build().py()? })
+    }
+
+    /// Creates a sandbox on the server at `base_url` (`api_key` is the admin token, where one
+    /// is required); answers a client with its secret key and its details JSON.
+    #[staticmethod]
+    #[pyo3(signature = (args, api_key=None, base_url=None, timeout=None, max_retries=None, user_agent_suffix=None))]
+    fn create_sandbox(
+        py: Python<'_>,
+        args: &str,
+        api_key: Option<String>,
+        base_url: Option<String>,
+        timeout: Option<f64>,
+        max_retries: Option<u32>,
+        user_agent_suffix: Option<String>,
+    ) -> PyResult<(Client, String)> {
+        let request: types::CreateSandbox =
+            serde_json::from_str(args).map_err(|e| invalid_py(format!("create_sandbox: {e}")))?;
+        let b = builder(api_key, base_url, timeout, max_retries, user_agent_suffix)?;
+        let (client, created) = block_on(py, b.create_sandbox(request))?.py()?;
+        let created = to_json(&created).map_err(IntoPyErr::into_py_err)?;
+        Ok((Client { inner: client }, created.to_string()))
+    }
+
+    /// `create_sandbox` as an awaitable of `(client, details JSON)` or `(None, error JSON)`.
+    #[staticmethod]
+    #[pyo3(signature = (args, api_key=None, base_url=None, timeout=None, max_retries=None, user_agent_suffix=None))]
+    fn create_sandbox_async<'py>(
+        py: Python<'py>,
+        args: &str,
+        api_key: Option<String>,
+        base_url: Option<String>,
+        timeout: Option<f64>,
+        max_retries: Option<u32>,
+        user_agent_suffix: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let request: types::CreateSandbox =
+            serde_json::from_str(args).map_err(|e| invalid_py(format!("create_sandbox: {e}")))?;
+        let b = builder(api_key, base_url, timeout, max_retries, user_agent_suffix)?;
+        handle()?;
+        pyo3_async_runtimes::generic::future_into_py::<TwhRuntime, _, (Option<Client>, String)>(py, async move {
+            match b.create_sandbox(request).await {
+                Ok((client, created)) => {
+                    let created = serde_json::to_string(&created)
+                        .map_err(|e| PyRuntimeError::new_err(format!("could not encode an answer: {e}")))?;
+                    Ok((Some(Client { inner: client }), created))
+                }
+                Err(e) => Ok((None, error_details(&e).1.to_string())),
+            }
+        })
     }
 
     #[getter]

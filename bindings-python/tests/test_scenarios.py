@@ -369,3 +369,24 @@ def test_sandbox_and_keys(twh_emulator: twh.Emulator, kind: str) -> None:
             await a(client.with_api_key(rolled.secret_key).get_sandbox())
 
     run(scenario())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_sandbox_created_over_http_comes_as_a_client(
+    twh_emulator: twh.Emulator, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TWH_API_KEY", raising=False)
+    cls: Any = twh.Client if kind == "sync" else twh.AsyncClient
+
+    async def scenario() -> None:
+        client, created = await a(cls.create_sandbox(base_url=twh_emulator.base_url, name="remote", seed="demo"))
+        assert isinstance(client, cls) and isinstance(created, twh.types.SandboxCreated)
+        assert created.secret_key.startswith("sk_test_") and created.restricted_key.startswith("rk_test_")
+        assert (await a(client.get_sandbox())).id == created.id
+        assert len(await a(client.list_items())) > 0, "seeded"
+        with pytest.raises(twh.ConfigurationError):
+            await a(cls.create_sandbox(base_url="not a url"))
+        with pytest.raises(twh.APIConnectionError):
+            await a(cls.create_sandbox(base_url=closed_port_url(), max_retries=0))
+
+    run(scenario())

@@ -12,7 +12,7 @@ The asyncio client's calls are awaitables resolved from the Rust runtime (no thr
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Type
+from typing import Any, AsyncIterator, Callable, Dict, List, Literal, Optional, Tuple, Type
 
 from . import _native
 from ._errors import PreconditionFailedError
@@ -34,6 +34,7 @@ from .types import (
     Reconciliation,
     ReplayCount,
     Sandbox,
+    SandboxCreated,
     Status,
     StockLevel,
     Subscription,
@@ -74,6 +75,34 @@ class AsyncClient(_AsyncTransport):
             max_retries=max_retries,
             user_agent_suffix=user_agent_suffix,
         )
+
+    @classmethod
+    async def create_sandbox(
+        cls,
+        *,
+        base_url: Optional[str] = None,
+        admin_token: Optional[str] = None,
+        name: Optional[str] = None,
+        plan: Optional[Plan] = None,
+        seed: Optional[Literal["demo", "empty"]] = None,
+        timeout: Optional[float] = None,
+        max_retries: Optional[int] = None,
+        user_agent_suffix: Optional[str] = None,
+    ) -> Tuple["AsyncClient", SandboxCreated]:
+        """Creates a sandbox on the server at ``base_url`` (else ``TWH_BASE_URL``) and answers a
+        client with its secret key, and its details (both keys, shown only now). A local
+        emulator needs no key; where an admin token is required, pass it as ``admin_token``
+        (else ``TWH_API_KEY`` is sent)."""
+        request = _clean({"name": name, "plan": plan, "seed": seed})
+        config = {
+            "api_key": admin_token,
+            "base_url": base_url,
+            "timeout": timeout,
+            "max_retries": max_retries,
+            "user_agent_suffix": user_agent_suffix,
+        }
+        native, created = await cls._create_sandbox(request, config)
+        return cls._wrap(native), created
 
     @classmethod
     def _wrap(cls, native: "_native.Client") -> "AsyncClient":

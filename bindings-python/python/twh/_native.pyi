@@ -17,6 +17,24 @@ class Client:
         max_retries: Optional[int] = None,
         user_agent_suffix: Optional[str] = None,
     ) -> Self: ...
+    @staticmethod
+    def create_sandbox(
+        args: str,
+        api_key: Optional[str] = None,
+        base_url: Optional[str] = None,
+        timeout: Optional[float] = None,
+        max_retries: Optional[int] = None,
+        user_agent_suffix: Optional[str] = None,
+    ) -> Tuple[Client, str]: ...
+    @staticmethod
+    def create_sandbox_async(
+        args: str,
+        api_key: Optional[str] = None,
+        base_url: Optional[str] = None,
+        timeout: Optional[float] = None,
+        max_retries: Optional[int] = None,
+        user_agent_suffix: Optional[str] = None,
+    ) -> Awaitable[Tuple[Optional[Client], str]]: ...
     @property
     def base_url(self) -> str: ...
     def with_api_key(self, api_key: str) -> Client: ...

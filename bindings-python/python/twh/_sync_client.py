@@ -8,7 +8,7 @@ the Rust SDK with the GIL released, so other Python threads run meanwhile.
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any, Iterator, Callable, Dict, List, Optional, Type
+from typing import Any, Iterator, Callable, Dict, List, Literal, Optional, Tuple, Type
 
 from . import _native
 from ._errors import PreconditionFailedError
@@ -30,6 +30,7 @@ from .types import (
     Reconciliation,
     ReplayCount,
     Sandbox,
+    SandboxCreated,
     Status,
     StockLevel,
     Subscription,
@@ -70,6 +71,34 @@ class Client(_SyncTransport):
             max_retries=max_retries,
             user_agent_suffix=user_agent_suffix,
         )
+
+    @classmethod
+    def create_sandbox(
+        cls,
+        *,
+        base_url: Optional[str] = None,
+        admin_token: Optional[str] = None,
+        name: Optional[str] = None,
+        plan: Optional[Plan] = None,
+        seed: Optional[Literal["demo", "empty"]] = None,
+        timeout: Optional[float] = None,
+        max_retries: Optional[int] = None,
+        user_agent_suffix: Optional[str] = None,
+    ) -> Tuple["Client", SandboxCreated]:
+        """Creates a sandbox on the server at ``base_url`` (else ``TWH_BASE_URL``) and answers a
+        client with its secret key, and its details (both keys, shown only now). A local
+        emulator needs no key; where an admin token is required, pass it as ``admin_token``
+        (else ``TWH_API_KEY`` is sent)."""
+        request = _clean({"name": name, "plan": plan, "seed": seed})
+        config = {
+            "api_key": admin_token,
+            "base_url": base_url,
+            "timeout": timeout,
+            "max_retries": max_retries,
+            "user_agent_suffix": user_agent_suffix,
+        }
+        native, created = cls._create_sandbox(request, config)
+        return cls._wrap(native), created
 
     @classmethod
     def _wrap(cls, native: "_native.Client") -> "Client":

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from typing import Any, Dict, Generic, Iterator, List, Optional, Type, TypeVar
+from typing import Any, Dict, Generic, Iterator, List, Optional, Tuple, Type, TypeVar
 
 from . import _native
 from ._errors import TWHError, UnexpectedResponseError
 from ._models import Model
+from .types import SandboxCreated
 
 __all__ = ["Page"]
 
@@ -116,6 +117,11 @@ class _SyncTransport(_Transport):
     def _call(self, op: str, args: Dict[str, Any]) -> Any:
         return json.loads(self._native.call(op, _encode(args)))
 
+    @staticmethod
+    def _create_sandbox(request: Dict[str, Any], config: Dict[str, Any]) -> "Tuple[_native.Client, SandboxCreated]":
+        native, details = _native.Client.create_sandbox(_encode(request), **config)
+        return native, SandboxCreated(json.loads(details))
+
 
 class _AsyncTransport(_Transport):
     async def _call(self, op: str, args: Dict[str, Any]) -> Any:
@@ -123,3 +129,10 @@ class _AsyncTransport(_Transport):
         if not ok:
             raise TWHError._from_details(payload)
         return json.loads(payload)
+
+    @staticmethod
+    async def _create_sandbox(request: Dict[str, Any], config: Dict[str, Any]) -> "Tuple[_native.Client, SandboxCreated]":
+        native, details = await _native.Client.create_sandbox_async(_encode(request), **config)
+        if native is None:
+            raise TWHError._from_details(details)
+        return native, SandboxCreated(json.loads(details))
