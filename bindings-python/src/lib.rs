@@ -7,10 +7,15 @@
 //! `twh.Model` then offers with attribute access and `.to_dict()`), with no per-type glue to keep
 //! in step with the generated client.
 //!
-//! Threads: one process-wide tokio runtime runs every call; Python waits for it with the GIL
-//! released (`Python::detach`). Tokio threads never touch Python objects, and `shutdown()`
-//! (registered with `atexit` by the package) stops the runtime and drains in-flight work before
-//! the interpreter finalises (the hazard of PyO3/pyo3-async-runtimes#40).
+//! Threads: one process-wide tokio runtime runs every call. A blocking call waits for it with
+//! the GIL released (`Python::detach`); an asyncio call (`call_async`) gets an awaitable from
+//! pyo3-async-runtimes' generic bridge on this same runtime (`TwhRuntime`), whose future runs
+//! without Python and only then attaches, on a blocking-pool thread, to resolve the asyncio
+//! future through `loop.call_soon_threadsafe`. `shutdown()` (registered with `atexit` by the
+//! package) stops the runtime and drains in-flight work, blocking-pool threads included, before
+//! the interpreter finalises, so no runtime thread attaches to a finalising interpreter (the
+//! hazard of PyO3/pyo3-async-runtimes#40); `tests/test_clean_exit.py` checks 50 exits with
+//! blocking and asyncio calls in flight.
 
 use std::collections::HashMap;
 use std::future::Future;
