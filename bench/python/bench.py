@@ -8,8 +8,8 @@ The calls, one at a time on one thread:
 - ``create_movement``: ``POST /v1/stock-movements`` (a receipt of 1) with a fresh
   ``Idempotency-Key``, answer parsed, ETag read.
 
-Each raw client sends what the SDK sends (``Authorization``, ``User-Agent``, ``X-Request-Id``,
-``Idempotency-Key`` on the POST), keeps its connection alive (``httpx.Client``,
+Each raw client sends the headers the SDK sends (``Authorization``, ``User-Agent``, ``Accept``,
+``api-version``, ``X-Request-Id``, ``Idempotency-Key`` on the POST), keeps its connection alive (``httpx.Client``,
 ``requests.Session``) and parses the JSON answer; the SDK also builds its typed result. The three
 take turns round by round; each cell is the median of the rounds.
 
@@ -35,7 +35,14 @@ Call = Callable[[], Any]
 
 
 def headers(key: str) -> Dict[str, str]:
-    return {"Authorization": f"Bearer {key}", "User-Agent": f"twh-python/{twh.__version__}"}
+    """What the SDK sends on every request besides the per-call request id and key (its
+    generated client adds ``api-version`` and ``Accept``), so all three make the same calls."""
+    return {
+        "Authorization": f"Bearer {key}",
+        "User-Agent": f"twh-python/{twh.__version__}",
+        "Accept": "application/json",
+        "api-version": "1.0.0",
+    }
 
 
 def twh_calls(client: twh.Client, item_id: str, loc_id: str) -> Dict[str, Call]:
