@@ -26,9 +26,9 @@ use crate::dispatch::WebhookSettings;
 use crate::domain::DomainError;
 use crate::domain::model::{CreateSandbox, SandboxCreated};
 use crate::domain::registry::{MemoryStore, Settings, World};
-use crate::store::DurableStore;
 use crate::http::faults::{DropConnection, Fault, FaultSpec};
 use crate::http::{self, AppState, HttpConfig};
+use crate::store::DurableStore;
 
 /// How long shutdown waits for in-flight requests.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);

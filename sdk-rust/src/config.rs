@@ -207,7 +207,9 @@ impl ClientBuilder {
         };
         let product = match &self.product {
             Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_graphic()) => p.as_str(),
-            Some(_) => return Err(Error::Configuration("the user-agent product must be one printable token".to_owned())),
+            Some(_) => {
+                return Err(Error::Configuration("the user-agent product must be one printable token".to_owned()));
+            }
             None => USER_AGENT,
         };
         let user_agent = match &self.user_agent_suffix {

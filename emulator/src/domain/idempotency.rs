@@ -191,7 +191,11 @@ impl IdempotencyStore {
 
     /// Every finished record (the durable store's rewrite).
     pub fn records(&self) -> impl Iterator<Item = (Digest128, &Record)> {
-        self.shards.iter().flat_map(|s| s.iter()).filter(|(_, r)| r.outcome != Outcome::InProgress).map(|(k, r)| (*k, r))
+        self.shards
+            .iter()
+            .flat_map(|s| s.iter())
+            .filter(|(_, r)| r.outcome != Outcome::InProgress)
+            .map(|(k, r)| (*k, r))
     }
 
     /// Writes the record of `key` (a reservation, or the final outcome).

@@ -378,6 +378,9 @@ pub struct Ledger {
     catalog_dirty: Option<Vec<CatalogRef>>,
 }
 
+/// An injected skew: the (item, location) pair by index, and the skew.
+pub type Skew = ((u32, u32), i64);
+
 /// An item or a location, by index (for the durable store).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum CatalogRef {
@@ -1363,14 +1366,14 @@ impl Ledger {
     }
 
     /// The injected skews (pair, skew) and the corruption count.
-    pub fn skews(&self) -> (Vec<((u32, u32), i64)>, u64) {
+    pub fn skews(&self) -> (Vec<Skew>, u64) {
         let mut v: Vec<_> = self.levels.iter().filter(|(_, l)| l.skew != 0).map(|(k, l)| (*k, l.skew)).collect();
         v.sort_unstable();
         (v, self.corruptions)
     }
 
     /// Puts the injected skews back (recovery).
-    pub fn restore_skews(&mut self, skews: &[((u32, u32), i64)], corruptions: u64) -> Result<(), String> {
+    pub fn restore_skews(&mut self, skews: &[Skew], corruptions: u64) -> Result<(), String> {
         for level in self.levels.values_mut() {
             level.skew = 0;
         }

@@ -370,7 +370,9 @@ impl Webhooks {
         let mut seqs = std::mem::take(dirty);
         seqs.sort_unstable();
         seqs.dedup();
-        seqs.into_iter().filter_map(|s| Some((s, self.deliveries.get(usize::try_from(s).ok()?.checked_sub(1)?)?))).collect()
+        seqs.into_iter()
+            .filter_map(|s| Some((s, self.deliveries.get(usize::try_from(s).ok()?.checked_sub(1)?)?)))
+            .collect()
     }
 
     /// Puts a stored delivery back (recovery): at its sequence, or appended right after the last.

@@ -54,13 +54,13 @@ use crate::clock::Timestamp;
 use crate::domain::billing::{Billing, Usage, UsageOp};
 use crate::domain::idempotency::{Digest128, Outcome, Record};
 use crate::domain::jobs::Jobs;
+use crate::domain::ledger::{CatalogEntry, CatalogRef, EventRecord, MovementRecord};
 use crate::domain::model::Sandbox;
 use crate::domain::reconcile::Reconciliations;
 use crate::domain::registry::{
     Commit, KeyGrant, Persisted, STATE_FORMAT_VERSION, StateExport, Store, TenantState, TenantUsage, World,
 };
 use crate::domain::webhooks::{DeliveryRecord, EndpointRecord};
-use crate::domain::ledger::{CatalogEntry, CatalogRef, EventRecord, MovementRecord};
 
 /// The schema version this build reads and writes.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -140,6 +140,8 @@ struct Shared {
     durable: watch::Sender<u64>,
     failed: Mutex<Option<String>>,
     clock_now: AtomicI64,
+    /// The clock offset last queued (an unchanged offset is not written again).
+    clock_offset: AtomicI64,
     file: PathBuf,
 }
 
@@ -294,6 +296,7 @@ impl DurableStore {
             durable,
             failed: Mutex::new(None),
             clock_now: AtomicI64::new(recovered.export.now.micros()),
+            clock_offset: AtomicI64::new(recovered.export.clock_offset_micros),
             file: file.clone(),
         });
         let thread_shared = shared.clone();
@@ -321,7 +324,9 @@ impl DurableStore {
     pub fn install(&self, world: &World, recovered: Recovered) -> io::Result<()> {
         let Recovered { export, global, usage_rows } = recovered;
         let file = &self.shared.file;
-        world.install(export).map_err(|e| data_error(file, format!("holds a state that does not check out: {}", e.detail)))?;
+        world
+            .install(export)
+            .map_err(|e| data_error(file, format!("holds a state that does not check out: {}", e.detail)))?;
         let now = world.clock.now();
         {
             let mut g = world.global_idempotency.lock();
@@ -421,7 +426,8 @@ fn empty_export() -> StateExport {
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp).map_err(|e| io::Error::new(e.kind(), format!("cannot write {}: {e}", tmp.display())))?;
+    let mut f =
+        File::create(&tmp).map_err(|e| io::Error::new(e.kind(), format!("cannot write {}: {e}", tmp.display())))?;
     f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)?;
@@ -444,7 +450,11 @@ fn take_lock(dir: &Path) -> io::Result<File> {
     if let Err(e) = rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
         let holder = std::fs::read_to_string(&path).unwrap_or_default();
         let holder = holder.trim();
-        let who = if holder.is_empty() { "another process".to_owned() } else { format!("another twh-emulator (pid {holder})") };
+        let who = if holder.is_empty() {
+            "another process".to_owned()
+        } else {
+            format!("another twh-emulator (pid {holder})")
+        };
         return Err(io::Error::new(
             io::ErrorKind::WouldBlock,
             format!(
@@ -476,12 +486,14 @@ fn read_all(conn: &rusqlite::Connection, file: &Path) -> io::Result<Recovered> {
     writer::each_row(conn, file, |tenant, kind, key, body| {
         let i = *index.get(tenant).ok_or_else(|| bad(format!("a row names sandbox {tenant}, which has no state")))?;
         let (_, state, usage) = &mut tenants[i];
-        let kind = Kind::from_i64(kind).ok_or_else(|| bad(format!("a row of sandbox {tenant} has unknown kind {kind}")))?;
+        let kind =
+            Kind::from_i64(kind).ok_or_else(|| bad(format!("a row of sandbox {tenant} has unknown kind {kind}")))?;
         let parse_err = |e: serde_json::Error| bad(format!("row ({tenant}, {kind:?}, {key}) does not parse ({e})"));
         let broken = |e: String| bad(format!("row ({tenant}, {kind:?}, {key}): {e}"));
         match kind {
             Kind::Item | Kind::Location => {
-                let r = if kind == Kind::Item { CatalogRef::Item(key as u32) } else { CatalogRef::Location(key as u32) };
+                let r =
+                    if kind == Kind::Item { CatalogRef::Item(key as u32) } else { CatalogRef::Location(key as u32) };
                 let entry = match kind {
                     Kind::Item => CatalogEntry::Item(serde_json::from_slice(body).map_err(parse_err)?),
                     _ => CatalogEntry::Location(serde_json::from_slice(body).map_err(parse_err)?),
@@ -536,7 +548,9 @@ fn read_all(conn: &rusqlite::Connection, file: &Path) -> io::Result<Recovered> {
         if tenant.is_empty() {
             global.push((key, r));
         } else {
-            let i = *index.get(tenant).ok_or_else(|| bad(format!("a record names sandbox {tenant}, which has no state")))?;
+            let i = *index
+                .get(tenant)
+                .ok_or_else(|| bad(format!("a record names sandbox {tenant}, which has no state")))?;
             tenants[i].1.ledger.idempotency.put(key, r);
         }
         Ok(())
@@ -590,14 +604,10 @@ impl Store for Arc<DurableStore> {
             };
             ops.push(Op::Row { tenant: tenant.to_owned(), kind, key: i64::from(key), body: json(&entry) });
         }
-        let mut key = p.movements as i64;
-        for m in state.ledger.movements_after(p.movements) {
-            key += 1;
+        for (key, m) in (p.movements as i64 + 1..).zip(state.ledger.movements_after(p.movements)) {
             ops.push(Op::Row { tenant: tenant.to_owned(), kind: Kind::Movement, key, body: json(m) });
         }
-        let mut key = p.events as i64;
-        for e in state.ledger.events_from(p.events) {
-            key += 1;
+        for (key, e) in (p.events as i64 + 1..).zip(state.ledger.events_from(p.events)) {
             ops.push(Op::Row { tenant: tenant.to_owned(), kind: Kind::Event, key, body: json(e) });
         }
         let stamp = state.rest_stamp();
@@ -669,7 +679,9 @@ impl Store for Arc<DurableStore> {
 
     fn clock_moved(&self, offset_micros: i64, now: Timestamp) {
         self.shared.clock_now.fetch_max(now.micros(), Ordering::Relaxed);
-        self.push(vec![Op::ClockOffset(offset_micros)]);
+        if self.shared.clock_offset.swap(offset_micros, Ordering::Relaxed) != offset_micros {
+            self.push(vec![Op::ClockOffset(offset_micros)]);
+        }
     }
 
     fn replaced(&self, world: &World) {
@@ -685,6 +697,7 @@ impl Store for Arc<DurableStore> {
             ops.push(idem_op("", k, r));
         }
         ops.push(Op::ClockOffset(world.clock.offset_micros()));
+        self.shared.clock_offset.store(world.clock.offset_micros(), Ordering::Relaxed);
         self.shared.clock_now.fetch_max(world.clock.now().micros(), Ordering::Relaxed);
         self.push(ops);
     }

@@ -185,7 +185,8 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: Op) -> rusqlite::Result<()> {
                 .execute(params![tenant, body, checksum(&body)])?;
         }
         Op::DropRows { tenant, kind } => {
-            tx.prepare_cached("DELETE FROM rows WHERE tenant = ?1 AND kind = ?2")?.execute(params![tenant, kind as u8])?;
+            tx.prepare_cached("DELETE FROM rows WHERE tenant = ?1 AND kind = ?2")?
+                .execute(params![tenant, kind as u8])?;
         }
         Op::DeleteTenant { tenant } => {
             tx.prepare_cached("DELETE FROM rows WHERE tenant = ?1")?.execute([&tenant])?;
