@@ -933,7 +933,7 @@ fn durable_rows(args: &RunArgs, e: &Phase, d: &Phase, b: &Phase, rows: &mut Vec<
     let conns = args.connections;
     rows.push(row(
         format!(
-            "**Ledger writes per second with `--data-dir`** (SQLite WAL, fsync before each answer, group commit),              {conns} connections, all slices ({:.1} s); baseline column here: the in-memory emulator of this run              ({:.2}× the bare server)",
+            "**Ledger writes per second with `--data-dir`** (SQLite WAL, fsync before each answer, group commit), {conns} connections, all slices ({:.1} s); baseline column here: the in-memory emulator of this run ({:.2}× the bare server)",
             d.measured_seconds,
             d.rate() / b.rate().max(f64::EPSILON)
         ),

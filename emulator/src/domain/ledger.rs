@@ -1372,6 +1372,11 @@ impl Ledger {
         (v, self.corruptions)
     }
 
+    /// How many corruptions were injected.
+    pub fn corruptions(&self) -> u64 {
+        self.corruptions
+    }
+
     /// Puts the injected skews back (recovery).
     pub fn restore_skews(&mut self, skews: &[Skew], corruptions: u64) -> Result<(), String> {
         for level in self.levels.values_mut() {

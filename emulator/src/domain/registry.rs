@@ -116,7 +116,7 @@ impl TenantState {
         h.write(self.sandbox.name.as_bytes());
         h.write_u8(self.sandbox.plan as u8);
         h.write(self.ledger.tag.as_bytes());
-        h.write_u64(self.ledger.skews().1);
+        h.write_u64(self.ledger.corruptions());
         self.webhooks.endpoints_stamp(&mut h);
         self.billing.stamp(&mut h);
         self.reconciliations.stamp(&mut h);
