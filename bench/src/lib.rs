@@ -7,6 +7,7 @@
 //! - [`inproc`]: a million movements through `twh_emulator::app` in this process: memory per
 //!   movement, and the time of each write with no network in the way.
 //! - [`client`]: one-shot HTTP requests for setup and start-time probes.
+//! - [`process`]: building and spawning server processes, reading the URL and key they print.
 //! - [`procfs`]: resident memory and CPU time of a process, from `/proc`.
 //!
 //! `src/main.rs` runs everything and prints the table; see `bench/README.md`.
@@ -15,4 +16,5 @@ pub mod bare;
 pub mod client;
 pub mod inproc;
 pub mod load;
+pub mod process;
 pub mod procfs;

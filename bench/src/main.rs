@@ -19,10 +19,10 @@
 //!
 //! See `bench/README.md` for what each figure means.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -31,6 +31,7 @@ use http::Method;
 use serde_json::json;
 use twh_bench::inproc::InprocReport;
 use twh_bench::load::{LoadReport, LoadSpec};
+use twh_bench::process::{build_emulator, pinned, spawn_server};
 use twh_bench::{bare, client, procfs};
 
 /// Benchmark of the TWH emulator: ledger write rate and latency against a bare hyper server,
@@ -148,77 +149,6 @@ fn load_worker() -> anyhow::Result<()> {
     Ok(())
 }
 
-// ---- processes -------------------------------------------------------------------------------
-
-/// A server process this program started; killed when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    api_key: Option<String>,
-}
-
-impl Server {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn pinned(core: Option<usize>, program: &Path) -> Command {
-    match core {
-        Some(c) => {
-            let mut cmd = Command::new("taskset");
-            cmd.arg("-c").arg(c.to_string()).arg(program);
-            cmd
-        }
-        None => Command::new(program),
-    }
-}
-
-/// Spawns a server that prints `export TWH_BASE_URL=…` (and maybe `export TWH_API_KEY=…`).
-fn spawn_server(mut cmd: Command, want_key: bool) -> anyhow::Result<Server> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("spawn {cmd:?}"))?;
-    let stdout = child.stdout.take().context("server stdout")?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let _ = tx.send(line);
-        }
-    });
-    let mut addr = None;
-    let mut api_key = None;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while addr.is_none() || (want_key && api_key.is_none()) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = match rx.recv_timeout(left) {
-            Ok(l) => l,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("{cmd:?} did not print its address{}", if want_key { " and key" } else { "" });
-            }
-        };
-        if let Some(url) = line.strip_prefix("export TWH_BASE_URL=http://") {
-            addr = Some(url.trim().parse::<SocketAddr>()?);
-        } else if let Some(key) = line.strip_prefix("export TWH_API_KEY=") {
-            api_key = Some(key.trim().to_owned());
-        }
-    }
-    Ok(Server { child, addr: addr.context("address")?, api_key })
-}
-
 /// Runs the in-process run as a subprocess of this program (pinned to `core`).
 fn run_inproc(core: Option<usize>, args: &RunArgs) -> anyhow::Result<InprocReport> {
     let me = std::env::current_exe()?;
@@ -259,25 +189,6 @@ fn run_load(core: Option<usize>, spec: &LoadSpec) -> anyhow::Result<LoadReport> 
         bail!("the load worker failed: {}", out.status);
     }
     serde_json::from_slice(&out.stdout).context("load worker report")
-}
-
-fn build_emulator(exe_dir: &Path) {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--release", "--quiet", "-p", "twh-emulator", "--bin", "twh-emulator"]);
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
-    // Build into the target directory this program runs from (…/target/release/twh-bench).
-    if let Some(target) = exe_dir.parent().filter(|_| exe_dir.file_name().is_some_and(|n| n == "release")) {
-        cmd.env("CARGO_TARGET_DIR", target);
-    }
-    eprintln!("twh-bench: building the emulator binary ({cmd:?})");
-    match cmd.status() {
-        Ok(s) if s.success() => {}
-        Ok(s) => {
-            eprintln!("twh-bench: WARNING: `cargo build -p twh-emulator` failed ({s}); using the binary already there")
-        }
-        Err(e) => eprintln!("twh-bench: WARNING: cannot run cargo ({e}); using the binary already there"),
-    }
 }
 
 // ---- measurements ----------------------------------------------------------------------------

@@ -379,7 +379,7 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             .returns(200, schema::<UsageReport>(g))
             .errors(&[404]),
         op("get", "/v1/usage/export", "export_usage", "billing", "Every usage row of a billing period")
-            .describe("One record per metered unit group and meter: `time`, `request_id` (or the `msg_` delivery of a webhook attempt, the `job_` of an import, `seed`), `meter`, `quantity`. They sum to the period's usage and invoice. `format=csv` answers `text/csv` with header `time,request_id,meter,quantity`.")
+            .describe("One record per metered unit group and meter: `time`, `meter`, `quantity`, `request_id` (or the `msg_` delivery of a webhook attempt, the `job_` of an import, `seed`). They sum to the period's usage and invoice. `format=csv` answers `text/csv` with header `time,meter,quantity,request_id`.")
             .query("period", "`current` (default) or a month `YYYY-MM`, not in the future.", json!({"type": "string", "pattern": "^(current|[0-9]{4}-[0-9]{2})$"}))
             .query("format", "`json` (default) or `csv`.", string_enum(&["json", "csv"]))
             .returns(200, schema::<UsageExport>(g))

@@ -4,7 +4,7 @@
 //! (which counts the attempts the hooks make and maps a failure to [`Error`]), and shape the
 //! answer ([`Versioned`](crate::Versioned), [`Page`](crate::Page)). The resource methods live in
 //! one module per resource (`items.rs`, `locations.rs`, `movements.rs`, `stock_levels.rs`,
-//! `events.rs`, `sandboxes.rs`, `webhook_endpoints.rs`).
+//! `events.rs`, `sandboxes.rs`, `webhook_endpoints.rs`, `billing.rs`, `reconciliations.rs`, `jobs.rs`).
 
 use std::fmt;
 use std::future::Future;
@@ -85,6 +85,37 @@ impl Client {
             Ok(value) => Either::Left(future::ready(Ok(value))),
             Err(e) => Either::Right(Box::pin(async move { Err(Error::from_generated(e, attempts.get()).await) })),
         })
+    }
+
+    /// A GET answered as text in another representation than JSON (`Accept: text/csv`), which the
+    /// generated client cannot ask for. It goes through the same hooks: request id, retries,
+    /// attempt counting, problem+json errors.
+    pub(crate) async fn get_text(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        accept: &'static str,
+        operation_id: &'static str,
+    ) -> Result<String> {
+        use progenitor_client::{ClientHooks, ClientInfo, OperationInfo};
+        let mut request = self
+            .raw
+            .client()
+            .get(format!("{}{path}", self.base_url()))
+            .query(query)
+            .header(reqwest::header::ACCEPT, accept)
+            .header("api-version", <generated::Client as ClientInfo<_>>::api_version())
+            .build()
+            .map_err(|e| Error::InvalidRequest(e.to_string()))?;
+        let (attempts, call) = crate::retry::counted(async move {
+            crate::idempotency::prepare(&mut request);
+            self.raw.exec(request, &OperationInfo { operation_id }).await
+        });
+        match call.await {
+            Ok(r) if r.status().is_success() => r.text().await.map_err(|e| Error::transport(e, attempts.get())),
+            Ok(r) => Err(Error::from_answer(crate::error::api_error_from_response(r, attempts.get()).await)),
+            Err(e) => Err(Error::transport(e, attempts.get())),
+        }
     }
 
     /// Like [`Client::send`] for a conditional GET: `None` when the server answered 304.

@@ -258,7 +258,7 @@ impl Error {
         }
     }
 
-    fn transport(source: reqwest::Error, attempts: u32) -> Error {
+    pub(crate) fn transport(source: reqwest::Error, attempts: u32) -> Error {
         if source.is_timeout() { Error::Timeout { source, attempts } } else { Error::Connection { source, attempts } }
     }
 
@@ -315,7 +315,7 @@ async fn api_error_from_stream(rv: ResponseValue<ByteStream>, attempts: u32) -> 
     api_error(status, &headers, &body, attempts)
 }
 
-async fn api_error_from_response(response: reqwest::Response, attempts: u32) -> ApiError {
+pub(crate) async fn api_error_from_response(response: reqwest::Response, attempts: u32) -> ApiError {
     let status = response.status();
     let headers = response.headers().clone();
     let body = response.bytes().await.unwrap_or_default();

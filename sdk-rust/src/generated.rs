@@ -11626,7 +11626,7 @@ let response = client.get_usage()
     }
     /**Every usage row of a billing period
 
-One record per metered unit group and meter: `time`, `request_id` (or the `msg_` delivery of a webhook attempt, the `job_` of an import, `seed`), `meter`, `quantity`. They sum to the period's usage and invoice. `format=csv` answers `text/csv` with header `time,request_id,meter,quantity`.
+One record per metered unit group and meter: `time`, `meter`, `quantity`, `request_id` (or the `msg_` delivery of a webhook attempt, the `job_` of an import, `seed`). They sum to the period's usage and invoice. `format=csv` answers `text/csv` with header `time,meter,quantity,request_id`.
 
 Sends a `GET` request to `/v1/usage/export`
 

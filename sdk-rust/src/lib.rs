@@ -9,6 +9,7 @@
 #[rustfmt::skip]
 pub mod generated;
 
+mod billing;
 mod client;
 mod config;
 pub mod error;
@@ -16,9 +17,11 @@ pub mod etag;
 mod events;
 pub mod idempotency;
 mod items;
+mod jobs;
 mod locations;
 mod movements;
 pub mod pagination;
+mod reconciliations;
 pub mod retry;
 mod sandboxes;
 mod stock_levels;
@@ -28,6 +31,7 @@ pub mod webhooks;
 #[cfg(feature = "emulator")]
 pub mod emulator;
 
+pub use billing::InvoiceQuery;
 pub use client::Client;
 pub use config::{
     API_KEY_ENV, ApiKey, BASE_URL_ENV, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT,
@@ -42,6 +46,7 @@ pub use items::ItemQuery;
 pub use locations::LocationQuery;
 pub use movements::{BATCH_SIZE_MAX, MovementQuery};
 pub use pagination::Page;
+pub use reconciliations::ReconciliationQuery;
 pub use sandboxes::{ApiKeyRolled, SandboxCreated};
 pub use stock_levels::StockLevelQuery;
 pub use webhook_endpoints::{WebhookDeliveryQuery, WebhookEndpoint, WebhookEndpointQuery};

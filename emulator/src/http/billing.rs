@@ -34,7 +34,7 @@ pub const EXPORT_CHUNK_ROWS: usize = 4096;
 /// The format of a usage export.
 ///
 /// - `json`: `{period, period_start, period_end, data: [...]}`.
-/// - `csv`: Header `time,request_id,meter,quantity`.
+/// - `csv`: Header `time,meter,quantity,request_id` (API.md's order).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ExportFormat {
@@ -149,7 +149,7 @@ impl Export {
         match self.phase {
             Phase::Head => {
                 if self.csv {
-                    csv_record(&mut out, &["time", "request_id", "meter", "quantity"]);
+                    csv_record(&mut out, &["time", "meter", "quantity", "request_id"]);
                 } else {
                     out.push_str(&format!(
                         "{{\"period\":\"{}\",\"period_start\":\"{}\",\"period_end\":\"{}\",\"data\":[",
@@ -174,7 +174,7 @@ impl Export {
                                 if self.csv {
                                     csv_record(
                                         &mut out,
-                                        &[at.to_rfc3339().as_str(), id, meter.as_str(), quantity.to_string().as_str()],
+                                        &[at.to_rfc3339().as_str(), meter.as_str(), quantity.to_string().as_str(), id],
                                     );
                                 } else {
                                     if !self.first {

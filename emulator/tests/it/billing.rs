@@ -432,8 +432,8 @@ async fn a_month_of_mixed_traffic_is_invoiced_as_the_ledger_and_the_request_log_
     let csv = r.get(&format!("/v1/usage/export?period={month_label}&format=csv")).await;
     assert!(csv.header("content-type").unwrap().starts_with("text/csv"));
     let records = parse_csv(&csv.text());
-    assert_eq!(records[0], ["time", "request_id", "meter", "quantity"]);
-    let sums = sum_by_meter(records[1..].iter().map(|r| (r[2].clone(), r[3].parse::<u64>().unwrap())));
+    assert_eq!(records[0], ["time", "meter", "quantity", "request_id"]);
+    let sums = sum_by_meter(records[1..].iter().map(|r| (r[1].clone(), r[2].parse::<u64>().unwrap())));
     for m in ["api_requests", "ledger_lines", "webhook_attempts"] {
         assert_eq!(sums.get(m).copied(), Some(quantity(m)), "CSV {m}");
     }
@@ -442,9 +442,9 @@ async fn a_month_of_mixed_traffic_is_invoiced_as_the_ledger_and_the_request_log_
         assert!((month_start..month_end).contains(&t), "{rec:?}");
     }
     let exported_ids: BTreeSet<String> =
-        records[1..].iter().filter(|r| r[2] == "api_requests").map(|r| r[1].clone()).collect();
+        records[1..].iter().filter(|r| r[1] == "api_requests").map(|r| r[3].clone()).collect();
     assert_eq!(exported_ids, admitted, "the export names exactly the requests the test made");
-    let seeded: u64 = records[1..].iter().filter(|r| r[1] == "seed").map(|r| r[3].parse::<u64>().unwrap()).sum();
+    let seeded: u64 = records[1..].iter().filter(|r| r[3] == "seed").map(|r| r[2].parse::<u64>().unwrap()).sum();
     assert_eq!(seeded, 9, "the demo seed's lines");
     let json_export = r.get(&format!("/v1/usage/export?period={month_label}&format=json")).await.ok(200);
     let data = json_export["data"].as_array().unwrap();

@@ -4,6 +4,7 @@
 //! - `ledger`, `faults`, `concurrency`, `pagination`, `errors`: against the in-process emulator.
 //! - `webhooks`: verification, and interoperation with the `standardwebhooks` crate;
 //!   `webhook_endpoints`: endpoints, and verification of what the emulator itself sends.
+//! - `billing`: plans, subscription, usage, invoices, reconciliations and jobs.
 //! - `config`: construction and the environment.
 
 mod common;
@@ -12,6 +13,8 @@ mod headers;
 mod retries;
 mod webhooks;
 
+#[cfg(feature = "emulator")]
+mod billing;
 #[cfg(feature = "emulator")]
 mod concurrency;
 #[cfg(feature = "emulator")]
