@@ -837,4 +837,7 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.NativeClient = nativeBinding.NativeClient
 module.exports.NativeEmulator = nativeBinding.NativeEmulator
+module.exports.READ_MODIFY_WRITE_ATTEMPTS_MAX = nativeBinding.READ_MODIFY_WRITE_ATTEMPTS_MAX
+module.exports.VERSION = nativeBinding.VERSION
+module.exports.webhooksSign = nativeBinding.webhooksSign
 module.exports.webhooksVerify = nativeBinding.webhooksVerify

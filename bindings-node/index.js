@@ -4,7 +4,7 @@
 const errors = require('./lib/errors.js')
 const { Client } = require('./lib/client.js')
 const { Emulator } = require('./lib/emulator.js')
-const { webhooksVerify } = require('./binding.js')
+const { webhooksVerify, webhooksSign, VERSION } = require('./binding.js')
 
 const webhooks = {
   /**
@@ -16,6 +16,19 @@ const webhooks = {
    */
   verify(payload, headers, secret, options = {}) {
     return errors.wrap(() => webhooksVerify(payload, normaliseHeaders(headers), secret, options.toleranceMs))
+  },
+  /**
+   * Signs a delivery as TWH does, for tests of a webhook handler: one `v1,` signature per
+   * secret (several during a rotation). Returns the `webhook-id`, `webhook-timestamp` and
+   * `webhook-signature` headers.
+   * @param {string|string[]} secrets `whsec_…`
+   * @param {string} id the event id
+   * @param {number|Date} timestamp unix seconds, or a Date
+   * @param {string|Buffer} payload the body
+   */
+  sign(secrets, id, timestamp, payload) {
+    const seconds = timestamp instanceof Date ? Math.floor(timestamp.getTime() / 1000) : timestamp
+    return errors.wrap(() => webhooksSign(Array.isArray(secrets) ? secrets : [secrets], id, seconds, payload))
   },
 }
 
@@ -31,4 +44,4 @@ function normaliseHeaders(headers) {
 }
 
 const { fromNative, wrap, ...errorClasses } = errors
-module.exports = { Client, Emulator, webhooks, ...errorClasses }
+module.exports = { Client, Emulator, webhooks, VERSION, ...errorClasses }

@@ -5,7 +5,7 @@ const require = createRequire(import.meta.url)
 const twh = require('./index.js')
 
 export const {
-  Client, Emulator, webhooks, TwhError, AuthenticationError, PermissionError, NotFoundError,
+  Client, Emulator, webhooks, VERSION, TwhError, AuthenticationError, PermissionError, NotFoundError,
   ConflictError, IdempotencyKeyReusedError, ValidationError, PreconditionFailedError,
   PreconditionRequiredError, RateLimitedError, QuotaExceededError, ServerError, ApiError,
   ConnectionError, TimeoutError, UnexpectedResponseError, InvalidRequestError,

@@ -12,6 +12,10 @@
 //!    connections; every emulator request is a new single-line movement with its own
 //!    `Idempotency-Key`.
 //! 3. Memory: the emulator's resident memory before and after the write phase, per movement.
+//! 4. Durable writes: a third server, the emulator with `--data-dir` (SQLite, every write
+//!    fsynced before its answer, group commit), loaded the same way in slices alternating with
+//!    the other two, so its rate and latency are compared with the in-memory emulator's of the
+//!    same run.
 //!
 //! See `bench/README.md` for what each figure means.
 
@@ -72,6 +76,13 @@ struct RunArgs {
     /// Measured seconds against the bare baseline server, spread over the slices.
     #[arg(long, default_value_t = 10.0)]
     bare_seconds: f64,
+    /// Measured seconds against the emulator with `--data-dir`, spread over the slices (0 skips it).
+    #[arg(long, default_value_t = 10.0)]
+    durable_seconds: f64,
+    /// The data dir of that emulator (default: a new directory under the system temp dir,
+    /// removed afterwards). It should be on the disk you want to measure, not a tmpfs.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     /// Warm-up seconds before the first slice on each server.
     #[arg(long, default_value_t = 1.0)]
     warmup: f64,
@@ -429,7 +440,8 @@ fn measure_writes(
     cores: (Option<usize>, Option<usize>),
     run_id: &str,
     rt: &tokio::runtime::Runtime,
-) -> anyhow::Result<(Phase, Phase)> {
+    data_dir: Option<&Path>,
+) -> anyhow::Result<(Phase, Phase, Option<Phase>)> {
     let mut cmd = pinned(cores.0, bare_bin);
     cmd.args(["--port", "0"]);
     let bare = spawn_server(cmd, false)?;
@@ -439,25 +451,21 @@ fn measure_writes(
     let emulator = spawn_server(cmd, true)?;
     let key = emulator.api_key.clone().context("the emulator printed no TWH_API_KEY")?;
     let bearer = format!("Bearer {key}");
-    let auth = [("authorization", bearer.as_str())];
     let addr = emulator.addr;
-
-    // Our own items and locations; movements are spread over every pair.
-    let (items, locations) = rt.block_on(async {
-        let mut items = Vec::new();
-        let mut locations = Vec::new();
-        for i in 0..args.pairs {
-            let body = json!({"sku": format!("{run_id}-sku-{i}"), "name": format!("Bench item {i}")});
-            let item = client::json(addr, Method::POST, "/v1/items", &auth, &body).await?;
-            items.push(item["id"].as_str().context("item id")?.to_owned());
-            let body = json!({"code": format!("{run_id}-loc-{i}"), "name": format!("Bench location {i}")});
-            let loc = client::json(addr, Method::POST, "/v1/locations", &auth, &body).await?;
-            locations.push(loc["id"].as_str().context("location id")?.to_owned());
+    let (items, emu_bodies) = rt.block_on(pairs(args, addr, &bearer, run_id))?;
+    // The same emulator with `--data-dir`, its own sandbox and pairs.
+    let durable = match data_dir {
+        Some(dir) => {
+            let mut cmd = pinned(cores.0, emulator_bin);
+            cmd.args(["serve", "--port", "0", "--log", "warn", "--rate-limit-per-second", "0", "--demo-plan", "pro"]);
+            cmd.arg("--data-dir").arg(dir);
+            let server = spawn_server(cmd, true)?;
+            let bearer = format!("Bearer {}", server.api_key.clone().context("no TWH_API_KEY (--data-dir)")?);
+            let (items, bodies) = rt.block_on(pairs(args, server.addr, &bearer, run_id))?;
+            Some((server, bearer, items, bodies))
         }
-        Ok::<_, anyhow::Error>((items, locations))
-    })?;
-    let emu_bodies: Vec<String> =
-        items.iter().flat_map(|i| locations.iter().map(move |l| movement_body(i, l))).collect();
+        None => None,
+    };
     // The same request shape for the baseline (which ignores it).
     let bare_bodies: Vec<String> = (0..emu_bodies.len())
         .map(|i| movement_body(&format!("itm_bench{i:08}"), &format!("loc_bench{i:08}")))
@@ -467,6 +475,8 @@ fn measure_writes(
     let bare_slice = (args.bare_seconds / slices).max(0.25);
     let mut emu = Phase::new(procfs::rss_bytes(emulator.pid()));
     let mut base = Phase::new(procfs::rss_bytes(bare.pid()));
+    let durable_slice = (args.durable_seconds / slices).max(0.25);
+    let mut dur = durable.as_ref().map(|(s, ..)| Phase::new(procfs::rss_bytes(s.pid())));
     let mut k = 0;
     while emu.measured_seconds < args.seconds - 1e-6 && (args.movements == 0 || emu.ok_total < args.movements) {
         let warmup = if k == 0 { args.warmup } else { 0.0 };
@@ -498,15 +508,62 @@ fn measure_writes(
         );
         let r = run_load(cores.1, &s)?;
         base.add(&r, procfs::rss_bytes(bare.pid()), cores.0);
+        if let (Some((server, bearer, _, bodies)), Some(phase)) = (&durable, dur.as_mut()) {
+            let s = spec(
+                args,
+                server.addr,
+                Some(bearer.clone()),
+                bodies.clone(),
+                warmup,
+                durable_slice,
+                None,
+                server.pid(),
+                format!("{run_id}-d{k}"),
+            );
+            let r = run_load(cores.1, &s)?;
+            phase.add(&r, procfs::rss_bytes(server.pid()), cores.0);
+        }
         k += 1;
         eprint!("\rtwh-bench: {:.0} s, {} movements …", emu.measured_seconds, emu.ok_total);
     }
     eprintln!();
 
-    // Check: every 201 wrote exactly one unit, so the levels sum to the number of 201s.
-    let ledger_sum = rt.block_on(async {
+    emu.ledger_sum = ledger_sum(rt, addr, &bearer, &items);
+    if let (Some((server, bearer, items, _)), Some(phase)) = (&durable, dur.as_mut()) {
+        phase.ledger_sum = ledger_sum(rt, server.addr, bearer, items);
+    }
+    Ok((emu, base, dur))
+}
+
+/// Our own items and locations; movements are spread over every pair. Returns the items and one
+/// movement body per pair.
+async fn pairs(
+    args: &RunArgs,
+    addr: SocketAddr,
+    bearer: &str,
+    run_id: &str,
+) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    let auth = [("authorization", bearer)];
+    let mut items = Vec::new();
+    let mut locations = Vec::new();
+    for i in 0..args.pairs {
+        let body = json!({"sku": format!("{run_id}-sku-{i}"), "name": format!("Bench item {i}")});
+        let item = client::json(addr, Method::POST, "/v1/items", &auth, &body).await?;
+        items.push(item["id"].as_str().context("item id")?.to_owned());
+        let body = json!({"code": format!("{run_id}-loc-{i}"), "name": format!("Bench location {i}")});
+        let loc = client::json(addr, Method::POST, "/v1/locations", &auth, &body).await?;
+        locations.push(loc["id"].as_str().context("location id")?.to_owned());
+    }
+    let bodies = items.iter().flat_map(|i| locations.iter().map(move |l| movement_body(i, l))).collect();
+    Ok((items, bodies))
+}
+
+/// Check: every 201 wrote exactly one unit, so the levels sum to the number of 201s.
+fn ledger_sum(rt: &tokio::runtime::Runtime, addr: SocketAddr, bearer: &str, items: &[String]) -> Option<i64> {
+    let auth = [("authorization", bearer)];
+    let sum = rt.block_on(async {
         let mut sum = 0i64;
-        for item in &items {
+        for item in items {
             let path = format!("/v1/stock-levels?item_id={item}&limit=100");
             let (status, body) = client::send(addr, Method::GET, &path, &auth, None).await?;
             anyhow::ensure!(status == 200, "GET /v1/stock-levels answered {status}");
@@ -517,14 +574,13 @@ fn measure_writes(
         }
         Ok::<_, anyhow::Error>(sum)
     });
-    emu.ledger_sum = match ledger_sum {
+    match sum {
         Ok(s) => Some(s),
         Err(e) => {
             eprintln!("twh-bench: WARNING: ledger check failed: {e:#}");
             None
         }
-    };
-    Ok((emu, base))
+    }
 }
 
 // ---- the table -------------------------------------------------------------------------------
@@ -783,6 +839,50 @@ fn load_rows(args: &RunArgs, cores: (Option<usize>, Option<usize>), e: &Phase, b
     ));
 }
 
+/// The `--data-dir` emulator against the in-memory one of the same run (and the bare server).
+fn durable_rows(args: &RunArgs, e: &Phase, d: &Phase, b: &Phase, rows: &mut Vec<Row>) {
+    let conns = args.connections;
+    rows.push(row(
+        format!(
+            "**Ledger writes per second with `--data-dir`** (SQLite WAL, fsync before each answer, group commit), {conns} connections, all slices ({:.1} s); baseline column here: the in-memory emulator of this run ({:.2}× the bare server)",
+            d.measured_seconds,
+            d.rate() / b.rate().max(f64::EPSILON)
+        ),
+        rate(d.rate()),
+        rate(e.rate()),
+        ratio(d.rate(), e.rate()),
+        "report",
+        "—".into(),
+    ));
+    let (dl, el) = (d.percentiles(), e.percentiles());
+    for (name, f) in [
+        ("p50", (|p: &twh_bench::load::Percentiles| p.p50) as fn(&twh_bench::load::Percentiles) -> f64),
+        ("p99", |p| p.p99),
+        ("p99.9", |p| p.p999),
+    ] {
+        rows.push(row(
+            format!("Write latency {name} with `--data-dir`, all slices (baseline column: in-memory emulator)"),
+            us_as_ms(f(&dl)),
+            us_as_ms(f(&el)),
+            ratio(f(&dl), f(&el)),
+            if name == "p99" { "< 5 ms" } else { "—" },
+            if name == "p99" { yes(dl.p99 < 5_000.0) } else { "—".into() },
+        ));
+    }
+    let check = match d.ledger_sum {
+        Some(sum) => format!("{} (Σ levels = {sum})", if sum == d.ok_total as i64 { "yes" } else { "**no**" }),
+        None => "unchecked".into(),
+    };
+    rows.push(row(
+        "Answers 201 / errors with `--data-dir` (warm-up included); ledger check",
+        format!("{} / {}", d.ok_total, d.errors),
+        format!("{} / {}", e.ok_total, e.errors),
+        "—".into(),
+        "0 errors; Σ levels = 201s",
+        format!("{}; {check}", yes(d.errors == 0)),
+    ));
+}
+
 fn inproc_rows(r: &InprocReport, rows: &mut Vec<Row>) {
     if let (Some(a), Some(z)) = (r.rss_before, r.rss_after) {
         let per_million = (z as f64 - a as f64) / r.movements as f64;
@@ -829,20 +929,20 @@ fn mb(b: Option<u64>) -> String {
     b.map_or_else(|| "—".into(), |b| format!("{:.0} MB", b as f64 / 1e6))
 }
 
-fn timeline(args: &RunArgs, emu: &Phase, bare: &Phase) -> String {
+fn timeline(args: &RunArgs, emu: &Phase, bare: &Phase, durable: Option<&Phase>) -> String {
     let mut s = format!(
         "Emulator writes over HTTP, slice by slice ({:.0} s each, each followed by {:.2} s on the baseline, whose \
          rate is shown for comparison):\n\n\
          | slice | movements at end | writes/s | p50 | p99 | p99.9 | max | server RSS | baseline writes/s | other work on \
-         the server core (emulator / baseline slice) |\n\
-         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+         the server core (emulator / baseline slice) | `--data-dir` writes/s | `--data-dir` p99 |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         args.window,
         bare.measured_seconds / bare.slices.len().max(1) as f64
     );
     let pct = |o: Option<f64>| o.map_or_else(|| "?".into(), |o| format!("{:.0}%", o * 100.0));
     for (i, w) in emu.slices.iter().enumerate() {
         s.push_str(&format!(
-            "| {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} / {} |\n",
+            "| {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} / {} | {} | {} |\n",
             i + 1,
             w.ok_total_at_end,
             w.rate,
@@ -854,6 +954,8 @@ fn timeline(args: &RunArgs, emu: &Phase, bare: &Phase) -> String {
             bare.slices.get(i).map_or_else(|| "—".into(), |b| format!("{:.0}", b.rate)),
             pct(w.other),
             pct(bare.slices.get(i).and_then(|b| b.other)),
+            durable.and_then(|d| d.slices.get(i)).map_or_else(|| "—".into(), |d| format!("{:.0}", d.rate)),
+            durable.and_then(|d| d.slices.get(i)).map_or_else(|| "—".into(), |d| us_as_ms(d.latency.p99)),
         ));
     }
     s
@@ -946,9 +1048,20 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             "twh-bench: writes, emulator up to {:.0} s or {} movements, alternating with the baseline …",
             args.seconds, args.movements
         );
-        let (emu, bare) = measure_writes(&args, &emulator_bin, &bare_bin, cores, &run_id, &rt)?;
+        // The `--data-dir` server's directory: fresh, and removed afterwards unless given.
+        let data_dir = (args.durable_seconds > 0.0).then(|| {
+            args.data_dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("twh-bench-data-{run_id}")))
+        });
+        let measured = measure_writes(&args, &emulator_bin, &bare_bin, cores, &run_id, &rt, data_dir.as_deref());
+        if let (Some(dir), None) = (&data_dir, &args.data_dir) {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        let (emu, bare, durable) = measured?;
         load_rows(&args, cores, &emu, &bare, &mut rows);
-        loads = Some((emu, bare));
+        if let Some(d) = &durable {
+            durable_rows(&args, &emu, d, &bare, &mut rows);
+        }
+        loads = Some((emu, bare, durable));
     }
     if args.inproc_movements > 0 {
         eprintln!("twh-bench: {} movements in-process …", args.inproc_movements);
@@ -974,7 +1087,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         cores.1.map_or("no core".into(), |c| format!("core {c}")),
         emulator_bin.display(),
     ));
-    if let Some((emu, bare)) = &loads {
+    if let Some((emu, bare, durable)) = &loads {
         for (name, r) in [("baseline", bare), ("emulator", emu)] {
             if let Some(w) = contention(cores.0, r) {
                 out.push_str(&format!("\n**Warning ({name} run):** {w}\n"));
@@ -984,7 +1097,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             out.push_str(&format!("\nFirst emulator error: `{e}`\n"));
         }
         out.push('\n');
-        out.push_str(&timeline(&args, emu, bare));
+        out.push_str(&timeline(&args, emu, bare, durable.as_ref()));
     }
     if let Some(r) = &inproc {
         out.push('\n');

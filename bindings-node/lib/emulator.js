@@ -3,15 +3,21 @@
 
 const { NativeEmulator } = require('../binding.js')
 const { Client } = require('./client.js')
-const { wrap } = require('./errors.js')
+const { wrap, InvalidRequestError } = require('./errors.js')
 
 const native = Symbol('native')
 
+/** Keys of `createSandbox` options that describe the sandbox; the others configure its client. */
+const SANDBOX_KEYS = ['name', 'seed', 'plan']
+
 class Emulator {
-  /** Starts the whole TWH server in this process on a free 127.0.0.1 port. */
-  static async start() {
+  /**
+   * Starts the whole TWH server in this process on 127.0.0.1 (a free port unless `port`).
+   * @param {import('../index').EmulatorOptions} [options]
+   */
+  static async start(options) {
     const emu = Object.create(Emulator.prototype)
-    emu[native] = await wrap(() => NativeEmulator.start())
+    emu[native] = await wrap(() => NativeEmulator.start(options))
     return emu
   }
 
@@ -20,12 +26,33 @@ class Emulator {
     return this[native].baseUrl
   }
 
-  /** A new empty sandbox and a ready Client using its secret key. */
-  createSandbox(options) {
-    return Client._fromNative(wrap(() => this[native].createSandbox(options)))
+  /**
+   * A new sandbox (`{ name?, seed?: 'empty'|'demo', plan?: 'free'|'pro' }`, default empty and
+   * free) and its details with both keys, plus a ready Client using its secret key (the other
+   * options, `{ timeoutMs?, maxRetries?, userAgentSuffix? }`, configure that client).
+   */
+  createSandboxWith(options = {}) {
+    if (options === null || typeof options !== 'object') throw new InvalidRequestError('createSandbox options must be an object')
+    const request = {}
+    const clientOptions = {}
+    for (const [k, v] of Object.entries(options)) {
+      if (SANDBOX_KEYS.includes(k)) request[k] = v
+      else clientOptions[k] = v
+    }
+    if ('apiKey' in clientOptions || 'baseUrl' in clientOptions) {
+      throw new InvalidRequestError('createSandbox sets apiKey and baseUrl itself')
+    }
+    const sandbox = wrap(() => this[native].createSandbox(request))
+    const client = new Client({ ...clientOptions, apiKey: sandbox.secretKey, baseUrl: this.baseUrl })
+    return { client, sandbox }
   }
 
-  /** Moves the emulator clock forward by `ms` milliseconds; resolves to the new time (ISO). */
+  /** A new sandbox and a ready Client using its secret key (options as `createSandboxWith`). */
+  createSandbox(options) {
+    return this.createSandboxWith(options).client
+  }
+
+  /** Moves the emulator clock forward by `ms` milliseconds, firing what became due; resolves to the new time (ISO). */
   advanceClock(ms) {
     return wrap(() => this[native].advanceClock(ms))
   }
@@ -35,6 +62,7 @@ class Emulator {
     return wrap(() => this[native].injectFault(spec))
   }
 
+  /** Disarms every fault. */
   clearFaults() {
     return wrap(() => this[native].clearFaults())
   }

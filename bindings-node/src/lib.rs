@@ -19,6 +19,18 @@ use twh::types;
 /// Prefix of the message of every error the native layer throws.
 const ERROR_PREFIX: &str = "TWH_ERROR:";
 
+/// The `User-Agent` product token (SDK.md: `twh-<lang>/<version>`); the crate's version is the
+/// npm package's (`test/api.test.js` checks that they agree).
+const PRODUCT: &str = concat!("twh-node/", env!("CARGO_PKG_VERSION"));
+
+/// The package version, as the native layer was built.
+#[napi]
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Rounds of read-modify-write in `updateItemWith` / `updateLocationWith`: the Rust SDK's bound.
+#[napi]
+pub const READ_MODIFY_WRITE_ATTEMPTS_MAX: u32 = twh::etag::READ_MODIFY_WRITE_ATTEMPTS_MAX;
+
 // ---------------------------------------------------------------------------------------------
 // Errors
 
@@ -102,12 +114,16 @@ fn camel(key: &str) -> String {
     out
 }
 
+/// Objects whose keys are data, not field names: the caller's own (`metadata`, `attributes`)
+/// and maps keyed by meter name (`quotas`, `overage_unit_amount`). Their keys cross unchanged.
+const OPAQUE_KEYS: &[&str] = &["metadata", "attributes", "quotas", "overage_unit_amount", "overageUnitAmount"];
+
 fn rekey(value: Value, f: fn(&str) -> String) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.into_iter()
                 .map(|(k, v)| {
-                    let v = if k == "metadata" { v } else { rekey(v, f) };
+                    let v = if OPAQUE_KEYS.contains(&k.as_str()) { v } else { rekey(v, f) };
                     (f(&k), v)
                 })
                 .collect(),
@@ -141,39 +157,75 @@ fn page<T: serde::Serialize>(p: twh::Page<T>) -> napi::Result<Value> {
     Ok(json!({ "data": data, "nextCursor": p.next_cursor }))
 }
 
+// The client's answers cross to JS as JSON text and are parsed there with `JSON.parse`: V8's
+// parser builds objects several times faster than N-API can set them up property by property
+// (measured by bench/node/bench.mjs on a page of 20 items).
+
+fn to_text<T: serde::Serialize>(value: &T) -> napi::Result<String> {
+    json_text(&to_js(value)?)
+}
+
+fn versioned_text<T: serde::Serialize>(v: twh::Versioned<T>) -> napi::Result<String> {
+    json_text(&versioned(v)?)
+}
+
+fn page_text<T: serde::Serialize>(p: twh::Page<T>) -> napi::Result<String> {
+    json_text(&page(p)?)
+}
+
+fn json_text(value: &Value) -> napi::Result<String> {
+    serde_json::to_string(value).map_err(|e| invalid(e.to_string()))
+}
+
 fn etag(text: &str) -> napi::Result<twh::ETag> {
     twh::ETag::new(text).ok_or_else(|| invalid(format!("not an ETag: {text:?}")))
 }
 
-/// Reads query fields from a Node options object.
-struct Query(Map<String, Value>);
+/// Reads the fields of a Node options object (a list query, `{ asOf }`). Every value is
+/// checked (a negative `limit` or a numeric `sku` is an error, not ignored), and so is every key:
+/// [`Query::finish`] refuses one that was never read, so a typo (`itemid`) fails loudly instead
+/// of silently listing everything.
+struct Query {
+    map: Map<String, Value>,
+    read: std::cell::RefCell<Vec<&'static str>>,
+}
 
 impl Query {
     fn new(value: Option<Value>) -> napi::Result<Query> {
-        match value {
-            None | Some(Value::Null) => Ok(Query(Map::new())),
-            Some(Value::Object(map)) => Ok(Query(map)),
-            Some(_) => Err(invalid("a query must be an object")),
-        }
+        let map = match value {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(map)) => map,
+            Some(_) => return Err(invalid("options must be an object")),
+        };
+        Ok(Query { map, read: std::cell::RefCell::new(Vec::new()) })
     }
-    fn string(&self, key: &str) -> Option<String> {
-        self.0.get(key).and_then(Value::as_str).map(str::to_string)
-    }
-    fn u32(&self, key: &str) -> Option<u32> {
-        self.0.get(key).and_then(Value::as_u64).map(|n| n.min(u64::from(u32::MAX)) as u32)
-    }
-    fn u64(&self, key: &str) -> Option<u64> {
-        self.0.get(key).and_then(Value::as_u64)
-    }
-    fn bool(&self, key: &str) -> Option<bool> {
-        self.0.get(key).and_then(Value::as_bool)
-    }
-    fn parse<T: serde::de::DeserializeOwned>(&self, key: &str) -> napi::Result<Option<T>> {
-        match self.0.get(key) {
+
+    fn parse<T: serde::de::DeserializeOwned>(&self, key: &'static str) -> napi::Result<Option<T>> {
+        self.read.borrow_mut().push(key);
+        match self.map.get(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(v) => serde_json::from_value(v.clone()).map(Some).map_err(|e| invalid(format!("{key}: {e}"))),
+            Some(v) => serde_json::from_value(v.clone()).map(Some).map_err(|e| invalid(format!("option {key}: {e}"))),
         }
     }
+
+    /// Fails on a key that no `parse` asked for.
+    fn finish(self) -> napi::Result<()> {
+        let read = self.read.into_inner();
+        for (key, value) in &self.map {
+            if !value.is_null() && !read.contains(&key.as_str()) {
+                return Err(invalid(format!("unknown option {key:?} (known: {})", read.join(", "))));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `{ period?: 'current' | 'YYYY-MM' }`
+fn period_of(query: Option<Value>) -> napi::Result<Option<String>> {
+    let q = Query::new(query)?;
+    let period = q.parse("period")?;
+    q.finish()?;
+    Ok(period)
 }
 
 /// Options of a POST: `{ idempotencyKey?, ifMatch? }`.
@@ -219,11 +271,10 @@ fn build_client(builder: twh::ClientBuilder, options: ClientOptions) -> napi::Re
     if let Some(n) = options.max_retries {
         builder = builder.max_retries(n);
     }
-    let suffix = match options.user_agent_suffix {
-        Some(s) => format!("twh-node/{} {s}", env!("CARGO_PKG_VERSION")),
-        None => format!("twh-node/{}", env!("CARGO_PKG_VERSION")),
-    };
-    builder.user_agent_suffix(suffix).build().map_err(to_napi)
+    if let Some(suffix) = options.user_agent_suffix {
+        builder = builder.user_agent_suffix(suffix);
+    }
+    builder.product(PRODUCT).build().map_err(to_napi)
 }
 
 /// A TWH API client (native part; `lib/client.js` wraps it).
@@ -247,14 +298,14 @@ impl NativeClient {
 
     // Sandboxes --------------------------------------------------------------------------------
 
-    #[napi(ts_return_type = "Promise<any>")]
-    pub async fn get_sandbox(&self) -> napi::Result<Value> {
-        to_js(&self.inner.get_sandbox().await.map_err(to_napi)?)
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn get_sandbox(&self) -> napi::Result<String> {
+        to_text(&self.inner.get_sandbox().await.map_err(to_napi)?)
     }
 
-    #[napi(ts_return_type = "Promise<any>")]
-    pub async fn reset_sandbox(&self, options: Option<PostOptions>) -> napi::Result<Value> {
-        to_js(&with_key(self.inner.reset_sandbox(), &options).await.map_err(to_napi)?)
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn reset_sandbox(&self, options: Option<PostOptions>) -> napi::Result<String> {
+        to_text(&with_key(self.inner.reset_sandbox(), &options).await.map_err(to_napi)?)
     }
 
     #[napi]
@@ -262,171 +313,478 @@ impl NativeClient {
         self.inner.delete_sandbox().await.map_err(to_napi)
     }
 
+    /// Issues a new secret key; the old one keeps working for a grace period.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn roll_api_key(&self, options: Option<PostOptions>) -> napi::Result<String> {
+        to_text(&with_key(self.inner.roll_api_key(), &options).await.map_err(to_napi)?)
+    }
+
+    /// Creates another sandbox (this client's key is the admin token where one is required).
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn create_sandbox(&self, sandbox: Option<Value>, options: Option<PostOptions>) -> napi::Result<String> {
+        let sandbox: types::CreateSandbox = from_js(sandbox.unwrap_or_else(|| json!({})), "sandbox")?;
+        to_text(&with_key(self.inner.create_sandbox(sandbox), &options).await.map_err(to_napi)?)
+    }
+
+    /// The same configuration with another API key.
+    #[napi]
+    pub fn with_api_key(&self, api_key: String) -> napi::Result<NativeClient> {
+        Ok(NativeClient { inner: self.inner.with_api_key(api_key).map_err(to_napi)? })
+    }
+
     // Items ------------------------------------------------------------------------------------
 
-    #[napi(ts_return_type = "Promise<any>")]
-    pub async fn create_item(&self, item: Value, options: Option<PostOptions>) -> napi::Result<Value> {
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn create_item(&self, item: Value, options: Option<PostOptions>) -> napi::Result<String> {
         let item: types::CreateItem = from_js(item, "item")?;
-        versioned(with_key(self.inner.create_item(item), &options).await.map_err(to_napi)?)
+        versioned_text(with_key(self.inner.create_item(item), &options).await.map_err(to_napi)?)
     }
 
-    #[napi(ts_return_type = "Promise<any>")]
-    pub async fn get_item(&self, id: String) -> napi::Result<Value> {
-        versioned(self.inner.get_item(&id).await.map_err(to_napi)?)
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn get_item(&self, id: String) -> napi::Result<String> {
+        versioned_text(self.inner.get_item(&id).await.map_err(to_napi)?)
     }
 
-    #[napi(ts_return_type = "Promise<any>")]
-    pub async fn update_item(&self, id: String, etag_text: String, patch: Value) -> napi::Result<Value> {
+    /// The item, or `null` when it still has `etag`.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn get_item_if_changed(&self, id: String, etag_text: String) -> napi::Result<String> {
+        match self.inner.get_item_if_changed(&id, &etag(&etag_text)?).await.map_err(to_napi)? {
+            Some(v) => versioned_text(v),
+            None => Ok("null".to_owned()),
+        }
+    }
+
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn update_item(&self, id: String, etag_text: String, patch: Value) -> napi::Result<String> {
         let patch: types::UpdateItem = from_js(patch, "patch")?;
-        versioned(self.inner.update_item(&id, &etag(&etag_text)?, patch).await.map_err(to_napi)?)
+        versioned_text(self.inner.update_item(&id, &etag(&etag_text)?, patch).await.map_err(to_napi)?)
     }
 
-    #[napi(ts_return_type = "Promise<any>")]
-    pub async fn archive_item(&self, id: String, etag_text: String) -> napi::Result<Value> {
-        versioned(self.inner.archive_item(&id, &etag(&etag_text)?).await.map_err(to_napi)?)
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn archive_item(&self, id: String, etag_text: String) -> napi::Result<String> {
+        versioned_text(self.inner.archive_item(&id, &etag(&etag_text)?).await.map_err(to_napi)?)
     }
 
-    #[napi(ts_return_type = "Promise<any>")]
-    pub async fn list_items(&self, query: Option<Value>) -> napi::Result<Value> {
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn list_items(&self, query: Option<Value>) -> napi::Result<String> {
         let q = Query::new(query)?;
         let query = twh::ItemQuery {
-            sku: q.string("sku"),
-            q: q.string("q"),
+            sku: q.parse("sku")?,
+            q: q.parse("q")?,
             status: q.parse("status")?,
-            limit: q.u32("limit"),
-            cursor: q.string("cursor"),
+            limit: q.parse("limit")?,
+            cursor: q.parse("cursor")?,
         };
-        page(self.inner.list_items(&query).await.map_err(to_napi)?)
+        q.finish()?;
+        page_text(self.inner.list_items(&query).await.map_err(to_napi)?)
     }
 
     // Locations --------------------------------------------------------------------------------
 
-    #[napi(ts_return_type = "Promise<any>")]
-    pub async fn create_location(&self, location: Value, options: Option<PostOptions>) -> napi::Result<Value> {
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn create_location(&self, location: Value, options: Option<PostOptions>) -> napi::Result<String> {
         let location: types::CreateLocation = from_js(location, "location")?;
-        versioned(with_key(self.inner.create_location(location), &options).await.map_err(to_napi)?)
+        versioned_text(with_key(self.inner.create_location(location), &options).await.map_err(to_napi)?)
     }
 
-    #[napi(ts_return_type = "Promise<any>")]
-    pub async fn get_location(&self, id: String) -> napi::Result<Value> {
-        versioned(self.inner.get_location(&id).await.map_err(to_napi)?)
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn get_location(&self, id: String) -> napi::Result<String> {
+        versioned_text(self.inner.get_location(&id).await.map_err(to_napi)?)
     }
 
-    #[napi(ts_return_type = "Promise<any>")]
-    pub async fn update_location(&self, id: String, etag_text: String, patch: Value) -> napi::Result<Value> {
+    /// The location, or `null` when it still has `etag`.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn get_location_if_changed(&self, id: String, etag_text: String) -> napi::Result<String> {
+        match self.inner.get_location_if_changed(&id, &etag(&etag_text)?).await.map_err(to_napi)? {
+            Some(v) => versioned_text(v),
+            None => Ok("null".to_owned()),
+        }
+    }
+
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn update_location(&self, id: String, etag_text: String, patch: Value) -> napi::Result<String> {
         let patch: types::UpdateLocation = from_js(patch, "patch")?;
-        versioned(self.inner.update_location(&id, &etag(&etag_text)?, patch).await.map_err(to_napi)?)
+        versioned_text(self.inner.update_location(&id, &etag(&etag_text)?, patch).await.map_err(to_napi)?)
     }
 
-    #[napi(ts_return_type = "Promise<any>")]
-    pub async fn archive_location(&self, id: String, etag_text: String) -> napi::Result<Value> {
-        versioned(self.inner.archive_location(&id, &etag(&etag_text)?).await.map_err(to_napi)?)
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn archive_location(&self, id: String, etag_text: String) -> napi::Result<String> {
+        versioned_text(self.inner.archive_location(&id, &etag(&etag_text)?).await.map_err(to_napi)?)
     }
 
-    #[napi(ts_return_type = "Promise<any>")]
-    pub async fn list_locations(&self, query: Option<Value>) -> napi::Result<Value> {
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn list_locations(&self, query: Option<Value>) -> napi::Result<String> {
         let q = Query::new(query)?;
         let query = twh::LocationQuery {
-            code: q.string("code"),
-            q: q.string("q"),
+            code: q.parse("code")?,
+            q: q.parse("q")?,
             status: q.parse("status")?,
             kind: q.parse("kind")?,
-            limit: q.u32("limit"),
-            cursor: q.string("cursor"),
+            limit: q.parse("limit")?,
+            cursor: q.parse("cursor")?,
         };
-        page(self.inner.list_locations(&query).await.map_err(to_napi)?)
+        q.finish()?;
+        page_text(self.inner.list_locations(&query).await.map_err(to_napi)?)
     }
 
     // Movements --------------------------------------------------------------------------------
 
-    #[napi(ts_return_type = "Promise<any>")]
-    pub async fn create_movement(&self, movement: Value, options: Option<PostOptions>) -> napi::Result<Value> {
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn create_movement(&self, movement: Value, options: Option<PostOptions>) -> napi::Result<String> {
         let movement: types::CreateMovement = from_js(movement, "movement")?;
         let post = match options.as_ref().and_then(|o| o.if_match.clone()) {
             Some(text) => self.inner.create_movement_if_match(movement, &etag(&text)?),
             None => self.inner.create_movement(movement),
         };
-        versioned(with_key(post, &options).await.map_err(to_napi)?)
+        versioned_text(with_key(post, &options).await.map_err(to_napi)?)
     }
 
-    #[napi(ts_return_type = "Promise<any[]>")]
-    pub async fn create_movement_batch(&self, movements: Vec<Value>, options: Option<PostOptions>) -> napi::Result<Value> {
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn create_movement_batch(&self, movements: Vec<Value>, options: Option<PostOptions>) -> napi::Result<String> {
         let movements = movements
             .into_iter()
             .map(|m| from_js::<types::CreateMovement>(m, "movement"))
             .collect::<napi::Result<Vec<_>>>()?;
-        to_js(&with_key(self.inner.create_movement_batch(movements), &options).await.map_err(to_napi)?)
+        to_text(&with_key(self.inner.create_movement_batch(movements), &options).await.map_err(to_napi)?)
     }
 
-    #[napi(ts_return_type = "Promise<any>")]
-    pub async fn reverse_movement(&self, id: String, reverse: Option<Value>, options: Option<PostOptions>) -> napi::Result<Value> {
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn reverse_movement(&self, id: String, reverse: Option<Value>, options: Option<PostOptions>) -> napi::Result<String> {
         let reverse: types::ReverseMovement = from_js(reverse.unwrap_or_else(|| json!({})), "reverse")?;
-        versioned(with_key(self.inner.reverse_movement(&id, reverse), &options).await.map_err(to_napi)?)
+        versioned_text(with_key(self.inner.reverse_movement(&id, reverse), &options).await.map_err(to_napi)?)
     }
 
-    #[napi(ts_return_type = "Promise<any>")]
-    pub async fn get_movement(&self, id: String) -> napi::Result<Value> {
-        versioned(self.inner.get_movement(&id).await.map_err(to_napi)?)
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn get_movement(&self, id: String) -> napi::Result<String> {
+        versioned_text(self.inner.get_movement(&id).await.map_err(to_napi)?)
     }
 
-    #[napi(ts_return_type = "Promise<any>")]
-    pub async fn list_movements(&self, query: Option<Value>) -> napi::Result<Value> {
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn list_movements(&self, query: Option<Value>) -> napi::Result<String> {
         let q = Query::new(query)?;
         let query = twh::MovementQuery {
-            item_id: q.string("itemId"),
-            location_id: q.string("locationId"),
+            item_id: q.parse("itemId")?,
+            location_id: q.parse("locationId")?,
             type_: q.parse("type")?,
-            after_sequence: q.u64("afterSequence"),
+            after_sequence: q.parse("afterSequence")?,
             created_after: q.parse("createdAfter")?,
             created_before: q.parse("createdBefore")?,
-            limit: q.u32("limit"),
-            cursor: q.string("cursor"),
+            limit: q.parse("limit")?,
+            cursor: q.parse("cursor")?,
         };
-        page(self.inner.list_movements(&query).await.map_err(to_napi)?)
+        q.finish()?;
+        page_text(self.inner.list_movements(&query).await.map_err(to_napi)?)
     }
 
     // Stock levels -----------------------------------------------------------------------------
 
-    #[napi(ts_return_type = "Promise<any>")]
-    pub async fn get_stock_level(&self, item_id: String, location_id: String) -> napi::Result<Value> {
-        versioned(self.inner.get_stock_level(&item_id, &location_id).await.map_err(to_napi)?)
+    /// The level now, or as of a time (`{ asOf: "<RFC 3339>" }`).
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn get_stock_level(&self, item_id: String, location_id: String, query: Option<Value>) -> napi::Result<String> {
+        let q = Query::new(query)?;
+        let as_of: Option<chrono::DateTime<chrono::Utc>> = q.parse("asOf")?;
+        q.finish()?;
+        let level = match as_of {
+            Some(t) => self.inner.get_stock_level_as_of(&item_id, &location_id, t).await,
+            None => self.inner.get_stock_level(&item_id, &location_id).await,
+        };
+        versioned_text(level.map_err(to_napi)?)
     }
 
-    #[napi(ts_return_type = "Promise<any>")]
-    pub async fn list_stock_levels(&self, query: Option<Value>) -> napi::Result<Value> {
+    /// The level, or `null` when it still has `etag`.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn get_stock_level_if_changed(&self, item_id: String, location_id: String, etag_text: String) -> napi::Result<String> {
+        let answer = self.inner.get_stock_level_if_changed(&item_id, &location_id, &etag(&etag_text)?).await;
+        match answer.map_err(to_napi)? {
+            Some(v) => versioned_text(v),
+            None => Ok("null".to_owned()),
+        }
+    }
+
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn list_stock_levels(&self, query: Option<Value>) -> napi::Result<String> {
         let q = Query::new(query)?;
         let query = twh::StockLevelQuery {
-            item_id: q.string("itemId"),
-            location_id: q.string("locationId"),
-            below_threshold: q.bool("belowThreshold"),
-            limit: q.u32("limit"),
-            cursor: q.string("cursor"),
+            item_id: q.parse("itemId")?,
+            location_id: q.parse("locationId")?,
+            below_threshold: q.parse("belowThreshold")?,
+            limit: q.parse("limit")?,
+            cursor: q.parse("cursor")?,
         };
-        page(self.inner.list_stock_levels(&query).await.map_err(to_napi)?)
+        q.finish()?;
+        page_text(self.inner.list_stock_levels(&query).await.map_err(to_napi)?)
     }
 
     // Events -----------------------------------------------------------------------------------
 
-    #[napi(ts_return_type = "Promise<any>")]
-    pub async fn get_event(&self, id: String) -> napi::Result<Value> {
-        versioned(self.inner.get_event(&id).await.map_err(to_napi)?)
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn get_event(&self, id: String) -> napi::Result<String> {
+        versioned_text(self.inner.get_event(&id).await.map_err(to_napi)?)
     }
 
-    #[napi(ts_return_type = "Promise<any>")]
-    pub async fn list_events(&self, query: Option<Value>) -> napi::Result<Value> {
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn list_events(&self, query: Option<Value>) -> napi::Result<String> {
         let q = Query::new(query)?;
         let query = twh::EventQuery {
-            type_: q.string("type"),
-            after: q.string("after"),
-            limit: q.u32("limit"),
-            cursor: q.string("cursor"),
+            type_: q.parse("type")?,
+            after: q.parse("after")?,
+            limit: q.parse("limit")?,
+            cursor: q.parse("cursor")?,
         };
-        page(self.inner.list_events(&query).await.map_err(to_napi)?)
+        q.finish()?;
+        page_text(self.inner.list_events(&query).await.map_err(to_napi)?)
+    }
+
+    // Webhook endpoints and deliveries ------------------------------------------------------------
+
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn create_webhook_endpoint(&self, endpoint: Value, options: Option<PostOptions>) -> napi::Result<String> {
+        let endpoint: types::CreateWebhookEndpoint = from_js(endpoint, "endpoint")?;
+        versioned_text(with_key(self.inner.create_webhook_endpoint(endpoint), &options).await.map_err(to_napi)?)
+    }
+
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn get_webhook_endpoint(&self, id: String) -> napi::Result<String> {
+        versioned_text(self.inner.get_webhook_endpoint(&id).await.map_err(to_napi)?)
+    }
+
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn update_webhook_endpoint(&self, id: String, etag_text: String, patch: Value) -> napi::Result<String> {
+        let patch: types::UpdateWebhookEndpoint = from_js(patch, "patch")?;
+        versioned_text(self.inner.update_webhook_endpoint(&id, &etag(&etag_text)?, patch).await.map_err(to_napi)?)
+    }
+
+    #[napi]
+    pub async fn delete_webhook_endpoint(&self, id: String, etag_text: String) -> napi::Result<()> {
+        self.inner.delete_webhook_endpoint(&id, &etag(&etag_text)?).await.map_err(to_napi)
+    }
+
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn rotate_webhook_secret(&self, id: String, options: Option<PostOptions>) -> napi::Result<String> {
+        versioned_text(with_key(self.inner.rotate_webhook_secret(&id), &options).await.map_err(to_napi)?)
+    }
+
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn test_webhook_endpoint(&self, id: String, options: Option<PostOptions>) -> napi::Result<String> {
+        to_text(&with_key(self.inner.test_webhook_endpoint(&id), &options).await.map_err(to_napi)?)
+    }
+
+    /// Re-queues the endpoint's dead deliveries (`{ status: 'dead', since?, until? }`).
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn replay_webhook_endpoint(&self, id: String, replay: Option<Value>, options: Option<PostOptions>) -> napi::Result<String> {
+        let replay: types::ReplayDeliveries = from_js(replay.unwrap_or_else(|| json!({ "status": "dead" })), "replay")?;
+        to_text(&with_key(self.inner.replay_webhook_endpoint(&id, replay), &options).await.map_err(to_napi)?)
+    }
+
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn list_webhook_endpoints(&self, query: Option<Value>) -> napi::Result<String> {
+        let q = Query::new(query)?;
+        let query = twh::WebhookEndpointQuery { limit: q.parse("limit")?, cursor: q.parse("cursor")? };
+        q.finish()?;
+        page_text(self.inner.list_webhook_endpoints(&query).await.map_err(to_napi)?)
+    }
+
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn get_webhook_delivery(&self, id: String) -> napi::Result<String> {
+        to_text(&self.inner.get_webhook_delivery(&id).await.map_err(to_napi)?)
+    }
+
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn replay_webhook_delivery(&self, id: String, options: Option<PostOptions>) -> napi::Result<String> {
+        to_text(&with_key(self.inner.replay_webhook_delivery(&id), &options).await.map_err(to_napi)?)
+    }
+
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn list_webhook_deliveries(&self, query: Option<Value>) -> napi::Result<String> {
+        let q = Query::new(query)?;
+        let query = twh::WebhookDeliveryQuery {
+            endpoint_id: q.parse("endpointId")?,
+            event_id: q.parse("eventId")?,
+            status: q.parse("status")?,
+            limit: q.parse("limit")?,
+            cursor: q.parse("cursor")?,
+        };
+        q.finish()?;
+        page_text(self.inner.list_webhook_deliveries(&query).await.map_err(to_napi)?)
+    }
+
+    // Billing -------------------------------------------------------------------------------------
+
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn list_plans(&self) -> napi::Result<String> {
+        to_text(&self.inner.list_plans().await.map_err(to_napi)?)
+    }
+
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn get_subscription(&self) -> napi::Result<String> {
+        to_text(&self.inner.get_subscription().await.map_err(to_napi)?)
+    }
+
+    /// Changes the plan (`'free'` or `'pro'`); its quotas apply at once.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn update_subscription(&self, plan: String, options: Option<PostOptions>) -> napi::Result<String> {
+        let plan: types::Plan = from_js(Value::String(plan), "plan")?;
+        to_text(&with_key(self.inner.update_subscription(plan), &options).await.map_err(to_napi)?)
+    }
+
+    /// Usage of a period (`{ period?: 'current' | 'YYYY-MM' }`).
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn get_usage(&self, query: Option<Value>) -> napi::Result<String> {
+        let period = period_of(query)?;
+        to_text(&self.inner.get_usage(period.as_deref()).await.map_err(to_napi)?)
+    }
+
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn export_usage(&self, query: Option<Value>) -> napi::Result<String> {
+        let period = period_of(query)?;
+        to_text(&self.inner.export_usage(period.as_deref()).await.map_err(to_napi)?)
+    }
+
+    #[napi]
+    pub async fn export_usage_csv(&self, query: Option<Value>) -> napi::Result<String> {
+        let period = period_of(query)?;
+        self.inner.export_usage_csv(period.as_deref()).await.map_err(to_napi)
+    }
+
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn list_invoices(&self, query: Option<Value>) -> napi::Result<String> {
+        let q = Query::new(query)?;
+        let query = twh::InvoiceQuery { limit: q.parse("limit")?, cursor: q.parse("cursor")? };
+        q.finish()?;
+        page_text(self.inner.list_invoices(&query).await.map_err(to_napi)?)
+    }
+
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn get_invoice(&self, id: String) -> napi::Result<String> {
+        to_text(&self.inner.get_invoice(&id).await.map_err(to_napi)?)
+    }
+
+    #[napi]
+    pub async fn get_invoice_csv(&self, id: String) -> napi::Result<String> {
+        self.inner.get_invoice_csv(&id).await.map_err(to_napi)
+    }
+
+    // Reconciliations and jobs ------------------------------------------------------------------
+
+    /// Recomputes every level (of one location, `{ locationId }`) from the ledger and compares.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn create_reconciliation(&self, reconciliation: Option<Value>, options: Option<PostOptions>) -> napi::Result<String> {
+        let body: types::CreateReconciliation = from_js(reconciliation.unwrap_or_else(|| json!({})), "reconciliation")?;
+        to_text(&with_key(self.inner.create_reconciliation(body), &options).await.map_err(to_napi)?)
+    }
+
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn get_reconciliation(&self, id: String) -> napi::Result<String> {
+        to_text(&self.inner.get_reconciliation(&id).await.map_err(to_napi)?)
+    }
+
+    #[napi]
+    pub async fn get_reconciliation_csv(&self, id: String) -> napi::Result<String> {
+        self.inner.get_reconciliation_csv(&id).await.map_err(to_napi)
+    }
+
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn list_reconciliations(&self, query: Option<Value>) -> napi::Result<String> {
+        let q = Query::new(query)?;
+        let query = twh::ReconciliationQuery { limit: q.parse("limit")?, cursor: q.parse("cursor")? };
+        q.finish()?;
+        page_text(self.inner.list_reconciliations(&query).await.map_err(to_napi)?)
+    }
+
+    /// Starts a background job (`{ type: 'import_movements', format: 'csv', data }`).
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn create_job(&self, job: Value, options: Option<PostOptions>) -> napi::Result<String> {
+        let job: types::CreateJob = from_js(job, "job")?;
+        to_text(&with_key(self.inner.create_job(job), &options).await.map_err(to_napi)?)
+    }
+
+    /// Imports movements from CSV in the background (header
+    /// `type,item_id,location_id,from_location_id,to_location_id,quantity,reference,reason`).
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn import_movements_csv(&self, csv: String, options: Option<PostOptions>) -> napi::Result<String> {
+        to_text(&with_key(self.inner.import_movements_csv(&csv), &options).await.map_err(to_napi)?)
+    }
+
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn get_job(&self, id: String) -> napi::Result<String> {
+        to_text(&self.inner.get_job(&id).await.map_err(to_napi)?)
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Emulator
+
+/// Settings of the in-process emulator (each as `twh-emulator serve` has it; unset: its default).
+#[napi(object)]
+#[derive(Default)]
+pub struct EmulatorOptions {
+    /// Port on 127.0.0.1 (default: any free port).
+    pub port: Option<u32>,
+    /// Sustained requests per second per API key (0 turns the rate limit off; default 1000).
+    pub rate_limit_per_second: Option<u32>,
+    /// Token-bucket size per API key (default 2000).
+    pub rate_limit_burst: Option<u32>,
+    /// Default webhook retry delays, in seconds (default 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h).
+    pub webhook_retry_schedule_seconds: Option<Vec<u32>>,
+    /// Timeout of one webhook attempt, in milliseconds (default 15 000).
+    pub webhook_timeout_ms: Option<u32>,
+    /// How long a rolled secret key keeps working, in seconds of emulator time (default 86 400).
+    pub key_grace_seconds: Option<u32>,
+    /// How long idempotency records live, in seconds of emulator time (default 86 400).
+    pub idempotency_ttl_seconds: Option<u32>,
+    /// Hard monthly quotas of the `free` plan (default 100 000 / 20 000 / 20 000).
+    pub free_quotas: Option<QuotaOptions>,
+}
+
+/// Quotas per meter.
+#[napi(object)]
+#[derive(Default)]
+pub struct QuotaOptions {
+    pub api_requests: Option<u32>,
+    pub ledger_lines: Option<u32>,
+    pub webhook_attempts: Option<u32>,
+}
+
+fn emulator_config(options: EmulatorOptions) -> napi::Result<twh::emulator::Config> {
+    let mut config = twh::emulator::Config::default();
+    if let Some(port) = options.port {
+        config.port = u16::try_from(port).map_err(|_| invalid(format!("port {port} is not a TCP port")))?;
+    }
+    if let Some(n) = options.rate_limit_per_second {
+        config.http.rate_limit_per_second = u64::from(n);
+    }
+    if let Some(n) = options.rate_limit_burst {
+        config.http.rate_limit_burst = u64::from(n);
+    }
+    if let Some(schedule) = options.webhook_retry_schedule_seconds {
+        config.webhooks.retry_schedule_seconds = schedule.into_iter().map(u64::from).collect();
+    }
+    if let Some(ms) = options.webhook_timeout_ms {
+        if ms == 0 {
+            return Err(invalid("webhookTimeoutMs must be more than 0"));
+        }
+        config.webhooks.timeout = Duration::from_millis(u64::from(ms));
+    }
+    if let Some(s) = options.key_grace_seconds {
+        config.settings.key_grace_seconds = i64::from(s);
+    }
+    if let Some(s) = options.idempotency_ttl_seconds {
+        config.settings.idempotency_ttl_seconds = i64::from(s);
+    }
+    if let Some(q) = options.free_quotas {
+        let quotas = &mut config.settings.plans.free.quotas;
+        if let Some(n) = q.api_requests {
+            quotas.api_requests = u64::from(n);
+        }
+        if let Some(n) = q.ledger_lines {
+            quotas.ledger_lines = u64::from(n);
+        }
+        if let Some(n) = q.webhook_attempts {
+            quotas.webhook_attempts = u64::from(n);
+        }
+    }
+    Ok(config)
+}
 
 /// The in-process emulator (native part; `lib/emulator.js` wraps it).
 #[napi]
@@ -444,10 +802,11 @@ impl NativeEmulator {
 
 #[napi]
 impl NativeEmulator {
-    /// Binds a free port on 127.0.0.1 and starts serving.
+    /// Binds a port on 127.0.0.1 (a free one unless `port` is given) and starts serving.
     #[napi]
-    pub async fn start() -> napi::Result<NativeEmulator> {
-        let emu = twh::emulator::Emulator::start(twh::emulator::Config::default()).await.map_err(to_napi)?;
+    pub async fn start(options: Option<EmulatorOptions>) -> napi::Result<NativeEmulator> {
+        let config = emulator_config(options.unwrap_or_default())?;
+        let emu = twh::emulator::Emulator::start(config).await.map_err(to_napi)?;
         let base_url = emu.base_url();
         Ok(NativeEmulator { inner: Arc::new(Mutex::new(Some(Arc::new(emu)))), base_url })
     }
@@ -457,18 +816,13 @@ impl NativeEmulator {
         self.base_url.clone()
     }
 
-    /// A new sandbox and a client using its secret key.
-    #[napi]
-    pub fn create_sandbox(&self, options: Option<ClientOptions>) -> napi::Result<NativeClient> {
-        let emu = self.running()?;
-        let (_, created) = emu.create_sandbox_with(&types::CreateSandbox::default()).map_err(to_napi)?;
-        let options = options.unwrap_or_default();
-        let api_key = created.secret_key.expose().to_string();
-        let inner = build_client(
-            emu.client_builder(),
-            ClientOptions { api_key: Some(api_key), base_url: None, ..options },
-        )?;
-        Ok(NativeClient { inner })
+    /// Creates a sandbox in-process (`{ name?, seed?, plan? }`) and returns its details with both
+    /// keys; `lib/emulator.js` makes the client.
+    #[napi(ts_return_type = "any")]
+    pub fn create_sandbox(&self, request: Option<Value>) -> napi::Result<Value> {
+        let request: types::CreateSandbox = from_js(request.unwrap_or_else(|| json!({})), "sandbox")?;
+        let (_, created) = self.running()?.create_sandbox_with(&request).map_err(to_napi)?;
+        to_js(&created)
     }
 
     /// Moves the emulator clock forward; returns the new emulator time (RFC 3339).
@@ -520,6 +874,35 @@ impl NativeEmulator {
 
 // ---------------------------------------------------------------------------------------------
 // Webhooks
+
+/// Signs a delivery as TWH does (for tests of a webhook handler): one `v1,` signature per
+/// secret, as during a rotation. Returns the three headers.
+#[napi(ts_return_type = "{ 'webhook-id': string; 'webhook-timestamp': string; 'webhook-signature': string }")]
+pub fn webhooks_sign(
+    secrets: Vec<String>,
+    id: String,
+    timestamp_unix_seconds: i64,
+    payload: Either<String, Buffer>,
+) -> napi::Result<Value> {
+    if secrets.is_empty() {
+        return Err(invalid("webhooks.sign needs at least one secret"));
+    }
+    let secrets = secrets
+        .iter()
+        .map(|s| twh::webhooks::Secret::parse(s).map_err(|e| to_napi(twh::Error::WebhookVerification(e))))
+        .collect::<napi::Result<Vec<_>>>()?;
+    let refs: Vec<&twh::webhooks::Secret> = secrets.iter().collect();
+    let bytes: Vec<u8> = match payload {
+        Either::A(text) => text.into_bytes(),
+        Either::B(buffer) => buffer.to_vec(),
+    };
+    let signed = twh::webhooks::sign_with(&refs, &id, timestamp_unix_seconds, &bytes);
+    Ok(json!({
+        twh::webhooks::ID_HEADER: signed.id,
+        twh::webhooks::TIMESTAMP_HEADER: signed.timestamp,
+        twh::webhooks::SIGNATURE_HEADER: signed.signature,
+    }))
+}
 
 /// Verifies a webhook delivery (Standard Webhooks) and returns its event.
 #[napi(ts_return_type = "any")]

@@ -7,14 +7,20 @@
 //! `twh.Model` then offers with attribute access and `.to_dict()`), with no per-type glue to keep
 //! in step with the generated client.
 //!
-//! Threads: one process-wide tokio runtime runs every call; Python waits for it with the GIL
-//! released (`Python::detach`). Tokio threads never touch Python objects, and `shutdown()`
-//! (registered with `atexit` by the package) stops the runtime and drains in-flight work before
-//! the interpreter finalises (the hazard of PyO3/pyo3-async-runtimes#40).
+//! Threads: one process-wide tokio runtime runs every call. A blocking call waits for it with
+//! the GIL released (`Python::detach`); an asyncio call (`call_async`) gets an awaitable from
+//! pyo3-async-runtimes' generic bridge on this same runtime (`TwhRuntime`), whose future runs
+//! without Python and only then attaches, on a blocking-pool thread, to resolve the asyncio
+//! future through `loop.call_soon_threadsafe`. `shutdown()` (registered with `atexit` by the
+//! package) stops the runtime and drains in-flight work, blocking-pool threads included, before
+//! the interpreter finalises, so no runtime thread attaches to a finalising interpreter (the
+//! hazard of PyO3/pyo3-async-runtimes#40); `tests/test_clean_exit.py` checks 50 exits with
+//! blocking and asyncio calls in flight.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Mutex;
+use std::pin::Pin;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use pyo3::exceptions::PyRuntimeError;
@@ -23,12 +29,17 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 use tokio::runtime::{Handle, Runtime};
 use twh::etag::ETag;
-use twh::{EventQuery, ItemQuery, LocationQuery, MovementQuery, StockLevelQuery, types};
+use twh::{
+    EventQuery, InvoiceQuery, ItemQuery, LocationQuery, MovementQuery, ReconciliationQuery, StockLevelQuery,
+    WebhookDeliveryQuery, WebhookEndpointQuery, types,
+};
 
 /// Largest time `shutdown()` waits for in-flight work, in milliseconds.
 const SHUTDOWN_TIMEOUT_MS: u64 = 2_000;
 
 static RUNTIME: Mutex<Option<Runtime>> = Mutex::new(None);
+/// The runtime's handle, kept after shutdown: spawning on it then cancels the task at once.
+static HANDLE: OnceLock<Handle> = OnceLock::new();
 static SHUT_DOWN: Mutex<bool> = Mutex::new(false);
 
 /// The runtime's handle, starting it on first use.
@@ -44,6 +55,7 @@ fn handle() -> PyResult<Handle> {
             .enable_all()
             .build()
             .map_err(|e| PyRuntimeError::new_err(format!("could not start the twh runtime: {e}")))?;
+        let _ = HANDLE.set(rt.handle().clone());
         *slot = Some(rt);
     }
     Ok(slot.as_ref().map(|rt| rt.handle().clone()).expect("set above"))
@@ -68,6 +80,48 @@ fn block_on_here<T: Send, F: Future<Output = T> + Send>(py: Python<'_>, fut: F) 
     Ok(py.detach(move || handle.block_on(fut)))
 }
 
+/// The asyncio bridge (pyo3-async-runtimes' generic API) on this module's runtime, so that
+/// `shutdown()` stops the very runtime the awaitables run on.
+///
+/// A call's future runs on the runtime; only when it is done does pyo3-async-runtimes attach
+/// to Python (on a blocking-pool thread) to resolve the asyncio future through
+/// `loop.call_soon_threadsafe`. The futures produce plain Rust values (no Python objects), and
+/// an SDK error travels as JSON (`(false, details)`) to be raised as its exception class by
+/// the Python package on the event loop's thread.
+struct TwhRuntime;
+
+tokio::task_local! {
+    static TASK_LOCALS: std::cell::OnceCell<pyo3_async_runtimes::TaskLocals>;
+}
+
+impl pyo3_async_runtimes::generic::Runtime for TwhRuntime {
+    type JoinError = tokio::task::JoinError;
+    type JoinHandle = tokio::task::JoinHandle<()>;
+
+    fn spawn<F: Future<Output = ()> + Send + 'static>(fut: F) -> Self::JoinHandle {
+        HANDLE.get().expect("call_async starts the runtime first").spawn(fut)
+    }
+
+    fn spawn_blocking<F: FnOnce() + Send + 'static>(f: F) -> Self::JoinHandle {
+        HANDLE.get().expect("call_async starts the runtime first").spawn_blocking(f)
+    }
+}
+
+impl pyo3_async_runtimes::generic::ContextExt for TwhRuntime {
+    fn scope<F, T>(locals: pyo3_async_runtimes::TaskLocals, fut: F) -> Pin<Box<dyn Future<Output = T> + Send>>
+    where
+        F: Future<Output = T> + Send + 'static,
+    {
+        let cell = std::cell::OnceCell::new();
+        let _ = cell.set(locals);
+        Box::pin(TASK_LOCALS.scope(cell, fut))
+    }
+
+    fn get_task_locals() -> Option<pyo3_async_runtimes::TaskLocals> {
+        TASK_LOCALS.try_with(|c| c.get().cloned()).unwrap_or_default()
+    }
+}
+
 /// Stops the runtime, letting in-flight work finish for a bounded time. Idempotent.
 #[pyfunction]
 fn shutdown(py: Python<'_>) {
@@ -87,41 +141,49 @@ trait IntoPyErr {
     fn into_py_err(self) -> PyErr;
 }
 
+/// The exception class (in `twh._errors`) of an SDK error, and its details as JSON: status,
+/// code, message, request id, field errors, retry-after, attempts, current ETag.
+fn error_details(e: &twh::Error) -> (&'static str, Value) {
+    use twh::Error as E;
+    let class = match e {
+        E::Authentication(_) => "AuthenticationError",
+        E::Permission(_) => "PermissionDeniedError",
+        E::NotFound(_) => "NotFoundError",
+        E::Conflict(_) => "ConflictError",
+        E::IdempotencyKeyReused(_) => "IdempotencyKeyReusedError",
+        E::Validation(_) => "ValidationError",
+        E::PreconditionFailed(_) => "PreconditionFailedError",
+        E::PreconditionRequired(_) => "PreconditionRequiredError",
+        E::RateLimited(_) => "RateLimitedError",
+        E::QuotaExceeded(_) => "QuotaExceededError",
+        E::Server(_) => "ServerError",
+        E::Api(_) => "APIStatusError",
+        E::Connection { .. } => "APIConnectionError",
+        E::Timeout { .. } => "APITimeoutError",
+        E::UnexpectedResponse { .. } => "UnexpectedResponseError",
+        E::InvalidRequest(_) => "InvalidRequestError",
+        E::Configuration(_) => "ConfigurationError",
+        E::WebhookVerification(_) => "WebhookVerificationError",
+        _ => "TWHError",
+    };
+    let api = e.api_error();
+    let details = json!({
+        "class": class,
+        "message": e.to_string(),
+        "status": e.status(),
+        "code": e.code(),
+        "request_id": e.request_id(),
+        "errors": e.errors(),
+        "retry_after": e.retry_after().map(|d| d.as_secs_f64()),
+        "attempts": e.attempts(),
+        "current_etag": api.and_then(|a| a.current_etag.as_ref()).map(|e| e.as_str().to_owned()),
+    });
+    (class, details)
+}
+
 impl IntoPyErr for twh::Error {
     fn into_py_err(self) -> PyErr {
-        use twh::Error as E;
-        let class = match &self {
-            E::Authentication(_) => "AuthenticationError",
-            E::Permission(_) => "PermissionDeniedError",
-            E::NotFound(_) => "NotFoundError",
-            E::Conflict(_) => "ConflictError",
-            E::IdempotencyKeyReused(_) => "IdempotencyKeyReusedError",
-            E::Validation(_) => "ValidationError",
-            E::PreconditionFailed(_) => "PreconditionFailedError",
-            E::PreconditionRequired(_) => "PreconditionRequiredError",
-            E::RateLimited(_) => "RateLimitedError",
-            E::QuotaExceeded(_) => "QuotaExceededError",
-            E::Server(_) => "ServerError",
-            E::Api(_) => "APIStatusError",
-            E::Connection { .. } => "APIConnectionError",
-            E::Timeout { .. } => "APITimeoutError",
-            E::UnexpectedResponse { .. } => "UnexpectedResponseError",
-            E::InvalidRequest(_) => "InvalidRequestError",
-            E::Configuration(_) => "ConfigurationError",
-            E::WebhookVerification(_) => "WebhookVerificationError",
-            _ => "TWHError",
-        };
-        let api = self.api_error();
-        let details = json!({
-            "message": self.to_string(),
-            "status": self.status(),
-            "code": self.code(),
-            "request_id": self.request_id(),
-            "errors": self.errors(),
-            "retry_after": self.retry_after().map(|d| d.as_secs_f64()),
-            "attempts": self.attempts(),
-            "current_etag": api.and_then(|a| a.current_etag.as_ref()).map(|e| e.as_str().to_owned()),
-        });
+        let (class, details) = error_details(&self);
         Python::attach(|py| {
             let made = (|| -> PyResult<PyErr> {
                 let errors = py.import("twh._errors")?;
@@ -225,6 +287,11 @@ fn versioned<T: serde::Serialize>(v: twh::Versioned<T>) -> R<Value> {
     Ok(json!({ "value": to_json(&v.value)?, "etag": v.etag.as_str() }))
 }
 
+/// A conditional read: `null` when the caller's copy is current (304).
+fn maybe_versioned<T: serde::Serialize>(v: Option<twh::Versioned<T>>) -> R<Value> {
+    v.map_or(Ok(Value::Null), versioned)
+}
+
 fn page<T: serde::Serialize>(p: twh::Page<T>) -> R<Value> {
     Ok(json!({ "data": to_json(&p.data)?, "next_cursor": p.next_cursor }))
 }
@@ -258,6 +325,9 @@ async fn dispatch(c: twh::Client, op: String, a: Map<String, Value>) -> R<Value>
         // Items
         "create_item" => versioned(post!(c.create_item(body::<types::CreateItem>(&a, "body")?), k)?),
         "get_item" => versioned(c.get_item(&req::<String>(&a, "id")?).await?),
+        "get_item_if_changed" => {
+            maybe_versioned(c.get_item_if_changed(&req::<String>(&a, "id")?, &etag(&a, "etag")?).await?)
+        }
         "update_item" => {
             let patch = body::<types::UpdateItem>(&a, "body")?;
             versioned(c.update_item(&req::<String>(&a, "id")?, &etag(&a, "etag")?, patch).await?)
@@ -276,6 +346,9 @@ async fn dispatch(c: twh::Client, op: String, a: Map<String, Value>) -> R<Value>
         // Locations
         "create_location" => versioned(post!(c.create_location(body::<types::CreateLocation>(&a, "body")?), k)?),
         "get_location" => versioned(c.get_location(&req::<String>(&a, "id")?).await?),
+        "get_location_if_changed" => {
+            maybe_versioned(c.get_location_if_changed(&req::<String>(&a, "id")?, &etag(&a, "etag")?).await?)
+        }
         "update_location" => {
             let patch = body::<types::UpdateLocation>(&a, "body")?;
             versioned(c.update_location(&req::<String>(&a, "id")?, &etag(&a, "etag")?, patch).await?)
@@ -336,6 +409,10 @@ async fn dispatch(c: twh::Client, op: String, a: Map<String, Value>) -> R<Value>
                 None => versioned(c.get_stock_level(&item, &loc).await?),
             }
         }
+        "get_stock_level_if_changed" => {
+            let (item, loc): (String, String) = (req(&a, "item_id")?, req(&a, "location_id")?);
+            maybe_versioned(c.get_stock_level_if_changed(&item, &loc, &etag(&a, "etag")?).await?)
+        }
         "list_stock_levels" => {
             let q = StockLevelQuery {
                 item_id: opt(&a, "item_id")?,
@@ -357,12 +434,111 @@ async fn dispatch(c: twh::Client, op: String, a: Map<String, Value>) -> R<Value>
             };
             page(c.list_events(&q).await?)
         }
+        // Webhook endpoints
+        "create_webhook_endpoint" => {
+            versioned(post!(c.create_webhook_endpoint(body::<types::CreateWebhookEndpoint>(&a, "body")?), k)?)
+        }
+        "get_webhook_endpoint" => versioned(c.get_webhook_endpoint(&req::<String>(&a, "id")?).await?),
+        "update_webhook_endpoint" => {
+            let patch = body::<types::UpdateWebhookEndpoint>(&a, "body")?;
+            versioned(c.update_webhook_endpoint(&req::<String>(&a, "id")?, &etag(&a, "etag")?, patch).await?)
+        }
+        "delete_webhook_endpoint" => {
+            c.delete_webhook_endpoint(&req::<String>(&a, "id")?, &etag(&a, "etag")?).await?;
+            Ok(Value::Null)
+        }
+        "rotate_webhook_secret" => {
+            let id: String = req(&a, "id")?;
+            versioned(post!(c.rotate_webhook_secret(&id), k)?)
+        }
+        "test_webhook_endpoint" => {
+            let id: String = req(&a, "id")?;
+            to_json(&post!(c.test_webhook_endpoint(&id), k)?)
+        }
+        "replay_webhook_endpoint" => {
+            let id: String = req(&a, "id")?;
+            let r = body::<types::ReplayDeliveries>(&a, "body")?;
+            to_json(&post!(c.replay_webhook_endpoint(&id, r), k)?)
+        }
+        "list_webhook_endpoints" => {
+            let q = WebhookEndpointQuery { limit: opt(&a, "limit")?, cursor: opt(&a, "cursor")? };
+            page(c.list_webhook_endpoints(&q).await?)
+        }
+        // Webhook deliveries
+        "get_webhook_delivery" => to_json(&c.get_webhook_delivery(&req::<String>(&a, "id")?).await?),
+        "replay_webhook_delivery" => {
+            let id: String = req(&a, "id")?;
+            to_json(&post!(c.replay_webhook_delivery(&id), k)?)
+        }
+        "list_webhook_deliveries" => {
+            let q = WebhookDeliveryQuery {
+                endpoint_id: opt(&a, "endpoint_id")?,
+                event_id: opt(&a, "event_id")?,
+                status: opt(&a, "status")?,
+                limit: opt(&a, "limit")?,
+                cursor: opt(&a, "cursor")?,
+            };
+            page(c.list_webhook_deliveries(&q).await?)
+        }
+        // Plans, subscription, usage, invoices
+        "list_plans" => to_json(&c.list_plans().await?),
+        "get_subscription" => to_json(&c.get_subscription().await?),
+        "update_subscription" => to_json(&post!(c.update_subscription(req::<types::Plan>(&a, "plan")?), k)?),
+        "get_usage" => to_json(&c.get_usage(opt::<String>(&a, "period")?.as_deref()).await?),
+        "export_usage" => to_json(&c.export_usage(opt::<String>(&a, "period")?.as_deref()).await?),
+        "export_usage_csv" => Ok(Value::String(c.export_usage_csv(opt::<String>(&a, "period")?.as_deref()).await?)),
+        "list_invoices" => {
+            let q = InvoiceQuery { limit: opt(&a, "limit")?, cursor: opt(&a, "cursor")? };
+            page(c.list_invoices(&q).await?)
+        }
+        "get_invoice" => to_json(&c.get_invoice(&req::<String>(&a, "id")?).await?),
+        "get_invoice_csv" => Ok(Value::String(c.get_invoice_csv(&req::<String>(&a, "id")?).await?)),
+        // Reconciliations and jobs
+        "create_reconciliation" => {
+            to_json(&post!(c.create_reconciliation(body::<types::CreateReconciliation>(&a, "body")?), k)?)
+        }
+        "get_reconciliation" => to_json(&c.get_reconciliation(&req::<String>(&a, "id")?).await?),
+        "get_reconciliation_csv" => Ok(Value::String(c.get_reconciliation_csv(&req::<String>(&a, "id")?).await?)),
+        "list_reconciliations" => {
+            let q = ReconciliationQuery { limit: opt(&a, "limit")?, cursor: opt(&a, "cursor")? };
+            page(c.list_reconciliations(&q).await?)
+        }
+        "create_job" => to_json(&post!(c.create_job(body::<types::CreateJob>(&a, "body")?), k)?),
+        "get_job" => to_json(&c.get_job(&req::<String>(&a, "id")?).await?),
         other => Err(Fail::Py(PyRuntimeError::new_err(format!("unknown operation {other:?}")))),
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Classes
+
+/// A client builder with the Python package's User-Agent product and the given settings.
+fn builder(
+    api_key: Option<String>,
+    base_url: Option<String>,
+    timeout: Option<f64>,
+    max_retries: Option<u32>,
+    user_agent_suffix: Option<String>,
+) -> PyResult<twh::ClientBuilder> {
+    let mut b = twh::Client::builder().product(concat!("twh-python/", env!("CARGO_PKG_VERSION")));
+    if let Some(v) = api_key {
+        b = b.api_key(v);
+    }
+    if let Some(v) = base_url {
+        b = b.base_url(v);
+    }
+    if let Some(v) = timeout {
+        let d = Duration::try_from_secs_f64(v).map_err(|e| invalid_py(format!("timeout: {e}")))?;
+        b = b.timeout(d);
+    }
+    if let Some(v) = max_retries {
+        b = b.max_retries(v);
+    }
+    if let Some(v) = user_agent_suffix {
+        b = b.user_agent_suffix(v);
+    }
+    Ok(b)
+}
 
 /// A TWH API client (wraps `twh::Client`).
 #[pyclass(module = "twh._native", frozen)]
@@ -381,24 +557,57 @@ impl Client {
         max_retries: Option<u32>,
         user_agent_suffix: Option<String>,
     ) -> PyResult<Client> {
-        let mut b = twh::Client::builder();
-        if let Some(v) = api_key {
-            b = b.api_key(v);
-        }
-        if let Some(v) = base_url {
-            b = b.base_url(v);
-        }
-        if let Some(v) = timeout {
-            let d = Duration::try_from_secs_f64(v).map_err(|e| invalid_py(format!("timeout: {e}")))?;
-            b = b.timeout(d);
-        }
-        if let Some(v) = max_retries {
-            b = b.max_retries(v);
-        }
-        if let Some(v) = user_agent_suffix {
-            b = b.user_agent_suffix(v);
-        }
+        let b = builder(api_key, base_url, timeout, max_retries, user_agent_suffix)?;
         Ok(Client { inner: b.build().py()? })
+    }
+
+    /// Creates a sandbox on the server at `base_url` (`api_key` is the admin token, where one
+    /// is required); answers a client with its secret key and its details JSON.
+    #[staticmethod]
+    #[pyo3(signature = (args, api_key=None, base_url=None, timeout=None, max_retries=None, user_agent_suffix=None))]
+    fn create_sandbox(
+        py: Python<'_>,
+        args: &str,
+        api_key: Option<String>,
+        base_url: Option<String>,
+        timeout: Option<f64>,
+        max_retries: Option<u32>,
+        user_agent_suffix: Option<String>,
+    ) -> PyResult<(Client, String)> {
+        let request: types::CreateSandbox =
+            serde_json::from_str(args).map_err(|e| invalid_py(format!("create_sandbox: {e}")))?;
+        let b = builder(api_key, base_url, timeout, max_retries, user_agent_suffix)?;
+        let (client, created) = block_on(py, b.create_sandbox(request))?.py()?;
+        let created = to_json(&created).map_err(IntoPyErr::into_py_err)?;
+        Ok((Client { inner: client }, created.to_string()))
+    }
+
+    /// `create_sandbox` as an awaitable of `(client, details JSON)` or `(None, error JSON)`.
+    #[staticmethod]
+    #[pyo3(signature = (args, api_key=None, base_url=None, timeout=None, max_retries=None, user_agent_suffix=None))]
+    fn create_sandbox_async<'py>(
+        py: Python<'py>,
+        args: &str,
+        api_key: Option<String>,
+        base_url: Option<String>,
+        timeout: Option<f64>,
+        max_retries: Option<u32>,
+        user_agent_suffix: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let request: types::CreateSandbox =
+            serde_json::from_str(args).map_err(|e| invalid_py(format!("create_sandbox: {e}")))?;
+        let b = builder(api_key, base_url, timeout, max_retries, user_agent_suffix)?;
+        handle()?;
+        pyo3_async_runtimes::generic::future_into_py::<TwhRuntime, _, (Option<Client>, String)>(py, async move {
+            match b.create_sandbox(request).await {
+                Ok((client, created)) => {
+                    let created = serde_json::to_string(&created)
+                        .map_err(|e| PyRuntimeError::new_err(format!("could not encode an answer: {e}")))?;
+                    Ok((Some(Client { inner: client }), created))
+                }
+                Err(e) => Ok((None, error_details(&e).1.to_string())),
+            }
+        })
     }
 
     #[getter]
@@ -416,6 +625,21 @@ impl Client {
         let c = self.inner.clone();
         let v = block_on(py, dispatch(c, op, a))?.map_err(IntoPyErr::into_py_err)?;
         Ok(v.to_string())
+    }
+
+    /// Runs operation `op` with JSON arguments `args` on the runtime; answers an awaitable of
+    /// `(True, answer JSON)` or `(False, error details JSON)`.
+    fn call_async<'py>(&self, py: Python<'py>, op: String, args: &str) -> PyResult<Bound<'py, PyAny>> {
+        let a = parse_args(args).map_err(IntoPyErr::into_py_err)?;
+        handle()?;
+        let c = self.inner.clone();
+        pyo3_async_runtimes::generic::future_into_py::<TwhRuntime, _, (bool, String)>(py, async move {
+            match dispatch(c, op, a).await {
+                Ok(v) => Ok((true, v.to_string())),
+                Err(Fail::Sdk(e)) => Ok((false, error_details(&e).1.to_string())),
+                Err(Fail::Py(e)) => Err(e),
+            }
+        })
     }
 
     fn __repr__(&self) -> String {
@@ -443,11 +667,22 @@ impl Emulator {
 #[pymethods]
 impl Emulator {
     #[new]
-    #[pyo3(signature = (port=None))]
-    fn new(py: Python<'_>, port: Option<u16>) -> PyResult<Emulator> {
+    #[pyo3(signature = (port=None, rate_limit_per_second=None, rate_limit_burst=None))]
+    fn new(
+        py: Python<'_>,
+        port: Option<u16>,
+        rate_limit_per_second: Option<u64>,
+        rate_limit_burst: Option<u64>,
+    ) -> PyResult<Emulator> {
         let mut config = twh::emulator::Config::default();
         if let Some(p) = port {
             config.port = p;
+        }
+        if let Some(n) = rate_limit_per_second {
+            config.http.rate_limit_per_second = n;
+        }
+        if let Some(n) = rate_limit_burst {
+            config.http.rate_limit_burst = n;
         }
         let emu = block_on(py, twh::emulator::Emulator::start(config))?.py()?;
         let base_url = emu.base_url();
@@ -538,12 +773,33 @@ fn verify_webhook(
     Ok(to_json(&event).map_err(IntoPyErr::into_py_err)?.to_string())
 }
 
+/// Signs a payload the way the emulator signs deliveries (one `v1,` signature per secret);
+/// answers the three headers.
+#[pyfunction]
+fn sign_webhook(
+    secrets: Vec<String>,
+    msg_id: &str,
+    timestamp: i64,
+    payload: &[u8],
+) -> PyResult<HashMap<&'static str, String>> {
+    if secrets.is_empty() {
+        return Err(invalid_py("sign: at least one secret"));
+    }
+    let parsed = secrets
+        .iter()
+        .map(|s| twh::webhooks::Secret::parse(s).map_err(|e| twh::Error::from(e).into_py_err()))
+        .collect::<PyResult<Vec<_>>>()?;
+    let refs: Vec<&twh::webhooks::Secret> = parsed.iter().collect();
+    Ok(twh::webhooks::sign_with(&refs, msg_id, timestamp, payload).to_pairs().into_iter().collect())
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Client>()?;
     m.add_class::<Emulator>()?;
     m.add_function(wrap_pyfunction!(shutdown, m)?)?;
     m.add_function(wrap_pyfunction!(verify_webhook, m)?)?;
+    m.add_function(wrap_pyfunction!(sign_webhook, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -25,6 +25,11 @@ asyncio.run(busy())
 emu.inject_fault("delay", delay_ms=2000, times=100)
 for _ in range(3):
     threading.Thread(target=lambda: client.list_items(), daemon=True).start()
+# And awaitables in flight on an event loop of a daemon thread.
+async def waiting():
+    ac = emu.create_async_sandbox()
+    await asyncio.gather(*(ac.list_items() for _ in range(3)))
+threading.Thread(target=lambda: asyncio.run(waiting()), daemon=True).start()
 print("ok")
 """
 

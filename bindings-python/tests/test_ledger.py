@@ -7,7 +7,7 @@ import pytest
 import twh
 
 
-def _item_and_location(client: twh.Client) -> "tuple[twh.Model, twh.Model]":
+def _item_and_location(client: twh.Client) -> "tuple[twh.types.Item, twh.types.Location]":
     mug = client.create_item(sku="MUG-BLU", name="Mug, blue")
     wh = client.create_location(code="WH-1", name="Main warehouse")
     return mug, wh
@@ -58,17 +58,17 @@ def test_items_and_locations(twh_client: twh.Client) -> None:
         client.create_item(sku=f"SKU-{i}", name=f"Item {i}")
     assert [it.sku for it in client.iter_items(limit=2)] == [f"SKU-{i}" for i in range(5)]
     item = client.get_item(client.list_items(sku="SKU-3").data[0].id)
-    renamed = client.update_item(item.id, etag=item.etag or "", name="Renamed")
+    renamed = client.update_item(item.id, etag=item.etag, name="Renamed")
     assert renamed.name == "Renamed" and renamed.etag != item.etag
     with pytest.raises(twh.PreconditionFailedError):
-        client.update_item(item.id, etag=item.etag or "", name="Stale")
+        client.update_item(item.id, etag=item.etag, name="Stale")
     bumped = client.update_item_with(item.id, lambda cur: {"low_stock_threshold": 10})
     assert bumped.low_stock_threshold == 10
-    archived = client.archive_item(bumped.id, etag=bumped.etag or "")
+    archived = client.archive_item(bumped.id, etag=bumped.etag)
     assert archived.status == "archived"
 
     loc = client.create_location(code="BIN-1", name="Bin 1")
-    loc2 = client.update_location(loc.id, etag=loc.etag or "", name="Bin one")
+    loc2 = client.update_location(loc.id, etag=loc.etag, name="Bin one")
     assert loc2.name == "Bin one"
     assert [x.code for x in client.iter_locations()] == ["BIN-1"]
     assert client.get_sandbox().id
@@ -91,7 +91,7 @@ def test_batch_and_caller_key(twh_client: twh.Client) -> None:
 
 
 @pytest.mark.parametrize("action", ["error_after_commit", "drop_connection_after_commit"])
-def test_fault_after_commit_gives_exactly_one_entry(twh_emulator: twh.Emulator, action: str) -> None:
+def test_fault_after_commit_gives_exactly_one_entry(twh_emulator: twh.Emulator, action: "twh.types.FaultAction") -> None:
     client = twh_emulator.create_sandbox()
     mug, wh = _item_and_location(client)
     twh_emulator.inject_fault(action, method="POST", path_prefix="/v1/stock-movements", times=1)

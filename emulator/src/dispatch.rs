@@ -186,6 +186,7 @@ impl Dispatcher {
         let now = self.world.clock.advance_to(target);
         self.world.expire();
         self.world.run_due(now);
+        self.world.store.clock_moved(self.world.clock.offset_micros(), now);
         now
     }
 
@@ -299,22 +300,23 @@ impl Dispatcher {
         let state = &mut *guard;
         // Metered where recorded: the attempt was made, even if the sandbox was reset meanwhile.
         state.usage.record_attempt(at, &crate::ids::format("msg", tag, c.delivery));
-        if state.ledger.tag != tag {
-            return; // the sandbox was reset meanwhile: the delivery is gone
-        }
-        let events =
-            state.webhooks.record(&state.ledger, c.delivery, at, result, &self.settings.retry_schedule_seconds);
-        if events.is_empty() {
-            return;
-        }
         let now = self.world.clock.now();
-        let before = state.ledger.event_count();
-        for (kind, data) in events {
-            state.ledger.emit_snapshot(kind, data, now);
+        let (movements, before) = (state.ledger.movement_count(), state.ledger.event_count());
+        // Unless the sandbox was reset meanwhile (then the delivery is gone).
+        if state.ledger.tag == tag {
+            let events =
+                state.webhooks.record(&state.ledger, c.delivery, at, result, &self.settings.retry_schedule_seconds);
+            for (kind, data) in events {
+                state.ledger.emit_snapshot(kind, data, now);
+            }
         }
-        state.webhooks.fan_out(&state.ledger, before, None, now);
+        // The attempt, its usage and its events go to the store like any other change (fanning
+        // out the new events on the way).
+        let created = self.world.settle(&tenant.id, state, movements, before, now);
         drop(guard);
-        self.wake();
+        if created {
+            self.wake();
+        }
     }
 }
 

@@ -22,6 +22,7 @@ pub mod ids;
 pub mod openapi;
 pub mod runner;
 mod server;
+pub mod store;
 
 pub use dispatch::WebhookSettings;
 pub use http::{AppState, HttpConfig, app};

@@ -7,6 +7,7 @@
 //! (bounded), then return.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +28,7 @@ use crate::domain::model::{CreateSandbox, SandboxCreated};
 use crate::domain::registry::{MemoryStore, Settings, World};
 use crate::http::faults::{DropConnection, Fault, FaultSpec};
 use crate::http::{self, AppState, HttpConfig};
+use crate::store::DurableStore;
 
 /// How long shutdown waits for in-flight requests.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -44,6 +46,9 @@ pub struct Config {
     pub http: HttpConfig,
     /// Webhook delivery settings.
     pub webhooks: WebhookSettings,
+    /// Keep the state in this directory (created if needed) and recover it on start; `None`
+    /// (the default) keeps it in memory only. See [`crate::store`].
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -54,6 +59,7 @@ impl Default for Config {
             settings: Settings::default(),
             http: HttpConfig::default(),
             webhooks: WebhookSettings::default(),
+            data_dir: None,
         }
     }
 }
@@ -128,20 +134,61 @@ fn lower_this_thread_priority() {
 }
 
 impl Emulator {
-    /// Binds and starts serving.
+    /// Opens the data dir (if any; its errors name the file at fault), binds and starts serving.
     pub async fn start(config: Config) -> std::io::Result<Emulator> {
-        let listener = TcpListener::bind((config.host, config.port)).await?;
+        let world = match &config.data_dir {
+            None => Arc::new(World::new(config.settings, Box::new(MemoryStore))),
+            Some(dir) => {
+                let dir = dir.clone();
+                let (store, recovered) = tokio::task::spawn_blocking(move || DurableStore::open(&dir))
+                    .await
+                    .map_err(std::io::Error::other)??;
+                let world = Arc::new(World::new(config.settings, Box::new(store.clone())));
+                let recovered_count = recovered.sandbox_count();
+                if let Err(e) = store.install(&world, recovered) {
+                    let _ = store.shut();
+                    return Err(e);
+                }
+                tracing::info!(data_dir = %store.dir().display(), sandboxes = recovered_count, "state recovered");
+                world
+            }
+        };
+        let listener = match TcpListener::bind((config.host, config.port)).await {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = world.store.close();
+                return Err(e);
+            }
+        };
         let addr = listener.local_addr()?;
-        let world = Arc::new(World::new(config.settings, Box::new(MemoryStore)));
+        let durable = world.store.is_durable();
         let state = Arc::new(AppState::new(world, config.http, config.webhooks));
         let (stop, stopped) = watch::channel(false);
         let dispatcher = spawn_dispatcher(state.dispatcher.clone(), stopped.clone());
         let jobs = tokio::spawn(state.jobs.clone().run(stopped.clone()));
+        let flusher = durable.then(|| tokio::spawn(flush_loop(state.clone(), stopped.clone())));
         let server = tokio::spawn(serve(listener, http::app(state.clone()), stopped));
+        let world = state.world.clone();
         let task = tokio::spawn(async move {
             let _ = server.await;
             let _ = dispatcher.await;
             let _ = jobs.await;
+            if let Some(f) = flusher {
+                let _ = f.await;
+            }
+            // In-flight requests are done: write what waits (reads' usage, the clock) and close.
+            if durable {
+                let closed = tokio::task::spawn_blocking(move || {
+                    crate::store::flush_pending(&world);
+                    world.store.close()
+                })
+                .await;
+                match closed {
+                    Ok(Ok(())) => tracing::info!("state written; data dir closed"),
+                    Ok(Err(e)) => tracing::error!(error = %e, "closing the data dir failed"),
+                    Err(e) => tracing::error!(error = %e, "closing the data dir failed"),
+                }
+            }
         });
         Ok(Emulator { addr, state, stop, task })
     }
@@ -183,6 +230,19 @@ impl Emulator {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+    }
+}
+
+/// With a data dir: every second, writes the changes that wait without a write of their own
+/// (the usage rows of reads).
+async fn flush_loop(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stopped.changed() => return,
+        }
+        let world = state.world.clone();
+        let _ = tokio::task::spawn_blocking(move || crate::store::flush_pending(&world)).await;
     }
 }
 

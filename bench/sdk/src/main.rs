@@ -8,7 +8,14 @@
 //! request id, retry bookkeeping, error mapping and ETag handling; the target is to stay within
 //! 10% of raw.
 //!
-//! The two contenders alternate in small batches of calls (so drift, such as the ledger growing
+//! Raw reqwest runs twice: with only those headers ("minimal"), and sending the same headers as
+//! the SDK ("same wire": `User-Agent`, `X-Request-Id`, `api-version`, `Accept`), so that both make
+//! the same calls on the wire. The emulator runs in this process, so the server's work on each
+//! header counts in every figure; the same-wire ratio is the SDK's own cost, the minimal one also
+//! counts what the extra headers cost the server. Both are printed; the target is judged on the
+//! same-wire one (the issue's "raw reqwest doing the same calls").
+//!
+//! The contenders alternate in small batches of calls (so drift, such as the ledger growing
 //! or another process taking a core for a while, hits both alike), after a warm-up, and each
 //! workload's rate is the total calls over the total time. The run takes about 30 s;
 //! `TWH_BENCH_SECONDS` sets the seconds per workload (default 8).
@@ -55,6 +62,27 @@ struct Fixture {
 struct Raw {
     http: reqwest::Client,
     auth: String,
+    /// Send the SDK's headers too: a per-call `X-Request-Id` (its client sends `User-Agent`,
+    /// `api-version` and `Accept` by default).
+    same_wire: bool,
+}
+
+impl Raw {
+    fn new(key: &str, same_wire: bool) -> Raw {
+        let mut b = reqwest::Client::builder().timeout(Duration::from_secs(30));
+        if same_wire {
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert("api-version", reqwest::header::HeaderValue::from_static("1.0.0"));
+            headers.insert(reqwest::header::ACCEPT, reqwest::header::HeaderValue::from_static("application/json"));
+            b = b.user_agent(twh::USER_AGENT).default_headers(headers);
+        }
+        Raw { http: b.build().expect("reqwest"), auth: format!("Bearer {key}"), same_wire }
+    }
+
+    fn request(&self, method: reqwest::Method, url: String) -> reqwest::RequestBuilder {
+        let r = self.http.request(method, url).header("authorization", &self.auth);
+        if self.same_wire { r.header("x-request-id", format!("req_{}", uuid::Uuid::new_v4().simple())) } else { r }
+    }
 }
 
 async fn sdk_call(client: &twh::Client, f: &Fixture, w: Workload) {
@@ -78,9 +106,7 @@ async fn raw_call(raw: &Raw, f: &Fixture, w: Workload) {
     match w {
         Workload::Read => {
             let r = raw
-                .http
-                .get(format!("{}/v1/items/{}", f.base_url, f.item_id))
-                .header("authorization", &raw.auth)
+                .request(reqwest::Method::GET, format!("{}/v1/items/{}", f.base_url, f.item_id))
                 .send()
                 .await
                 .expect("raw read");
@@ -93,9 +119,7 @@ async fn raw_call(raw: &Raw, f: &Fixture, w: Workload) {
         Workload::Write => {
             let body = CreateMovement::receipt(&f.item_id, &f.location_id, 1);
             let r = raw
-                .http
-                .post(format!("{}/v1/stock-movements", f.base_url))
-                .header("authorization", &raw.auth)
+                .request(reqwest::Method::POST, format!("{}/v1/stock-movements", f.base_url))
                 .header("idempotency-key", uuid::Uuid::new_v4().to_string())
                 .json(&body)
                 .send()
@@ -108,9 +132,7 @@ async fn raw_call(raw: &Raw, f: &Fixture, w: Workload) {
         }
         Workload::List => {
             let r = raw
-                .http
-                .get(format!("{}/v1/items?limit=20", f.base_url))
-                .header("authorization", &raw.auth)
+                .request(reqwest::Method::GET, format!("{}/v1/items?limit=20", f.base_url))
                 .send()
                 .await
                 .expect("raw list");
@@ -159,39 +181,38 @@ async fn main() {
         item_id: item.id.clone(),
         location_id: location.id.clone(),
     };
-    let raw = Raw {
-        http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("reqwest"),
-        auth: format!("Bearer {}", fixture.key),
-    };
+    let raws = [Raw::new(&fixture.key, false), Raw::new(&fixture.key, true)];
 
     let workloads = [Workload::Read, Workload::Write, Workload::List];
     let mut results = Vec::new();
     for w in workloads {
         for _ in 0..WARMUP_CALLS {
             sdk_call(&client, &fixture, w).await;
-            raw_call(&raw, &fixture, w).await;
+            for raw in &raws {
+                raw_call(raw, &fixture, w).await;
+            }
         }
-        let (mut sdk, mut bare) = (Tally::default(), Tally::default());
+        // 0: the SDK; 1: raw, minimal; 2: raw, same wire.
+        let mut tallies = [Tally::default(); 3];
         let started = Instant::now();
-        let mut batch = 0u64;
+        let mut batch = 0usize;
         while started.elapsed() < budget {
-            // Alternate which goes first, so neither always follows the other.
-            for side in if batch.is_multiple_of(2) { [true, false] } else { [false, true] } {
+            // Rotate which goes first, so none always follows another.
+            for turn in 0..3 {
+                let side = (batch + turn) % 3;
                 let at = Instant::now();
                 for _ in 0..BATCH_CALLS {
-                    if side {
-                        sdk_call(&client, &fixture, w).await;
-                    } else {
-                        raw_call(&raw, &fixture, w).await;
+                    match side {
+                        0 => sdk_call(&client, &fixture, w).await,
+                        n => raw_call(&raws[n - 1], &fixture, w).await,
                     }
                 }
-                let tally = if side { &mut sdk } else { &mut bare };
-                tally.calls += u64::from(BATCH_CALLS);
-                tally.time += at.elapsed();
+                tallies[side].calls += u64::from(BATCH_CALLS);
+                tallies[side].time += at.elapsed();
             }
             batch += 1;
         }
-        results.push((w, sdk, bare));
+        results.push((w, tallies));
     }
     emulator.shutdown().await;
 
@@ -203,26 +224,35 @@ async fn main() {
         budget.as_secs()
     );
     println!();
-    println!("| workload | SDK calls/s | raw reqwest calls/s | SDK µs/call | raw µs/call | SDK / raw |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
-    let mut worst: f64 = f64::INFINITY;
-    for (w, sdk, bare) in &results {
-        let ratio = sdk.per_second() / bare.per_second();
+    println!(
+        "| workload | SDK calls/s | raw, same wire calls/s | raw, minimal calls/s | SDK µs/call | raw same-wire µs/call | \
+         SDK / raw same wire | SDK / raw minimal |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let (mut worst, mut worst_minimal) = (f64::INFINITY, f64::INFINITY);
+    for (w, [sdk, minimal, same]) in &results {
+        let ratio = sdk.per_second() / same.per_second();
+        let ratio_minimal = sdk.per_second() / minimal.per_second();
         worst = worst.min(ratio);
+        worst_minimal = worst_minimal.min(ratio_minimal);
         println!(
-            "| {} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1}% |",
+            "| {} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1}% | {:.1}% |",
             w.name(),
             sdk.per_second(),
-            bare.per_second(),
+            same.per_second(),
+            minimal.per_second(),
             1e6 / sdk.per_second(),
-            1e6 / bare.per_second(),
-            ratio * 100.0
+            1e6 / same.per_second(),
+            ratio * 100.0,
+            ratio_minimal * 100.0
         );
     }
     println!();
     println!(
-        "Target: the SDK within 10% of raw reqwest (ratio ≥ 90%). Lowest ratio: {:.1}% → {}.",
+        "Target: the SDK within 10% of raw reqwest making the same calls (same-wire ratio ≥ 90%). Lowest: {:.1}% → {}. \
+         Against minimal headers the lowest is {:.1}%.",
         worst * 100.0,
-        if worst >= 0.9 { "met" } else { "NOT met" }
+        if worst >= 0.9 { "met" } else { "NOT met" },
+        worst_minimal * 100.0
     );
 }

@@ -4,6 +4,10 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
+// The same allocator as the emulator's binary, so the baseline is not slower for using glibc's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let mut port = 0u16;
     let mut args = std::env::args().skip(1);

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import atexit as _atexit
 
-from . import _native, webhooks
-from ._client import AsyncClient, Client, Page
+from . import _native, params, types, webhooks
+from ._async_client import READ_MODIFY_WRITE_ATTEMPTS_MAX, AsyncClient
 from ._emulator import Emulator
+from ._sync_client import Client
+from ._transport import Page
 from ._errors import (
     APIConnectionError,
     APIStatusError,
@@ -39,6 +41,9 @@ __all__ = [
     "Emulator",
     "Model",
     "Page",
+    "READ_MODIFY_WRITE_ATTEMPTS_MAX",
+    "params",
+    "types",
     "webhooks",
     "TWHError",
     "ConfigurationError",

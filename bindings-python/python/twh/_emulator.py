@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, Literal, Optional, Tuple, Union
 
 from . import _native
-from ._client import AsyncClient, Client
-from ._models import Model
+from ._async_client import AsyncClient
+from ._sync_client import Client
+from .types import Fault, FaultAction, Plan, SandboxCreated
+
+Seed = Literal["demo", "empty"]
 
 __all__ = ["Emulator"]
 
@@ -19,8 +22,18 @@ class Emulator:
     It starts when constructed and stops on ``stop()`` or when the ``with`` block ends.
     """
 
-    def __init__(self, *, port: Optional[int] = None) -> None:
-        self._native = _native.Emulator(port=port)
+    def __init__(
+        self,
+        *,
+        port: Optional[int] = None,
+        rate_limit_per_second: Optional[int] = None,
+        rate_limit_burst: Optional[int] = None,
+    ) -> None:
+        """``port``: any free one by default. The per-key rate limit (default 1000 requests a
+        second in bursts of 2000) can be changed; 0 turns it off (for load tests)."""
+        self._native = _native.Emulator(
+            port=port, rate_limit_per_second=rate_limit_per_second, rate_limit_burst=rate_limit_burst
+        )
 
     @property
     def base_url(self) -> str:
@@ -31,23 +44,30 @@ class Emulator:
     def running(self) -> bool:
         return self._native.running
 
-    def _create(self, name: Optional[str], plan: Optional[str], seed: Optional[str]) -> Tuple["_native.Client", Model]:
+    def _create(
+        self, name: Optional[str], plan: Optional[Plan], seed: Optional[Seed]
+    ) -> Tuple["_native.Client", SandboxCreated]:
         request = {k: v for k, v in {"name": name, "plan": plan, "seed": seed}.items() if v is not None}
         native, details = self._native.create_sandbox(json.dumps(request))
-        return native, Model(json.loads(details))
+        return native, SandboxCreated(json.loads(details))
 
-    def create_sandbox(self, *, name: Optional[str] = None, plan: Optional[str] = None, seed: Optional[str] = None) -> Client:
-        """Creates a sandbox and returns a ready :class:`Client` with its secret key."""
+    def create_sandbox(
+        self, *, name: Optional[str] = None, plan: Optional[Plan] = None, seed: Optional[Seed] = None
+    ) -> Client:
+        """Creates a sandbox (default: seed ``empty``, plan ``free``) and returns a ready
+        :class:`Client` with its secret key."""
         return Client._wrap(self._create(name, plan, seed)[0])
 
     def create_sandbox_with_details(
-        self, *, name: Optional[str] = None, plan: Optional[str] = None, seed: Optional[str] = None
-    ) -> Tuple[Client, Model]:
+        self, *, name: Optional[str] = None, plan: Optional[Plan] = None, seed: Optional[Seed] = None
+    ) -> Tuple[Client, SandboxCreated]:
         """Like :meth:`create_sandbox`, also answering the sandbox's details with both keys."""
         native, details = self._create(name, plan, seed)
         return Client._wrap(native), details
 
-    def create_async_sandbox(self, *, name: Optional[str] = None, plan: Optional[str] = None, seed: Optional[str] = None) -> AsyncClient:
+    def create_async_sandbox(
+        self, *, name: Optional[str] = None, plan: Optional[Plan] = None, seed: Optional[Seed] = None
+    ) -> AsyncClient:
         """Creates a sandbox and returns a ready :class:`AsyncClient`."""
         return AsyncClient._wrap(self._create(name, plan, seed)[0])
 
@@ -60,21 +80,21 @@ class Emulator:
 
     def inject_fault(
         self,
-        action: str,
+        action: FaultAction,
         *,
         times: int = 1,
         path_prefix: Optional[str] = None,
         method: Optional[str] = None,
         status: Optional[int] = None,
         delay_ms: Optional[int] = None,
-    ) -> Model:
+    ) -> Fault:
         """Arms a fault (``error_before_commit``, ``error_after_commit``, ``delay``,
         ``drop_connection_after_commit``) for the next ``times`` matching requests."""
         spec: Dict[str, Any] = {"action": action, "times": times}
         for k, v in {"path_prefix": path_prefix, "method": method, "status": status, "delay_ms": delay_ms}.items():
             if v is not None:
                 spec[k] = v
-        return Model(json.loads(self._native.inject_fault(json.dumps(spec))))
+        return Fault(json.loads(self._native.inject_fault(json.dumps(spec))))
 
     def clear_faults(self) -> None:
         """Disarms every fault."""

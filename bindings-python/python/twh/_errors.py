@@ -82,6 +82,15 @@ class TWHError(Exception):
             current_etag=d.get("current_etag"),
         )
 
+    @staticmethod
+    def _from_details(details: str) -> "TWHError":
+        """The exception of the class the native module named in ``details``."""
+        d: Dict[str, Any] = json.loads(details)
+        cls = globals().get(str(d.get("class")), TWHError)
+        if not (isinstance(cls, type) and issubclass(cls, TWHError)):
+            cls = TWHError
+        return cls._from_native(details)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(status={self.status!r}, code={self.code!r}, message={self.message!r})"
 

@@ -1,18 +1,38 @@
-"""Results: the API's JSON with attribute access and ``.to_dict()``."""
+"""Results: the API's JSON with attribute access and ``.to_dict()``.
+
+:class:`Model` is the base of every result class of :mod:`twh.types` (generated from the OpenAPI
+document, so each field has its real type for mypy). A result keeps the JSON object it was made
+from; attributes read it on access, turning nested objects into their result classes and
+``date-time`` strings into aware :class:`datetime.datetime` values.
+"""
 
 from __future__ import annotations
 
 import copy
-from typing import Any, Dict, Iterator, Optional
+import datetime as _dt
+import re
+from typing import Any, Dict, Iterator, Optional, Type, TypeVar
 
-__all__ = ["Model"]
+__all__ = ["Model", "parse_datetime"]
+
+M = TypeVar("M", bound="Model")
+
+_FRACTION = re.compile(r"\.(\d+)")
 
 
-def _wrap(value: Any) -> Any:
-    if isinstance(value, dict):
-        return Model(value)
-    if isinstance(value, list):
-        return [_wrap(v) for v in value]
+def parse_datetime(text: str) -> _dt.datetime:
+    """An RFC 3339 time (``2026-01-01T00:00:00.123456789Z``) as an aware datetime.
+
+    ``datetime.fromisoformat`` of Python 3.9 takes neither ``Z`` nor other than 3 or 6
+    fractional digits, so both are normalised first (digits beyond microseconds are dropped).
+    """
+    t = text.strip()
+    if t.endswith(("Z", "z")):
+        t = t[:-1] + "+00:00"
+    t = _FRACTION.sub(lambda m: "." + (m.group(1) + "000000")[:6], t, count=1)
+    value = _dt.datetime.fromisoformat(t)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=_dt.timezone.utc)
     return value
 
 
@@ -20,7 +40,7 @@ class Model:
     """A result of the API: ``item.sku``, ``item["sku"]``, ``item.to_dict()``.
 
     Single resources read or written carry their ``etag`` (for ``If-Match``); it is not part of
-    ``to_dict()``.
+    ``to_dict()``. Results are read-only.
     """
 
     __slots__ = ("_data", "etag")
@@ -29,10 +49,19 @@ class Model:
     etag: Optional[str]
 
     def __init__(self, data: Dict[str, Any], etag: Optional[str] = None) -> None:
+        if not isinstance(data, dict):
+            raise TypeError(f"{type(self).__name__} is made from a JSON object, not {type(data).__name__}")
         object.__setattr__(self, "_data", data)
         object.__setattr__(self, "etag", etag)
 
+    @classmethod
+    def from_dict(cls: Type[M], data: Dict[str, Any], etag: Optional[str] = None) -> M:
+        """The result for a JSON object (as ``to_dict()`` gives)."""
+        return cls(data, etag)
+
     def __getattr__(self, name: str) -> Any:
+        # Only fields the generated class does not declare as properties come here (fields
+        # newer than this package, or an untyped Model).
         data = object.__getattribute__(self, "_data")
         if name in data:
             return _wrap(data[name])
@@ -44,6 +73,10 @@ class Model:
         raise AttributeError("results are read-only; use .to_dict() for a mutable copy")
 
     def __getitem__(self, key: str) -> Any:
+        if key not in self._data:
+            raise KeyError(key)
+        if isinstance(getattr(type(self), key, None), property):
+            return getattr(self, key)
         return _wrap(self._data[key])
 
     def __contains__(self, key: object) -> bool:
@@ -65,13 +98,21 @@ class Model:
         return list(self._data) + ["to_dict", "etag"]
 
     def get(self, key: str, default: Any = None) -> Any:
-        return _wrap(self._data.get(key, default))
+        """The field ``key`` (converted like an attribute), or ``default`` when absent."""
+        return self[key] if key in self._data else default
 
     def to_dict(self) -> Dict[str, Any]:
         """A deep copy of the JSON object."""
         return copy.deepcopy(self._data)
 
     def __repr__(self) -> str:
-        kind = self._data.get("object")
-        head = f"Model[{kind}]" if isinstance(kind, str) else "Model"
-        return f"{head}({self._data!r})"
+        return f"{type(self).__name__}({self._data!r})"
+
+
+def _wrap(value: Any) -> Any:
+    """Free-form values (attributes, metadata, an event's data): objects as untyped Models."""
+    if isinstance(value, dict):
+        return Model(value)
+    if isinstance(value, list):
+        return [_wrap(v) for v in value]
+    return value

@@ -1,10 +1,10 @@
 # Stubs of the private native module (src/lib.rs).
 # Checked against the compiled module: `python -m mypy.stubtest twh._native`.
-from typing import Dict, Optional, Tuple, final
+from typing import Awaitable, Dict, List, Optional, Tuple, final
 
 from typing_extensions import Self
 
-__all__ = ["Client", "Emulator", "__version__", "shutdown", "verify_webhook"]
+__all__ = ["Client", "Emulator", "__version__", "shutdown", "sign_webhook", "verify_webhook"]
 __version__: str
 
 @final
@@ -17,14 +17,35 @@ class Client:
         max_retries: Optional[int] = None,
         user_agent_suffix: Optional[str] = None,
     ) -> Self: ...
+    @staticmethod
+    def create_sandbox(
+        args: str,
+        api_key: Optional[str] = None,
+        base_url: Optional[str] = None,
+        timeout: Optional[float] = None,
+        max_retries: Optional[int] = None,
+        user_agent_suffix: Optional[str] = None,
+    ) -> Tuple[Client, str]: ...
+    @staticmethod
+    def create_sandbox_async(
+        args: str,
+        api_key: Optional[str] = None,
+        base_url: Optional[str] = None,
+        timeout: Optional[float] = None,
+        max_retries: Optional[int] = None,
+        user_agent_suffix: Optional[str] = None,
+    ) -> Awaitable[Tuple[Optional[Client], str]]: ...
     @property
     def base_url(self) -> str: ...
     def with_api_key(self, api_key: str) -> Client: ...
     def call(self, op: str, args: str) -> str: ...
+    def call_async(self, op: str, args: str) -> Awaitable[Tuple[bool, str]]: ...
 
 @final
 class Emulator:
-    def __new__(cls, port: Optional[int] = None) -> Self: ...
+    def __new__(
+        cls, port: Optional[int] = None, rate_limit_per_second: Optional[int] = None, rate_limit_burst: Optional[int] = None
+    ) -> Self: ...
     @property
     def base_url(self) -> str: ...
     @property
@@ -39,3 +60,4 @@ def shutdown() -> None: ...
 def verify_webhook(
     payload: bytes, headers: Dict[str, str], secret: str, tolerance_seconds: Optional[float] = None
 ) -> str: ...
+def sign_webhook(secrets: List[str], msg_id: str, timestamp: int, payload: bytes) -> Dict[str, str]: ...

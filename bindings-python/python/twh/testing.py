@@ -11,8 +11,9 @@ from typing import Iterator
 
 import pytest
 
-from ._client import AsyncClient, Client
+from ._async_client import AsyncClient
 from ._emulator import Emulator
+from ._sync_client import Client
 
 __all__ = ["twh_emulator", "twh_client", "twh_async_client"]
 

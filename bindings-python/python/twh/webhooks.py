@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from typing import Mapping, Optional, Union
+import time
+from typing import Dict, Mapping, Optional, Sequence, Union
 
 from . import _native
-from ._models import Model
+from .types import Event
 
-__all__ = ["verify", "DEFAULT_TOLERANCE"]
+__all__ = ["verify", "sign", "DEFAULT_TOLERANCE"]
 
 DEFAULT_TOLERANCE = _dt.timedelta(minutes=5)
 
@@ -20,7 +21,7 @@ def verify(
     secret: str,
     *,
     tolerance: Union[float, _dt.timedelta, None] = None,
-) -> Model:
+) -> Event:
     """Checks a delivery's ``webhook-id``, ``webhook-timestamp`` and ``webhook-signature``
     headers against ``secret`` (``whsec_...``) and answers its event. Raises
     :class:`twh.WebhookVerificationError` otherwise. Pass the raw body, before parsing it."""
@@ -33,4 +34,20 @@ def verify(
     else:
         seconds = float(tolerance)
     event = _native.verify_webhook(body, {str(k): str(v) for k, v in headers.items()}, secret, seconds)
-    return Model(json.loads(event))
+    return Event(json.loads(event))
+
+
+def sign(
+    payload: Union[bytes, str],
+    secret: Union[str, Sequence[str]],
+    *,
+    msg_id: str,
+    timestamp: Optional[int] = None,
+) -> Dict[str, str]:
+    """The ``webhook-id``, ``webhook-timestamp`` and ``webhook-signature`` headers of a
+    delivery of ``payload`` signed as the emulator signs (one ``v1,`` signature per secret, as
+    during a rotation), for testing your receiver. ``timestamp`` defaults to now (unix seconds)."""
+    body = payload.encode() if isinstance(payload, str) else bytes(payload)
+    secrets = [secret] if isinstance(secret, str) else list(secret)
+    ts = int(time.time()) if timestamp is None else int(timestamp)
+    return dict(_native.sign_webhook(secrets, msg_id, ts, body))

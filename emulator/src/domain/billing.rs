@@ -549,7 +549,7 @@ impl<'de> Deserialize<'de> for PeriodUsage {
 }
 
 /// Where a request's row is, so that its write can add its ledger lines to it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RowRef {
     period_start: Timestamp,
     index: usize,
@@ -576,9 +576,120 @@ pub struct Usage {
     /// Webhook attempts claimed and not yet recorded (they count against a hard quota).
     #[serde(skip)]
     attempts_in_flight: u64,
+    /// The changes made since the durable store last took them (`None`: not tracked, the
+    /// in-memory default). Replaying them in order on the stored usage gives this one.
+    #[serde(skip)]
+    journal: Option<Vec<UsageOp>>,
+}
+
+/// One change to a tenant's usage, as the durable store journals it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum UsageOp {
+    /// An admitted request.
+    Admit {
+        /// When.
+        at: Timestamp,
+        /// Its request id.
+        id: String,
+    },
+    /// The period of `at` was opened.
+    Open {
+        /// When.
+        at: Timestamp,
+    },
+    /// Ledger lines added.
+    AddLines {
+        /// The request's row.
+        row: Option<RowRef>,
+        /// When.
+        at: Timestamp,
+        /// The request id.
+        id: String,
+        /// How many lines.
+        lines: u64,
+    },
+    /// A webhook attempt.
+    Attempt {
+        /// When.
+        at: Timestamp,
+        /// The delivery id.
+        id: String,
+    },
+    /// A meter's quota notice.
+    Notify {
+        /// When.
+        at: Timestamp,
+        /// The meter.
+        meter: Meter,
+    },
+    /// A period closed.
+    Close {
+        /// Its start.
+        start: Timestamp,
+    },
+    /// The whole usage (a compacted journal starts with one).
+    Snapshot {
+        /// It.
+        usage: Box<Usage>,
+    },
 }
 
 impl Usage {
+    /// Starts (or keeps) journaling changes, for the durable store.
+    pub fn track(&mut self) {
+        self.journal.get_or_insert_with(Vec::new);
+    }
+
+    /// The changes since the last call, in order.
+    pub fn take_journal(&mut self) -> Vec<UsageOp> {
+        self.journal.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Whether changes wait in the journal.
+    pub fn journal_pending(&self) -> bool {
+        self.journal.as_ref().is_some_and(|j| !j.is_empty())
+    }
+
+    fn note(&mut self, op: UsageOp) {
+        if let Some(j) = &mut self.journal {
+            j.push(op);
+        }
+    }
+
+    fn note_open(&mut self, periods_before: usize, at: Timestamp) {
+        if self.journal.is_some() && self.periods.len() != periods_before {
+            self.note(UsageOp::Open { at });
+        }
+    }
+
+    /// Applies a journaled change (recovery); the result equals the state it was taken from.
+    pub fn replay(&mut self, op: UsageOp) {
+        match op {
+            UsageOp::Admit { at, id } => {
+                let _ = self.admit(at, &id, None);
+            }
+            UsageOp::Open { at } => {
+                self.open(at);
+            }
+            UsageOp::AddLines { mut row, at, id, lines } => self.add_lines(&mut row, at, &id, lines),
+            UsageOp::Attempt { at, id } => {
+                self.open(at).push(at, &id, 0, 0, 1);
+            }
+            UsageOp::Notify { at, meter } => {
+                self.notify(at, meter);
+            }
+            UsageOp::Close { start } => {
+                self.close(start);
+            }
+            UsageOp::Snapshot { usage } => {
+                let journal = self.journal.take();
+                *self = *usage;
+                self.journal = journal;
+            }
+        }
+    }
+
     /// The index of the open period `at` is charged to (see the module docs).
     fn open_index(&mut self, at: Timestamp) -> usize {
         let start = month_start(at);
@@ -614,31 +725,41 @@ impl Usage {
     /// Admits a request at `at`: refused if `quota` (the hard `api_requests` quota) is used up,
     /// else counted in a new row whose reference is returned.
     pub fn admit(&mut self, at: Timestamp, request_id: &str, quota: Option<u64>) -> Result<RowRef, OverQuota> {
+        let periods = self.periods.len();
         let p = self.open(at);
         if let Some(q) = quota.filter(|q| p.totals.api_requests >= *q) {
-            return Err(OverQuota { meter: Meter::ApiRequests, quota: q, period_end: p.end });
+            let over = OverQuota { meter: Meter::ApiRequests, quota: q, period_end: p.end };
+            self.note_open(periods, at);
+            return Err(over);
         }
         let index = p.push(at, request_id, 1, 0, 0);
-        Ok(RowRef { period_start: p.start, index })
+        let row = RowRef { period_start: p.start, index };
+        self.note(UsageOp::Admit { at, id: request_id.to_owned() });
+        Ok(row)
     }
 
     /// How much of a hard quota remains in the period of `at` (webhook attempts in flight count
     /// as used).
     pub fn remaining(&mut self, at: Timestamp, meter: Meter, quota: u64) -> u64 {
         let in_flight = if meter == Meter::WebhookAttempts { self.attempts_in_flight } else { 0 };
-        let p = self.open(at);
-        quota.saturating_sub(p.totals.get(meter)).saturating_sub(in_flight)
+        let periods = self.periods.len();
+        let used = self.open(at).totals.get(meter);
+        self.note_open(periods, at);
+        quota.saturating_sub(used).saturating_sub(in_flight)
     }
 
     /// When the period `at` is charged to ends.
     pub fn period_end(&mut self, at: Timestamp) -> Timestamp {
-        self.open(at).end
+        self.period_bounds(at).1
     }
 
     /// Start and end of the period `at` is charged to.
     pub fn period_bounds(&mut self, at: Timestamp) -> (Timestamp, Timestamp) {
+        let periods = self.periods.len();
         let p = self.open(at);
-        (p.start, p.end)
+        let bounds = (p.start, p.end);
+        self.note_open(periods, at);
+        bounds
     }
 
     /// Adds `lines` ledger lines written at `at`: to `row` (the request's own row) while its
@@ -646,6 +767,9 @@ impl Usage {
     pub fn add_lines(&mut self, row: &mut Option<RowRef>, at: Timestamp, id: &str, lines: u64) {
         if lines == 0 {
             return;
+        }
+        if self.journal.is_some() {
+            self.note(UsageOp::AddLines { row: *row, at, id: id.to_owned(), lines });
         }
         let lines32 = u32::try_from(lines).unwrap_or(u32::MAX);
         if let Some(r) = *row {
@@ -672,21 +796,28 @@ impl Usage {
     pub fn record_attempt(&mut self, at: Timestamp, delivery_id: &str) {
         self.attempts_in_flight = self.attempts_in_flight.saturating_sub(1);
         self.open(at).push(at, delivery_id, 0, 0, 1);
+        if self.journal.is_some() {
+            self.note(UsageOp::Attempt { at, id: delivery_id.to_owned() });
+        }
     }
 
     /// Whether this is the first time `meter` hit its quota in the period of `at` (and notes it):
     /// the caller then writes the one `usage.quota_exceeded` event.
     pub fn notify(&mut self, at: Timestamp, meter: Meter) -> bool {
+        let periods = self.periods.len();
         let p = self.open(at);
         if p.notified.contains(&meter) {
+            self.note_open(periods, at);
             return false;
         }
         p.notified.push(meter);
+        self.note(UsageOp::Notify { at, meter });
         true
     }
 
     /// Closes the period starting at `start` (its invoice is being issued) and returns its totals.
     pub fn close(&mut self, start: Timestamp) -> PerMeter {
+        self.note(UsageOp::Close { start });
         let i = match self.periods.iter().position(|p| p.start >= start) {
             Some(i) if self.periods[i].start == start => i,
             Some(i) => {
@@ -898,6 +1029,14 @@ pub struct Billing {
 }
 
 impl Billing {
+    /// A cheap summary that changes whenever the billing state does (for the durable store).
+    pub fn stamp(&self, h: &mut impl std::hash::Hasher) {
+        h.write(self.tag.as_bytes());
+        h.write_i64(self.period_start.micros());
+        h.write_i64(self.next_nightly.micros());
+        h.write_u64(self.invoices.written());
+    }
+
     /// Billing of a tenant created at `now`.
     pub fn new(now: Timestamp) -> Billing {
         Billing {

@@ -184,6 +184,20 @@ impl IdempotencyStore {
         }
     }
 
+    /// The record of `key`, expired or not.
+    pub fn get(&self, key: Digest128) -> Option<&Record> {
+        self.shard(key).get(&key)
+    }
+
+    /// Every finished record (the durable store's rewrite).
+    pub fn records(&self) -> impl Iterator<Item = (Digest128, &Record)> {
+        self.shards
+            .iter()
+            .flat_map(|s| s.iter())
+            .filter(|(_, r)| r.outcome != Outcome::InProgress)
+            .map(|(k, r)| (*k, r))
+    }
+
     /// Writes the record of `key` (a reservation, or the final outcome).
     pub fn put(&mut self, key: Digest128, record: Record) {
         self.shard_mut(key).insert(key, record);

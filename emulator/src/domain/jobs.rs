@@ -383,6 +383,20 @@ fn movement(columns: &[Column], fields: Vec<String>) -> Result<CreateMovement, S
 }
 
 impl Jobs {
+    /// A cheap summary that changes whenever a job does (for the durable store).
+    pub fn stamp(&self, h: &mut impl std::hash::Hasher) {
+        h.write_u64(self.records.written());
+        h.write_usize(self.imported.len());
+        for (_, r) in self.records.iter() {
+            h.write_u64(r.job.progress.processed);
+            h.write_u64(r.job.error_count);
+            h.write_u64(r.job.created);
+            h.write_u64(r.job.skipped);
+            h.write_usize(r.offset);
+            h.write_u8(r.job.status as u8);
+        }
+    }
+
     /// `POST /v1/jobs`: checks the file's header and bounds and queues the job.
     pub fn submit(&mut self, tag: &str, req: CreateJob, now: Timestamp) -> Result<Job, DomainError> {
         let invalid = |m: String| DomainError::validation(vec![FieldError::new("data", m)]);

@@ -372,6 +372,32 @@ pub struct Ledger {
     skus: HashMap<String, u32>,
     #[serde(skip)]
     codes: HashMap<String, u32>,
+    /// Items and locations changed since the durable store last took them (`None`: not tracked,
+    /// the in-memory default).
+    #[serde(skip)]
+    catalog_dirty: Option<Vec<CatalogRef>>,
+}
+
+/// An injected skew: the (item, location) pair by index, and the skew.
+pub type Skew = ((u32, u32), i64);
+
+/// An item or a location, by index (for the durable store).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum CatalogRef {
+    /// An item.
+    Item(u32),
+    /// A location.
+    Location(u32),
+}
+
+/// One item or location as the durable store keeps it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CatalogEntry {
+    /// An item.
+    Item(Item),
+    /// A location.
+    Location(Location),
 }
 
 mod pairs {
@@ -411,6 +437,7 @@ impl Ledger {
             line_budget: None,
             skus: HashMap::new(),
             codes: HashMap::new(),
+            catalog_dirty: None,
         }
     }
 
@@ -554,6 +581,7 @@ impl Ledger {
         };
         self.skus.insert(item.sku.clone(), index);
         self.items.push(item.clone());
+        self.touch(CatalogRef::Item(index));
         self.emit(EventType::ItemCreated, snapshot(&item), now);
         Ok(item)
     }
@@ -604,6 +632,7 @@ impl Ledger {
         item.version += 1;
         item.updated_at = now;
         self.items[index as usize] = item.clone();
+        self.touch(CatalogRef::Item(index));
         self.emit(EventType::ItemUpdated, snapshot(&item), now);
         Ok(item)
     }
@@ -619,6 +648,7 @@ impl Ledger {
             item.updated_at = now;
             let data = snapshot(&*item);
             self.emit(EventType::ItemArchived, data, now);
+            self.touch(CatalogRef::Item(index as u32));
         }
         Ok(self.items[index].clone())
     }
@@ -655,6 +685,7 @@ impl Ledger {
         };
         self.codes.insert(loc.code.clone(), index);
         self.locations.push(loc.clone());
+        self.touch(CatalogRef::Location(index));
         self.emit(EventType::LocationCreated, snapshot(&loc), now);
         Ok(loc)
     }
@@ -698,6 +729,7 @@ impl Ledger {
         loc.version += 1;
         loc.updated_at = now;
         self.locations[index as usize] = loc.clone();
+        self.touch(CatalogRef::Location(index));
         self.emit(EventType::LocationUpdated, snapshot(&loc), now);
         Ok(loc)
     }
@@ -713,6 +745,7 @@ impl Ledger {
             loc.updated_at = now;
             let data = snapshot(&*loc);
             self.emit(EventType::LocationArchived, data, now);
+            self.touch(CatalogRef::Location(index as u32));
         }
         Ok(self.locations[index].clone())
     }
@@ -1226,6 +1259,134 @@ impl Ledger {
             .ok_or_else(|| DomainError::validation(vec![FieldError::new("delta", "the skew would overflow")]))?;
         self.corruptions += 1;
         Ok((level.snapshot_quantity(), level.quantity))
+    }
+
+    // ---- the durable store's view ----------------------------------------------------------
+
+    fn touch(&mut self, r: CatalogRef) {
+        if let Some(dirty) = &mut self.catalog_dirty {
+            dirty.push(r);
+        }
+    }
+
+    /// Starts (or keeps) noting which items and locations change, for the durable store.
+    pub fn track_catalog(&mut self) {
+        self.catalog_dirty.get_or_insert_with(Vec::new);
+    }
+
+    /// The items and locations changed since the last call, each once, with their current value.
+    pub fn take_catalog_changes(&mut self) -> Vec<(CatalogRef, CatalogEntry)> {
+        let Some(dirty) = self.catalog_dirty.as_mut() else { return Vec::new() };
+        if dirty.is_empty() {
+            return Vec::new();
+        }
+        let mut refs = std::mem::take(dirty);
+        refs.sort_unstable();
+        refs.dedup();
+        refs.into_iter()
+            .filter_map(|r| match r {
+                CatalogRef::Item(i) => self.items.get(i as usize).map(|v| (r, CatalogEntry::Item(v.clone()))),
+                CatalogRef::Location(i) => {
+                    self.locations.get(i as usize).map(|v| (r, CatalogEntry::Location(v.clone())))
+                }
+            })
+            .collect()
+    }
+
+    /// Puts a stored item or location back (recovery): at its index, or appended right after
+    /// the last one.
+    pub fn restore_catalog(&mut self, r: CatalogRef, entry: CatalogEntry) -> Result<(), String> {
+        fn put<T>(list: &mut Vec<T>, i: u32, v: T) -> Result<(), String> {
+            let i = i as usize;
+            match i.cmp(&list.len()) {
+                std::cmp::Ordering::Less => list[i] = v,
+                std::cmp::Ordering::Equal => list.push(v),
+                std::cmp::Ordering::Greater => return Err(format!("catalog entry {i} follows a gap")),
+            }
+            Ok(())
+        }
+        match (r, entry) {
+            (CatalogRef::Item(i), CatalogEntry::Item(v)) => put(&mut self.items, i, v),
+            (CatalogRef::Location(i), CatalogEntry::Location(v)) => put(&mut self.locations, i, v),
+            _ => Err("a catalog entry of the wrong kind".to_owned()),
+        }
+    }
+
+    /// The stored movements from sequence `after + 1` on.
+    pub fn movements_after(&self, after: u64) -> impl Iterator<Item = &MovementRecord> {
+        self.movements.iter_from(usize::try_from(after).unwrap_or(usize::MAX).min(self.movements.len()))
+    }
+
+    /// The stored events from log position `from` on.
+    pub fn events_from(&self, from: usize) -> impl Iterator<Item = &EventRecord> {
+        self.events.iter_from(from.min(self.events.len()))
+    }
+
+    /// Appends a stored movement again (recovery): its levels are recomputed and must agree with
+    /// what the movement recorded (`quantity_after`, `version_after`).
+    pub fn restore_movement(&mut self, m: MovementRecord) -> Result<(), String> {
+        let sequence = self.movements.len() as u64 + 1;
+        if m.item as usize >= self.items.len() {
+            return Err(format!("movement {sequence} names item #{} which does not exist", m.item + 1));
+        }
+        for line in m.lines() {
+            if line.location as usize >= self.locations.len() {
+                return Err(format!("movement {sequence} names location #{} which does not exist", line.location + 1));
+            }
+            let pair = (m.item, line.location);
+            let level = self.levels.entry(pair).or_insert_with(|| {
+                self.level_order.push(pair);
+                LevelRecord::default()
+            });
+            level.quantity = level.quantity.checked_add(line.delta).ok_or("a level overflows")?;
+            level.history.push(sequence);
+            if level.quantity != line.quantity_after || level.history.len() as u64 != line.version_after {
+                return Err(format!(
+                    "movement {sequence} disagrees with the ledger before it (quantity {} / version {} recorded, {} / {} recomputed)",
+                    line.quantity_after,
+                    line.version_after,
+                    level.quantity,
+                    level.history.len()
+                ));
+            }
+        }
+        if let Some(original) = m.reverses() {
+            match self.movements.get_mut(position(original.get())) {
+                Some(o) => o.reversed_by = NonZeroU64::new(sequence),
+                None => return Err(format!("movement {sequence} reverses a movement that does not exist")),
+            }
+        }
+        self.movements.push(m);
+        Ok(())
+    }
+
+    /// Appends a stored event again (recovery).
+    pub fn restore_event(&mut self, e: EventRecord) {
+        self.events.push(e);
+    }
+
+    /// The injected skews (pair, skew) and the corruption count.
+    pub fn skews(&self) -> (Vec<Skew>, u64) {
+        let mut v: Vec<_> = self.levels.iter().filter(|(_, l)| l.skew != 0).map(|(k, l)| (*k, l.skew)).collect();
+        v.sort_unstable();
+        (v, self.corruptions)
+    }
+
+    /// How many corruptions were injected.
+    pub fn corruptions(&self) -> u64 {
+        self.corruptions
+    }
+
+    /// Puts the injected skews back (recovery).
+    pub fn restore_skews(&mut self, skews: &[Skew], corruptions: u64) -> Result<(), String> {
+        for level in self.levels.values_mut() {
+            level.skew = 0;
+        }
+        for (pair, skew) in skews {
+            self.levels.get_mut(pair).ok_or("a skew names a pair with no level")?.skew = *skew;
+        }
+        self.corruptions = corruptions;
+        Ok(())
     }
 
     // ---- invariants ------------------------------------------------------------------------

@@ -121,6 +121,11 @@ pub struct Reconciliations {
 }
 
 impl Reconciliations {
+    /// A cheap summary that changes whenever a run is added (runs never change after).
+    pub fn stamp(&self, h: &mut impl std::hash::Hasher) {
+        h.write_u64(self.runs.written());
+    }
+
     /// Runs one reconciliation of `ledger` now and keeps it.
     pub fn run(
         &mut self,

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::billing::{Billing, Meter, Plans, QuotaExceeded, Usage, next_midnight};
 use super::error::DomainError;
-use super::idempotency::IdempotencyStore;
+use super::idempotency::{Digest128, IdempotencyStore, Record};
 use super::jobs::{CHUNK_ROWS, Jobs};
 use super::ledger::{EventType, Ledger};
 use super::model::*;
@@ -77,9 +77,53 @@ pub struct TenantState {
     /// across reads.
     #[serde(skip)]
     pub usage: Usage,
+    /// What the durable store holds of this tenant (`None` in memory-only mode).
+    #[serde(skip)]
+    pub persisted: Option<Box<Persisted>>,
+}
+
+/// What the durable store holds of a tenant: how far its append-only parts are written, and a
+/// summary of the rest, so that a commit writes only what changed.
+#[derive(Clone, Debug, Default)]
+pub struct Persisted {
+    /// The ledger incarnation written (a sandbox reset draws a new one: then everything is
+    /// written again).
+    pub tag: String,
+    /// Movements written.
+    pub movements: u64,
+    /// Events written.
+    pub events: usize,
+    /// [`TenantState::rest_stamp`] when the rest was last written.
+    pub rest_stamp: u64,
+    /// Usage journal entries written since the usage was last written whole.
+    pub usage_ops: u64,
 }
 
 impl TenantState {
+    /// Starts noting changes for the durable store (items, locations, deliveries, usage).
+    pub fn track(&mut self) {
+        self.ledger.track_catalog();
+        self.webhooks.track();
+        self.usage.track();
+    }
+
+    /// A cheap summary of everything a commit does not write piecewise (the sandbox, skews,
+    /// webhook endpoints, billing, reconciliations, jobs): when it changes, the durable store
+    /// writes that part whole.
+    pub fn rest_stamp(&self) -> u64 {
+        use std::hash::Hasher;
+        let mut h = std::hash::DefaultHasher::new();
+        h.write(self.sandbox.name.as_bytes());
+        h.write_u8(self.sandbox.plan as u8);
+        h.write(self.ledger.tag.as_bytes());
+        h.write_u64(self.ledger.corruptions());
+        self.webhooks.endpoints_stamp(&mut h);
+        self.billing.stamp(&mut h);
+        self.reconciliations.stamp(&mut h);
+        self.jobs.stamp(&mut h);
+        h.finish()
+    }
+
     /// `POST /v1/sandbox/reset`: an empty inventory (new ids), no endpoints, runs or jobs; the
     /// plan, usage and invoices stay (billing is about what happened).
     pub fn reset(&mut self) {
@@ -140,20 +184,49 @@ pub struct Tenant {
 pub struct Commit<'a> {
     /// The tenant.
     pub tenant_id: &'a str,
-    /// Its state after the change.
-    pub state: &'a TenantState,
-    /// Movement count before the change (new movements follow).
-    pub movements_before: u64,
-    /// Event count before the change (new events follow).
-    pub events_before: usize,
+    /// Its state after the change (a durable store takes its change notes).
+    pub state: &'a mut TenantState,
+    /// The idempotency key whose record the change wrote, if any.
+    pub idempotency_key: Option<Digest128>,
+    /// Emulator time of the change.
+    pub now: Timestamp,
 }
 
 /// Where committed state goes before a response is sent. The in-memory default keeps nothing
-/// beyond the live state; a durable store (issue "Durable emulator state") persists each commit
-/// here, inside the tenant's critical section, so what is acknowledged is what is stored.
+/// beyond the live state; the durable store ([`crate::store`]) queues each change here, inside
+/// the tenant's critical section (so changes of a tenant are written in the order they were
+/// made), and the response waits for the write ([`Store::ticket`], [`Store::wait`]).
 pub trait Store: Send + Sync + std::fmt::Debug {
-    /// Persists a commit. An error fails the request with a 5xx.
-    fn commit(&self, commit: &Commit<'_>) -> std::io::Result<()>;
+    /// Persists (queues) a commit. An error fails the request with a 5xx.
+    fn commit(&self, commit: Commit<'_>) -> std::io::Result<()>;
+    /// A tenant was created with this state.
+    fn tenant_created(&self, _tenant_id: &str, _state: &mut TenantState) {}
+    /// A tenant was deleted.
+    fn tenant_deleted(&self, _tenant_id: &str) {}
+    /// The API keys changed from `before` to `after`.
+    fn keys_changed(&self, _before: &HashMap<String, KeyGrant>, _after: &HashMap<String, KeyGrant>) {}
+    /// A tenant-less idempotency record was written (`POST /v1/sandboxes`).
+    fn global_record(&self, _key: Digest128, _record: &Record) {}
+    /// The clock was moved.
+    fn clock_moved(&self, _offset_micros: i64, _now: Timestamp) {}
+    /// The whole state was replaced (reset, import).
+    fn replaced(&self, _world: &World) {}
+    /// Whether responses must wait for [`Store::wait`].
+    fn is_durable(&self) -> bool {
+        false
+    }
+    /// A ticket covering everything queued so far.
+    fn ticket(&self) -> u64 {
+        0
+    }
+    /// Resolves once everything up to `ticket` is durable.
+    fn wait(&self, _ticket: u64) -> futures::future::BoxFuture<'static, std::io::Result<()>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+    /// Writes what is queued and stops (shutdown).
+    fn close(&self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The default store: memory only.
@@ -161,7 +234,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 pub struct MemoryStore;
 
 impl Store for MemoryStore {
-    fn commit(&self, _: &Commit<'_>) -> std::io::Result<()> {
+    fn commit(&self, _: Commit<'_>) -> std::io::Result<()> {
         Ok(())
     }
 }
@@ -262,9 +335,16 @@ impl World {
 
     fn edit_keys(&self, f: impl FnOnce(&mut HashMap<String, KeyGrant>)) {
         let _writer = self.key_writer.lock();
-        let mut next = HashMap::clone(&self.keys.load());
+        let before = self.keys.load_full();
+        let mut next = HashMap::clone(&before);
         f(&mut next);
+        self.store.keys_changed(&before, &next);
         self.keys.store(Arc::new(next));
+    }
+
+    /// Every API key.
+    pub fn keys(&self) -> Arc<HashMap<String, KeyGrant>> {
+        self.keys.load_full()
     }
 
     /// `POST /v1/sandboxes`.
@@ -312,18 +392,19 @@ impl World {
             restricted_key: restricted.secret.clone(),
             created_at: now,
         };
-        let tenant = Arc::new(Tenant {
-            id: sandbox.id.clone(),
-            state: Mutex::new(TenantState {
-                sandbox,
-                ledger,
-                webhooks: Webhooks::default(),
-                billing: Billing::new(now),
-                reconciliations: Reconciliations::default(),
-                jobs: Jobs::default(),
-                usage,
-            }),
-        });
+        let id = sandbox.id.clone();
+        let mut state = TenantState {
+            sandbox,
+            ledger,
+            webhooks: Webhooks::default(),
+            billing: Billing::new(now),
+            reconciliations: Reconciliations::default(),
+            jobs: Jobs::default(),
+            usage,
+            persisted: None,
+        };
+        self.store.tenant_created(&id, &mut state);
+        let tenant = Arc::new(Tenant { id, state: Mutex::new(state) });
         self.tenants.write().insert(tenant.id.clone(), tenant);
         self.edit_keys(|keys| {
             keys.insert(secret.secret.clone(), secret);
@@ -335,6 +416,7 @@ impl World {
     /// `DELETE /v1/sandbox`: the tenant and its keys are gone.
     pub fn delete_sandbox(&self, tenant_id: &str) {
         self.tenants.write().remove(tenant_id);
+        self.store.tenant_deleted(tenant_id);
         self.edit_keys(|keys| keys.retain(|_, g| g.tenant_id != tenant_id));
     }
 
@@ -395,7 +477,15 @@ impl World {
     }
 
     /// `PUT /_emulator/state`: replaces everything, after checking it whole.
-    pub fn import(&self, mut state: StateExport) -> Result<(), DomainError> {
+    pub fn import(&self, state: StateExport) -> Result<(), DomainError> {
+        self.install(state)?;
+        self.store.replaced(self);
+        Ok(())
+    }
+
+    /// Replaces everything with `state`, after checking it whole, without telling the store
+    /// (the durable store's recovery).
+    pub fn install(&self, mut state: StateExport) -> Result<(), DomainError> {
         let invalid = |m: String| DomainError::validation(vec![FieldError::new("state", m)]);
         if state.format_version != STATE_FORMAT_VERSION {
             return Err(invalid(format!(
@@ -485,8 +575,9 @@ impl World {
     ) -> bool {
         let waiting = state.webhooks.waiting();
         state.webhooks.fan_out(&state.ledger, events_before, None, now);
-        let commit = Commit { tenant_id, state, movements_before, events_before };
-        if let Err(e) = self.store.commit(&commit) {
+        let _ = movements_before; // the store knows what it wrote; kept for callers' symmetry
+        let commit = Commit { tenant_id, state, idempotency_key: None, now };
+        if let Err(e) = self.store.commit(commit) {
             tracing::error!(tenant_id, error = %e, "the store refused a background commit");
         }
         state.webhooks.waiting() > waiting
@@ -497,6 +588,7 @@ impl World {
         self.tenants.write().clear();
         self.edit_keys(HashMap::clear);
         *self.global_idempotency.lock() = IdempotencyStore::default();
+        self.store.replaced(self);
     }
 }
 

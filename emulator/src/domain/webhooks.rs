@@ -292,6 +292,16 @@ pub struct Webhooks {
     /// Deliveries waiting for an attempt, by due time.
     #[serde(skip)]
     schedule: BTreeSet<(Timestamp, u64)>,
+    /// Deliveries changed since the durable store last took them (`None`: not tracked, the
+    /// in-memory default).
+    #[serde(skip)]
+    dirty: Option<Vec<u64>>,
+}
+
+fn mark(dirty: &mut Option<Vec<u64>>, sequence: u64) {
+    if let Some(d) = dirty {
+        d.push(sequence);
+    }
 }
 
 fn validate_endpoint(
@@ -346,6 +356,57 @@ fn truncate(text: String) -> String {
 }
 
 impl Webhooks {
+    /// Starts (or keeps) noting which deliveries change, for the durable store.
+    pub fn track(&mut self) {
+        self.dirty.get_or_insert_with(Vec::new);
+    }
+
+    /// The deliveries changed since the last call, each once, by sequence.
+    pub fn take_changed_deliveries(&mut self) -> Vec<(u64, &DeliveryRecord)> {
+        let Some(dirty) = self.dirty.as_mut() else { return Vec::new() };
+        if dirty.is_empty() {
+            return Vec::new();
+        }
+        let mut seqs = std::mem::take(dirty);
+        seqs.sort_unstable();
+        seqs.dedup();
+        seqs.into_iter()
+            .filter_map(|s| Some((s, self.deliveries.get(usize::try_from(s).ok()?.checked_sub(1)?)?)))
+            .collect()
+    }
+
+    /// Puts a stored delivery back (recovery): at its sequence, or appended right after the last.
+    pub fn restore_delivery(&mut self, sequence: u64, d: DeliveryRecord) -> Result<(), String> {
+        let len = self.deliveries.len() as u64;
+        if sequence == len + 1 {
+            self.deliveries.push(d);
+        } else if let Some(slot) = sequence.checked_sub(1).and_then(|i| self.deliveries.get_mut(i as usize)) {
+            *slot = d;
+        } else {
+            return Err(format!("delivery {sequence} follows a gap"));
+        }
+        Ok(())
+    }
+
+    /// The endpoints as stored.
+    pub fn endpoint_records(&self) -> &[EndpointRecord] {
+        &self.endpoints
+    }
+
+    /// Puts the stored endpoints back (recovery).
+    pub fn restore_endpoints(&mut self, endpoints: Vec<EndpointRecord>) {
+        self.endpoints = endpoints;
+    }
+
+    /// A cheap summary that changes whenever an endpoint does (its version, state or secrets).
+    pub fn endpoints_stamp(&self, h: &mut impl std::hash::Hasher) {
+        h.write_usize(self.endpoints.len());
+        for e in &self.endpoints {
+            h.write_u64(e.version);
+            h.write_u8(u8::from(e.enabled) | u8::from(e.deleted) << 1 | u8::from(e.previous.is_some()) << 2);
+        }
+    }
+
     /// Rebuilds the schedule after deserialisation.
     pub fn rebuild(&mut self) {
         self.schedule = self
@@ -510,6 +571,7 @@ impl Webhooks {
     fn stop_endpoint(&mut self, i: usize) {
         let due: Vec<(Timestamp, u64)> = self.schedule.iter().copied().collect();
         for (t, seq) in due {
+            mark(&mut self.dirty, seq);
             let Some(d) = self.deliveries.get_mut((seq - 1) as usize) else { continue };
             if d.endpoint as usize == i {
                 d.status = DeliveryStatus::Dead;
@@ -560,6 +622,7 @@ impl Webhooks {
                     continue;
                 }
                 let sequence = self.deliveries.len() as u64 + 1;
+                mark(&mut self.dirty, sequence);
                 self.deliveries.push(DeliveryRecord {
                     endpoint: i as u32,
                     event: position as u64 + 1,
@@ -586,6 +649,7 @@ impl Webhooks {
         let due: Vec<(Timestamp, u64)> = self.schedule.range(..=(until, u64::MAX)).copied().collect();
         for (t, seq) in &due {
             self.schedule.remove(&(*t, *seq));
+            mark(&mut self.dirty, *seq);
             if let Some(d) = self.deliveries.get_mut((seq - 1) as usize) {
                 d.next_attempt_at = Some(to);
             }
@@ -608,6 +672,7 @@ impl Webhooks {
                 break;
             }
             self.schedule.remove(&(due, seq));
+            mark(&mut self.dirty, seq);
             let Some(d) = self.deliveries.get_mut((seq - 1) as usize) else { continue };
             let e = &self.endpoints[d.endpoint as usize];
             if !e.enabled {
@@ -644,6 +709,7 @@ impl Webhooks {
         default_schedule: &[u64],
     ) -> Vec<(EventType, serde_json::Value)> {
         let mut events = Vec::new();
+        mark(&mut self.dirty, delivery);
         let Some(d) = self.deliveries.get_mut((delivery - 1) as usize) else { return events };
         d.in_flight = false;
         let ok = result.error.is_none() && result.status_code.is_some_and(|s| (200..300).contains(&s));
@@ -754,6 +820,7 @@ impl Webhooks {
     }
 
     fn requeue(&mut self, seq: u64, now: Timestamp) {
+        mark(&mut self.dirty, seq);
         if let Some(d) = self.deliveries.get_mut((seq - 1) as usize) {
             if let Some(t) = d.next_attempt_at {
                 self.schedule.remove(&(t, seq));

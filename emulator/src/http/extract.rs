@@ -2,7 +2,6 @@
 //! and cursors. Each turns bad input into a precise problem (400/401/403/422) before a handler
 //! runs, so handlers only see well-formed values.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -177,12 +176,14 @@ pub fn typed<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     })
 }
 
-/// Writes JSON with object keys sorted, so equal documents fingerprint equally.
+/// Writes JSON with object keys sorted, so equal documents fingerprint equally. (Maps keep
+/// insertion order here: serde_json's `preserve_order` is on for the OpenAPI document.)
 fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
             out.push(b'{');
-            let sorted: BTreeMap<&String, &Value> = map.iter().collect();
+            let mut sorted: Vec<(&String, &Value)> = map.iter().collect();
+            sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
             for (i, (k, v)) in sorted.into_iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
@@ -203,7 +204,9 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) {
             }
             out.push(b']');
         }
-        other => out.extend_from_slice(other.to_string().as_bytes()),
+        other => {
+            let _ = serde_json::to_writer(&mut *out, other);
+        }
     }
 }
 

@@ -186,13 +186,17 @@ pub fn route_paths() -> Vec<&'static str> {
 
 /// The whole HTTP application over `state`: what the binary serves and tests drive in-process.
 pub fn app(state: Arc<AppState>) -> Router {
-    routes()
+    let router = routes()
         .router
         .fallback(|| async { ApiError::no_route() })
         .layer(middleware::from_fn_with_state(state.clone(), faults::layer))
-        .layer(middleware::from_fn_with_state(state.clone(), metering::layer))
-        .layer(middleware::from_fn(request_id))
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(state.clone(), metering::layer));
+    // Only with `--data-dir`: the in-memory default has no layer to pass through.
+    let router = match state.world.store.is_durable() {
+        true => router.layer(middleware::from_fn_with_state(state.clone(), pipeline::durable_barrier)),
+        false => router,
+    };
+    router.layer(middleware::from_fn(request_id)).with_state(state)
 }
 
 fn fresh_request_id() -> String {

@@ -232,8 +232,9 @@ where
         state.webhooks.fan_out(&state.ledger, events_before, None, now);
     }
     let deliveries_created = state.webhooks.waiting() > waiting_before;
-    let commit = Commit { tenant_id: &tenant.id, state: &state, movements_before, events_before };
-    if let Err(e) = world.store.commit(&commit) {
+    let idempotency_key = key.map(|IdempotencyKey(k)| k);
+    let commit = Commit { tenant_id: &tenant.id, state: &mut state, idempotency_key, now };
+    if let Err(e) = world.store.commit(commit) {
         return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_failed", e.to_string()).into_response();
     }
     let response = match outcome {
@@ -272,7 +273,32 @@ where
     };
     if let Some(IdempotencyKey(k)) = key {
         let expires_at = now.plus_seconds(world.settings.idempotency_ttl_seconds);
-        store.put(k, Record { fingerprint, expires_at, outcome: Outcome::Response(Box::new(outcome.clone())) });
+        let record = Record { fingerprint, expires_at, outcome: Outcome::Response(Box::new(outcome.clone())) };
+        world.store.global_record(k, &record);
+        store.put(k, record);
     }
     respond(outcome, false)
+}
+
+/// With a durable store (`--data-dir`), every response waits until everything committed before
+/// it was sent is on disk: its own change, and any change it could have read (a replayed record,
+/// a level another request just moved). Writes from concurrent requests share one disk commit
+/// (group commit, see [`crate::store`]). If the store failed, the answer is 503
+/// `storage_failed` instead, whatever the handler said.
+pub async fn durable_barrier(
+    axum::extract::State(app): axum::extract::State<std::sync::Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(req).await;
+    let store = &app.world.store;
+    match store.wait(store.ticket()).await {
+        Ok(()) => response,
+        Err(e) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_failed",
+            format!("The emulator could not write its data dir: {e}. Restart it; it recovers what it acknowledged."),
+        )
+        .into_response(),
+    }
 }

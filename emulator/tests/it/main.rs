@@ -13,9 +13,12 @@
 //! - `billing`: plans, quotas, rate limits, and a month's invoice against the ledger and a request log.
 //! - `reconciliation`: on demand and nightly, before and after a corrupted snapshot.
 //! - `jobs`: background CSV imports, idempotent by reference, bad rows by line number.
+//! - `durable`: `--data-dir` under SIGKILL and SIGTERM, its lock, damaged files, what a restart
+//!   restores.
 
 mod billing;
 mod common;
+mod durable;
 mod errors;
 mod idempotency;
 mod jobs;
