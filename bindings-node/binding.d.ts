@@ -134,6 +134,11 @@ export interface EmulatorOptions {
   idempotencyTtlSeconds?: number
   /** Hard monthly quotas of the `free` plan (default 100 000 / 20 000 / 20 000). */
   freeQuotas?: QuotaOptions
+  /**
+   * Keep the state in this directory (SQLite) and recover it on the next start; every
+   * acknowledged write is on disk before its answer. Default: in memory only.
+   */
+  dataDir?: string
 }
 
 /** Options of a POST: `{ idempotencyKey?, ifMatch? }`. */

@@ -287,6 +287,8 @@ export interface EmulatorOptions {
   idempotencyTtlSeconds?: number
   /** Hard monthly quotas of the `free` plan. */
   freeQuotas?: { apiRequests?: number; ledgerLines?: number; webhookAttempts?: number }
+  /** Keep the state in this directory and recover it on the next start (default: in memory). */
+  dataDir?: string
 }
 export interface FaultSpec {
   action: FaultAction

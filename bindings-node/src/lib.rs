@@ -734,6 +734,9 @@ pub struct EmulatorOptions {
     pub idempotency_ttl_seconds: Option<u32>,
     /// Hard monthly quotas of the `free` plan (default 100 000 / 20 000 / 20 000).
     pub free_quotas: Option<QuotaOptions>,
+    /// Keep the state in this directory (SQLite) and recover it on the next start; every
+    /// acknowledged write is on disk before its answer. Default: in memory only.
+    pub data_dir: Option<String>,
 }
 
 /// Quotas per meter.
@@ -770,6 +773,12 @@ fn emulator_config(options: EmulatorOptions) -> napi::Result<twh::emulator::Conf
     }
     if let Some(s) = options.idempotency_ttl_seconds {
         config.settings.idempotency_ttl_seconds = i64::from(s);
+    }
+    if let Some(dir) = options.data_dir {
+        if dir.is_empty() {
+            return Err(invalid("dataDir must not be empty"));
+        }
+        config.data_dir = Some(dir.into());
     }
     if let Some(q) = options.free_quotas {
         let quotas = &mut config.settings.plans.free.quotas;

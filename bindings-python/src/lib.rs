@@ -667,14 +667,16 @@ impl Emulator {
 #[pymethods]
 impl Emulator {
     #[new]
-    #[pyo3(signature = (port=None, rate_limit_per_second=None, rate_limit_burst=None))]
+    #[pyo3(signature = (port=None, rate_limit_per_second=None, rate_limit_burst=None, data_dir=None))]
     fn new(
         py: Python<'_>,
         port: Option<u16>,
         rate_limit_per_second: Option<u64>,
         rate_limit_burst: Option<u64>,
+        data_dir: Option<std::path::PathBuf>,
     ) -> PyResult<Emulator> {
         let mut config = twh::emulator::Config::default();
+        config.data_dir = data_dir;
         if let Some(p) = port {
             config.port = p;
         }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 from typing import Any, Dict, Literal, Optional, Tuple, Union
 
 from . import _native
@@ -28,11 +29,17 @@ class Emulator:
         port: Optional[int] = None,
         rate_limit_per_second: Optional[int] = None,
         rate_limit_burst: Optional[int] = None,
+        data_dir: Union[str, "os.PathLike[str]", None] = None,
     ) -> None:
         """``port``: any free one by default. The per-key rate limit (default 1000 requests a
-        second in bursts of 2000) can be changed; 0 turns it off (for load tests)."""
+        second in bursts of 2000) can be changed; 0 turns it off (for load tests). ``data_dir``
+        keeps the state in that directory (SQLite) and recovers it on the next start; every
+        acknowledged write is on disk before its answer. By default the state is in memory."""
         self._native = _native.Emulator(
-            port=port, rate_limit_per_second=rate_limit_per_second, rate_limit_burst=rate_limit_burst
+            port=port,
+            rate_limit_per_second=rate_limit_per_second,
+            rate_limit_burst=rate_limit_burst,
+            data_dir=data_dir,
         )
 
     @property

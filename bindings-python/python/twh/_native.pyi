@@ -1,6 +1,7 @@
 # Stubs of the private native module (src/lib.rs).
 # Checked against the compiled module: `python -m mypy.stubtest twh._native`.
-from typing import Awaitable, Dict, List, Optional, Tuple, final
+from os import PathLike
+from typing import Awaitable, Dict, List, Optional, Tuple, Union, final
 
 from typing_extensions import Self
 
@@ -44,7 +45,11 @@ class Client:
 @final
 class Emulator:
     def __new__(
-        cls, port: Optional[int] = None, rate_limit_per_second: Optional[int] = None, rate_limit_burst: Optional[int] = None
+        cls,
+        port: Optional[int] = None,
+        rate_limit_per_second: Optional[int] = None,
+        rate_limit_burst: Optional[int] = None,
+        data_dir: Union[str, PathLike[str], None] = None,
     ) -> Self: ...
     @property
     def base_url(self) -> str: ...
