@@ -19,7 +19,7 @@ test('the state survives a restart on the same dataDir; a second emulator on it 
     { type: 'receipt', itemId: item.id, locationId: location.id, quantity: 7 },
     { idempotencyKey: 'dur-receipt-1' },
   )
-  await assert.rejects(twh.Emulator.start({ dataDir: dir }), (e) => e instanceof twh.TWHError && /twh\.lock/.test(e.message))
+  await assert.rejects(twh.Emulator.start({ dataDir: dir }), (e) => e instanceof twh.TwhError && /twh\.lock/.test(e.message))
   await first.stop()
 
   const second = await twh.Emulator.start({ dataDir: dir })
