@@ -11,7 +11,9 @@ use twh_emulator::domain::registry::Settings;
 use twh_emulator::{Config, Emulator, HttpConfig, WebhookSettings};
 
 // The command-line server allocates per request (bodies, JSON values, answers); mimalloc's
-// thread-local free lists cost less per allocation than glibc's. The library (embedded in the
+// thread-local free lists cost less per allocation than glibc's. Version 2 (the `v2` feature):
+// in `twh-bench` v3 gave the same write rate but 400 MB of resident memory per million
+// movements against v2's 291 MB (glibc: 266 MB, at 0.33x the baseline's rate against 0.38x). The library (embedded in the
 // SDKs and bindings, with default features off) leaves the host's allocator alone.
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
