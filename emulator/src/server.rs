@@ -84,8 +84,8 @@ impl std::fmt::Display for Dropped {
 
 impl std::error::Error for Dropped {}
 
-/// OS priority (nice) of the webhook dispatcher's thread, above the request path's 0.
-const DISPATCHER_NICE: i32 = 10;
+/// OS priority (nice) of the webhook dispatcher's thread: the lowest, against the request path's 0.
+const DISPATCHER_NICE: i32 = 19;
 
 /// Runs the webhook dispatcher's loop on a thread of its own with a runtime of its own, at a
 /// lower OS priority than the threads serving requests: a flood of delivery work (thousands of
