@@ -127,11 +127,14 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for Json<T> {
             .collect()
             .await
             .map_err(|_| {
+                // The rest of the body is left unread, so the connection cannot carry another
+                // request: say so, or a client may reuse it and see it closed mid-answer.
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "payload_too_large",
                     format!("The body is larger than {limit} bytes."),
                 )
+                .with_header(header::CONNECTION, "close")
             })?
             .to_bytes();
         let value: Value = if bytes.iter().all(u8::is_ascii_whitespace) {

@@ -202,7 +202,10 @@ async fn the_header_and_the_bounds_are_checked_up_front() {
     r.expect(422, "validation_failed");
     assert!(r.text().contains("50000"), "{}", r.text());
     // A body over the limit (4 MiB) is refused before anything.
-    post("x".repeat(5 << 20)).await.expect(413, "payload_too_large");
+    let r = post("x".repeat(5 << 20)).await;
+    r.expect(413, "payload_too_large");
+    // The unread rest of the body spoils the connection; the answer says it is closing.
+    assert_eq!(r.header("connection"), Some("close"));
     a.get("/v1/jobs/job_nope").await.expect(404, "not_found");
     env.restricted().post("/v1/jobs", &json!({})).await.expect(403, "forbidden");
     // Another tenant cannot see a job.
