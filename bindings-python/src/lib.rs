@@ -667,13 +667,23 @@ impl Emulator {
 #[pymethods]
 impl Emulator {
     #[new]
-    #[pyo3(signature = (port=None, rate_limit_per_second=None, rate_limit_burst=None, data_dir=None))]
+    #[pyo3(signature = (
+        port=None, rate_limit_per_second=None, rate_limit_burst=None, data_dir=None,
+        webhook_retry_schedule_seconds=None, webhook_timeout_ms=None, key_grace_seconds=None,
+        idempotency_ttl_seconds=None, free_quotas=None
+    ))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         port: Option<u16>,
         rate_limit_per_second: Option<u64>,
         rate_limit_burst: Option<u64>,
         data_dir: Option<std::path::PathBuf>,
+        webhook_retry_schedule_seconds: Option<Vec<u64>>,
+        webhook_timeout_ms: Option<u64>,
+        key_grace_seconds: Option<u32>,
+        idempotency_ttl_seconds: Option<u32>,
+        free_quotas: Option<HashMap<String, u64>>,
     ) -> PyResult<Emulator> {
         let mut config = twh::emulator::Config::default();
         config.data_dir = data_dir;
@@ -685,6 +695,30 @@ impl Emulator {
         }
         if let Some(n) = rate_limit_burst {
             config.http.rate_limit_burst = n;
+        }
+        if let Some(schedule) = webhook_retry_schedule_seconds {
+            config.webhooks.retry_schedule_seconds = schedule;
+        }
+        if let Some(ms) = webhook_timeout_ms {
+            if ms == 0 {
+                return Err(invalid_py("webhook_timeout_ms must be more than 0"));
+            }
+            config.webhooks.timeout = Duration::from_millis(ms);
+        }
+        if let Some(s) = key_grace_seconds {
+            config.settings.key_grace_seconds = i64::from(s);
+        }
+        if let Some(s) = idempotency_ttl_seconds {
+            config.settings.idempotency_ttl_seconds = i64::from(s);
+        }
+        for (meter, limit) in free_quotas.unwrap_or_default() {
+            let quotas = &mut config.settings.plans.free.quotas;
+            match meter.as_str() {
+                "api_requests" => quotas.api_requests = limit,
+                "ledger_lines" => quotas.ledger_lines = limit,
+                "webhook_attempts" => quotas.webhook_attempts = limit,
+                other => return Err(invalid_py(format!("free_quotas: unknown meter {other:?}"))),
+            }
         }
         let emu = block_on(py, twh::emulator::Emulator::start(config))?.py()?;
         let base_url = emu.base_url();

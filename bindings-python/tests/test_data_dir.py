@@ -39,3 +39,18 @@ def test_an_emulator_without_data_dir_keeps_nothing(tmp_path: Path) -> None:
     with twh.Emulator() as emu:
         emu.create_sandbox().create_item(sku="MEM-1", name="In memory")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_emulator_options_reach_the_emulator() -> None:
+    with twh.Emulator(free_quotas={"ledger_lines": 2}, webhook_timeout_ms=500) as emu:
+        client = emu.create_sandbox()
+        item = client.create_item(sku="Q-1", name="Quota")
+        wh = client.create_location(code="Q-WH", name="Quota warehouse")
+        client.create_movement(type="receipt", item_id=item.id, location_id=wh.id, quantity=1)
+        client.create_movement(type="receipt", item_id=item.id, location_id=wh.id, quantity=1)
+        with pytest.raises(twh.QuotaExceededError):
+            client.create_movement(type="receipt", item_id=item.id, location_id=wh.id, quantity=1)
+    with pytest.raises(twh.InvalidRequestError):
+        twh.Emulator(free_quotas={"lines": 1})  # type: ignore[dict-item]
+    with pytest.raises(twh.InvalidRequestError):
+        twh.Emulator(webhook_timeout_ms=0)

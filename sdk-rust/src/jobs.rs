@@ -15,21 +15,21 @@ impl Client {
         B: TryInto<types::CreateJob>,
         B::Error: Display,
     {
-        let body = convert(job);
-        Post::new(move |key, _| async move {
-            Ok(self.send(self.raw.create_job().idempotency_key(key).body(body?).send()).await?.into_inner())
-        })
+        self.post_job(convert(job))
     }
 
     /// Starts an import of movements from CSV text (header
     /// `type,item_id,location_id,from_location_id,to_location_id,quantity,reference,reason`;
     /// unused columns may be absent). Rows with a `reference` are idempotent.
     pub fn import_movements_csv(&self, csv: &str) -> Post<'_, Job> {
-        let body = convert::<types::CreateJobData, _>(csv).map(|data| types::CreateJob {
+        self.post_job(convert::<types::CreateJobData, _>(csv).map(|data| types::CreateJob {
             data,
             format: types::JobFormat::Csv,
             type_: types::JobType::ImportMovements,
-        });
+        }))
+    }
+
+    fn post_job(&self, body: Result<types::CreateJob>) -> Post<'_, Job> {
         Post::new(move |key, _| async move {
             Ok(self.send(self.raw.create_job().idempotency_key(key).body(body?).send()).await?.into_inner())
         })

@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-from typing import Any, Dict, Literal, Optional, Tuple, Union
+from typing import Any, Dict, List, Literal, Optional, Tuple, Union
 
 from . import _native
 from ._async_client import AsyncClient
 from ._sync_client import Client
-from .types import Fault, FaultAction, Plan, SandboxCreated
+from .types import Fault, FaultAction, Meter, Plan, SandboxCreated
 
 Seed = Literal["demo", "empty"]
 
@@ -30,16 +30,29 @@ class Emulator:
         rate_limit_per_second: Optional[int] = None,
         rate_limit_burst: Optional[int] = None,
         data_dir: Union[str, "os.PathLike[str]", None] = None,
+        webhook_retry_schedule_seconds: Optional[List[int]] = None,
+        webhook_timeout_ms: Optional[int] = None,
+        key_grace_seconds: Optional[int] = None,
+        idempotency_ttl_seconds: Optional[int] = None,
+        free_quotas: Optional[Dict[Meter, int]] = None,
     ) -> None:
         """``port``: any free one by default. The per-key rate limit (default 1000 requests a
         second in bursts of 2000) can be changed; 0 turns it off (for load tests). ``data_dir``
         keeps the state in that directory (SQLite) and recovers it on the next start; every
-        acknowledged write is on disk before its answer. By default the state is in memory."""
+        acknowledged write is on disk before its answer. By default the state is in memory.
+        As `twh-emulator serve` has them: the default webhook retry delays in seconds, the timeout
+        of one webhook attempt, the grace period of a rolled key and the lifetime of idempotency
+        records (seconds of emulator time), and the `free` plan's hard monthly quotas by meter."""
         self._native = _native.Emulator(
             port=port,
             rate_limit_per_second=rate_limit_per_second,
             rate_limit_burst=rate_limit_burst,
             data_dir=data_dir,
+            webhook_retry_schedule_seconds=webhook_retry_schedule_seconds,
+            webhook_timeout_ms=webhook_timeout_ms,
+            key_grace_seconds=key_grace_seconds,
+            idempotency_ttl_seconds=idempotency_ttl_seconds,
+            free_quotas={str(k): v for k, v in free_quotas.items()} if free_quotas is not None else None,
         )
 
     @property

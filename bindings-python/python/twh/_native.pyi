@@ -50,6 +50,11 @@ class Emulator:
         rate_limit_per_second: Optional[int] = None,
         rate_limit_burst: Optional[int] = None,
         data_dir: Union[str, PathLike[str], None] = None,
+        webhook_retry_schedule_seconds: Optional[List[int]] = None,
+        webhook_timeout_ms: Optional[int] = None,
+        key_grace_seconds: Optional[int] = None,
+        idempotency_ttl_seconds: Optional[int] = None,
+        free_quotas: Optional[Dict[str, int]] = None,
     ) -> Self: ...
     @property
     def base_url(self) -> str: ...
