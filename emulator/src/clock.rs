@@ -11,6 +11,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// Length of a time as [`Timestamp::to_rfc3339`] writes it for years 0 to 9999.
+pub const RFC3339_LEN: usize = 27;
+
 /// A point in emulator time: microseconds since the Unix epoch (UTC).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub i64);
@@ -30,10 +33,40 @@ impl Timestamp {
     }
     /// RFC 3339 with microseconds and a `Z`.
     pub fn to_rfc3339(self) -> String {
-        match DateTime::<Utc>::from_timestamp_micros(self.0) {
-            Some(t) => t.to_rfc3339_opts(SecondsFormat::Micros, true),
-            None => "1970-01-01T00:00:00.000000Z".to_owned(),
+        let mut buf = [0; RFC3339_LEN];
+        match self.write_rfc3339(&mut buf) {
+            Some(text) => text.to_owned(),
+            None => match DateTime::<Utc>::from_timestamp_micros(self.0) {
+                Some(t) => t.to_rfc3339_opts(SecondsFormat::Micros, true),
+                None => "1970-01-01T00:00:00.000000Z".to_owned(),
+            },
         }
+    }
+
+    /// Writes what [`Timestamp::to_rfc3339`] returns into `buf`, for years 0 to 9999 (every
+    /// other time is `None`). Every answer carries times, and this writes one with no
+    /// allocation and no formatting machinery.
+    pub fn write_rfc3339(self, buf: &mut [u8; RFC3339_LEN]) -> Option<&str> {
+        use chrono::{Datelike, Timelike};
+        let t = DateTime::<Utc>::from_timestamp_micros(self.0)?;
+        let year = u32::try_from(t.year()).ok().filter(|y| *y <= 9999)?;
+        let mut put = |at: usize, digits: usize, mut v: u32| {
+            for i in (at..at + digits).rev() {
+                buf[i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, t.month());
+        put(8, 2, t.day());
+        put(11, 2, t.hour());
+        put(14, 2, t.minute());
+        put(17, 2, t.second());
+        put(20, 6, t.nanosecond() / 1000);
+        for (at, sep) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'.'), (26, b'Z')] {
+            buf[at] = sep;
+        }
+        std::str::from_utf8(buf).ok()
     }
     /// Parses RFC 3339 (any offset; converted to UTC).
     pub fn parse(text: &str) -> Option<Timestamp> {
@@ -43,7 +76,11 @@ impl Timestamp {
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_rfc3339())
+        let mut buf = [0; RFC3339_LEN];
+        match self.write_rfc3339(&mut buf) {
+            Some(text) => s.serialize_str(text),
+            None => s.serialize_str(&self.to_rfc3339()),
+        }
     }
 }
 
@@ -128,5 +165,28 @@ mod tests {
         assert_eq!(Timestamp::parse(&t.to_rfc3339()), Some(t));
         assert_eq!(Timestamp::parse("2023-11-14T23:13:20.123456+01:00"), Some(t));
         assert_eq!(Timestamp::parse("yesterday"), None);
+    }
+
+    #[test]
+    fn rfc3339_fast_path_writes_what_chrono_writes() {
+        let mut samples =
+            vec![0, -1, 1, 999_999, -62_167_219_200_000_000, 253_402_300_799_999_999, 951_782_400_000_001];
+        let mut x: i64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            samples.push(x % 253_402_300_800_000_000);
+        }
+        for micros in samples {
+            let chrono = DateTime::<Utc>::from_timestamp_micros(micros)
+                .map(|t| t.to_rfc3339_opts(SecondsFormat::Micros, true))
+                .unwrap_or_default();
+            let mut buf = [0; RFC3339_LEN];
+            if let Some(fast) = Timestamp(micros).write_rfc3339(&mut buf) {
+                assert_eq!(fast, chrono, "{micros}");
+            }
+            assert_eq!(Timestamp(micros).to_rfc3339(), chrono, "{micros}");
+        }
     }
 }

@@ -20,7 +20,43 @@ pub fn new_tag() -> String {
 
 /// Formats `prefix_<tag><position>`.
 pub fn format(prefix: &str, tag: &str, position: u64) -> String {
-    format!("{prefix}_{tag}{position:0POSITION_DIGITS_MIN$x}")
+    IdText::new(prefix, tag, position).as_str().to_owned()
+}
+
+/// An id as [`format`] writes it, on the stack (rendering a movement writes several).
+pub struct IdText {
+    buf: [u8; ID_TEXT_MAX],
+    len: usize,
+}
+
+/// Room for a 3-letter prefix, `_`, a tag and 16 hex digits, with some to spare.
+const ID_TEXT_MAX: usize = 48;
+
+impl IdText {
+    /// `prefix_<tag><position>` (a prefix and tag too long for the buffer are cut short, which
+    /// no id of ours is).
+    pub fn new(prefix: &str, tag: &str, position: u64) -> IdText {
+        // By hand: `format!` costs more than the rest of an id's rendering.
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = IdText { buf: [0; ID_TEXT_MAX], len: 0 };
+        let digits = ((64 - position.leading_zeros() as usize).div_ceil(4)).max(POSITION_DIGITS_MIN);
+        for part in [prefix.as_bytes(), b"_", tag.as_bytes()] {
+            let n = part.len().min(ID_TEXT_MAX - 16 - out.len);
+            out.buf[out.len..out.len + n].copy_from_slice(&part[..n]);
+            out.len += n;
+        }
+        for i in (0..digits).rev() {
+            out.buf[out.len] = HEX[((position >> (4 * i)) & 0xf) as usize];
+            out.len += 1;
+        }
+        out
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Prefixes and tags are ASCII; a cut could only split a non-ASCII one.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
 }
 
 /// Parses an id made by [`format`] with this prefix and tag; returns the position.
@@ -65,6 +101,9 @@ mod tests {
     fn round_trip_and_foreign_ids() {
         let id = format("mov", "0a1b2c3d", 42);
         assert_eq!(id, "mov_0a1b2c3d00002a");
+        for p in [1, 0xf, 0xff_ffff, 0x100_0000, 0xdead_beef_cafe, u64::MAX] {
+            assert_eq!(format("evt", "0a1b2c3d", p), format!("evt_0a1b2c3d{p:06x}"));
+        }
         assert_eq!(parse("mov", "0a1b2c3d", &id), Some(42));
         assert_eq!(parse("mov", "ffffffff", &id), None, "another tenant's id");
         assert_eq!(parse("itm", "0a1b2c3d", &id), None, "another kind's id");

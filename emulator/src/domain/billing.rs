@@ -265,6 +265,18 @@ const ID_REQ: u8 = 1;
 const ID_MSG: u8 = 2;
 const ID_JOB: u8 = 3;
 const BASE36: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+/// Marks a byte that is not in [`BASE36`] in [`BASE36_DIGIT`].
+const NOT_BASE36: u8 = u8::MAX;
+/// The value of each byte as a [`BASE36`] digit (a row is packed on every request).
+const BASE36_DIGIT: [u8; 256] = {
+    let mut table = [NOT_BASE36; 256];
+    let mut i = 0;
+    while i < BASE36.len() {
+        table[BASE36[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
 /// Characters after `req_` in a request id the emulator assigns.
 const REQ_ID_BODY_LEN: usize = 24;
 
@@ -278,8 +290,11 @@ fn pack(id: &str) -> Option<(u8, [u8; 16])> {
         }
         let mut v: u128 = 0;
         for b in body.bytes() {
-            let digit = BASE36.iter().position(|c| *c == b)?;
-            v = v * 36 + digit as u128;
+            let digit = BASE36_DIGIT[usize::from(b)];
+            if digit == NOT_BASE36 {
+                return None;
+            }
+            v = v * 36 + u128::from(digit);
         }
         return Some((ID_REQ, v.to_le_bytes()));
     }
@@ -734,7 +749,9 @@ impl Usage {
         }
         let index = p.push(at, request_id, 1, 0, 0);
         let row = RowRef { period_start: p.start, index };
-        self.note(UsageOp::Admit { at, id: request_id.to_owned() });
+        if self.journal.is_some() {
+            self.note(UsageOp::Admit { at, id: request_id.to_owned() });
+        }
         Ok(row)
     }
 

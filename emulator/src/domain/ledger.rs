@@ -240,6 +240,59 @@ pub struct MovementExtra {
     pub reverses: Option<NonZeroU64>,
 }
 
+/// A stored movement serialised as [`Movement`] is, field for field, from the record.
+struct MovementView<'a> {
+    ledger: &'a Ledger,
+    sequence: u64,
+    record: &'a MovementRecord,
+}
+
+impl Serialize for MovementView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        struct Line<'a>(&'a Ledger, &'a LineRecord);
+        impl Serialize for Line<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut m = s.serialize_map(Some(3))?;
+                m.serialize_entry(
+                    "location_id",
+                    ids::IdText::new("loc", &self.0.tag, u64::from(self.1.location) + 1).as_str(),
+                )?;
+                m.serialize_entry("delta", &self.1.delta)?;
+                m.serialize_entry("quantity_after", &self.1.quantity_after)?;
+                m.end()
+            }
+        }
+        struct Lines<'a>(&'a Ledger, &'a MovementRecord);
+        impl Serialize for Lines<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut seq = s.serialize_seq(Some(self.1.lines().count()))?;
+                for line in self.1.lines() {
+                    seq.serialize_element(&Line(self.0, line))?;
+                }
+                seq.end()
+            }
+        }
+        let (ledger, r) = (self.ledger, self.record);
+        let extra = r.extra.as_deref();
+        let mut m = s.serialize_map(Some(10))?;
+        m.serialize_entry("id", ids::IdText::new("mov", &ledger.tag, self.sequence).as_str())?;
+        m.serialize_entry("sequence", &self.sequence)?;
+        m.serialize_entry("type", &r.kind)?;
+        m.serialize_entry("item_id", ids::IdText::new("itm", &ledger.tag, u64::from(r.item) + 1).as_str())?;
+        m.serialize_entry("lines", &Lines(ledger, r))?;
+        m.serialize_entry("reference", &r.reference())?;
+        m.serialize_entry("reason", &extra.and_then(|e| e.reason.as_deref()))?;
+        m.serialize_entry("metadata", &extra.and_then(|e| e.metadata.as_ref()))?;
+        match r.reverses() {
+            Some(s) => m.serialize_entry("reverses", ids::IdText::new("mov", &ledger.tag, s.get()).as_str())?,
+            None => m.serialize_entry("reverses", &None::<&str>)?,
+        }
+        m.serialize_entry("created_at", &r.created_at)?;
+        m.end()
+    }
+}
+
 // The memory target (< 400 MB per million movements) depends on this staying small.
 const _: () = assert!(std::mem::size_of::<MovementRecord>() <= 72);
 const _: () = assert!(std::mem::size_of::<EventRecord>() <= 32);
@@ -1053,6 +1106,18 @@ impl Ledger {
         }
     }
 
+    /// The movement with this sequence as JSON, byte for byte what serialising
+    /// [`Ledger::movement`] writes, without building it (the write path renders one per write).
+    pub fn movement_json(&self, sequence: u64) -> String {
+        let mut out = Vec::with_capacity(384);
+        let written = match self.movements.get(position(sequence)) {
+            Some(record) => serde_json::to_writer(&mut out, &MovementView { ledger: self, sequence, record }),
+            None => serde_json::to_writer(&mut out, &self.movement(sequence)),
+        };
+        // serde_json writes UTF-8 only.
+        written.ok().and_then(|()| String::from_utf8(out).ok()).unwrap_or_default()
+    }
+
     /// The version of the first level a movement changed, right after it (its `ETag`).
     pub fn movement_etag(&self, sequence: u64) -> u64 {
         self.movements.get(position(sequence)).map_or(0, |m| m.first.version_after)
@@ -1500,4 +1565,40 @@ fn scan<'a, T: 'a, U>(
         position += 1;
     }
     Page { data, next: more.then_some(position) }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn req<T: serde::de::DeserializeOwned>(v: Value) -> T {
+        serde_json::from_value(v).expect("a valid request")
+    }
+
+    /// The write path's rendering equals serialising the `Movement`, for every shape.
+    #[test]
+    fn movement_json_is_the_movement_serialised() {
+        let now = Timestamp(1_700_000_000_123_456);
+        let mut ledger = Ledger::with_tag("0a1b2c3d".to_owned());
+        let item = ledger.create_item(req(json!({"sku": "s", "name": "n"})), now).unwrap().id;
+        let a = ledger.create_location(req(json!({"code": "a", "name": "A"})), now).unwrap().id;
+        let b = ledger.create_location(req(json!({"code": "b", "name": "B"})), now).unwrap().id;
+        let bodies = [
+            json!({"type": "receipt", "item_id": item, "location_id": a, "quantity": 5}),
+            json!({"type": "transfer", "item_id": item, "from_location_id": a, "to_location_id": b, "quantity": 2,
+                   "reference": "PO \"7\"\n", "metadata": {"z": 1, "a": [true, null, "é"]}}),
+            json!({"type": "adjustment", "item_id": item, "location_id": b, "quantity": -1, "reason": "count"}),
+        ];
+        let mut sequences = Vec::new();
+        for body in bodies {
+            sequences.push(ledger.create_movement(req(body), None, now).unwrap());
+        }
+        let first_id = ledger.movement_id(sequences[0]);
+        sequences.push(ledger.reverse(&first_id, req(json!({"reason": "oops", "allow_negative": true})), now).unwrap());
+        for s in sequences.into_iter().chain([999]) {
+            assert_eq!(ledger.movement_json(s), serde_json::to_string(&ledger.movement(s)).unwrap(), "sequence {s}");
+        }
+    }
 }

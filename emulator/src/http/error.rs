@@ -18,6 +18,15 @@ pub fn request_id() -> String {
     REQUEST_ID.try_with(String::clone).unwrap_or_default()
 }
 
+/// Calls `f` with the current request's id (empty outside a request), without copying it.
+pub fn with_request_id<R>(f: impl FnOnce(&str) -> R) -> R {
+    let mut f = Some(f);
+    match REQUEST_ID.try_with(|id| f.take().map(|f| f(id))) {
+        Ok(Some(r)) => r,
+        _ => f.take().map_or_else(|| unreachable!("called once"), |f| f("")),
+    }
+}
+
 /// An error response.
 #[derive(Debug, Clone)]
 pub struct ApiError {

@@ -181,8 +181,8 @@ fn injected(f: &Fault, when: &str) -> Response {
     ApiError::new(status, "injected_fault", format!("Fault {} injected {when} commit.", f.id)).into_response()
 }
 
-/// The fault layer.
-pub async fn layer(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+/// The fault layer: the innermost part of the one middleware (see [`super::app`]).
+pub async fn layer(state: &AppState, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
     if path.starts_with("/_emulator") || path.starts_with("/openapi") {
         return next.run(req).await;

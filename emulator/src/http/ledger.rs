@@ -11,7 +11,8 @@ use serde::Serialize;
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::extract::{
-    Admin, Auth, Json, NoFields, OptionalKey, Query, RequiredIfMatch, RequiredKey, encode_cursor, if_match, none_match,
+    Admin, Auth, Json, NoFields, OptionalIfMatch, OptionalKey, Query, RequiredIfMatch, RequiredKey, encode_cursor,
+    none_match,
 };
 use super::pipeline::{self, FaultDelay, stored_json};
 use crate::clock::Timestamp;
@@ -252,11 +253,10 @@ pub async fn create_movement(
     State(s): St,
     auth: Auth,
     RequiredKey(key): RequiredKey,
-    headers: HeaderMap,
+    OptionalIfMatch(condition): OptionalIfMatch,
     d: Delay,
     body: Json<CreateMovement>,
 ) -> Response {
-    let condition = if_match(&headers);
     pipeline::write(&s, &auth, Some(key), body.fingerprint, delay(d), |st, now| {
         Ok(Outcome::Movement(st.ledger.create_movement(body.value, condition.as_ref(), now)?))
     })

@@ -32,14 +32,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
 
 use super::AppState;
-use super::error::{ApiError, request_id};
+use super::error::{ApiError, with_request_id};
 use super::extract::bearer;
 use crate::clock::Timestamp;
 use crate::domain::billing::{Meter, OverQuota, RowRef, seconds_until};
@@ -182,18 +182,18 @@ pub fn quota_error(over: &OverQuota, plan: &str, now: Timestamp) -> ApiError {
     .with_header(header::RETRY_AFTER, &seconds_until(over.period_end, now).to_string())
 }
 
-/// The layer (see the module docs).
-pub async fn layer(State(app): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+/// The layer (see the module docs); it runs the fault layer inside.
+pub async fn layer(app: &AppState, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
     if !path.starts_with("/v1/") || path == "/v1/sandboxes" {
-        return next.run(req).await;
+        return super::faults::layer(app, req, next).await;
     }
     let refusable = !billing_path(path);
     let Some(grant) = bearer(req.headers()).and_then(|t| app.world.authenticate(t)) else {
-        return next.run(req).await;
+        return super::faults::layer(app, req, next).await;
     };
     let Some(tenant) = app.world.tenant(&grant.tenant_id) else {
-        return next.run(req).await;
+        return super::faults::layer(app, req, next).await;
     };
     let now = app.world.clock.now();
     let decision = app.limiter.take(&grant.id, now);
@@ -217,7 +217,7 @@ pub async fn layer(State(app): State<Arc<AppState>>, mut req: Request, next: Nex
         let plans = &app.world.settings.plans;
         let plan = plans.get(state.sandbox.plan);
         let quota = plan.hard_quota(Meter::ApiRequests).filter(|_| refusable);
-        match state.usage.admit(now, &request_id(), quota) {
+        match with_request_id(|id| state.usage.admit(now, id, quota)) {
             Ok(row) => Ok(row),
             Err(over) => {
                 let (movements, events) = (state.ledger.movement_count(), state.ledger.event_count());
@@ -230,7 +230,7 @@ pub async fn layer(State(app): State<Arc<AppState>>, mut req: Request, next: Nex
     let mut response = match admitted {
         Ok(row) => {
             req.extensions_mut().insert(Admission { grant, tenant, row });
-            next.run(req).await
+            super::faults::layer(app, req, next).await
         }
         Err((e, woke)) => {
             if woke {

@@ -1,9 +1,12 @@
 //! The HTTP layer: routes, middleware, and the mapping of domain results to responses.
 //!
-//! Layers, outermost first: request id (echoes or assigns `X-Request-Id`, logs the request,
-//! turns the router's bare 405 into problem+json), then [`metering`] (rate limit, quota and the
-//! `api_requests` meter of authenticated requests), then faults, then the handlers (which run
-//! writes through [`pipeline`]).
+//! One middleware runs before the router, in steps, outermost first: request id (echoes or
+//! assigns `X-Request-Id`, logs the request, turns the router's bare 405 into problem+json), with
+//! `--data-dir` the durable barrier ([`pipeline::durable_barrier`]), then [`metering`] (rate
+//! limit, quota and the `api_requests` meter of authenticated requests), then [`faults`]; then
+//! the handlers (which run writes through [`pipeline`]). The steps are plain async functions
+//! calling each other inside one `from_fn` layer: a layer each cost a boxed service and a boxed
+//! future per request, measurable on the write path.
 
 pub mod billing;
 pub mod control;
@@ -20,7 +23,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -186,17 +189,20 @@ pub fn route_paths() -> Vec<&'static str> {
 
 /// The whole HTTP application over `state`: what the binary serves and tests drive in-process.
 pub fn app(state: Arc<AppState>) -> Router {
-    let router = routes()
+    routes()
         .router
         .fallback(|| async { ApiError::no_route() })
-        .layer(middleware::from_fn_with_state(state.clone(), faults::layer))
-        .layer(middleware::from_fn_with_state(state.clone(), metering::layer));
-    // Only with `--data-dir`: the in-memory default has no layer to pass through.
-    let router = match state.world.store.is_durable() {
-        true => router.layer(middleware::from_fn_with_state(state.clone(), pipeline::durable_barrier)),
-        false => router,
-    };
-    router.layer(middleware::from_fn(request_id)).with_state(state)
+        .layer(middleware::from_fn_with_state(state.clone(), request_id))
+        .with_state(state)
+}
+
+/// The steps inside the request id's: only with `--data-dir` is there a barrier to pass.
+async fn inner(app: &AppState, req: Request, next: Next) -> Response {
+    if app.world.store.is_durable() {
+        pipeline::durable_barrier(app, req, next).await
+    } else {
+        metering::layer(app, req, next).await
+    }
 }
 
 fn fresh_request_id() -> String {
@@ -204,7 +210,7 @@ fn fresh_request_id() -> String {
 }
 
 /// Assigns the request id, logs the request, and renders the router's own 405 as a problem.
-async fn request_id(req: Request, next: Next) -> Response {
+async fn request_id(State(app): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let id = req
         .headers()
         .get("x-request-id")
@@ -217,7 +223,7 @@ async fn request_id(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let mut response = REQUEST_ID
         .scope(id.clone(), async move {
-            let response = next.run(req).await;
+            let response = inner(&app, req, next).await;
             if response.status() == StatusCode::METHOD_NOT_ALLOWED
                 && !response.headers().contains_key(header::CONTENT_TYPE)
             {

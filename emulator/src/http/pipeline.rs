@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::AppState;
-use super::error::{ApiError, request_id};
+use super::error::{ApiError, with_request_id};
 use super::extract::{Auth, IdempotencyKey};
 use crate::clock::Timestamp;
 use crate::domain::billing::{Meter, seconds_until};
@@ -64,7 +64,7 @@ pub fn render(state: &TenantState, outcome: &Outcome, replayed: bool) -> Respons
     let stored = match outcome {
         Outcome::Movement(seq) => StoredResponse {
             status: 201,
-            body: serde_json::to_string(&ledger.movement(*seq)).unwrap_or_default(),
+            body: ledger.movement_json(*seq),
             etag: Some(ledger.movement_etag(*seq)),
             location: Some(format!("/v1/stock-movements/{}", ledger.movement_id(*seq))),
             problem: false,
@@ -201,7 +201,7 @@ where
     state.ledger.set_line_budget(None);
     let lines = state.ledger.lines_since(movements_before);
     let mut row = auth.row;
-    state.usage.add_lines(&mut row, now, &request_id(), lines);
+    with_request_id(|id| state.usage.add_lines(&mut row, now, id, lines));
     let (outcome, record) = match result {
         Ok(outcome) => (Ok(outcome.clone()), Some(outcome)),
         Err(e) if e.code == "quota_exceeded" => {
@@ -285,12 +285,8 @@ where
 /// a level another request just moved). Writes from concurrent requests share one disk commit
 /// (group commit, see [`crate::store`]). If the store failed, the answer is 503
 /// `storage_failed` instead, whatever the handler said.
-pub async fn durable_barrier(
-    axum::extract::State(app): axum::extract::State<std::sync::Arc<AppState>>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let response = next.run(req).await;
+pub async fn durable_barrier(app: &AppState, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let response = super::metering::layer(app, req, next).await;
     let store = &app.world.store;
     match store.wait(store.ticket()).await {
         Ok(()) => response,
