@@ -240,57 +240,51 @@ pub struct MovementExtra {
     pub reverses: Option<NonZeroU64>,
 }
 
-/// A stored movement serialised as [`Movement`] is, field for field, from the record.
-struct MovementView<'a> {
-    ledger: &'a Ledger,
-    sequence: u64,
-    record: &'a MovementRecord,
-}
-
-impl Serialize for MovementView<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::{SerializeMap, SerializeSeq};
-        struct Line<'a>(&'a Ledger, &'a LineRecord);
-        impl Serialize for Line<'_> {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                let mut m = s.serialize_map(Some(3))?;
-                m.serialize_entry(
-                    "location_id",
-                    ids::IdText::new("loc", &self.0.tag, u64::from(self.1.location) + 1).as_str(),
-                )?;
-                m.serialize_entry("delta", &self.1.delta)?;
-                m.serialize_entry("quantity_after", &self.1.quantity_after)?;
-                m.end()
-            }
+/// Writes a stored movement as serialising [`Movement`] does, byte for byte, straight from the
+/// record: the keys and most values need no escaping, so only free text goes through serde_json.
+fn write_movement(out: &mut Vec<u8>, ledger: &Ledger, sequence: u64, r: &MovementRecord) -> serde_json::Result<()> {
+    let id = |out: &mut Vec<u8>, prefix: &str, position: u64| {
+        out.push(b'"');
+        out.extend_from_slice(ids::IdText::new(prefix, &ledger.tag, position).as_str().as_bytes());
+        out.push(b'"');
+    };
+    let extra = r.extra.as_deref();
+    out.extend_from_slice(b"{\"id\":");
+    id(out, "mov", sequence);
+    out.extend_from_slice(b",\"sequence\":");
+    serde_json::to_writer(&mut *out, &sequence)?;
+    out.extend_from_slice(b",\"type\":\"");
+    out.extend_from_slice(r.kind.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"item_id\":");
+    id(out, "itm", u64::from(r.item) + 1);
+    out.extend_from_slice(b",\"lines\":[");
+    for (i, line) in r.lines().enumerate() {
+        if i > 0 {
+            out.push(b',');
         }
-        struct Lines<'a>(&'a Ledger, &'a MovementRecord);
-        impl Serialize for Lines<'_> {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                let mut seq = s.serialize_seq(Some(self.1.lines().count()))?;
-                for line in self.1.lines() {
-                    seq.serialize_element(&Line(self.0, line))?;
-                }
-                seq.end()
-            }
-        }
-        let (ledger, r) = (self.ledger, self.record);
-        let extra = r.extra.as_deref();
-        let mut m = s.serialize_map(Some(10))?;
-        m.serialize_entry("id", ids::IdText::new("mov", &ledger.tag, self.sequence).as_str())?;
-        m.serialize_entry("sequence", &self.sequence)?;
-        m.serialize_entry("type", &r.kind)?;
-        m.serialize_entry("item_id", ids::IdText::new("itm", &ledger.tag, u64::from(r.item) + 1).as_str())?;
-        m.serialize_entry("lines", &Lines(ledger, r))?;
-        m.serialize_entry("reference", &r.reference())?;
-        m.serialize_entry("reason", &extra.and_then(|e| e.reason.as_deref()))?;
-        m.serialize_entry("metadata", &extra.and_then(|e| e.metadata.as_ref()))?;
-        match r.reverses() {
-            Some(s) => m.serialize_entry("reverses", ids::IdText::new("mov", &ledger.tag, s.get()).as_str())?,
-            None => m.serialize_entry("reverses", &None::<&str>)?,
-        }
-        m.serialize_entry("created_at", &r.created_at)?;
-        m.end()
+        out.extend_from_slice(b"{\"location_id\":");
+        id(out, "loc", u64::from(line.location) + 1);
+        out.extend_from_slice(b",\"delta\":");
+        serde_json::to_writer(&mut *out, &line.delta)?;
+        out.extend_from_slice(b",\"quantity_after\":");
+        serde_json::to_writer(&mut *out, &line.quantity_after)?;
+        out.push(b'}');
     }
+    out.extend_from_slice(b"],\"reference\":");
+    serde_json::to_writer(&mut *out, &r.reference())?;
+    out.extend_from_slice(b",\"reason\":");
+    serde_json::to_writer(&mut *out, &extra.and_then(|e| e.reason.as_deref()))?;
+    out.extend_from_slice(b",\"metadata\":");
+    serde_json::to_writer(&mut *out, &extra.and_then(|e| e.metadata.as_ref()))?;
+    out.extend_from_slice(b",\"reverses\":");
+    match r.reverses() {
+        Some(s) => id(out, "mov", s.get()),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"created_at\":");
+    serde_json::to_writer(&mut *out, &r.created_at)?;
+    out.push(b'}');
+    Ok(())
 }
 
 // The memory target (< 400 MB per million movements) depends on this staying small.
@@ -1111,7 +1105,7 @@ impl Ledger {
     pub fn movement_json(&self, sequence: u64) -> String {
         let mut out = Vec::with_capacity(384);
         let written = match self.movements.get(position(sequence)) {
-            Some(record) => serde_json::to_writer(&mut out, &MovementView { ledger: self, sequence, record }),
+            Some(record) => write_movement(&mut out, self, sequence, record),
             None => serde_json::to_writer(&mut out, &self.movement(sequence)),
         };
         // serde_json writes UTF-8 only.

@@ -53,6 +53,9 @@ pub struct KeyGrant {
     pub expires_at: Option<Timestamp>,
 }
 
+/// The API keys by secret. A grant is shared, not copied, with each request it authenticates.
+pub type KeyMap = HashMap<String, Arc<KeyGrant>>;
+
 /// One tenant's state, all under one lock: what commits together lives together.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TenantState {
@@ -204,7 +207,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// A tenant was deleted.
     fn tenant_deleted(&self, _tenant_id: &str) {}
     /// The API keys changed from `before` to `after`.
-    fn keys_changed(&self, _before: &HashMap<String, KeyGrant>, _after: &HashMap<String, KeyGrant>) {}
+    fn keys_changed(&self, _before: &KeyMap, _after: &KeyMap) {}
     /// A tenant-less idempotency record was written (`POST /v1/sandboxes`).
     fn global_record(&self, _key: Digest128, _record: &Record) {}
     /// The clock was moved.
@@ -266,7 +269,7 @@ pub struct World {
     /// Storage seam.
     pub store: Box<dyn Store>,
     tenants: RwLock<HashMap<String, Arc<Tenant>>>,
-    keys: ArcSwap<HashMap<String, KeyGrant>>,
+    keys: ArcSwap<KeyMap>,
     key_writer: Mutex<()>,
     /// Idempotency records of requests made without a tenant (`POST /v1/sandboxes`).
     pub global_idempotency: Mutex<IdempotencyStore>,
@@ -314,7 +317,7 @@ impl World {
     }
 
     /// The grant of a key that works now.
-    pub fn authenticate(&self, key: &str) -> Option<KeyGrant> {
+    pub fn authenticate(&self, key: &str) -> Option<Arc<KeyGrant>> {
         let keys = self.keys.load();
         let grant = keys.get(key)?;
         if grant.expires_at.is_some_and(|t| t <= self.clock.now()) {
@@ -333,7 +336,7 @@ impl World {
         self.tenants.read().values().cloned().collect()
     }
 
-    fn edit_keys(&self, f: impl FnOnce(&mut HashMap<String, KeyGrant>)) {
+    fn edit_keys(&self, f: impl FnOnce(&mut KeyMap)) {
         let _writer = self.key_writer.lock();
         let before = self.keys.load_full();
         let mut next = HashMap::clone(&before);
@@ -343,7 +346,7 @@ impl World {
     }
 
     /// Every API key.
-    pub fn keys(&self) -> Arc<HashMap<String, KeyGrant>> {
+    pub fn keys(&self) -> Arc<KeyMap> {
         self.keys.load_full()
     }
 
@@ -407,8 +410,8 @@ impl World {
         let tenant = Arc::new(Tenant { id, state: Mutex::new(state) });
         self.tenants.write().insert(tenant.id.clone(), tenant);
         self.edit_keys(|keys| {
-            keys.insert(secret.secret.clone(), secret);
-            keys.insert(restricted.secret.clone(), restricted);
+            keys.insert(secret.secret.clone(), Arc::new(secret));
+            keys.insert(restricted.secret.clone(), Arc::new(restricted));
         });
         Ok(created)
     }
@@ -436,10 +439,11 @@ impl World {
         self.edit_keys(|keys| {
             for g in keys.values_mut() {
                 if g.tenant_id == tenant_id && g.kind == KeyKind::Secret {
+                    let g = Arc::make_mut(g);
                     g.expires_at = Some(g.expires_at.map_or(expires, |t| t.min(expires)));
                 }
             }
-            keys.insert(fresh.secret.clone(), fresh);
+            keys.insert(fresh.secret.clone(), Arc::new(fresh));
         });
         out
     }
@@ -464,7 +468,7 @@ impl World {
             .iter_mut()
             .map(|t| TenantUsage { tenant_id: t.sandbox.id.clone(), usage: std::mem::take(&mut t.usage) })
             .collect();
-        let mut keys: Vec<KeyGrant> = self.keys.load().values().cloned().collect();
+        let mut keys: Vec<KeyGrant> = self.keys.load().values().map(|g| KeyGrant::clone(g)).collect();
         keys.sort_by(|a, b| a.id.cmp(&b.id));
         StateExport {
             format_version: STATE_FORMAT_VERSION,
@@ -511,7 +515,7 @@ impl World {
             return Err(invalid(format!("key {} names an unknown tenant", k.id)));
         }
         *self.tenants.write() = tenants;
-        self.edit_keys(|keys| *keys = state.keys.into_iter().map(|k| (k.secret.clone(), k)).collect());
+        self.edit_keys(|keys| *keys = state.keys.into_iter().map(|k| (k.secret.clone(), Arc::new(k))).collect());
         self.clock.restore(state.clock_offset_micros, state.now);
         Ok(())
     }

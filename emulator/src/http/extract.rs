@@ -33,7 +33,7 @@ pub const LIMIT_MAX: usize = 100;
 /// the request). Restricted keys are refused on writes here.
 pub struct Auth {
     /// The key's grant.
-    pub grant: KeyGrant,
+    pub grant: Arc<KeyGrant>,
     /// The tenant.
     pub tenant: Arc<Tenant>,
     /// The request's usage row (a write adds its ledger lines to it).
@@ -288,14 +288,16 @@ impl<'de> serde::de::Visitor<'de> for Canonical<'_> {
         Ok(())
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        // Each value is written to `scratch`; entries are then sorted by key and copied out.
-        let mut scratch = Vec::new();
-        let mut entries: Vec<(std::borrow::Cow<'de, str>, std::ops::Range<usize>)> = Vec::new();
+        // The values are written one after the other at the end of `out`, then moved out and
+        // written back after their keys in key order: two allocations an object.
+        let base = self.0.len();
+        let mut entries: Vec<(std::borrow::Cow<'de, str>, std::ops::Range<usize>)> = Vec::with_capacity(8);
         while let Some(key) = map.next_key_seed(Key)? {
-            let start = scratch.len();
-            map.next_value_seed(Canonical(&mut scratch))?;
-            entries.push((key, start..scratch.len()));
+            let start = self.0.len() - base;
+            map.next_value_seed(Canonical(&mut *self.0))?;
+            entries.push((key, start..self.0.len() - base));
         }
+        let values = self.0.split_off(base);
         // Stable: of a repeated key, the last one written wins (as in a parsed object).
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         self.0.push(b'{');
@@ -310,7 +312,7 @@ impl<'de> serde::de::Visitor<'de> for Canonical<'_> {
             first = false;
             serde_json::to_writer(&mut *self.0, key.as_ref()).map_err(serde::de::Error::custom)?;
             self.0.push(b':');
-            self.0.extend_from_slice(&scratch[range.clone()]);
+            self.0.extend_from_slice(&values[range.clone()]);
         }
         self.0.push(b'}');
         Ok(())

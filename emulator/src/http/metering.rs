@@ -58,7 +58,7 @@ const MICRO: i128 = 1_000_000;
 #[derive(Clone, Debug)]
 pub struct Admission {
     /// The key's grant.
-    pub grant: KeyGrant,
+    pub grant: Arc<KeyGrant>,
     /// Its tenant.
     pub tenant: Arc<Tenant>,
     /// The request's usage row.

@@ -218,7 +218,9 @@ async fn request_id(State(app): State<Arc<AppState>>, req: Request, next: Next) 
         .filter(|v| !v.is_empty() && v.len() <= REQUEST_ID_LEN_MAX && v.bytes().all(|b| (0x21..=0x7e).contains(&b)))
         .map_or_else(fresh_request_id, str::to_owned);
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    // A clone of the URI shares its bytes: no copy of the path unless it is logged or quoted.
+    let uri = req.uri().clone();
+    let path = uri.path();
     let span = tracing::info_span!("request", request_id = %id, %method, %path);
     let started = Instant::now();
     let mut response = REQUEST_ID
@@ -248,7 +250,7 @@ async fn request_id(State(app): State<Arc<AppState>>, req: Request, next: Next) 
         })
         .instrument(span.clone())
         .await;
-    if let Ok(v) = HeaderValue::from_str(&id) {
+    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(id)) {
         response.headers_mut().insert("x-request-id", v);
     }
     span.in_scope(|| {

@@ -66,7 +66,7 @@ pub fn render(state: &TenantState, outcome: &Outcome, replayed: bool) -> Respons
             status: 201,
             body: ledger.movement_json(*seq),
             etag: Some(ledger.movement_etag(*seq)),
-            location: Some(format!("/v1/stock-movements/{}", ledger.movement_id(*seq))),
+            location: Some(["/v1/stock-movements/", &ledger.movement_id(*seq)].concat()),
             problem: false,
         },
         Outcome::Batch { first, count } => {
@@ -91,10 +91,17 @@ fn respond(s: StoredResponse, replayed: bool) -> Response {
     let h = r.headers_mut();
     let ct = if s.problem { "application/problem+json" } else { "application/json" };
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
-    if let Some(v) = s.etag.and_then(|v| HeaderValue::from_str(&format!("\"{v}\"")).ok()) {
-        h.insert(header::ETAG, v);
+    if let Some(v) = s.etag {
+        let mut quoted = Vec::with_capacity(22);
+        quoted.push(b'"');
+        let _ = serde_json::to_writer(&mut quoted, &v);
+        quoted.push(b'"');
+        if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(quoted)) {
+            h.insert(header::ETAG, v);
+        }
     }
-    if let Some(v) = s.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+    // From the String's own buffer, where `from_str` would copy it.
+    if let Some(v) = s.location.and_then(|l| HeaderValue::from_maybe_shared(bytes::Bytes::from(l)).ok()) {
         h.insert(header::LOCATION, v);
     }
     if replayed {

@@ -58,7 +58,7 @@ use crate::domain::ledger::{CatalogEntry, CatalogRef, EventRecord, MovementRecor
 use crate::domain::model::Sandbox;
 use crate::domain::reconcile::Reconciliations;
 use crate::domain::registry::{
-    Commit, KeyGrant, Persisted, STATE_FORMAT_VERSION, StateExport, Store, TenantState, TenantUsage, World,
+    Commit, KeyGrant, KeyMap, Persisted, STATE_FORMAT_VERSION, StateExport, Store, TenantState, TenantUsage, World,
 };
 use crate::domain::webhooks::{DeliveryRecord, EndpointRecord};
 
@@ -659,12 +659,12 @@ impl Store for Arc<DurableStore> {
         self.push(vec![Op::DeleteTenant { tenant: tenant_id.to_owned() }]);
     }
 
-    fn keys_changed(&self, before: &HashMap<String, KeyGrant>, after: &HashMap<String, KeyGrant>) {
+    fn keys_changed(&self, before: &KeyMap, after: &KeyMap) {
         let mut ops = Vec::new();
         for (secret, g) in after {
             let same = before.get(secret).is_some_and(|b| b.id == g.id && b.expires_at == g.expires_at);
             if !same {
-                ops.push(Op::Key { secret: secret.clone(), body: Some(json(g)) });
+                ops.push(Op::Key { secret: secret.clone(), body: Some(json(&**g)) });
             }
         }
         for secret in before.keys().filter(|s| !after.contains_key(*s)) {
@@ -691,7 +691,7 @@ impl Store for Arc<DurableStore> {
             self.base_ops(&tenant.id, &mut state, &mut ops);
         }
         for (secret, g) in world.keys().iter() {
-            ops.push(Op::Key { secret: secret.clone(), body: Some(json(g)) });
+            ops.push(Op::Key { secret: secret.clone(), body: Some(json(&**g)) });
         }
         for (k, r) in world.global_idempotency.lock().records() {
             ops.push(idem_op("", k, r));
