@@ -263,10 +263,9 @@ pub struct Claimed {
     pub due: Timestamp,
     /// Receiver URL.
     pub url: String,
-    /// `webhook-id`: the event id.
-    pub event_id: String,
-    /// The body: the event as JSON.
-    pub payload: Vec<u8>,
+    /// The event; its id is the `webhook-id`, its JSON the body. Rendered under the tenant lock
+    /// but serialised after it (by the dispatcher), so a claim holds the lock briefly.
+    pub event: super::model::Event,
     /// Secrets that sign it (the current one, and a rotated one still in its overlap).
     pub secrets: Vec<twh_webhooks::Secret>,
 }
@@ -686,14 +685,7 @@ impl Webhooks {
             if let Some(p) = e.previous.as_ref().filter(|p| p.until > due) {
                 secrets.push(p.secret.clone());
             }
-            out.push(Claimed {
-                delivery: seq,
-                due,
-                url: e.url.clone(),
-                event_id: event.id.clone(),
-                payload: serde_json::to_vec(&event).unwrap_or_default(),
-                secrets,
-            });
+            out.push(Claimed { delivery: seq, due, url: e.url.clone(), event, secrets });
         }
         out
     }
