@@ -34,7 +34,16 @@
 //! serialised after the lock is released), and records finished attempts in batches: whatever
 //! has finished when one attempt finishes is recorded with it under one acquisition, with what
 //! needs no lock (usage ids) prepared before.
+//!
+//! **Unreachable receivers.** A URL whose connection just failed (refused, unreachable, DNS)
+//! is not connected to again by the background loop for [`CONNECT_COOL_DOWN`]: attempts due
+//! meanwhile fail at once, without traffic, saying so. Every attempt is still made and recorded
+//! at its time, by the same schedule; only the useless connect is skipped, so a burst to a
+//! receiver that refuses does not spin through thousands of connects a second. After the
+//! cool-down the next attempt connects again, so a receiver that comes back is reached within
+//! it. A clock advance always connects: its attempts stand for moments hours apart.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -103,6 +112,10 @@ const ADVANCE_STEP_MICROS: i64 = 1_000_000;
 const CLAIM_CHUNK: usize = 64;
 /// Most finished attempts recorded under one acquisition of a tenant's lock.
 const RECORD_BATCH_MAX: usize = 256;
+/// How long the background loop does not connect again to a URL whose connection failed.
+pub const CONNECT_COOL_DOWN: Duration = Duration::from_millis(500);
+/// Entries of [`Unreachable`] beyond which expired ones are dropped.
+const UNREACHABLE_PRUNE_AT: usize = 1024;
 
 /// An attempt sent, waiting to be recorded.
 struct Finished {
@@ -111,6 +124,44 @@ struct Finished {
     delivery: u64,
     at: Timestamp,
     result: AttemptResult,
+}
+
+/// URLs whose last connection failed: when, and the error.
+#[derive(Debug, Default)]
+struct Unreachable(parking_lot::Mutex<HashMap<String, (Instant, String)>>);
+
+impl Unreachable {
+    /// The result of an attempt to `url` made without traffic, while its cool-down lasts.
+    fn check(&self, url: &str) -> Option<AttemptResult> {
+        let map = self.0.lock();
+        let (since, error) = map.get(url)?;
+        let ago = since.elapsed();
+        (ago < CONNECT_COOL_DOWN).then(|| AttemptResult {
+            status_code: None,
+            duration_ms: 0,
+            error: Some(format!(
+                "{error} (not sent: this URL failed to connect {} ms before; connecting again after {} ms)",
+                ago.as_millis(),
+                CONNECT_COOL_DOWN.as_millis()
+            )),
+            retry_after_seconds: None,
+        })
+    }
+
+    fn failed(&self, url: &str, error: &str) {
+        let mut map = self.0.lock();
+        if map.len() >= UNREACHABLE_PRUNE_AT {
+            map.retain(|_, (since, _)| since.elapsed() < CONNECT_COOL_DOWN);
+        }
+        map.insert(url.to_owned(), (Instant::now(), error.to_owned()));
+    }
+
+    fn connected(&self, url: &str) {
+        let mut map = self.0.lock();
+        if !map.is_empty() {
+            map.remove(url);
+        }
+    }
 }
 
 /// Sends webhook deliveries.
@@ -123,6 +174,7 @@ pub struct Dispatcher {
     turn: Mutex<()>,
     in_flight: AtomicU64,
     attempts: AtomicU64,
+    unreachable: Unreachable,
 }
 
 impl Dispatcher {
@@ -143,6 +195,7 @@ impl Dispatcher {
             turn: Mutex::new(()),
             in_flight: AtomicU64::new(0),
             attempts: AtomicU64::new(0),
+            unreachable: Unreachable::default(),
         }
     }
 
@@ -219,7 +272,7 @@ impl Dispatcher {
         let mut finished = futures::stream::iter(claimed)
             .map(|(tenant, tag, c)| async move {
                 let at = if at_due_time { c.due } else { self.world.clock.now() };
-                let result = self.send(&c).await;
+                let result = self.send(&c, !at_due_time).await;
                 Finished { tenant, tag, delivery: c.delivery, at, result }
             })
             .buffer_unordered(self.settings.concurrency.max(1));
@@ -278,7 +331,9 @@ impl Dispatcher {
         claimed
     }
 
-    async fn send(&self, c: &Claimed) -> AttemptResult {
+    /// Makes one attempt; `cool_down`: fail at once, without traffic, while the URL's last
+    /// connection failure is recent (see [`CONNECT_COOL_DOWN`]).
+    async fn send(&self, c: &Claimed, cool_down: bool) -> AttemptResult {
         self.attempts.fetch_add(1, Ordering::Relaxed);
         if self.settings.loopback_only && !is_loopback(&c.url) {
             return AttemptResult {
@@ -287,6 +342,9 @@ impl Dispatcher {
                 error: Some("destination not allowed: this emulator sends webhooks to loopback hosts only".to_owned()),
                 retry_after_seconds: None,
             };
+        }
+        if let Some(result) = cool_down.then(|| self.unreachable.check(&c.url)).flatten() {
+            return result;
         }
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         let payload = serde_json::to_vec(&c.event).unwrap_or_default();
@@ -306,6 +364,7 @@ impl Dispatcher {
             .await;
         let result = match sent {
             Ok(mut response) => {
+                self.unreachable.connected(&c.url);
                 let status = response.status().as_u16();
                 let retry_after = response
                     .headers()
@@ -331,7 +390,9 @@ impl Dispatcher {
                 let error = if e.is_timeout() {
                     format!("timed out after {} ms", self.settings.timeout.as_millis())
                 } else if e.is_connect() {
-                    format!("could not connect: {e}")
+                    let error = format!("could not connect: {e}");
+                    self.unreachable.failed(&c.url, &error);
+                    error
                 } else {
                     e.to_string()
                 };
