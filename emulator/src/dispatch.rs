@@ -3,8 +3,9 @@
 //! their invoices, nightly reconciliations), in time order.
 //!
 //! Two drivers, never at once (one async lock):
-//! - the background loop wakes when a commit creates deliveries (or every 200 ms), first runs the
-//!   period ends and midnights that real time has reached, then claims up to
+//! - the background loop wakes when a commit creates deliveries (a few milliseconds later, so
+//!   that a stream of commits makes batches, not one wake-up each) or every 200 ms, first runs
+//!   the period ends and midnights that real time has reached, then claims up to
 //!   [`WebhookSettings::batch_max`] due deliveries across tenants and sends them with at most
 //!   [`WebhookSettings::concurrency`] in flight. A request only writes delivery records and pokes
 //!   a `Notify`, so the request path never waits on a receiver.
@@ -112,6 +113,8 @@ const ADVANCE_STEP_MICROS: i64 = 1_000_000;
 const CLAIM_CHUNK: usize = 64;
 /// Most finished attempts recorded under one acquisition of a tenant's lock.
 const RECORD_BATCH_MAX: usize = 256;
+/// How long the background loop lets commits gather after one woke it.
+const WAKE_COALESCE: Duration = Duration::from_millis(5);
 /// How long the background loop does not connect again to a URL whose connection failed.
 pub const CONNECT_COOL_DOWN: Duration = Duration::from_millis(500);
 /// Entries of [`Unreachable`] beyond which expired ones are dropped.
@@ -225,7 +228,13 @@ impl Dispatcher {
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         loop {
             tokio::select! {
-                _ = self.wake.notified() => {}
+                _ = self.wake.notified() => {
+                    // Let the commits right behind this one join the batch.
+                    tokio::select! {
+                        _ = tokio::time::sleep(WAKE_COALESCE) => {}
+                        _ = stop.changed() => return,
+                    }
+                }
                 _ = tokio::time::sleep(SWEEP_INTERVAL) => {}
                 _ = stop.changed() => return,
             }
