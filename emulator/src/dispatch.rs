@@ -37,8 +37,9 @@
 //! needs no lock (usage ids) prepared before.
 //!
 //! **Unreachable receivers.** A URL whose connection just failed (refused, unreachable, DNS)
-//! is not connected to again by the background loop for [`CONNECT_COOL_DOWN`]: attempts due
-//! meanwhile fail at once, without traffic, saying so. Every attempt is still made and recorded
+//! is not connected to again by the background loop for [`WebhookSettings::connect_cool_down`]
+//! (default [`CONNECT_COOL_DOWN`]): attempts claimed
+//! meanwhile fail at once, without traffic (their event is not even rendered), saying so. Every attempt is still made and recorded
 //! at its time, by the same schedule; only the useless connect is skipped, so a burst to a
 //! receiver that refuses does not spin through thousands of connects a second. After the
 //! cool-down the next attempt connects again, so a receiver that comes back is reached within
@@ -74,6 +75,9 @@ pub struct WebhookSettings {
     /// Send only to loopback hosts (127.0.0.0/8, ::1, localhost); other attempts fail without
     /// any traffic. For locked-down CI and for fuzzing the API.
     pub loopback_only: bool,
+    /// How long the background loop does not connect again to a URL whose connection failed
+    /// (attempts meanwhile fail without traffic); zero: always connect.
+    pub connect_cool_down: Duration,
 }
 
 impl Default for WebhookSettings {
@@ -84,6 +88,7 @@ impl Default for WebhookSettings {
             concurrency: 32,
             batch_max: 1024,
             loopback_only: false,
+            connect_cool_down: CONNECT_COOL_DOWN,
         }
     }
 }
@@ -115,7 +120,8 @@ const CLAIM_CHUNK: usize = 64;
 const RECORD_BATCH_MAX: usize = 256;
 /// How long the background loop lets commits gather after one woke it.
 const WAKE_COALESCE: Duration = Duration::from_millis(5);
-/// How long the background loop does not connect again to a URL whose connection failed.
+/// How long, by default, the background loop does not connect again to a URL whose connection
+/// failed.
 pub const CONNECT_COOL_DOWN: Duration = Duration::from_millis(500);
 /// Entries of [`Unreachable`] beyond which expired ones are dropped.
 const UNREACHABLE_PRUNE_AT: usize = 1024;
@@ -129,38 +135,49 @@ struct Finished {
     result: AttemptResult,
 }
 
-/// URLs whose last connection failed: when, and the error.
-#[derive(Debug, Default)]
-struct Unreachable(parking_lot::Mutex<HashMap<String, (Instant, String)>>);
+/// URLs whose last connection failed: when, and the error; and the cool-down.
+#[derive(Debug)]
+struct Unreachable {
+    failed: parking_lot::Mutex<HashMap<String, (Instant, String)>>,
+    cool_down: Duration,
+}
 
 impl Unreachable {
-    /// The result of an attempt to `url` made without traffic, while its cool-down lasts.
-    fn check(&self, url: &str) -> Option<AttemptResult> {
-        let map = self.0.lock();
-        let (since, error) = map.get(url)?;
-        let ago = since.elapsed();
-        (ago < CONNECT_COOL_DOWN).then(|| AttemptResult {
-            status_code: None,
-            duration_ms: 0,
-            error: Some(format!(
+    /// Whether `url`'s cool-down lasts.
+    fn cooling(&self, url: &str) -> bool {
+        let map = self.failed.lock();
+        map.get(url).is_some_and(|(since, _)| since.elapsed() < self.cool_down)
+    }
+
+    /// The result of an attempt to `url` that was not sent because its cool-down lasted.
+    fn not_sent(&self, url: &str) -> AttemptResult {
+        let error = match self.failed.lock().get(url) {
+            Some((since, error)) => format!(
                 "{error} (not sent: this URL failed to connect {} ms before; connecting again after {} ms)",
-                ago.as_millis(),
-                CONNECT_COOL_DOWN.as_millis()
-            )),
-            retry_after_seconds: None,
-        })
+                since.elapsed().as_millis(),
+                self.cool_down.as_millis()
+            ),
+            None => format!(
+                "could not connect (not sent: this URL failed to connect less than {} ms before)",
+                self.cool_down.as_millis()
+            ),
+        };
+        AttemptResult { status_code: None, duration_ms: 0, error: Some(error), retry_after_seconds: None }
     }
 
     fn failed(&self, url: &str, error: &str) {
-        let mut map = self.0.lock();
+        if self.cool_down.is_zero() {
+            return;
+        }
+        let mut map = self.failed.lock();
         if map.len() >= UNREACHABLE_PRUNE_AT {
-            map.retain(|_, (since, _)| since.elapsed() < CONNECT_COOL_DOWN);
+            map.retain(|_, (since, _)| since.elapsed() < self.cool_down);
         }
         map.insert(url.to_owned(), (Instant::now(), error.to_owned()));
     }
 
     fn connected(&self, url: &str) {
-        let mut map = self.0.lock();
+        let mut map = self.failed.lock();
         if !map.is_empty() {
             map.remove(url);
         }
@@ -190,6 +207,7 @@ impl Dispatcher {
             .user_agent(concat!("twh-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
+        let unreachable = Unreachable { failed: Default::default(), cool_down: settings.connect_cool_down };
         Dispatcher {
             world,
             settings,
@@ -198,7 +216,7 @@ impl Dispatcher {
             turn: Mutex::new(()),
             in_flight: AtomicU64::new(0),
             attempts: AtomicU64::new(0),
-            unreachable: Unreachable::default(),
+            unreachable,
         }
     }
 
@@ -276,12 +294,13 @@ impl Dispatcher {
 
     /// Claims and sends one batch of deliveries due at or before `until`; returns how many.
     async fn dispatch(&self, until: Timestamp, at_due_time: bool) -> usize {
-        let claimed = self.claim(until);
+        // No cool-down during a clock advance: its attempts stand for moments hours apart.
+        let claimed = self.claim(until, !at_due_time);
         let count = claimed.len();
         let mut finished = futures::stream::iter(claimed)
             .map(|(tenant, tag, c)| async move {
                 let at = if at_due_time { c.due } else { self.world.clock.now() };
-                let result = self.send(&c, !at_due_time).await;
+                let result = self.send(&c).await;
                 Finished { tenant, tag, delivery: c.delivery, at, result }
             })
             .buffer_unordered(self.settings.concurrency.max(1));
@@ -301,8 +320,9 @@ impl Dispatcher {
     }
 
     /// Claims up to a batch of deliveries due at or before `until` across tenants, at most
-    /// [`CLAIM_CHUNK`] per acquisition of a tenant's lock.
-    fn claim(&self, until: Timestamp) -> Vec<(Arc<Tenant>, String, Claimed)> {
+    /// [`CLAIM_CHUNK`] per acquisition of a tenant's lock; `cool_down`: those to a URL whose
+    /// cool-down lasts will not be sent (see [`WebhookSettings::connect_cool_down`]).
+    fn claim(&self, until: Timestamp, cool_down: bool) -> Vec<(Arc<Tenant>, String, Claimed)> {
         let mut claimed: Vec<(Arc<Tenant>, String, Claimed)> = Vec::new();
         for tenant in self.world.tenants() {
             loop {
@@ -317,7 +337,9 @@ impl Dispatcher {
                 let allowance = plans.get(state.sandbox.plan).hard_quota(Meter::WebhookAttempts).map(|q| {
                     usize::try_from(state.usage.remaining(until, Meter::WebhookAttempts, q)).unwrap_or(usize::MAX)
                 });
-                let batch = state.webhooks.claim_due(&state.ledger, until, allowance.map_or(room, |a| a.min(room)));
+                let limit = allowance.map_or(room, |a| a.min(room));
+                let send = |url: &str| !(cool_down && self.unreachable.cooling(url));
+                let batch = state.webhooks.claim_due(&state.ledger, until, limit, send);
                 state.usage.claim_attempts(batch.len() as u64);
                 let more_due = state.webhooks.next_due().is_some_and(|t| t <= until);
                 if allowance.is_some_and(|a| a < room) && more_due {
@@ -340,9 +362,8 @@ impl Dispatcher {
         claimed
     }
 
-    /// Makes one attempt; `cool_down`: fail at once, without traffic, while the URL's last
-    /// connection failure is recent (see [`CONNECT_COOL_DOWN`]).
-    async fn send(&self, c: &Claimed, cool_down: bool) -> AttemptResult {
+    /// Makes one attempt (or not, if it was claimed as one not to send).
+    async fn send(&self, c: &Claimed) -> AttemptResult {
         self.attempts.fetch_add(1, Ordering::Relaxed);
         if self.settings.loopback_only && !is_loopback(&c.url) {
             return AttemptResult {
@@ -352,20 +373,18 @@ impl Dispatcher {
                 retry_after_seconds: None,
             };
         }
-        if let Some(result) = cool_down.then(|| self.unreachable.check(&c.url)).flatten() {
-            return result;
-        }
+        let Some(event) = &c.event else { return self.unreachable.not_sent(&c.url) };
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        let payload = serde_json::to_vec(&c.event).unwrap_or_default();
+        let payload = serde_json::to_vec(event).unwrap_or_default();
         let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
         let secrets: Vec<&twh_webhooks::Secret> = c.secrets.iter().collect();
-        let signature = twh_webhooks::signature_header(&secrets, &c.event.id, unix, &payload);
+        let signature = twh_webhooks::signature_header(&secrets, &event.id, unix, &payload);
         let started = Instant::now();
         let sent = self
             .client
             .post(&c.url)
             .header("content-type", "application/json")
-            .header("webhook-id", &c.event.id)
+            .header("webhook-id", &event.id)
             .header("webhook-timestamp", unix.to_string())
             .header("webhook-signature", signature)
             .body(payload)

@@ -264,8 +264,10 @@ pub struct Claimed {
     /// Receiver URL.
     pub url: String,
     /// The event; its id is the `webhook-id`, its JSON the body. Rendered under the tenant lock
-    /// but serialised after it (by the dispatcher), so a claim holds the lock briefly.
-    pub event: super::model::Event,
+    /// but serialised after it (by the dispatcher), so a claim holds the lock briefly. `None`
+    /// when the claimer said the attempt will not be sent (its URL is known unreachable): then
+    /// it is not rendered at all.
+    pub event: Option<super::model::Event>,
     /// Secrets that sign it (the current one, and a rotated one still in its overlap).
     pub secrets: Vec<twh_webhooks::Secret>,
 }
@@ -662,8 +664,15 @@ impl Webhooks {
         self.schedule.len()
     }
 
-    /// Claims up to `limit` deliveries due at or before `until`, oldest first.
-    pub fn claim_due(&mut self, ledger: &Ledger, until: Timestamp, limit: usize) -> Vec<Claimed> {
+    /// Claims up to `limit` deliveries due at or before `until`, oldest first; `send(url)` says
+    /// whether an attempt to `url` will really be sent (else its event is not rendered).
+    pub fn claim_due(
+        &mut self,
+        ledger: &Ledger,
+        until: Timestamp,
+        limit: usize,
+        mut send: impl FnMut(&str) -> bool,
+    ) -> Vec<Claimed> {
         let mut out = Vec::new();
         while out.len() < limit {
             let Some(&(due, seq)) = self.schedule.first() else { break };
@@ -680,7 +689,12 @@ impl Webhooks {
                 continue;
             }
             d.in_flight = true;
-            let Some(event) = ledger.event_at(d.event as usize - 1) else { continue };
+            let event = if send(&e.url) {
+                let Some(event) = ledger.event_at(d.event as usize - 1) else { continue };
+                Some(event)
+            } else {
+                None
+            };
             let mut secrets = vec![e.secret.clone()];
             if let Some(p) = e.previous.as_ref().filter(|p| p.until > due) {
                 secrets.push(p.secret.clone());
