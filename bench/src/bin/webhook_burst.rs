@@ -88,6 +88,13 @@ impl Phase {
         (own, busy.zip(own).map(|(b, o)| (b - o).max(0.0)))
     }
 
+    /// Emulator CPU time per write, in microseconds: what a write costs, webhook work included
+    /// (steadier than rates and latency when other work shares the cores).
+    fn cpu_micros_per_write(&self) -> Option<f64> {
+        let l = &self.load;
+        l.server_cpu_seconds.filter(|_| l.measured_ok > 0).map(|c| c * 1e6 / l.measured_ok as f64)
+    }
+
     /// What the rest of the machine took of the load generator's core.
     fn client_other(&self, pinned: bool) -> Option<f64> {
         let l = &self.load;
@@ -292,15 +299,15 @@ fn percent(share: Option<f64>) -> String {
 fn table(phases: &[Phase], events: u64, pinned: bool) -> String {
     let base = &phases[0].load;
     let mut out = String::from(
-        "| phase | writes/s | vs before | p50 ms | p99 ms | p99 vs before | emulator CPU | other work: emulator's core | load generator's core | emulator RSS MB | deliveries waiting | attempts in flight | claim bound |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| phase | writes/s | vs before | p50 ms | p99 ms | p99 vs before | emulator CPU | CPU µs per write | other work: emulator's core | load generator's core | emulator RSS MB | deliveries waiting | attempts in flight | claim bound |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for p in phases {
         let l = &p.load;
         let w = &p.health["webhooks"];
         let (own, other) = p.core_shares(pinned);
         out.push_str(&format!(
-            "| {} | {:.0} | {:.2}× | {:.2} | {:.2} | {:.2}× | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {:.0} | {:.2}× | {:.2} | {:.2} | {:.2}× | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             p.name,
             l.rate,
             l.rate / base.rate.max(f64::EPSILON),
@@ -308,6 +315,7 @@ fn table(phases: &[Phase], events: u64, pinned: bool) -> String {
             l.latency.p99 / 1000.0,
             l.latency.p99 / base.latency.p99.max(1.0),
             percent(own),
+            p.cpu_micros_per_write().map_or("?".to_owned(), |m| format!("{m:.0}")),
             percent(other),
             percent(p.client_other(pinned)),
             p.rss.map_or("?".to_owned(), |b| format!("{:.0}", b as f64 / 1e6)),
@@ -338,8 +346,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn medians(runs: &[Vec<Phase>], pinned: bool) -> String {
     let mut out = format!(
         "Medians of {} runs (ratios against the first phase of the same run):\n\n\
-         | phase | writes/s | vs before | p99 ms | p99 vs before | emulator CPU | other work: emulator's core | load generator's core |\n\
-         |---|---|---|---|---|---|---|---|\n",
+         | phase | writes/s | vs before | p99 ms | p99 vs before | emulator CPU | CPU µs per write | other work: emulator's core | load generator's core |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
         runs.len()
     );
     for (i, first) in runs[0].iter().enumerate() {
@@ -353,9 +361,10 @@ fn medians(runs: &[Vec<Phase>], pinned: bool) -> String {
         let own = of(&|_, p| p.core_shares(pinned).0);
         let other = of(&|_, p| p.core_shares(pinned).1);
         let client_other = of(&|_, p| p.client_other(pinned));
+        let per_write = of(&|_, p| p.cpu_micros_per_write());
         let shown = |v: f64| percent(Some(v).filter(|v| v.is_finite()));
         out.push_str(&format!(
-            "| {} | {rate:.0} | {rate_ratio:.2}× | {p99:.2} | {p99_ratio:.2}× | {} | {} | {} |\n",
+            "| {} | {rate:.0} | {rate_ratio:.2}× | {p99:.2} | {p99_ratio:.2}× | {} | {per_write:.0} | {} | {} |\n",
             first.name,
             shown(own),
             shown(other),
