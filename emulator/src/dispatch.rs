@@ -3,8 +3,9 @@
 //! their invoices, nightly reconciliations), in time order.
 //!
 //! Two drivers, never at once (one async lock):
-//! - the background loop wakes when a commit creates deliveries (or every 200 ms), first runs the
-//!   period ends and midnights that real time has reached, then claims up to
+//! - the background loop wakes when a commit creates deliveries (a few milliseconds later, so
+//!   that a stream of commits makes batches, not one wake-up each) or every 200 ms, first runs
+//!   the period ends and midnights that real time has reached, then claims up to
 //!   [`WebhookSettings::batch_max`] due deliveries across tenants and sends them with at most
 //!   [`WebhookSettings::concurrency`] in flight. A request only writes delivery records and pokes
 //!   a `Notify`, so the request path never waits on a receiver.
@@ -26,12 +27,30 @@
 //!
 //! `webhook-timestamp` is the wall-clock time of the attempt (API.md), so standard verifiers
 //! accept deliveries after the emulator clock was advanced.
+//!
+//! **Sharing the tenant lock with the request path.** The dispatcher runs at the lowest OS
+//! priority (see `server.rs`), so it must hold a tenant's lock as briefly and as rarely as it
+//! can: if it is preempted while holding it, requests of that tenant wait for a thread that
+//! the scheduler favours least. So it claims in chunks of [`CLAIM_CHUNK`] (the event JSON is
+//! serialised after the lock is released), and records finished attempts in batches: whatever
+//! has finished when one attempt finishes is recorded with it under one acquisition, with what
+//! needs no lock (usage ids) prepared before.
+//!
+//! **Unreachable receivers.** A URL whose connection just failed (refused, unreachable, DNS)
+//! is not connected to again by the background loop for [`WebhookSettings::connect_cool_down`]
+//! (default [`CONNECT_COOL_DOWN`]): attempts claimed
+//! meanwhile fail at once, without traffic (their event is not even rendered), saying so. Every attempt is still made and recorded
+//! at its time, by the same schedule; only the useless connect is skipped, so a burst to a
+//! receiver that refuses does not spin through thousands of connects a second. After the
+//! cool-down the next attempt connects again, so a receiver that comes back is reached within
+//! it. A clock advance always connects: its attempts stand for moments hours apart.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, Notify, watch};
@@ -40,6 +59,7 @@ use crate::clock::Timestamp;
 use crate::domain::billing::Meter;
 use crate::domain::registry::{Tenant, World};
 use crate::domain::webhooks::{AttemptResult, Claimed, DEFAULT_RETRY_SCHEDULE_SECONDS};
+use crate::ids;
 
 /// Webhook settings.
 #[derive(Clone, Debug)]
@@ -55,6 +75,9 @@ pub struct WebhookSettings {
     /// Send only to loopback hosts (127.0.0.0/8, ::1, localhost); other attempts fail without
     /// any traffic. For locked-down CI and for fuzzing the API.
     pub loopback_only: bool,
+    /// How long the background loop does not connect again to a URL whose connection failed
+    /// (attempts meanwhile fail without traffic); zero: always connect.
+    pub connect_cool_down: Duration,
 }
 
 impl Default for WebhookSettings {
@@ -65,6 +88,7 @@ impl Default for WebhookSettings {
             concurrency: 32,
             batch_max: 1024,
             loopback_only: false,
+            connect_cool_down: CONNECT_COOL_DOWN,
         }
     }
 }
@@ -90,6 +114,75 @@ const RESPONSE_BODY_MAX_BYTES: usize = 64 * 1024;
 const SWEEP_INTERVAL: Duration = Duration::from_millis(200);
 /// Width of one step of a clock advance: attempts due within it fire together.
 const ADVANCE_STEP_MICROS: i64 = 1_000_000;
+/// Most deliveries claimed under one acquisition of a tenant's lock.
+const CLAIM_CHUNK: usize = 64;
+/// Most finished attempts recorded under one acquisition of a tenant's lock.
+const RECORD_BATCH_MAX: usize = 256;
+/// How long the background loop lets commits gather after one woke it.
+const WAKE_COALESCE: Duration = Duration::from_millis(5);
+/// How long, by default, the background loop does not connect again to a URL whose connection
+/// failed.
+pub const CONNECT_COOL_DOWN: Duration = Duration::from_millis(500);
+/// Entries of [`Unreachable`] beyond which expired ones are dropped.
+const UNREACHABLE_PRUNE_AT: usize = 1024;
+
+/// An attempt sent, waiting to be recorded.
+struct Finished {
+    tenant: Arc<Tenant>,
+    tag: String,
+    delivery: u64,
+    at: Timestamp,
+    result: AttemptResult,
+}
+
+/// URLs whose last connection failed: when, and the error; and the cool-down.
+#[derive(Debug)]
+struct Unreachable {
+    failed: parking_lot::Mutex<HashMap<String, (Instant, String)>>,
+    cool_down: Duration,
+}
+
+impl Unreachable {
+    /// Whether `url`'s cool-down lasts.
+    fn cooling(&self, url: &str) -> bool {
+        let map = self.failed.lock();
+        map.get(url).is_some_and(|(since, _)| since.elapsed() < self.cool_down)
+    }
+
+    /// The result of an attempt to `url` that was not sent because its cool-down lasted.
+    fn not_sent(&self, url: &str) -> AttemptResult {
+        let error = match self.failed.lock().get(url) {
+            Some((since, error)) => format!(
+                "{error} (not sent: this URL failed to connect {} ms before; connecting again after {} ms)",
+                since.elapsed().as_millis(),
+                self.cool_down.as_millis()
+            ),
+            None => format!(
+                "could not connect (not sent: this URL failed to connect less than {} ms before)",
+                self.cool_down.as_millis()
+            ),
+        };
+        AttemptResult { status_code: None, duration_ms: 0, error: Some(error), retry_after_seconds: None }
+    }
+
+    fn failed(&self, url: &str, error: &str) {
+        if self.cool_down.is_zero() {
+            return;
+        }
+        let mut map = self.failed.lock();
+        if map.len() >= UNREACHABLE_PRUNE_AT {
+            map.retain(|_, (since, _)| since.elapsed() < self.cool_down);
+        }
+        map.insert(url.to_owned(), (Instant::now(), error.to_owned()));
+    }
+
+    fn connected(&self, url: &str) {
+        let mut map = self.failed.lock();
+        if !map.is_empty() {
+            map.remove(url);
+        }
+    }
+}
 
 /// Sends webhook deliveries.
 #[derive(Debug)]
@@ -101,6 +194,7 @@ pub struct Dispatcher {
     turn: Mutex<()>,
     in_flight: AtomicU64,
     attempts: AtomicU64,
+    unreachable: Unreachable,
 }
 
 impl Dispatcher {
@@ -113,6 +207,7 @@ impl Dispatcher {
             .user_agent(concat!("twh-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
+        let unreachable = Unreachable { failed: Default::default(), cool_down: settings.connect_cool_down };
         Dispatcher {
             world,
             settings,
@@ -121,6 +216,7 @@ impl Dispatcher {
             turn: Mutex::new(()),
             in_flight: AtomicU64::new(0),
             attempts: AtomicU64::new(0),
+            unreachable,
         }
     }
 
@@ -150,7 +246,13 @@ impl Dispatcher {
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         loop {
             tokio::select! {
-                _ = self.wake.notified() => {}
+                _ = self.wake.notified() => {
+                    // Let the commits right behind this one join the batch.
+                    tokio::select! {
+                        _ = tokio::time::sleep(WAKE_COALESCE) => {}
+                        _ = stop.changed() => return,
+                    }
+                }
                 _ = tokio::time::sleep(SWEEP_INTERVAL) => {}
                 _ = stop.changed() => return,
             }
@@ -192,44 +294,75 @@ impl Dispatcher {
 
     /// Claims and sends one batch of deliveries due at or before `until`; returns how many.
     async fn dispatch(&self, until: Timestamp, at_due_time: bool) -> usize {
-        let mut claimed: Vec<(Arc<Tenant>, String, Claimed)> = Vec::new();
-        for tenant in self.world.tenants() {
-            let room = self.settings.batch_max - claimed.len();
-            if room == 0 {
-                break;
-            }
-            let mut guard = tenant.state.lock();
-            let state = &mut *guard;
-            let tag = state.ledger.tag.clone();
-            let plans = &self.world.settings.plans;
-            let allowance = plans.get(state.sandbox.plan).hard_quota(Meter::WebhookAttempts).map(|q| {
-                usize::try_from(state.usage.remaining(until, Meter::WebhookAttempts, q)).unwrap_or(usize::MAX)
-            });
-            let batch = state.webhooks.claim_due(&state.ledger, until, allowance.map_or(room, |a| a.min(room)));
-            state.usage.claim_attempts(batch.len() as u64);
-            if allowance.is_some_and(|a| a < room) && state.webhooks.next_due().is_some_and(|t| t <= until) {
-                // The quota is used up: what is due waits for the next period.
-                let now = self.world.clock.now();
-                let (movements, events) = (state.ledger.movement_count(), state.ledger.event_count());
-                let period_end = state.usage.period_end(until);
-                state.webhooks.defer_due(until, period_end);
-                state.quota_exceeded(Meter::WebhookAttempts, plans, now);
-                self.world.settle(&tenant.id, state, movements, events, now);
-            }
-            drop(guard);
-            claimed.extend(batch.into_iter().map(|c| (tenant.clone(), tag.clone(), c)));
-        }
+        // No cool-down during a clock advance: its attempts stand for moments hours apart.
+        let claimed = self.claim(until, !at_due_time);
         let count = claimed.len();
-        futures::stream::iter(claimed)
-            .for_each_concurrent(self.settings.concurrency, |(tenant, tag, c)| async move {
+        let mut finished = futures::stream::iter(claimed)
+            .map(|(tenant, tag, c)| async move {
                 let at = if at_due_time { c.due } else { self.world.clock.now() };
                 let result = self.send(&c).await;
-                self.record(&tenant, &tag, &c, at, result);
+                Finished { tenant, tag, delivery: c.delivery, at, result }
             })
-            .await;
+            .buffer_unordered(self.settings.concurrency.max(1));
+        let mut batch = Vec::new();
+        while let Some(f) = finished.next().await {
+            batch.push(f);
+            // What has finished meanwhile is recorded with it, under one lock acquisition.
+            while batch.len() < RECORD_BATCH_MAX {
+                match finished.next().now_or_never() {
+                    Some(Some(f)) => batch.push(f),
+                    _ => break,
+                }
+            }
+            self.record(std::mem::take(&mut batch));
+        }
         count
     }
 
+    /// Claims up to a batch of deliveries due at or before `until` across tenants, at most
+    /// [`CLAIM_CHUNK`] per acquisition of a tenant's lock; `cool_down`: those to a URL whose
+    /// cool-down lasts will not be sent (see [`WebhookSettings::connect_cool_down`]).
+    fn claim(&self, until: Timestamp, cool_down: bool) -> Vec<(Arc<Tenant>, String, Claimed)> {
+        let mut claimed: Vec<(Arc<Tenant>, String, Claimed)> = Vec::new();
+        for tenant in self.world.tenants() {
+            loop {
+                let room = (self.settings.batch_max - claimed.len()).min(CLAIM_CHUNK);
+                if room == 0 {
+                    break;
+                }
+                let mut guard = tenant.state.lock();
+                let state = &mut *guard;
+                let tag = state.ledger.tag.clone();
+                let plans = &self.world.settings.plans;
+                let allowance = plans.get(state.sandbox.plan).hard_quota(Meter::WebhookAttempts).map(|q| {
+                    usize::try_from(state.usage.remaining(until, Meter::WebhookAttempts, q)).unwrap_or(usize::MAX)
+                });
+                let limit = allowance.map_or(room, |a| a.min(room));
+                let send = |url: &str| !(cool_down && self.unreachable.cooling(url));
+                let batch = state.webhooks.claim_due(&state.ledger, until, limit, send);
+                state.usage.claim_attempts(batch.len() as u64);
+                let more_due = state.webhooks.next_due().is_some_and(|t| t <= until);
+                if allowance.is_some_and(|a| a < room) && more_due {
+                    // The quota is used up: what is due waits for the next period.
+                    let now = self.world.clock.now();
+                    let (movements, events) = (state.ledger.movement_count(), state.ledger.event_count());
+                    let period_end = state.usage.period_end(until);
+                    state.webhooks.defer_due(until, period_end);
+                    state.quota_exceeded(Meter::WebhookAttempts, plans, now);
+                    self.world.settle(&tenant.id, state, movements, events, now);
+                }
+                drop(guard);
+                let full = batch.len() == room;
+                claimed.extend(batch.into_iter().map(|c| (tenant.clone(), tag.clone(), c)));
+                if !(full && more_due) {
+                    break;
+                }
+            }
+        }
+        claimed
+    }
+
+    /// Makes one attempt (or not, if it was claimed as one not to send).
     async fn send(&self, c: &Claimed) -> AttemptResult {
         self.attempts.fetch_add(1, Ordering::Relaxed);
         if self.settings.loopback_only && !is_loopback(&c.url) {
@@ -240,23 +373,26 @@ impl Dispatcher {
                 retry_after_seconds: None,
             };
         }
+        let Some(event) = &c.event else { return self.unreachable.not_sent(&c.url) };
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let payload = serde_json::to_vec(event).unwrap_or_default();
         let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
         let secrets: Vec<&twh_webhooks::Secret> = c.secrets.iter().collect();
-        let signature = twh_webhooks::signature_header(&secrets, &c.event_id, unix, &c.payload);
+        let signature = twh_webhooks::signature_header(&secrets, &event.id, unix, &payload);
         let started = Instant::now();
         let sent = self
             .client
             .post(&c.url)
             .header("content-type", "application/json")
-            .header("webhook-id", &c.event_id)
+            .header("webhook-id", &event.id)
             .header("webhook-timestamp", unix.to_string())
             .header("webhook-signature", signature)
-            .body(c.payload.clone())
+            .body(payload)
             .send()
             .await;
         let result = match sent {
             Ok(mut response) => {
+                self.unreachable.connected(&c.url);
                 let status = response.status().as_u16();
                 let retry_after = response
                     .headers()
@@ -278,42 +414,63 @@ impl Dispatcher {
                     retry_after_seconds: retry_after,
                 }
             }
-            Err(e) => AttemptResult {
-                status_code: None,
-                duration_ms: started.elapsed().as_millis() as u64,
-                error: Some(if e.is_timeout() {
+            Err(e) => {
+                let error = if e.is_timeout() {
                     format!("timed out after {} ms", self.settings.timeout.as_millis())
                 } else if e.is_connect() {
-                    format!("could not connect: {e}")
+                    let error = format!("could not connect: {e}");
+                    self.unreachable.failed(&c.url, &error);
+                    error
                 } else {
                     e.to_string()
-                }),
-                retry_after_seconds: None,
-            },
+                };
+                AttemptResult {
+                    status_code: None,
+                    duration_ms: started.elapsed().as_millis() as u64,
+                    error: Some(error),
+                    retry_after_seconds: None,
+                }
+            }
         };
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
         result
     }
 
-    fn record(&self, tenant: &Tenant, tag: &str, c: &Claimed, at: Timestamp, result: AttemptResult) {
+    /// Records finished attempts, each tenant's under one acquisition of its lock.
+    fn record(&self, mut batch: Vec<Finished>) {
+        while let Some(first) = batch.first() {
+            let tenant = first.tenant.clone();
+            let (mine, others): (Vec<Finished>, Vec<Finished>) =
+                batch.into_iter().partition(|f| Arc::ptr_eq(&f.tenant, &tenant));
+            self.record_tenant(&tenant, mine);
+            batch = others;
+        }
+    }
+
+    fn record_tenant(&self, tenant: &Tenant, finished: Vec<Finished>) {
+        // What needs no lock is prepared before taking it.
+        let usage_ids: Vec<String> = finished.iter().map(|f| ids::format("msg", &f.tag, f.delivery)).collect();
+        let schedule = &self.settings.retry_schedule_seconds;
         let mut guard = tenant.state.lock();
         let state = &mut *guard;
-        // Metered where recorded: the attempt was made, even if the sandbox was reset meanwhile.
-        state.usage.record_attempt(at, &crate::ids::format("msg", tag, c.delivery));
         let now = self.world.clock.now();
         let (movements, before) = (state.ledger.movement_count(), state.ledger.event_count());
-        // Unless the sandbox was reset meanwhile (then the delivery is gone).
-        if state.ledger.tag == tag {
-            let events =
-                state.webhooks.record(&state.ledger, c.delivery, at, result, &self.settings.retry_schedule_seconds);
-            for (kind, data) in events {
-                state.ledger.emit_snapshot(kind, data, now);
+        for (f, usage_id) in finished.into_iter().zip(&usage_ids) {
+            // Metered where recorded: the attempt was made, even if the sandbox was reset meanwhile.
+            state.usage.record_attempt(f.at, usage_id);
+            // Unless the sandbox was reset meanwhile (then the delivery is gone).
+            if state.ledger.tag == f.tag {
+                let events = state.webhooks.record(&state.ledger, f.delivery, f.at, f.result, schedule);
+                for (kind, data) in events {
+                    state.ledger.emit_snapshot(kind, data, now);
+                }
             }
         }
-        // The attempt, its usage and its events go to the store like any other change (fanning
-        // out the new events on the way).
+        // The attempts, their usage and their events go to the store like any other change
+        // (fanning out the new events on the way).
         let created = self.world.settle(&tenant.id, state, movements, before, now);
         drop(guard);
+        drop(usage_ids);
         if created {
             self.wake();
         }

@@ -18,9 +18,15 @@
 //!
 //! Each row has the write rate and latency, the emulator's resident memory, and the
 //! dispatcher's counters from `GET /_emulator/health` (deliveries waiting, attempts in flight,
-//! the claim bound). Ratios are against phase 1 of the same run.
+//! the claim bound), and how busy the server's core was: the emulator's own share of it and
+//! the rest (other work on the machine). Ratios are against phase 1 of the same run.
+//!
+//! `--runs N` repeats the whole sequence N times, each with a fresh emulator, and ends with the
+//! medians over the runs (ratios taken within each run first): one run on a shared machine
+//! says little.
 
 use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -50,10 +56,21 @@ struct Args {
     /// Do not pin the emulator to core 0 and the load generator to core 1.
     #[arg(long)]
     no_pin: bool,
+    /// Runs of the three phases, each with a fresh emulator (medians reported).
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
+    /// Measure this emulator binary instead of the one next to this program (no build).
+    #[arg(long)]
+    emulator_bin: Option<PathBuf>,
 }
 
 /// Movements per batch request of a burst (the API's batch bound).
 const BATCH: u64 = 1_000;
+
+/// Core the emulator is pinned to.
+const SERVER_CORE: usize = 0;
+/// Core the load generator is pinned to.
+const CLIENT_CORE: usize = 1;
 
 struct Phase {
     name: &'static str,
@@ -62,21 +79,66 @@ struct Phase {
     health: Value,
 }
 
+impl Phase {
+    /// Share of its core the emulator used, and what the rest of the machine took of that core.
+    fn core_shares(&self, pinned: bool) -> (Option<f64>, Option<f64>) {
+        let l = &self.load;
+        let own = l.server_cpu_seconds.map(|c| c / l.measured_seconds.max(f64::EPSILON));
+        let busy = l.core_busy.get(SERVER_CORE).copied().filter(|_| pinned);
+        (own, busy.zip(own).map(|(b, o)| (b - o).max(0.0)))
+    }
+
+    /// Emulator CPU time per write, in microseconds: what a write costs, webhook work included
+    /// (steadier than rates and latency when other work shares the cores).
+    fn cpu_micros_per_write(&self) -> Option<f64> {
+        let l = &self.load;
+        l.server_cpu_seconds.filter(|_| l.measured_ok > 0).map(|c| c * 1e6 / l.measured_ok as f64)
+    }
+
+    /// What the rest of the machine took of the load generator's core.
+    fn client_other(&self, pinned: bool) -> Option<f64> {
+        let l = &self.load;
+        let own = l.loadgen_cpu_seconds.map(|c| c / l.measured_seconds.max(f64::EPSILON));
+        let busy = l.core_busy.get(CLIENT_CORE).copied().filter(|_| pinned);
+        busy.zip(own).map(|(b, o)| (b - o).max(0.0))
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let exe = std::env::current_exe()?;
     let exe_dir = exe.parent().context("program directory")?.to_path_buf();
-    if !args.no_build {
+    if !args.no_build && args.emulator_bin.is_none() {
         build_emulator(&exe_dir);
     }
-    let emulator_bin = exe_dir.join("twh-emulator");
+    let emulator_bin = args.emulator_bin.clone().unwrap_or_else(|| exe_dir.join("twh-emulator"));
     if !emulator_bin.exists() {
         bail!("{} is missing; build with `cargo build --release -p twh-emulator`", emulator_bin.display());
     }
     if !args.no_pin {
-        pin_self(1);
+        pin_self(CLIENT_CORE);
     }
-    let mut cmd = pinned((!args.no_pin).then_some(0), &emulator_bin);
+    let mut runs = Vec::new();
+    for run in 1..=args.runs.max(1) {
+        if args.runs > 1 {
+            eprintln!("twh-bench-webhooks: run {run} of {} …", args.runs);
+        }
+        let phases = run_once(&args, &emulator_bin)?;
+        if args.runs > 1 {
+            println!("Run {run}:\n");
+        }
+        println!("{}", table(&phases, args.events, !args.no_pin));
+        runs.push(phases);
+    }
+    if runs.len() > 1 {
+        println!("{}", medians(&runs, !args.no_pin));
+    }
+    Ok(())
+}
+
+/// One emulator, three phases.
+fn run_once(args: &Args, emulator_bin: &Path) -> anyhow::Result<Vec<Phase>> {
+    let mut cmd = pinned((!args.no_pin).then_some(SERVER_CORE), emulator_bin);
     cmd.args(["serve", "--port", "0", "--log", "warn", "--rate-limit-per-second", "0", "--demo-plan", "pro"]);
     let emulator = spawn_server(cmd, true)?;
     let key = emulator.api_key.clone().context("the emulator printed no TWH_API_KEY")?;
@@ -132,9 +194,7 @@ fn main() -> anyhow::Result<()> {
     )?;
     burst(&api, &item, &location, args.events, "hole")?;
     phases.push(measure("during a burst, receiver never answers", "hole")?);
-
-    println!("{}", table(&phases, args.events));
-    Ok(())
+    Ok(phases)
 }
 
 /// Accepts connections and holds them open, reading nothing and answering nothing.
@@ -232,22 +292,32 @@ fn pin_self(core: usize) {
     }
 }
 
-fn table(phases: &[Phase], events: u64) -> String {
+fn percent(share: Option<f64>) -> String {
+    share.map_or("?".to_owned(), |s| format!("{:.0}%", s * 100.0))
+}
+
+fn table(phases: &[Phase], events: u64, pinned: bool) -> String {
     let base = &phases[0].load;
     let mut out = String::from(
-        "| phase | writes/s | p50 ms | p99 ms | p99 vs before | emulator RSS MB | deliveries waiting | attempts in flight | claim bound |\n\
-         |---|---|---|---|---|---|---|---|---|\n",
+        "| phase | writes/s | vs before | p50 ms | p99 ms | p99 vs before | emulator CPU | CPU µs per write | other work: emulator's core | load generator's core | emulator RSS MB | deliveries waiting | attempts in flight | claim bound |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for p in phases {
         let l = &p.load;
         let w = &p.health["webhooks"];
+        let (own, other) = p.core_shares(pinned);
         out.push_str(&format!(
-            "| {} | {:.0} | {:.2} | {:.2} | {:.2}× | {} | {} | {} | {} |\n",
+            "| {} | {:.0} | {:.2}× | {:.2} | {:.2} | {:.2}× | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             p.name,
             l.rate,
+            l.rate / base.rate.max(f64::EPSILON),
             l.latency.p50 / 1000.0,
             l.latency.p99 / 1000.0,
             l.latency.p99 / base.latency.p99.max(1.0),
+            percent(own),
+            p.cpu_micros_per_write().map_or("?".to_owned(), |m| format!("{m:.0}")),
+            percent(other),
+            percent(p.client_other(pinned)),
             p.rss.map_or("?".to_owned(), |b| format!("{:.0}", b as f64 / 1e6)),
             w["waiting"],
             w["in_flight"],
@@ -260,5 +330,46 @@ fn table(phases: &[Phase], events: u64) -> String {
         phases.iter().map(|p| p.load.errors).sum::<u64>(),
         procfs::load_average().unwrap_or_default(),
     ));
+    out
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// Medians over the runs, phase by phase; ratios are taken within each run first.
+fn medians(runs: &[Vec<Phase>], pinned: bool) -> String {
+    let mut out = format!(
+        "Medians of {} runs (ratios against the first phase of the same run):\n\n\
+         | phase | writes/s | vs before | p99 ms | p99 vs before | emulator CPU | CPU µs per write | other work: emulator's core | load generator's core |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
+        runs.len()
+    );
+    for (i, first) in runs[0].iter().enumerate() {
+        let of = |f: &dyn Fn(&[Phase], &Phase) -> Option<f64>| {
+            median(runs.iter().filter_map(|r| r.get(i).and_then(|p| f(r, p))).collect())
+        };
+        let rate = of(&|_, p| Some(p.load.rate));
+        let rate_ratio = of(&|r, p| Some(p.load.rate / r[0].load.rate.max(f64::EPSILON)));
+        let p99 = of(&|_, p| Some(p.load.latency.p99 / 1000.0));
+        let p99_ratio = of(&|r, p| Some(p.load.latency.p99 / r[0].load.latency.p99.max(1.0)));
+        let own = of(&|_, p| p.core_shares(pinned).0);
+        let other = of(&|_, p| p.core_shares(pinned).1);
+        let client_other = of(&|_, p| p.client_other(pinned));
+        let per_write = of(&|_, p| p.cpu_micros_per_write());
+        let shown = |v: f64| percent(Some(v).filter(|v| v.is_finite()));
+        out.push_str(&format!(
+            "| {} | {rate:.0} | {rate_ratio:.2}× | {p99:.2} | {p99_ratio:.2}× | {} | {per_write:.0} | {} | {} |\n",
+            first.name,
+            shown(own),
+            shown(other),
+            shown(client_other),
+        ));
+    }
     out
 }

@@ -263,10 +263,11 @@ pub struct Claimed {
     pub due: Timestamp,
     /// Receiver URL.
     pub url: String,
-    /// `webhook-id`: the event id.
-    pub event_id: String,
-    /// The body: the event as JSON.
-    pub payload: Vec<u8>,
+    /// The event; its id is the `webhook-id`, its JSON the body. Rendered under the tenant lock
+    /// but serialised after it (by the dispatcher), so a claim holds the lock briefly. `None`
+    /// when the claimer said the attempt will not be sent (its URL is known unreachable): then
+    /// it is not rendered at all.
+    pub event: Option<super::model::Event>,
     /// Secrets that sign it (the current one, and a rotated one still in its overlap).
     pub secrets: Vec<twh_webhooks::Secret>,
 }
@@ -663,8 +664,15 @@ impl Webhooks {
         self.schedule.len()
     }
 
-    /// Claims up to `limit` deliveries due at or before `until`, oldest first.
-    pub fn claim_due(&mut self, ledger: &Ledger, until: Timestamp, limit: usize) -> Vec<Claimed> {
+    /// Claims up to `limit` deliveries due at or before `until`, oldest first; `send(url)` says
+    /// whether an attempt to `url` will really be sent (else its event is not rendered).
+    pub fn claim_due(
+        &mut self,
+        ledger: &Ledger,
+        until: Timestamp,
+        limit: usize,
+        mut send: impl FnMut(&str) -> bool,
+    ) -> Vec<Claimed> {
         let mut out = Vec::new();
         while out.len() < limit {
             let Some(&(due, seq)) = self.schedule.first() else { break };
@@ -681,19 +689,17 @@ impl Webhooks {
                 continue;
             }
             d.in_flight = true;
-            let Some(event) = ledger.event_at(d.event as usize - 1) else { continue };
+            let event = if send(&e.url) {
+                let Some(event) = ledger.event_at(d.event as usize - 1) else { continue };
+                Some(event)
+            } else {
+                None
+            };
             let mut secrets = vec![e.secret.clone()];
             if let Some(p) = e.previous.as_ref().filter(|p| p.until > due) {
                 secrets.push(p.secret.clone());
             }
-            out.push(Claimed {
-                delivery: seq,
-                due,
-                url: e.url.clone(),
-                event_id: event.id.clone(),
-                payload: serde_json::to_vec(&event).unwrap_or_default(),
-                secrets,
-            });
+            out.push(Claimed { delivery: seq, due, url: e.url.clone(), event, secrets });
         }
         out
     }

@@ -507,3 +507,49 @@ async fn a_burst_of_ten_thousand_events_to_a_dead_receiver_stays_bounded_and_the
     assert!(tenant.state.lock().webhooks.waiting() <= 10_000);
     env.shutdown().await;
 }
+
+/// Polls the deliveries of `query` until `n` of them have `attempts` attempts each.
+async fn wait_attempts(api: &Api, query: &str, n: usize, attempts: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = deliveries(api, query).await;
+        if list.len() == n && list.iter().all(|d| d["attempts"].as_array().map_or(0, Vec::len) == attempts) {
+            return list;
+        }
+        assert!(Instant::now() < deadline, "waiting for {n} deliveries with {attempts} attempts: {list:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusing_receiver_is_not_connected_to_again_during_the_cool_down_but_every_attempt_is_recorded() {
+    let cool_down = Duration::from_secs(60);
+    let env = start_with(WebhookSettings { connect_cool_down: cool_down, ..WebhookSettings::default() }).await;
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/", l.local_addr().unwrap())
+    };
+    let ep = endpoint(&env.api, &dead, json!(["item.created"])).await;
+    let query = format!("endpoint_id={}", id(&ep));
+    env.api.item(&unique("SKU")).await;
+    let first = wait_attempts(&env.api, &query, 1, 1).await;
+    let error = first[0]["attempts"][0]["error"].as_str().unwrap();
+    assert!(error.starts_with("could not connect") && !error.contains("not sent"), "{error}");
+
+    // Within the cool-down the next delivery's attempt is made and recorded, without a connect.
+    env.api.item(&unique("SKU")).await;
+    let both = wait_attempts(&env.api, &query, 2, 1).await;
+    let second = both.iter().find(|d| d["id"] != first[0]["id"]).unwrap();
+    let error = second["attempts"][0]["error"].as_str().unwrap();
+    assert!(error.starts_with("could not connect") && error.contains("not sent"), "{error}");
+    assert_eq!(second["status"], "failed");
+    assert!(second["next_attempt_at"].is_string(), "the schedule goes on");
+
+    // A clock advance always connects: the retries (due 5 s later) are really sent.
+    env.emu.advance_clock(Duration::from_secs(10)).await;
+    for d in wait_attempts(&env.api, &query, 2, 2).await {
+        let error = d["attempts"][1]["error"].as_str().unwrap();
+        assert!(error.starts_with("could not connect") && !error.contains("not sent"), "{error}");
+    }
+    env.shutdown().await;
+}
