@@ -153,6 +153,9 @@ class Client {
         return await this[update](id, current.etag, patch)
       } catch (e) {
         if (!(e instanceof PreconditionFailedError) || attempt >= UPDATE_WITH_ATTEMPTS_MAX) throw e
+        // Full jitter under 2^attempt ms (at most 64 ms), as the Rust SDK: writers that retry at
+        // once can lose to each other in lockstep until the bound; a random pause breaks the tie.
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 2 ** Math.min(attempt, 6)))
       }
     }
   }

@@ -28,6 +28,7 @@
 use std::fmt;
 use std::future::Future;
 use std::ops::{Deref, DerefMut};
+use std::time::Duration;
 
 use progenitor_client::ResponseValue;
 
@@ -153,7 +154,15 @@ impl<T> ResponseValueExt<T> for ResponseValue<T> {
     }
 }
 
-/// Read, apply `change`, write with `If-Match`; on 412 start over, at most
+/// The wait after losing round `round` (1-based) of a read-modify-write to another writer: full
+/// jitter under 2^round ms, at most 64 ms. Writers that retry at once can lose to each other in
+/// lockstep until the bound; a random pause breaks the tie.
+pub(crate) fn conflict_pause(round: u32) -> Duration {
+    let ceiling_ms = 1u64 << round.min(6);
+    Duration::from_micros(rand::random_range(0..=ceiling_ms * 1000))
+}
+
+/// Read, apply `change`, write with `If-Match`; on 412 start over (after [`conflict_pause`]), at most
 /// [`READ_MODIFY_WRITE_ATTEMPTS_MAX`] rounds.
 pub(crate) async fn read_modify_write<T, P, R, RF, W, WF>(
     mut read: R,
@@ -172,7 +181,9 @@ where
         let current = read().await?;
         let patch = change(&current.value);
         match write(current.etag, patch).await {
-            Err(Error::PreconditionFailed(_)) if round < READ_MODIFY_WRITE_ATTEMPTS_MAX => continue,
+            Err(Error::PreconditionFailed(_)) if round < READ_MODIFY_WRITE_ATTEMPTS_MAX => {
+                tokio::time::sleep(conflict_pause(round)).await;
+            }
             other => return other,
         }
     }
