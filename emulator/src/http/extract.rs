@@ -142,15 +142,12 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for Json<T> {
         // bytes and builds no tree: one into the type, one that writes the canonical form.
         // Anything else goes the slow way, which names the problem exactly as before.
         let mut canonical = Vec::with_capacity(text.len());
-        let value = match (serde_json::from_slice::<T>(text), write_canonical_from(text, &mut canonical)) {
-            (Ok(value), Ok(())) => value,
-            _ => {
-                let value: Value = serde_json::from_slice(text)
-                    .map_err(|e| ApiError::invalid_json(format!("The body is not valid JSON: {e}.")))?;
-                canonical.clear();
-                write_canonical(&value, &mut canonical);
-                typed(value)?
-            }
+        let not_json = |e: serde_json::Error| ApiError::invalid_json(format!("The body is not valid JSON: {e}."));
+        write_canonical_from(text, &mut canonical).map_err(not_json)?;
+        let value = match serde_json::from_slice::<T>(text) {
+            Ok(value) => value,
+            // Not of the type: parsed again with path tracking, to name the field.
+            Err(_) => typed(serde_json::from_slice::<Value>(text).map_err(not_json)?)?,
         };
         let fingerprint = fingerprint(method.as_str(), &path, &canonical);
         Ok(Json { value, fingerprint })
@@ -185,43 +182,10 @@ pub fn typed<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     })
 }
 
-/// Writes JSON with object keys sorted, so equal documents fingerprint equally. (Maps keep
-/// insertion order here: serde_json's `preserve_order` is on for the OpenAPI document.)
-fn write_canonical(value: &Value, out: &mut Vec<u8>) {
-    match value {
-        Value::Object(map) => {
-            out.push(b'{');
-            let mut sorted: Vec<(&String, &Value)> = map.iter().collect();
-            sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            for (i, (k, v)) in sorted.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                let _ = serde_json::to_writer(&mut *out, k);
-                out.push(b':');
-                write_canonical(v, out);
-            }
-            out.push(b'}');
-        }
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, v) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_canonical(v, out);
-            }
-            out.push(b']');
-        }
-        other => {
-            let _ = serde_json::to_writer(&mut *out, other);
-        }
-    }
-}
-
-/// Writes the canonical form of the JSON text `text` (the bytes [`write_canonical`] writes for
-/// its parsed value) without building the value: objects are sorted by key, a repeated key
-/// keeps its last value, scalars are written as `serde_json` writes them.
+/// Writes the canonical form of the JSON text `text`, so equal documents fingerprint equally:
+/// objects sorted by key (a repeated key keeps its last value, as when parsed), no whitespace,
+/// scalars as `serde_json` writes them. No value is built. (Maps keep insertion order here:
+/// serde_json's `preserve_order` is on for the OpenAPI document, hence the sorting.)
 fn write_canonical_from(text: &[u8], out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
     use serde::de::DeserializeSeed;
     let mut de = serde_json::Deserializer::from_slice(text);
@@ -575,6 +539,39 @@ fn decode_cursor(kind: &str, tag: &str, cursor: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The writer over a parsed value that fingerprints were first made with: the reference.
+    fn write_canonical(value: &Value, out: &mut Vec<u8>) {
+        match value {
+            Value::Object(map) => {
+                out.push(b'{');
+                let mut sorted: Vec<(&String, &Value)> = map.iter().collect();
+                sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                for (i, (k, v)) in sorted.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    let _ = serde_json::to_writer(&mut *out, k);
+                    out.push(b':');
+                    write_canonical(v, out);
+                }
+                out.push(b'}');
+            }
+            Value::Array(items) => {
+                out.push(b'[');
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    write_canonical(v, out);
+                }
+                out.push(b']');
+            }
+            other => {
+                let _ = serde_json::to_writer(&mut *out, other);
+            }
+        }
+    }
 
     /// The streaming canonical writer agrees with the one over a parsed value, byte for byte
     /// (fingerprints stored in a data dir must not change meaning).
