@@ -225,6 +225,7 @@ class AsyncClient(_AsyncTransport):
             except PreconditionFailedError:
                 if attempt == attempts_max:
                     raise
+            await self._conflict_pause(attempt)
         raise AssertionError("unreachable")
 
     async def archive_item(self, id: str, *, etag: Optional[str]) -> Item:
@@ -314,6 +315,7 @@ class AsyncClient(_AsyncTransport):
             except PreconditionFailedError:
                 if attempt == attempts_max:
                     raise
+            await self._conflict_pause(attempt)
         raise AssertionError("unreachable")
 
     async def archive_location(self, id: str, *, etag: Optional[str]) -> Location:

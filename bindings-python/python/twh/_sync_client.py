@@ -221,6 +221,7 @@ class Client(_SyncTransport):
             except PreconditionFailedError:
                 if attempt == attempts_max:
                     raise
+            self._conflict_pause(attempt)
         raise AssertionError("unreachable")
 
     def archive_item(self, id: str, *, etag: Optional[str]) -> Item:
@@ -310,6 +311,7 @@ class Client(_SyncTransport):
             except PreconditionFailedError:
                 if attempt == attempts_max:
                     raise
+            self._conflict_pause(attempt)
         raise AssertionError("unreachable")
 
     def archive_location(self, id: str, *, etag: Optional[str]) -> Location:

@@ -7,8 +7,11 @@ The native module answers JSON text; a single resource read or written comes as
 
 from __future__ import annotations
 
+import asyncio
 import datetime as _dt
 import json
+import random
+import time
 from typing import Any, Dict, Generic, Iterator, List, Optional, Tuple, Type, TypeVar
 
 from . import _native
@@ -104,6 +107,13 @@ def _next_cursor(page: Page[Any], cursor: Optional[str], pages: int) -> Optional
     return page.next_cursor
 
 
+def _conflict_pause_seconds(attempt: int) -> float:
+    """The wait after losing round ``attempt`` of a read-modify-write to another writer: full
+    jitter under 2^attempt ms, at most 64 ms, as the Rust SDK and Node. Writers that retry at
+    once can lose to each other in lockstep until the bound; a random pause breaks the tie."""
+    return random.uniform(0, 2 ** min(attempt, 6)) / 1000
+
+
 class _Transport:
     _native: "_native.Client"
 
@@ -118,6 +128,10 @@ class _SyncTransport(_Transport):
         return json.loads(self._native.call(op, _encode(args)))
 
     @staticmethod
+    def _conflict_pause(attempt: int) -> None:
+        time.sleep(_conflict_pause_seconds(attempt))
+
+    @staticmethod
     def _create_sandbox(request: Dict[str, Any], config: Dict[str, Any]) -> "Tuple[_native.Client, SandboxCreated]":
         native, details = _native.Client.create_sandbox(_encode(request), **config)
         return native, SandboxCreated(json.loads(details))
@@ -129,6 +143,10 @@ class _AsyncTransport(_Transport):
         if not ok:
             raise TWHError._from_details(payload)
         return json.loads(payload)
+
+    @staticmethod
+    async def _conflict_pause(attempt: int) -> None:
+        await asyncio.sleep(_conflict_pause_seconds(attempt))
 
     @staticmethod
     async def _create_sandbox(request: Dict[str, Any], config: Dict[str, Any]) -> "Tuple[_native.Client, SandboxCreated]":
