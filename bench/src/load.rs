@@ -1,5 +1,8 @@
 //! The load generator: `connections` keep-alive HTTP/1.1 connections, one task each, each sending
 //! its next request as soon as the previous answer's body is read (closed loop, no pipelining).
+//! Requests are written from prepared bytes and answers parsed with `httparse` (the parser hyper
+//! uses), so the load generator spends little CPU per request and its own queueing stays out of
+//! the measured latency.
 //!
 //! It runs on a current-thread Tokio runtime so that it uses exactly one core (the caller pins
 //! the process). Every request carries a unique `Idempotency-Key` (`<prefix>-<conn>-<n>`), so
@@ -12,12 +15,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use hdrhistogram::Histogram;
-use http::{HeaderValue, Method, Request, header};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use crate::procfs;
 
@@ -218,13 +219,11 @@ async fn run_async(spec: LoadSpec) -> anyhow::Result<LoadReport> {
         windows: Vec::new(),
         ok_total_at: Vec::new(),
     }));
-    let bodies: Vec<Bytes> = spec.bodies.iter().map(|b| Bytes::from(b.clone())).collect();
-    let uri: http::Uri = spec.path.parse()?;
     let spec = Arc::new(spec);
 
     let mut tasks = tokio::task::JoinSet::new();
     for conn in 0..spec.connections {
-        tasks.spawn(connection(spec.clone(), bodies.clone(), uri.clone(), conn, recorder.clone(), measure_until));
+        tasks.spawn(connection(spec.clone(), conn, recorder.clone(), measure_until));
     }
 
     // While the connections run: CPU times at the measured phase's start and end, and the
@@ -318,37 +317,85 @@ async fn join_all(tasks: &mut tokio::task::JoinSet<()>) {
     while tasks.join_next().await.is_some() {}
 }
 
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+/// Largest answer the load generator reads (head and body).
+const MAX_ANSWER: usize = 1 << 20;
 
-async fn connect(addr: SocketAddr) -> anyhow::Result<Sender> {
-    let stream = tokio::net::TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(sender)
+/// The bytes of every request of one connection up to its `Idempotency-Key` value: request
+/// line, `Host`, `Content-Type`, `Authorization`.
+fn request_head(spec: &LoadSpec) -> Vec<u8> {
+    let mut head = format!("POST {} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\n", spec.path, spec.addr);
+    if let Some(a) = &spec.authorization {
+        head.push_str("authorization: ");
+        head.push_str(a);
+        head.push_str("\r\n");
+    }
+    head.push_str("idempotency-key: ");
+    head.into_bytes()
 }
 
-async fn connection(
-    spec: Arc<LoadSpec>,
-    bodies: Vec<Bytes>,
-    uri: http::Uri,
-    conn: usize,
-    recorder: Shared,
-    until: Instant,
-) {
-    let host = HeaderValue::from_str(&spec.addr.to_string()).unwrap_or(HeaderValue::from_static("localhost"));
-    let auth = spec.authorization.as_deref().and_then(|a| HeaderValue::from_str(a).ok());
-    let json = HeaderValue::from_static("application/json");
-    let mut sender: Option<Sender> = None;
+/// One answer: its status and its body.
+struct Answer {
+    status: u16,
+    body: Vec<u8>,
+}
+
+/// Reads one answer from `stream` into `buf` (which keeps what follows it, normally nothing).
+/// Only `Content-Length` bodies: every answer of the emulator and of the baseline has one.
+async fn read_answer(stream: &mut TcpStream, buf: &mut Vec<u8>) -> anyhow::Result<Answer> {
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut head = httparse::Response::new(&mut headers);
+        if let httparse::Status::Complete(head_len) = head.parse(buf)? {
+            let status = head.code.unwrap_or(0);
+            let mut length = None;
+            for h in head.headers.iter() {
+                if h.name.eq_ignore_ascii_case("content-length") {
+                    length = std::str::from_utf8(h.value).ok().and_then(|v| v.trim().parse::<usize>().ok());
+                } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                    anyhow::bail!("answer with Transfer-Encoding (the load generator reads Content-Length bodies)");
+                }
+            }
+            let length = length.ok_or_else(|| anyhow::anyhow!("answer without Content-Length"))?;
+            let total = head_len + length;
+            anyhow::ensure!(total <= MAX_ANSWER, "answer of {total} bytes");
+            while buf.len() < total {
+                read_more(stream, buf).await?;
+            }
+            let body = buf[head_len..total].to_vec();
+            buf.drain(..total);
+            return Ok(Answer { status, body });
+        }
+        anyhow::ensure!(buf.len() < MAX_ANSWER, "answer head over {MAX_ANSWER} bytes");
+        read_more(stream, buf).await?;
+    }
+}
+
+async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> anyhow::Result<()> {
+    buf.reserve(16 << 10);
+    let n = stream.read_buf(buf).await?;
+    anyhow::ensure!(n > 0, "connection closed by the server");
+    Ok(())
+}
+
+/// One keep-alive connection: writes a request, reads its answer, and again, on one task, so an
+/// answer read is followed at once by the next request's write. (hyper's client hands each request
+/// from the caller's task to a connection task and back: three trips through the run queue per
+/// request, which on one core made the connections move in convoys and put the load generator's
+/// own queueing into the measured latency.)
+async fn connection(spec: Arc<LoadSpec>, conn: usize, recorder: Shared, until: Instant) {
+    let head = request_head(&spec);
+    let mut stream: Option<TcpStream> = None;
+    let mut request = Vec::with_capacity(head.len() + 256);
+    let mut buf = Vec::with_capacity(16 << 10);
     let mut n: u64 = 0;
-    let mut key = String::with_capacity(spec.key_prefix.len() + 24);
     while Instant::now() < until && with(&recorder, |r| r.stopped_at.is_none()) {
-        let s = match sender.as_mut() {
+        let s = match stream.as_mut() {
             Some(s) => s,
-            None => match connect(spec.addr).await {
-                Ok(s) => sender.insert(s),
+            None => match TcpStream::connect(spec.addr).await.and_then(|s| s.set_nodelay(true).map(|()| s)) {
+                Ok(s) => {
+                    buf.clear();
+                    stream.insert(s)
+                }
                 Err(e) => {
                     with(&recorder, |r| r.error(format!("connect: {e}")));
                     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -357,43 +404,30 @@ async fn connection(
             },
         };
         let started = Instant::now();
-        key.clear();
+        let body = spec.bodies[(conn + n as usize) % spec.bodies.len()].as_bytes();
+        request.clear();
+        request.extend_from_slice(&head);
         {
-            use std::fmt::Write;
-            let _ = write!(key, "{}-{conn}-{n}", spec.key_prefix);
+            use std::io::Write;
+            let _ = write!(request, "{}-{conn}-{n}\r\ncontent-length: {}\r\n\r\n", spec.key_prefix, body.len());
         }
+        request.extend_from_slice(body);
         n += 1;
-        let body = bodies[(conn + n as usize) % bodies.len()].clone();
-        let mut req = Request::new(Full::new(body));
-        *req.method_mut() = Method::POST;
-        *req.uri_mut() = uri.clone();
-        let h = req.headers_mut();
-        h.insert(header::HOST, host.clone());
-        h.insert(header::CONTENT_TYPE, json.clone());
-        if let Some(a) = &auth {
-            h.insert(header::AUTHORIZATION, a.clone());
-        }
-        if let Ok(k) = HeaderValue::from_str(&key) {
-            h.insert("idempotency-key", k);
-        }
         let answer = async {
-            s.ready().await?;
-            let response = s.send_request(req).await?;
-            let status = response.status().as_u16();
-            let body = response.into_body().collect().await?.to_bytes();
-            Ok::<_, hyper::Error>((status, body))
+            s.write_all(&request).await?;
+            read_answer(s, &mut buf).await
         };
         match answer.await {
-            Ok((status, _)) if status == spec.expect_status => {
+            Ok(a) if a.status == spec.expect_status => {
                 let done = Instant::now();
                 with(&recorder, |r| r.ok(done, done - started));
             }
-            Ok((status, body)) => {
-                with(&recorder, |r| r.error(format!("status {status}: {}", String::from_utf8_lossy(&body))));
+            Ok(a) => {
+                with(&recorder, |r| r.error(format!("status {}: {}", a.status, String::from_utf8_lossy(&a.body))));
             }
             Err(e) => {
                 with(&recorder, |r| r.error(format!("request: {e}")));
-                sender = None;
+                stream = None;
             }
         }
     }
