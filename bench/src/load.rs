@@ -432,3 +432,109 @@ async fn connection(spec: Arc<LoadSpec>, conn: usize, recorder: Shared, until: I
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bare server on its own runtime thread; returns its address.
+    fn bare() -> SocketAddr {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async move {
+                let (addr, task) = crate::bare::start(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("bind");
+                tx.send(addr).expect("send");
+                let _ = task.await;
+            });
+        });
+        rx.recv().expect("address")
+    }
+
+    fn spec(addr: SocketAddr, expect_status: u16) -> LoadSpec {
+        LoadSpec {
+            addr,
+            path: "/v1/stock-movements".to_owned(),
+            authorization: Some("Bearer sk_test".to_owned()),
+            bodies: vec![r#"{"type":"receipt"}"#.to_owned(), r#"{"type":"shipment","n":2}"#.to_owned()],
+            connections: 4,
+            warmup: Duration::from_millis(50),
+            duration: Duration::from_millis(300),
+            window: Duration::from_millis(100),
+            key_prefix: "t".to_owned(),
+            expect_status,
+            server_pid: None,
+            stop_after_ok: None,
+        }
+    }
+
+    #[test]
+    fn closed_loop_against_the_baseline_reads_every_answer() {
+        let report = run(spec(bare(), 201)).expect("run");
+        assert_eq!(report.errors, 0, "{:?}", report.error_sample);
+        assert!(report.measured_ok > 0 && report.ok_total >= report.measured_ok);
+        assert_eq!(report.latency.count, report.measured_ok);
+        assert!(report.latency.p50 > 0.0 && report.latency.max >= report.latency.p99);
+        assert_eq!(report.windows.iter().map(|w| w.ok).sum::<u64>(), report.measured_ok);
+    }
+
+    #[test]
+    fn an_unexpected_status_is_an_error_with_its_body() {
+        let report = run(LoadSpec { stop_after_ok: Some(1), ..spec(bare(), 200) }).expect("run");
+        assert_eq!(report.ok_total, 0);
+        assert!(report.errors > 0);
+        let sample = report.error_sample.unwrap_or_default();
+        assert!(sample.starts_with("status 201: {\"id\":\"mov_"), "{sample}");
+    }
+
+    #[test]
+    fn stops_after_the_asked_number_of_answers() {
+        let report = run(LoadSpec { stop_after_ok: Some(500), duration: Duration::from_secs(30), ..spec(bare(), 201) })
+            .expect("run");
+        assert_eq!(report.errors, 0, "{:?}", report.error_sample);
+        // The requests in flight at the stop finish; nothing more is sent.
+        assert!((500..500 + 4).contains(&report.ok_total), "{}", report.ok_total);
+        assert!(report.measured_seconds < 30.0);
+    }
+
+    /// A server that answers each connection's first request with `parts`, pausing between them.
+    async fn answering(parts: Vec<&'static str>) -> TcpStream {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.expect("accept");
+            for p in parts {
+                s.write_all(p.as_bytes()).await.expect("write");
+                s.flush().await.expect("flush");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        TcpStream::connect(addr).await.expect("connect")
+    }
+
+    #[tokio::test]
+    async fn an_answer_split_over_reads_is_put_together() {
+        let mut s = answering(vec!["HTTP/1.1 201 Created\r\ncontent-le", "ngth: 5\r\n\r\nab", "cdeHTTP/1.1"]).await;
+        let mut buf = Vec::new();
+        let a = read_answer(&mut s, &mut buf).await.expect("answer");
+        assert_eq!((a.status, a.body.as_slice()), (201, b"abcde".as_slice()));
+        assert_eq!(buf, b"HTTP/1.1", "what follows the answer stays in the buffer");
+    }
+
+    #[tokio::test]
+    async fn answers_without_a_length_are_refused() {
+        let mut s = answering(vec!["HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n"]).await;
+        let e = read_answer(&mut s, &mut Vec::new()).await.err().expect("an error");
+        assert!(e.to_string().contains("Transfer-Encoding"), "{e}");
+        let mut s = answering(vec!["HTTP/1.1 200 OK\r\n\r\n"]).await;
+        let e = read_answer(&mut s, &mut Vec::new()).await.err().expect("an error");
+        assert!(e.to_string().contains("without Content-Length"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_closed_connection_is_an_error() {
+        let mut s = answering(vec!["HTTP/1.1 201 Created\r\ncontent-length: 9\r\n\r\nabc"]).await;
+        let e = read_answer(&mut s, &mut Vec::new()).await.err().expect("an error");
+        assert!(e.to_string().contains("closed"), "{e}");
+    }
+}
