@@ -18,3 +18,11 @@ pub mod inproc;
 pub mod load;
 pub mod process;
 pub mod procfs;
+
+/// Turns transparent huge pages off for this process, as `twh-emulator serve` does for itself
+/// (see its `main.rs`), so that the baseline and the in-process run have the same memory setup
+/// as the served emulator. Best effort.
+pub fn without_huge_pages() {
+    #[cfg(target_os = "linux")]
+    let _ = rustix::thread::disable_transparent_huge_pages(true);
+}

@@ -119,10 +119,7 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
-    // As `twh-emulator serve` does (see its `main.rs`), so that the in-process run measures the
-    // same memory setup as the served one: no transparent huge pages.
-    #[cfg(target_os = "linux")]
-    let _ = rustix::thread::disable_transparent_huge_pages(true);
+    twh_bench::without_huge_pages();
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Sub::LoadWorker) => load_worker(),

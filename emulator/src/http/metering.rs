@@ -182,19 +182,24 @@ pub fn quota_error(over: &OverQuota, plan: &str, now: Timestamp) -> ApiError {
     .with_header(header::RETRY_AFTER, &seconds_until(over.period_end, now).to_string())
 }
 
-/// The layer (see the module docs); it runs the fault layer inside.
-pub async fn layer(app: &AppState, mut req: Request, next: Next) -> Response {
+/// The key and tenant a request is metered to: an authenticated `/v1/` request other than
+/// `POST /v1/sandboxes`; the rest passes unmetered.
+fn metered(app: &AppState, req: &Request) -> Option<(Arc<KeyGrant>, Arc<Tenant>)> {
     let path = req.uri().path();
     if !path.starts_with("/v1/") || path == "/v1/sandboxes" {
-        return super::faults::layer(app, req, next).await;
+        return None;
     }
-    let refusable = !billing_path(path);
-    let Some(grant) = bearer(req.headers()).and_then(|t| app.world.authenticate(t)) else {
+    let grant = bearer(req.headers()).and_then(|t| app.world.authenticate(t))?;
+    let tenant = app.world.tenant(&grant.tenant_id)?;
+    Some((grant, tenant))
+}
+
+/// The layer (see the module docs); it runs the fault layer inside.
+pub async fn layer(app: &AppState, mut req: Request, next: Next) -> Response {
+    let Some((grant, tenant)) = metered(app, &req) else {
         return super::faults::layer(app, req, next).await;
     };
-    let Some(tenant) = app.world.tenant(&grant.tenant_id) else {
-        return super::faults::layer(app, req, next).await;
-    };
+    let refusable = !billing_path(req.uri().path());
     let now = app.world.clock.now();
     let decision = app.limiter.take(&grant.id, now);
     if let Some(d) = decision.filter(|d| !d.allowed) {
