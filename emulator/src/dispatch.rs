@@ -38,9 +38,9 @@
 //!
 //! **Unreachable receivers.** A URL whose connection just failed (refused, unreachable, DNS)
 //! is not connected to again by the background loop for [`WebhookSettings::connect_cool_down`]
-//! (default [`CONNECT_COOL_DOWN`]): attempts claimed
-//! meanwhile fail at once, without traffic (their event is not even rendered), saying so. Every attempt is still made and recorded
-//! at its time, by the same schedule; only the useless connect is skipped, so a burst to a
+//! (default [`CONNECT_COOL_DOWN`]): attempts claimed meanwhile fail at once, without traffic
+//! (their event is not even rendered), saying so. Every attempt is still made and recorded at
+//! its time, by the same schedule; only the useless connect is skipped, so a burst to a
 //! receiver that refuses does not spin through thousands of connects a second. After the
 //! cool-down the next attempt connects again, so a receiver that comes back is reached within
 //! it. A clock advance always connects: its attempts stand for moments hours apart.
