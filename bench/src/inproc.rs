@@ -57,8 +57,8 @@ pub struct InprocReport {
     pub blocks: Vec<Block>,
 }
 
-async fn call(router: &axum::Router, req: Request<Full<Bytes>>) -> anyhow::Result<(u16, Bytes)> {
-    let response = router.clone().oneshot(req).await?;
+async fn call(router: &twh_emulator::App, req: Request<Full<Bytes>>) -> anyhow::Result<(u16, Bytes)> {
+    let response = router.clone().oneshot(req.map(axum::body::Body::new)).await?;
     let status = response.status().as_u16();
     let body = response.into_body().collect().await?.to_bytes();
     Ok((status, body))
@@ -73,7 +73,12 @@ fn post(path: &str, bearer: &str, key: Option<&str>, body: Bytes) -> anyhow::Res
     Ok(b.body(Full::new(body))?)
 }
 
-async fn create(router: &axum::Router, bearer: &str, path: &str, body: serde_json::Value) -> anyhow::Result<String> {
+async fn create(
+    router: &twh_emulator::App,
+    bearer: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> anyhow::Result<String> {
     let (status, bytes) = call(router, post(path, bearer, None, Bytes::from(body.to_string()))?).await?;
     if status != 201 {
         bail!("POST {path} answered {status}: {}", String::from_utf8_lossy(&bytes));

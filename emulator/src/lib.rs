@@ -25,5 +25,5 @@ mod server;
 pub mod store;
 
 pub use dispatch::WebhookSettings;
-pub use http::{AppState, HttpConfig, app};
+pub use http::{App, AppState, HttpConfig, app};
 pub use server::{Config, Emulator, SHUTDOWN_GRACE};

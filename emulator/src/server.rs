@@ -19,7 +19,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tower::ServiceExt;
+use tower::Service;
 
 use crate::clock::Timestamp;
 use crate::dispatch::WebhookSettings;
@@ -246,7 +246,7 @@ async fn flush_loop(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) {
     }
 }
 
-async fn serve(listener: TcpListener, router: axum::Router, mut stopped: watch::Receiver<bool>) {
+async fn serve(listener: TcpListener, app: http::App, mut stopped: watch::Receiver<bool>) {
     let graceful = GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
     loop {
@@ -262,11 +262,11 @@ async fn serve(listener: TcpListener, router: axum::Router, mut stopped: watch::
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let router = router.clone();
+                let app = app.clone();
                 let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                    let router = router.clone();
+                    let response = app.clone().call(req.map(Body::new));
                     async move {
-                        let response = match router.oneshot(req.map(Body::new)).await {
+                        let response = match response.await {
                             Ok(r) => r,
                             Err(never) => match never {},
                         };

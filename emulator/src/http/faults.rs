@@ -13,15 +13,14 @@ use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::AppState;
 use super::error::ApiError;
 use super::pipeline::FaultDelay;
+use super::{AppState, Next};
 use crate::domain::DomainError;
 use crate::domain::model::FieldError;
 use crate::ids;

@@ -34,13 +34,12 @@ use std::sync::Arc;
 
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
 
-use super::AppState;
 use super::error::{ApiError, with_request_id};
 use super::extract::bearer;
+use super::{AppState, Next};
 use crate::clock::Timestamp;
 use crate::domain::billing::{Meter, OverQuota, RowRef, seconds_until};
 use crate::domain::registry::{KeyGrant, Tenant};

@@ -1,12 +1,13 @@
 //! The HTTP layer: routes, middleware, and the mapping of domain results to responses.
 //!
-//! One middleware runs before the router, in steps, outermost first: request id (echoes or
-//! assigns `X-Request-Id`, logs the request, turns the router's bare 405 into problem+json), with
+//! [`App`] runs steps around the router, outermost first: request id (echoes or assigns
+//! `X-Request-Id`, logs the request, turns the router's bare 405 into problem+json), with
 //! `--data-dir` the durable barrier ([`pipeline::durable_barrier`]), then [`metering`] (rate
 //! limit, quota and the `api_requests` meter of authenticated requests), then [`faults`]; then
-//! the handlers (which run writes through [`pipeline`]). The steps are plain async functions
-//! calling each other inside one `from_fn` layer: a layer each cost a boxed service and a boxed
-//! future per request, measurable on the write path.
+//! the router and its handlers (which run writes through [`pipeline`]). The steps are plain async
+//! functions calling each other, and [`App`] is a hand-written service with one boxed future per
+//! request: as axum layers (`from_fn`), each step cost a boxed service clone and boxed futures
+//! per request and per route, measurable on the write path.
 
 pub mod billing;
 pub mod control;
@@ -19,15 +20,19 @@ pub mod ops;
 pub mod pipeline;
 pub mod webhooks;
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
+use tower::Service;
 use tracing::Instrument;
 
 use crate::clock::Timestamp;
@@ -188,12 +193,46 @@ pub fn route_paths() -> Vec<&'static str> {
 }
 
 /// The whole HTTP application over `state`: what the binary serves and tests drive in-process.
-pub fn app(state: Arc<AppState>) -> Router {
-    routes()
-        .router
-        .fallback(|| async { ApiError::no_route() })
-        .layer(middleware::from_fn_with_state(state.clone(), request_id))
-        .with_state(state)
+pub fn app(state: Arc<AppState>) -> App {
+    let router = routes().router.fallback(|| async { ApiError::no_route() }).with_state(state.clone());
+    App { state, router: Next(router) }
+}
+
+/// The HTTP application: the steps of the module docs around the router. A `tower::Service`
+/// of `Request`s, cheap to clone (two `Arc`s).
+#[derive(Clone, Debug)]
+pub struct App {
+    state: Arc<AppState>,
+    router: Next,
+}
+
+impl Service<Request> for App {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let (state, next) = (self.state.clone(), self.router.clone());
+        Box::pin(async move { Ok(request_id(state, req, next).await) })
+    }
+}
+
+/// What a step calls to go on: the router.
+#[derive(Clone, Debug)]
+pub struct Next(Router);
+
+impl Next {
+    /// Routes `req` to its handler and returns the handler's answer.
+    pub async fn run(mut self, req: Request) -> Response {
+        match self.0.call(req).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        }
+    }
 }
 
 /// The steps inside the request id's: only with `--data-dir` is there a barrier to pass.
@@ -210,7 +249,7 @@ fn fresh_request_id() -> String {
 }
 
 /// Assigns the request id, logs the request, and renders the router's own 405 as a problem.
-async fn request_id(State(app): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+async fn request_id(app: Arc<AppState>, req: Request, next: Next) -> Response {
     let id = req
         .headers()
         .get("x-request-id")

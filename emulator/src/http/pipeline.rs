@@ -292,7 +292,7 @@ where
 /// a level another request just moved). Writes from concurrent requests share one disk commit
 /// (group commit, see [`crate::store`]). If the store failed, the answer is 503
 /// `storage_failed` instead, whatever the handler said.
-pub async fn durable_barrier(app: &AppState, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+pub async fn durable_barrier(app: &AppState, req: axum::extract::Request, next: super::Next) -> Response {
     let response = super::metering::layer(app, req, next).await;
     let store = &app.world.store;
     match store.wait(store.ticket()).await {
