@@ -49,6 +49,13 @@ pub struct LoadSpec {
     pub server_pid: Option<u32>,
     /// Stop once this many expected answers (warm-up included) have arrived.
     pub stop_after_ok: Option<u64>,
+    /// Never sleep: poll the connections in a loop, using the whole core. A load generator that
+    /// sleeps while it waits makes the server pay for waking it: on loopback the server's `writev`
+    /// runs the client's receive path inline, wake-up included, which costs an inter-processor
+    /// interrupt in a VM. The slower the server, the more often its client is asleep, so that
+    /// cost grows as the server slows down. Between machines it lands on the client's host.
+    #[serde(default)]
+    pub spin: bool,
 }
 
 /// Latency percentiles, in microseconds.
@@ -222,6 +229,15 @@ async fn run_async(spec: LoadSpec) -> anyhow::Result<LoadReport> {
     let spec = Arc::new(spec);
 
     let mut tasks = tokio::task::JoinSet::new();
+    if spec.spin {
+        // A task that always yields: the runtime then polls for I/O without blocking and never
+        // sleeps, so no answer has to wake it (see `LoadSpec::spin`).
+        tokio::spawn(async {
+            loop {
+                tokio::task::yield_now().await;
+            }
+        });
+    }
     for conn in 0..spec.connections {
         tasks.spawn(connection(spec.clone(), conn, recorder.clone(), measure_until));
     }
@@ -465,6 +481,7 @@ mod tests {
             expect_status,
             server_pid: None,
             stop_after_ok: None,
+            spin: false,
         }
     }
 
@@ -489,8 +506,12 @@ mod tests {
 
     #[test]
     fn stops_after_the_asked_number_of_answers() {
-        let report = run(LoadSpec { stop_after_ok: Some(500), duration: Duration::from_secs(30), ..spec(bare(), 201) })
-            .expect("run");
+        let spec = LoadSpec { stop_after_ok: Some(500), duration: Duration::from_secs(30), ..spec(bare(), 201) };
+        // Spinning or sleeping between answers, the load stops when asked.
+        let report = run(LoadSpec { spin: true, ..spec.clone() }).expect("run");
+        assert_eq!(report.errors, 0, "{:?}", report.error_sample);
+        assert!((500..500 + 4).contains(&report.ok_total), "{}", report.ok_total);
+        let report = run(spec).expect("run");
         assert_eq!(report.errors, 0, "{:?}", report.error_sample);
         // The requests in flight at the stop finish; nothing more is sent.
         assert!((500..500 + 4).contains(&report.ok_total), "{}", report.ok_total);

@@ -107,6 +107,10 @@ struct RunArgs {
     /// Do not pin the server to core 0 and the load generator to core 1.
     #[arg(long)]
     no_pin: bool,
+    /// Let the load generator sleep while it waits for answers (by default it spins on its
+    /// core, so the servers do not pay for waking it; see bench/README.md).
+    #[arg(long)]
+    idle_client: bool,
     /// Where to write the table as well (default: bench/results/latest.md).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -423,6 +427,7 @@ fn spec(
         expect_status: 201,
         server_pid: Some(pid),
         stop_after_ok,
+        spin: !args.idle_client,
     }
 }
 
@@ -1079,13 +1084,14 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut out = table(&rows);
     out.push('\n');
     out.push_str(&format!(
-        "Run: {} s in all; commit {}; load average before {}; server pinned to {}, load generator to {}; \
+        "Run: {} s in all; commit {}; load average before {}; server pinned to {}, load generator to {} ({}); \
          emulator `{}`.\n",
         started.elapsed().as_secs(),
         git_describe(),
         load_before,
         cores.0.map_or("no core".into(), |c| format!("core {c}")),
         cores.1.map_or("no core".into(), |c| format!("core {c}")),
+        if args.idle_client { "sleeping while it waits: `--idle-client`" } else { "spinning, never asleep" },
         emulator_bin.display(),
     ));
     if let Some((emu, bare, durable)) = &loads {

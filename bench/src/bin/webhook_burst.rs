@@ -166,6 +166,8 @@ fn run_once(args: &Args, emulator_bin: &Path) -> anyhow::Result<Vec<Phase>> {
             expect_status: 201,
             server_pid: Some(emulator.pid()),
             stop_after_ok: None,
+            // Measured before spinning clients were an option; its ratios are within one run.
+            spin: false,
         })?;
         let health = api.get("/_emulator/health")?;
         Ok(Phase { name, load, rss: procfs::rss_bytes(emulator.pid()), health })
