@@ -20,6 +20,7 @@ pub mod ops;
 pub mod pipeline;
 pub mod webhooks;
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -29,9 +30,10 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::handler::Handler;
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodFilter, MethodRouter};
 use tower::Service;
 use tracing::Instrument;
 
@@ -117,74 +119,131 @@ impl AppState {
     }
 }
 
-/// Collects routes while remembering their paths (tests check them against the document).
+/// A handler's future, as axum boxes it.
+type HandlerFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
+
+/// A handler of a path without parameters, called without the router.
+type Endpoint = Box<dyn Fn(Request, Arc<AppState>) -> HandlerFuture + Send + Sync>;
+
+/// The route table under construction: the router, the paths it serves (tests check them
+/// against the document), and the handlers of paths without parameters by path and method.
+///
+/// Those go straight to their handler: no path matching, no `MatchedPath` and URL-parameter
+/// extensions, no boxed route service cloned per request (the write path's hottest route is
+/// one of them). Any other method on such a path (`HEAD`, a 405 with `Allow`) and every other
+/// path goes through the router, which has the same routes.
+#[derive(Default)]
 struct Routes {
     router: Router<Arc<AppState>>,
     paths: Vec<&'static str>,
+    direct: HashMap<&'static str, Vec<(Method, Endpoint)>>,
+    open: Option<(&'static str, MethodRouter<Arc<AppState>>)>,
 }
 
 impl Routes {
-    fn add(mut self, path: &'static str, route: MethodRouter<Arc<AppState>>) -> Routes {
+    /// Starts the methods of `path`.
+    fn at(mut self, path: &'static str) -> Routes {
+        self.close();
         self.paths.push(path);
-        self.router = self.router.route(path, route);
+        self.open = Some((path, MethodRouter::new()));
         self
+    }
+
+    fn close(&mut self) {
+        if let Some((path, route)) = self.open.take() {
+            self.router = std::mem::take(&mut self.router).route(path, route);
+        }
+    }
+
+    fn on<H, T>(mut self, method: Method, handler: H) -> Routes
+    where
+        H: Handler<T, Arc<AppState>, Future = HandlerFuture>,
+        T: 'static,
+    {
+        let Some((path, route)) = self.open.take() else { panic!("a method before any path") };
+        let filter = MethodFilter::try_from(method.clone()).unwrap_or(MethodFilter::GET);
+        self.open = Some((path, route.on(filter, handler.clone())));
+        if !path.contains('{') {
+            let endpoint: Endpoint = Box::new(move |req, state| handler.clone().call(req, state));
+            self.direct.entry(path).or_default().push((method, endpoint));
+        }
+        self
+    }
+
+    fn get<H: Handler<T, Arc<AppState>, Future = HandlerFuture>, T: 'static>(self, handler: H) -> Routes {
+        self.on(Method::GET, handler)
+    }
+
+    fn post<H: Handler<T, Arc<AppState>, Future = HandlerFuture>, T: 'static>(self, handler: H) -> Routes {
+        self.on(Method::POST, handler)
+    }
+
+    fn put<H: Handler<T, Arc<AppState>, Future = HandlerFuture>, T: 'static>(self, handler: H) -> Routes {
+        self.on(Method::PUT, handler)
+    }
+
+    fn patch<H: Handler<T, Arc<AppState>, Future = HandlerFuture>, T: 'static>(self, handler: H) -> Routes {
+        self.on(Method::PATCH, handler)
+    }
+
+    fn delete<H: Handler<T, Arc<AppState>, Future = HandlerFuture>, T: 'static>(self, handler: H) -> Routes {
+        self.on(Method::DELETE, handler)
     }
 }
 
+// One line a path, as a table.
+#[rustfmt::skip]
 fn routes() -> Routes {
     use billing as b;
     use control as c;
     use ledger as l;
     use ops as o;
     use webhooks as w;
-    Routes { router: Router::new(), paths: Vec::new() }
-        .add("/v1/sandboxes", post(l::create_sandbox))
-        .add("/v1/sandbox", get(l::get_sandbox).delete(l::delete_sandbox))
-        .add("/v1/sandbox/reset", post(l::reset_sandbox))
-        .add("/v1/api-keys/roll", post(l::roll_key))
-        .add("/v1/items", get(l::list_items).post(l::create_item))
-        .add("/v1/items/{id}", get(l::get_item).patch(l::update_item).delete(l::archive_item))
-        .add("/v1/locations", get(l::list_locations).post(l::create_location))
-        .add("/v1/locations/{id}", get(l::get_location).patch(l::update_location).delete(l::archive_location))
-        .add("/v1/stock-movements", get(l::list_movements).post(l::create_movement))
-        .add("/v1/stock-movements/batch", post(l::create_batch))
-        .add(
-            "/v1/stock-movements/{id}",
-            get(l::get_movement).put(l::movement_immutable).patch(l::movement_immutable).delete(l::movement_immutable),
-        )
-        .add("/v1/stock-movements/{id}/reverse", post(l::reverse_movement))
-        .add("/v1/stock-levels", get(l::list_levels))
-        .add("/v1/items/{item_id}/stock-levels/{location_id}", get(l::get_level))
-        .add("/v1/events", get(l::list_events))
-        .add("/v1/events/{id}", get(l::get_event))
-        .add("/v1/webhook-endpoints", get(w::list_endpoints).post(w::create_endpoint))
-        .add("/v1/webhook-endpoints/{id}", get(w::get_endpoint).patch(w::update_endpoint).delete(w::delete_endpoint))
-        .add("/v1/webhook-endpoints/{id}/rotate-secret", post(w::rotate_secret))
-        .add("/v1/webhook-endpoints/{id}/test", post(w::test_endpoint))
-        .add("/v1/webhook-endpoints/{id}/replay", post(w::replay_endpoint))
-        .add("/v1/webhook-deliveries", get(w::list_deliveries))
-        .add("/v1/webhook-deliveries/{id}", get(w::get_delivery))
-        .add("/v1/webhook-deliveries/{id}/replay", post(w::replay_delivery))
-        .add("/v1/plans", get(b::list_plans))
-        .add("/v1/subscription", get(b::get_subscription).post(b::update_subscription))
-        .add("/v1/usage", get(b::get_usage))
-        .add("/v1/usage/export", get(b::export_usage))
-        .add("/v1/invoices", get(b::list_invoices))
-        .add("/v1/invoices/{id}", get(b::get_invoice))
-        .add("/v1/reconciliations", get(o::list_reconciliations).post(o::create_reconciliation))
-        .add("/v1/reconciliations/{id}", get(o::get_reconciliation))
-        .add("/v1/jobs", post(o::create_job))
-        .add("/v1/jobs/{id}", get(o::get_job))
-        .add("/_emulator/health", get(c::health))
-        .add("/_emulator/clock", get(c::clock))
-        .add("/_emulator/clock/advance", post(c::advance))
-        .add("/_emulator/faults", get(c::list_faults).post(c::add_fault).delete(c::clear_faults))
-        .add("/_emulator/faults/corrupt-stock-level", post(faults::corrupt_stock_level))
-        .add("/_emulator/state", get(c::export_state).put(c::import_state))
-        .add("/_emulator/reset", post(c::reset))
-        .add("/_emulator/sink/{name}", get(w::sink_list).post(w::sink_receive).delete(w::sink_clear))
-        .add("/openapi.json", get(c::openapi))
-        .add("/openapi/postman.json", get(c::postman))
+    Routes::default()
+        .at("/v1/sandboxes").post(l::create_sandbox)
+        .at("/v1/sandbox").get(l::get_sandbox).delete(l::delete_sandbox)
+        .at("/v1/sandbox/reset").post(l::reset_sandbox)
+        .at("/v1/api-keys/roll").post(l::roll_key)
+        .at("/v1/items").get(l::list_items).post(l::create_item)
+        .at("/v1/items/{id}").get(l::get_item).patch(l::update_item).delete(l::archive_item)
+        .at("/v1/locations").get(l::list_locations).post(l::create_location)
+        .at("/v1/locations/{id}").get(l::get_location).patch(l::update_location).delete(l::archive_location)
+        .at("/v1/stock-movements").get(l::list_movements).post(l::create_movement)
+        .at("/v1/stock-movements/batch").post(l::create_batch)
+        .at("/v1/stock-movements/{id}").get(l::get_movement).put(l::movement_immutable).patch(l::movement_immutable).delete(l::movement_immutable)
+        .at("/v1/stock-movements/{id}/reverse").post(l::reverse_movement)
+        .at("/v1/stock-levels").get(l::list_levels)
+        .at("/v1/items/{item_id}/stock-levels/{location_id}").get(l::get_level)
+        .at("/v1/events").get(l::list_events)
+        .at("/v1/events/{id}").get(l::get_event)
+        .at("/v1/webhook-endpoints").get(w::list_endpoints).post(w::create_endpoint)
+        .at("/v1/webhook-endpoints/{id}").get(w::get_endpoint).patch(w::update_endpoint).delete(w::delete_endpoint)
+        .at("/v1/webhook-endpoints/{id}/rotate-secret").post(w::rotate_secret)
+        .at("/v1/webhook-endpoints/{id}/test").post(w::test_endpoint)
+        .at("/v1/webhook-endpoints/{id}/replay").post(w::replay_endpoint)
+        .at("/v1/webhook-deliveries").get(w::list_deliveries)
+        .at("/v1/webhook-deliveries/{id}").get(w::get_delivery)
+        .at("/v1/webhook-deliveries/{id}/replay").post(w::replay_delivery)
+        .at("/v1/plans").get(b::list_plans)
+        .at("/v1/subscription").get(b::get_subscription).post(b::update_subscription)
+        .at("/v1/usage").get(b::get_usage)
+        .at("/v1/usage/export").get(b::export_usage)
+        .at("/v1/invoices").get(b::list_invoices)
+        .at("/v1/invoices/{id}").get(b::get_invoice)
+        .at("/v1/reconciliations").get(o::list_reconciliations).post(o::create_reconciliation)
+        .at("/v1/reconciliations/{id}").get(o::get_reconciliation)
+        .at("/v1/jobs").post(o::create_job)
+        .at("/v1/jobs/{id}").get(o::get_job)
+        .at("/_emulator/health").get(c::health)
+        .at("/_emulator/clock").get(c::clock)
+        .at("/_emulator/clock/advance").post(c::advance)
+        .at("/_emulator/faults").get(c::list_faults).post(c::add_fault).delete(c::clear_faults)
+        .at("/_emulator/faults/corrupt-stock-level").post(faults::corrupt_stock_level)
+        .at("/_emulator/state").get(c::export_state).put(c::import_state)
+        .at("/_emulator/reset").post(c::reset)
+        .at("/_emulator/sink/{name}").get(w::sink_list).post(w::sink_receive).delete(w::sink_clear)
+        .at("/openapi.json").get(c::openapi)
+        .at("/openapi/postman.json").get(c::postman)
 }
 
 /// The paths the router serves, as written in the route table.
@@ -194,16 +253,19 @@ pub fn route_paths() -> Vec<&'static str> {
 
 /// The whole HTTP application over `state`: what the binary serves and tests drive in-process.
 pub fn app(state: Arc<AppState>) -> App {
-    let router = routes().router.fallback(|| async { ApiError::no_route() }).with_state(state.clone());
-    App { state, router: Next(router) }
+    let mut routes = routes();
+    routes.close();
+    let router = routes.router.fallback(|| async { ApiError::no_route() }).with_state(state.clone());
+    let next = Next { state: state.clone(), router, direct: Arc::new(routes.direct) };
+    App { state, next }
 }
 
 /// The HTTP application: the steps of the module docs around the router. A `tower::Service`
-/// of `Request`s, cheap to clone (two `Arc`s).
+/// of `Request`s, cheap to clone.
 #[derive(Clone, Debug)]
 pub struct App {
     state: Arc<AppState>,
-    router: Next,
+    next: Next,
 }
 
 impl Service<Request> for App {
@@ -216,19 +278,33 @@ impl Service<Request> for App {
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        let (state, next) = (self.state.clone(), self.router.clone());
+        let (state, next) = (self.state.clone(), self.next.clone());
         Box::pin(async move { Ok(request_id(state, req, next).await) })
     }
 }
 
-/// What a step calls to go on: the router.
-#[derive(Clone, Debug)]
-pub struct Next(Router);
+/// What a step calls to go on: the handler of a path without parameters, or the router.
+#[derive(Clone)]
+pub struct Next {
+    state: Arc<AppState>,
+    router: Router,
+    direct: Arc<HashMap<&'static str, Vec<(Method, Endpoint)>>>,
+}
+
+impl std::fmt::Debug for Next {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Next").field("router", &self.router).finish_non_exhaustive()
+    }
+}
 
 impl Next {
-    /// Routes `req` to its handler and returns the handler's answer.
+    /// Runs `req`'s handler and returns its answer.
     pub async fn run(mut self, req: Request) -> Response {
-        match self.0.call(req).await {
+        let direct = self.direct.get(req.uri().path()).and_then(|m| m.iter().find(|(m, _)| m == req.method()));
+        if let Some((_, endpoint)) = direct {
+            return endpoint(req, self.state).await;
+        }
+        match self.router.call(req).await {
             Ok(r) => r,
             Err(never) => match never {},
         }
