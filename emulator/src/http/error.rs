@@ -9,19 +9,20 @@ use crate::domain::model::{FieldError, Problem};
 use crate::domain::{DomainError, ErrorKind};
 
 tokio::task_local! {
-    /// The id of the request being served (set by the request-id middleware).
-    pub static REQUEST_ID: String;
+    /// The id of the request being served (set by the request-id step), as its header value.
+    pub static REQUEST_ID: HeaderValue;
 }
 
 /// The current request's id, or an empty string outside a request.
 pub fn request_id() -> String {
-    REQUEST_ID.try_with(String::clone).unwrap_or_default()
+    with_request_id(str::to_owned)
 }
 
 /// Calls `f` with the current request's id (empty outside a request), without copying it.
 pub fn with_request_id<R>(f: impl FnOnce(&str) -> R) -> R {
     let mut f = Some(f);
-    match REQUEST_ID.try_with(|id| f.take().map(|f| f(id))) {
+    // Request ids are visible ASCII (checked when taken from the request, or drawn so).
+    match REQUEST_ID.try_with(|id| f.take().map(|f| f(id.to_str().unwrap_or_default()))) {
         Ok(Some(r)) => r,
         _ => f.take().map_or_else(|| unreachable!("called once"), |f| f("")),
     }

@@ -111,11 +111,15 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for Json<T> {
             state.config.body_limit_bytes
         };
         let method = req.method().clone();
-        let path = req.uri().path_and_query().map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
+        // A clone of the URI shares its bytes.
+        let uri = req.uri().clone();
         if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
-            let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
-            let essence = ct.split(';').next().unwrap_or_default().trim();
-            if !(essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))) {
+            let essence = ct.to_str().unwrap_or_default().split(';').next().unwrap_or_default().trim().as_bytes();
+            let (json, suffix) = (b"application/json".as_slice(), b"+json".as_slice());
+            let structured = essence.len() > 12
+                && essence[..12].eq_ignore_ascii_case(b"application/")
+                && essence[essence.len() - suffix.len()..].eq_ignore_ascii_case(suffix);
+            if !(essence.eq_ignore_ascii_case(json) || structured) {
                 return Err(ApiError::new(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     "unsupported_media_type",
@@ -149,7 +153,8 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for Json<T> {
             // Not of the type: parsed again with path tracking, to name the field.
             Err(_) => typed(serde_json::from_slice::<Value>(text).map_err(not_json)?)?,
         };
-        let fingerprint = fingerprint(method.as_str(), &path, &canonical);
+        let path = uri.path_and_query().map_or_else(|| uri.path(), |p| p.as_str());
+        let fingerprint = fingerprint(method.as_str(), path, &canonical);
         Ok(Json { value, fingerprint })
     }
 }
@@ -311,7 +316,7 @@ impl<'de> serde::de::Visitor<'de> for Key {
 pub struct IdempotencyKey(pub Digest128);
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
-    let Some(raw) = headers.get("idempotency-key") else { return Ok(None) };
+    let Some(raw) = headers.get(super::names::IDEMPOTENCY_KEY) else { return Ok(None) };
     let invalid = || {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -336,9 +341,9 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiErr
                 c => out.push(c),
             }
         }
-        out
+        std::borrow::Cow::Owned(out)
     } else {
-        text.to_owned()
+        std::borrow::Cow::Borrowed(text)
     };
     let printable = key.bytes().all(|b| (0x20..=0x7e).contains(&b));
     if key.is_empty() || key.len() > IDEMPOTENCY_KEY_LEN_MAX || !printable {

@@ -193,7 +193,7 @@ pub async fn layer(state: &AppState, mut req: Request, next: Next) -> Response {
         FaultAction::ErrorBeforeCommit => injected(&fault, "before"),
         FaultAction::Delay => {
             let delay = Duration::from_millis(fault.delay_ms);
-            if req.method() == Method::POST && req.headers().contains_key("idempotency-key") {
+            if req.method() == Method::POST && req.headers().contains_key(super::names::IDEMPOTENCY_KEY) {
                 req.extensions_mut().insert(FaultDelay(delay));
             } else {
                 tokio::time::sleep(delay).await;

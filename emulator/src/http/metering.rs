@@ -33,7 +33,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
 
@@ -146,16 +146,14 @@ impl RateLimiter {
     }
 }
 
-fn set(response: &mut Response, name: &'static str, value: u64) {
-    if let Ok(v) = HeaderValue::from_str(&value.to_string()) {
-        response.headers_mut().insert(name, v);
-    }
-}
-
 fn rate_headers(response: &mut Response, d: &Decision) {
-    set(response, "ratelimit-limit", d.limit);
-    set(response, "ratelimit-remaining", d.remaining);
-    set(response, "ratelimit-reset", d.reset_seconds);
+    const LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+    const REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+    const RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+    let h = response.headers_mut();
+    h.insert(LIMIT, HeaderValue::from(d.limit));
+    h.insert(REMAINING, HeaderValue::from(d.remaining));
+    h.insert(RESET, HeaderValue::from(d.reset_seconds));
 }
 
 /// Paths never refused by the `api_requests` quota: the way out of it.

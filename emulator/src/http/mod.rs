@@ -320,23 +320,42 @@ async fn inner(app: &AppState, req: Request, next: Next) -> Response {
     }
 }
 
-fn fresh_request_id() -> String {
-    crate::ids::random("req_", 24)
+/// Header names the steps and handlers look up: as constants, a lookup does not parse the name.
+pub mod names {
+    use axum::http::HeaderName;
+
+    /// `X-Request-Id`.
+    pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+    /// `Idempotency-Key`.
+    pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+    /// `Idempotent-Replayed`.
+    pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+}
+
+fn fresh_request_id() -> HeaderValue {
+    let id = crate::ids::random("req_", 24);
+    // From the String's own buffer; letters and digits are a valid header value.
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(id)).unwrap_or(HeaderValue::from_static("req_"))
 }
 
 /// Assigns the request id, logs the request, and renders the router's own 405 as a problem.
 async fn request_id(app: Arc<AppState>, req: Request, next: Next) -> Response {
+    // A client's id is kept when it is 1..=200 visible ASCII characters; the value is shared,
+    // not copied.
     let id = req
         .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= REQUEST_ID_LEN_MAX && v.bytes().all(|b| (0x21..=0x7e).contains(&b)))
-        .map_or_else(fresh_request_id, str::to_owned);
+        .get(names::X_REQUEST_ID)
+        .filter(|v| {
+            let v = v.as_bytes();
+            !v.is_empty() && v.len() <= REQUEST_ID_LEN_MAX && v.iter().all(|b| (0x21..=0x7e).contains(b))
+        })
+        .cloned()
+        .unwrap_or_else(fresh_request_id);
     let method = req.method().clone();
     // A clone of the URI shares its bytes: no copy of the path unless it is logged or quoted.
     let uri = req.uri().clone();
     let path = uri.path();
-    let span = tracing::info_span!("request", request_id = %id, %method, %path);
+    let span = tracing::info_span!("request", request_id = id.to_str().unwrap_or_default(), %method, %path);
     let started = Instant::now();
     let mut response = REQUEST_ID
         .scope(id.clone(), async move {
@@ -365,9 +384,7 @@ async fn request_id(app: Arc<AppState>, req: Request, next: Next) -> Response {
         })
         .instrument(span.clone())
         .await;
-    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(id)) {
-        response.headers_mut().insert("x-request-id", v);
-    }
+    response.headers_mut().insert(names::X_REQUEST_ID, id);
     span.in_scope(|| {
         tracing::info!(
             status = response.status().as_u16(),

@@ -105,7 +105,7 @@ fn respond(s: StoredResponse, replayed: bool) -> Response {
         h.insert(header::LOCATION, v);
     }
     if replayed {
-        h.insert("idempotent-replayed", HeaderValue::from_static("true"));
+        h.insert(super::names::IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
     }
     r
 }
