@@ -18,9 +18,9 @@ use parking_lot::Mutex;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::AppState;
 use super::error::ApiError;
 use super::pipeline::FaultDelay;
-use super::{AppState, Next};
 use crate::domain::DomainError;
 use crate::domain::model::FieldError;
 use crate::ids;
@@ -180,37 +180,49 @@ fn injected(f: &Fault, when: &str) -> Response {
     ApiError::new(status, "injected_fault", format!("Fault {} injected {when} commit.", f.id)).into_response()
 }
 
-/// The fault layer: the innermost part of the one middleware (see [`super::app`]).
-pub async fn layer(state: &AppState, mut req: Request, next: Next) -> Response {
+/// What the fault step decided for a request, before running it.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Wait this long before running it.
+    pub sleep: Option<Duration>,
+    /// Replace its answer after it ran with this fault's (boxed: rare, and held across the run).
+    pub after: Option<Box<Fault>>,
+}
+
+/// The fault step, before the handler: takes the fault armed for this request, if any. Answers
+/// at once (`error_before_commit`), or says what to do around the handler (see the module docs).
+pub fn before(state: &AppState, req: &mut Request) -> Result<Plan, Response> {
     let path = req.uri().path();
     if path.starts_with("/_emulator") || path.starts_with("/openapi") {
-        return next.run(req).await;
+        return Ok(Plan::default());
     }
-    let Some(fault) = state.faults.take(req.method(), path) else {
-        return next.run(req).await;
-    };
+    let Some(fault) = state.faults.take(req.method(), path) else { return Ok(Plan::default()) };
     match fault.action {
-        FaultAction::ErrorBeforeCommit => injected(&fault, "before"),
+        FaultAction::ErrorBeforeCommit => Err(injected(&fault, "before")),
         FaultAction::Delay => {
             let delay = Duration::from_millis(fault.delay_ms);
             if req.method() == Method::POST && req.headers().contains_key(super::names::IDEMPOTENCY_KEY) {
+                // The write waits after reserving its key (see `pipeline`).
                 req.extensions_mut().insert(FaultDelay(delay));
+                Ok(Plan::default())
             } else {
-                tokio::time::sleep(delay).await;
+                Ok(Plan { sleep: Some(delay), after: None })
             }
-            next.run(req).await
         }
-        FaultAction::ErrorAfterCommit => {
-            let _committed = next.run(req).await;
-            injected(&fault, "after")
-        }
-        FaultAction::DropConnectionAfterCommit => {
-            let _committed = next.run(req).await;
-            let mut r = StatusCode::INTERNAL_SERVER_ERROR.into_response();
-            r.extensions_mut().insert(DropConnection);
-            r
+        FaultAction::ErrorAfterCommit | FaultAction::DropConnectionAfterCommit => {
+            Ok(Plan { sleep: None, after: Some(Box::new(fault)) })
         }
     }
+}
+
+/// The fault step, after the handler ran (and committed): the answer that replaces its own.
+pub fn after(fault: &Fault) -> Response {
+    if matches!(fault.action, FaultAction::DropConnectionAfterCommit) {
+        let mut r = StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        r.extensions_mut().insert(DropConnection);
+        return r;
+    }
+    injected(fault, "after")
 }
 
 /// `POST /_emulator/faults/corrupt-stock-level`.

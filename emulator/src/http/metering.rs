@@ -1,7 +1,7 @@
 //! Admission of authenticated requests: the per-key rate limit, the hard `api_requests` quota,
 //! and the `api_requests` meter (API.md "Metering, quotas and billing").
 //!
-//! A layer inside the request-id layer and outside the fault layer. For every request under
+//! A step inside the request id's and outside the fault step's. For every request under
 //! `/v1/` that carries a working key (not `POST /v1/sandboxes`, which takes the admin token):
 //!
 //! 1. the key's token bucket gives one token, or the answer is 429 `rate_limited` with
@@ -37,9 +37,9 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
 
+use super::AppState;
 use super::error::{ApiError, with_request_id};
 use super::extract::bearer;
-use super::{AppState, Next};
 use crate::clock::Timestamp;
 use crate::domain::billing::{Meter, OverQuota, RowRef, seconds_until};
 use crate::domain::registry::{KeyGrant, Tenant};
@@ -191,27 +191,33 @@ fn metered(app: &AppState, req: &Request) -> Option<(Arc<KeyGrant>, Arc<Tenant>)
     Some((grant, tenant))
 }
 
-/// The layer (see the module docs); it runs the fault layer inside.
-pub async fn layer(app: &AppState, mut req: Request, next: Next) -> Response {
-    let Some((grant, tenant)) = metered(app, &req) else {
-        return super::faults::layer(app, req, next).await;
-    };
+/// The metering step, before the handler (see the module docs): refuses the request (429), or
+/// admits it, handing the admission to the handler in its extensions. The rate limiter's
+/// decision, if any, goes to [`after`].
+pub fn before(app: &AppState, req: &mut Request) -> Result<Option<Decision>, Response> {
+    let Some((grant, tenant)) = metered(app, req) else { return Ok(None) };
     let refusable = !billing_path(req.uri().path());
     let now = app.world.clock.now();
     let decision = app.limiter.take(&grant.id, now);
+    let refused = |mut r: Response| {
+        if let Some(d) = &decision {
+            rate_headers(&mut r, d);
+        }
+        Err(r)
+    };
     if let Some(d) = decision.filter(|d| !d.allowed) {
-        let mut r = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!(
-                "Too many requests with this key: at most {} a second in bursts of {}; retry in {} s.",
-                app.limiter.per_second, d.limit, d.retry_after_seconds
-            ),
-        )
-        .with_header(header::RETRY_AFTER, &d.retry_after_seconds.to_string())
-        .into_response();
-        rate_headers(&mut r, &d);
-        return r;
+        return refused(
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "Too many requests with this key: at most {} a second in bursts of {}; retry in {} s.",
+                    app.limiter.per_second, d.limit, d.retry_after_seconds
+                ),
+            )
+            .with_header(header::RETRY_AFTER, &d.retry_after_seconds.to_string())
+            .into_response(),
+        );
     }
     let admitted = {
         let mut guard = tenant.state.lock();
@@ -229,22 +235,26 @@ pub async fn layer(app: &AppState, mut req: Request, next: Next) -> Response {
             }
         }
     };
-    let mut response = match admitted {
+    match admitted {
         Ok(row) => {
             req.extensions_mut().insert(Admission { grant, tenant, row });
-            super::faults::layer(app, req, next).await
+            Ok(decision)
         }
         Err((e, woke)) => {
             if woke {
                 app.dispatcher.wake();
             }
-            e.into_response()
+            refused(e.into_response())
         }
-    };
-    if let Some(d) = decision {
-        rate_headers(&mut response, &d);
     }
-    response
+}
+
+/// The metering step, after the handler: the rate-limit headers of every answer to a metered
+/// request.
+pub fn after(response: &mut Response, decision: Option<Decision>) {
+    if let Some(d) = decision {
+        rate_headers(response, &d);
+    }
 }
 
 #[cfg(test)]

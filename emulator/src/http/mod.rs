@@ -4,10 +4,12 @@
 //! `X-Request-Id`, logs the request, turns the router's bare 405 into problem+json), with
 //! `--data-dir` the durable barrier ([`pipeline::durable_barrier`]), then [`metering`] (rate
 //! limit, quota and the `api_requests` meter of authenticated requests), then [`faults`]; then
-//! the router and its handlers (which run writes through [`pipeline`]). The steps are plain async
-//! functions calling each other, and [`App`] is a hand-written service with one boxed future per
-//! request: as axum layers (`from_fn`), each step cost a boxed service clone and boxed futures
-//! per request and per route, measurable on the write path.
+//! the router and its handlers (which run writes through [`pipeline`]). Metering and faults are
+//! plain functions before and after one call of the handler, and [`App`] is a hand-written
+//! service with one boxed future per request: as axum layers (`from_fn`), each step cost a boxed
+//! service clone and boxed futures per request and per route, and as nested async functions each
+//! kept its own copy of the request in a future several kilobytes large, all measurable on the
+//! write path.
 
 pub mod billing;
 pub mod control;
@@ -34,6 +36,7 @@ use axum::handler::Handler;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter};
+use futures::FutureExt;
 use tower::Service;
 use tracing::Instrument;
 
@@ -278,8 +281,7 @@ impl Service<Request> for App {
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        let (state, next) = (self.state.clone(), self.next.clone());
-        Box::pin(async move { Ok(request_id(state, req, next).await) })
+        Box::pin(request_id(self.state.clone(), req, self.next.clone()))
     }
 }
 
@@ -298,26 +300,73 @@ impl std::fmt::Debug for Next {
 }
 
 impl Next {
-    /// Runs `req`'s handler and returns its answer.
-    pub async fn run(mut self, req: Request) -> Response {
+    /// `req`'s handler's answer: a boxed future (as axum boxes a handler's), small to hold.
+    pub fn run(self, req: Request) -> HandlerFuture {
         let direct = self.direct.get(req.uri().path()).and_then(|m| m.iter().find(|(m, _)| m == req.method()));
         if let Some((_, endpoint)) = direct {
-            return endpoint(req, self.state).await;
+            return endpoint(req, self.state);
         }
-        match self.router.call(req).await {
-            Ok(r) => r,
-            Err(never) => match never {},
-        }
+        let mut router = self.router;
+        Box::pin(async move {
+            match router.call(req).await {
+                Ok(r) => r,
+                Err(never) => match never {},
+            }
+        })
     }
 }
 
-/// The steps inside the request id's: only with `--data-dir` is there a barrier to pass.
-async fn inner(app: &AppState, req: Request, next: Next) -> Response {
-    if app.world.store.is_durable() {
-        pipeline::durable_barrier(app, req, next).await
-    } else {
-        metering::layer(app, req, next).await
+/// The router's bare 405 as problem+json, keeping its `Allow` and rate-limit headers.
+fn method_not_allowed(bare: &Response, method: &Method, path: &str, id: &HeaderValue) -> Response {
+    // In the request's scope, where the problem takes its request id from.
+    let mut problem = REQUEST_ID.sync_scope(id.clone(), || {
+        let detail = format!("{method} is not allowed on {path}.");
+        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", detail).into_response()
+    });
+    if let Some(allow) = bare.headers().get(header::ALLOW) {
+        problem.headers_mut().insert(header::ALLOW, allow.clone());
     }
+    for (name, value) in bare.headers() {
+        if name.as_str().starts_with("ratelimit-") {
+            problem.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    problem
+}
+
+/// The steps inside the request id's: only with `--data-dir` is there a barrier to pass.
+fn inner(app: Arc<AppState>, req: Request, next: Next) -> impl Future<Output = Response> {
+    use futures::future::Either;
+    if app.world.store.is_durable() {
+        // Boxed: its future would otherwise make every request's larger.
+        Either::Left(Box::pin(pipeline::durable_barrier(app, req, next)))
+    } else {
+        Either::Right(steps(app, req, next))
+    }
+}
+
+/// Metering, then faults, then the handler. The steps before and after the handler are plain
+/// functions around one await, so a request's future holds one `Request` and one handler call.
+async fn steps(app: Arc<AppState>, mut req: Request, next: Next) -> Response {
+    let decision = match metering::before(&app, &mut req) {
+        Ok(decision) => decision,
+        Err(refused) => return refused,
+    };
+    let mut response = match faults::before(&app, &mut req) {
+        Err(injected) => injected,
+        Ok(plan) => {
+            if let Some(d) = plan.sleep {
+                Box::pin(tokio::time::sleep(d)).await;
+            }
+            let response = next.run(req).await;
+            match plan.after {
+                Some(fault) => faults::after(&fault),
+                None => response,
+            }
+        }
+    };
+    metering::after(&mut response, decision);
+    response
 }
 
 /// Header names the steps and handlers look up: as constants, a lookup does not parse the name.
@@ -339,7 +388,9 @@ fn fresh_request_id() -> HeaderValue {
 }
 
 /// Assigns the request id, logs the request, and renders the router's own 405 as a problem.
-async fn request_id(app: Arc<AppState>, req: Request, next: Next) -> Response {
+/// What can be done before the request runs is done here, outside the future, which then holds
+/// only what it needs after.
+fn request_id(app: Arc<AppState>, req: Request, next: Next) -> impl Future<Output = Result<Response, Infallible>> {
     // A client's id is kept when it is 1..=200 visible ASCII characters; the value is shared,
     // not copied.
     let id = req
@@ -354,43 +405,45 @@ async fn request_id(app: Arc<AppState>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
     // A clone of the URI shares its bytes: no copy of the path unless it is logged or quoted.
     let uri = req.uri().clone();
-    let path = uri.path();
-    let span = tracing::info_span!("request", request_id = id.to_str().unwrap_or_default(), %method, %path);
+    let span = tracing::info_span!("request", request_id = id.to_str().unwrap_or_default(), %method, path = uri.path());
     let started = Instant::now();
-    let mut response = REQUEST_ID
-        .scope(id.clone(), async move {
-            let response = inner(&app, req, next).await;
-            if response.status() == StatusCode::METHOD_NOT_ALLOWED
-                && !response.headers().contains_key(header::CONTENT_TYPE)
-            {
-                let allow = response.headers().get(header::ALLOW).cloned();
-                let mut problem = ApiError::new(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "method_not_allowed",
-                    format!("{method} is not allowed on {path}."),
-                )
-                .into_response();
-                if let Some(allow) = allow {
-                    problem.headers_mut().insert(header::ALLOW, allow);
-                }
-                for (name, value) in response.headers() {
-                    if name.as_str().starts_with("ratelimit-") {
-                        problem.headers_mut().insert(name.clone(), value.clone());
-                    }
-                }
-                return problem;
-            }
-            response
-        })
-        .instrument(span.clone())
-        .await;
-    response.headers_mut().insert(names::X_REQUEST_ID, id);
-    span.in_scope(|| {
-        tracing::info!(
-            status = response.status().as_u16(),
-            elapsed_us = started.elapsed().as_micros() as u64,
-            "served"
-        );
-    });
-    response
+    let running = REQUEST_ID.scope(id.clone(), inner(app, req, next)).instrument(span.clone());
+    // A map, not an async block: one that awaited `running` would hold it twice.
+    running.map(move |mut response| {
+        if response.status() == StatusCode::METHOD_NOT_ALLOWED && !response.headers().contains_key(header::CONTENT_TYPE)
+        {
+            response = method_not_allowed(&response, &method, uri.path(), &id);
+        }
+        response.headers_mut().insert(names::X_REQUEST_ID, id);
+        span.in_scope(|| {
+            tracing::info!(
+                status = response.status().as_u16(),
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "served"
+            );
+        });
+        Ok(response)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every request's future is boxed and moved: it had grown to 4 KB when each step was an
+    /// async function holding its own copy of the request. Rare paths (durable barrier, fault
+    /// delays) are boxed so they do not count.
+    #[test]
+    fn a_request_future_stays_small() {
+        let world = Arc::new(World::new(Default::default(), Box::new(crate::domain::registry::MemoryStore)));
+        let state = Arc::new(AppState::new(world, HttpConfig::default(), WebhookSettings::default()));
+        let app = app(state.clone());
+        let req = || Request::new(axum::body::Body::empty());
+        let whole = std::mem::size_of_val(&request_id(state.clone(), req(), app.next.clone()));
+        let steps = std::mem::size_of_val(&steps(state.clone(), req(), app.next.clone()));
+        let handler = std::mem::size_of_val(&app.next.clone().run(req()));
+        assert!(whole <= 1536, "a request's future is {whole} bytes");
+        assert!(steps <= 1024, "the steps' future is {steps} bytes");
+        assert_eq!(handler, std::mem::size_of::<HandlerFuture>(), "the handler's future is boxed");
+    }
 }

@@ -189,7 +189,8 @@ where
             Ok(r) => r,
             Err(response) => return response,
         };
-        tokio::time::sleep(d).await;
+        // Boxed: a timer in every write's future would make all of them larger.
+        Box::pin(tokio::time::sleep(d)).await;
     }
 
     let mut state = tenant.state.lock();
@@ -292,8 +293,12 @@ where
 /// a level another request just moved). Writes from concurrent requests share one disk commit
 /// (group commit, see [`crate::store`]). If the store failed, the answer is 503
 /// `storage_failed` instead, whatever the handler said.
-pub async fn durable_barrier(app: &AppState, req: axum::extract::Request, next: super::Next) -> Response {
-    let response = super::metering::layer(app, req, next).await;
+pub async fn durable_barrier(
+    app: std::sync::Arc<AppState>,
+    req: axum::extract::Request,
+    next: super::Next,
+) -> Response {
+    let response = super::steps(app.clone(), req, next).await;
     let store = &app.world.store;
     match store.wait(store.ticket()).await {
         Ok(()) => response,
