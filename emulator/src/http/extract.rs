@@ -127,20 +127,16 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for Json<T> {
                 ));
             }
         }
-        let bytes = http_body_util::Limited::new(req.into_body(), limit)
-            .collect()
-            .await
-            .map_err(|_| {
-                // The rest of the body is left unread, so the connection cannot carry another
-                // request: say so, or a client may reuse it and see it closed mid-answer.
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    format!("The body is larger than {limit} bytes."),
-                )
-                .with_header(header::CONNECTION, "close")
-            })?
-            .to_bytes();
+        let bytes = read_body(http_body_util::Limited::new(req.into_body(), limit)).await.map_err(|_| {
+            // The rest of the body is left unread, so the connection cannot carry another
+            // request: say so, or a client may reuse it and see it closed mid-answer.
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("The body is larger than {limit} bytes."),
+            )
+            .with_header(header::CONNECTION, "close")
+        })?;
         let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
         // The common case, a well-formed body that fits its type, takes two passes over the
         // bytes and builds no tree: one into the type, one that writes the canonical form.
@@ -157,6 +153,31 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for Json<T> {
         let fingerprint = fingerprint(method.as_str(), path, &canonical);
         Ok(Json { value, fingerprint })
     }
+}
+
+/// A whole body. One that came in one frame (the usual case) is that frame's bytes, not copied;
+/// `BodyExt::collect` would queue the frames in a list first, an allocation per request.
+async fn read_body<B>(body: B) -> Result<bytes::Bytes, B::Error>
+where
+    B: axum::body::HttpBody<Data = bytes::Bytes>,
+{
+    let mut body = std::pin::pin!(body);
+    let mut first: Option<bytes::Bytes> = None;
+    let mut joined: Option<bytes::BytesMut> = None;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else { continue };
+        match (&mut joined, first.take()) {
+            (Some(all), _) => all.extend_from_slice(&data),
+            (None, Some(head)) => {
+                let mut all = bytes::BytesMut::with_capacity(head.len() + data.len());
+                all.extend_from_slice(&head);
+                all.extend_from_slice(&data);
+                joined = Some(all);
+            }
+            (None, None) => first = Some(data),
+        }
+    }
+    Ok(joined.map_or_else(|| first.unwrap_or_default(), bytes::BytesMut::freeze))
 }
 
 /// The body of a POST that takes no fields (`{}` or nothing): any field is a 422 naming it.
@@ -605,5 +626,26 @@ mod tests {
         for bad in [r#"{"a":1"#, r#"{"a":1} x"#, r#"[1,]"#, ""] {
             assert!(write_canonical_from(bad.as_bytes(), &mut Vec::new()).is_err(), "{bad}");
         }
+    }
+
+    /// A body in one frame is that frame; in several, their bytes in order; over the limit, an
+    /// error.
+    #[tokio::test]
+    async fn bodies_are_read_whole() {
+        use axum::body::Bytes;
+        use http_body_util::{Full, Limited, StreamBody};
+        type Frames = Vec<Result<hyper::body::Frame<Bytes>, std::convert::Infallible>>;
+        let frames = |parts: &[&'static str]| -> Frames {
+            parts.iter().map(|p| Ok(hyper::body::Frame::data(Bytes::from_static(p.as_bytes())))).collect()
+        };
+        let one = Bytes::from_static(b"{\"a\":1}");
+        let read = read_body(Full::new(one.clone())).await.expect("read");
+        assert_eq!(read, one);
+        assert_eq!(read.as_ptr(), one.as_ptr(), "one frame is not copied");
+        let body = StreamBody::new(futures::stream::iter(frames(&["{\"a\"", ":", "1}"])));
+        assert_eq!(read_body(body).await.expect("read"), one);
+        assert_eq!(read_body(Full::new(Bytes::new())).await.expect("read"), Bytes::new());
+        let body = StreamBody::new(futures::stream::iter(frames(&["12345", "67890"])));
+        assert!(read_body(Limited::new(body, 8)).await.is_err());
     }
 }
