@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http_body_util::BodyExt;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -230,8 +231,9 @@ impl<'de> serde::de::DeserializeSeed<'de> for Canonical<'_> {
 }
 
 impl Canonical<'_> {
-    fn scalar<E: serde::de::Error>(self, v: impl Into<Value>) -> Result<(), E> {
-        serde_json::to_writer(&mut *self.0, &v.into()).map_err(E::custom)
+    /// A scalar as `serde_json` writes it (as it would from a parsed `Value`).
+    fn scalar<E: serde::de::Error>(self, v: impl Serialize) -> Result<(), E> {
+        serde_json::to_writer(&mut *self.0, &v).map_err(E::custom)
     }
 }
 
@@ -278,16 +280,16 @@ impl<'de> serde::de::Visitor<'de> for Canonical<'_> {
         Ok(())
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        // The values are written one after the other at the end of `out`, then moved out and
-        // written back after their keys in key order: two allocations an object.
+        // The values are written one after the other at the end of `out`, then the object in
+        // key order after them, which then moves down over them: one allocation an object.
         let base = self.0.len();
         let mut entries: Vec<(std::borrow::Cow<'de, str>, std::ops::Range<usize>)> = Vec::with_capacity(8);
         while let Some(key) = map.next_key_seed(Key)? {
-            let start = self.0.len() - base;
+            let start = self.0.len();
             map.next_value_seed(Canonical(&mut *self.0))?;
-            entries.push((key, start..self.0.len() - base));
+            entries.push((key, start..self.0.len()));
         }
-        let values = self.0.split_off(base);
+        let values_end = self.0.len();
         // Stable: of a repeated key, the last one written wins (as in a parsed object).
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         self.0.push(b'{');
@@ -302,9 +304,11 @@ impl<'de> serde::de::Visitor<'de> for Canonical<'_> {
             first = false;
             serde_json::to_writer(&mut *self.0, key.as_ref()).map_err(serde::de::Error::custom)?;
             self.0.push(b':');
-            self.0.extend_from_slice(&values[range.clone()]);
+            self.0.extend_from_within(range.clone());
         }
         self.0.push(b'}');
+        self.0.copy_within(values_end.., base);
+        self.0.truncate(self.0.len() - (values_end - base));
         Ok(())
     }
 }
