@@ -74,18 +74,20 @@ pub fn parse(prefix: &str, tag: &str, id: &str) -> Option<u64> {
 
 /// A random id with a prefix and `len` lowercase alphanumerics (sandboxes, keys, faults).
 ///
-/// Cheap enough for every request (request ids): one draw of 128 random bits per 24 characters
-/// (36^24 < 2^125), no per-character range sampling.
+/// Cheap enough for every request (request ids): one draw of 64 random bits per 11 characters
+/// (36^11 < 2^57, so each character's bias stays under 1%), no per-character range sampling,
+/// and 64-bit arithmetic (a 128-bit division per character cost more than the rest of a request
+/// id).
 pub fn random(prefix: &str, len: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    const PER_DRAW: usize = 24;
+    const PER_DRAW: usize = 11;
     let mut rng = rand::rng();
     let mut out = String::with_capacity(prefix.len() + len);
     out.push_str(prefix);
-    let mut bits = 0u128;
+    let mut bits = 0u64;
     for i in 0..len {
         if i % PER_DRAW == 0 {
-            bits = rng.random::<u128>();
+            bits = rng.random::<u64>();
         }
         out.push(ALPHABET[(bits % 36) as usize] as char);
         bits /= 36;
