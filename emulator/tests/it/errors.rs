@@ -195,6 +195,14 @@ async fn wrong_method_is_405_with_allow() {
     let r = a.send(a.req(Method::PATCH, "/v1/stock-levels")).await;
     r.expect(405, "method_not_allowed");
     assert_eq!(allow_set(&r), ["GET"]);
+    // Paths without parameters skip the router for the methods they have; HEAD still gets
+    // GET's headers without its body, with a request id like every answer.
+    let get = a.get("/v1/items").await;
+    let head = a.send(a.req(Method::HEAD, "/v1/items")).await;
+    assert_eq!((get.status, head.status), (200, 200));
+    assert!(head.body.is_empty() && !get.body.is_empty());
+    assert_eq!(head.header("content-type"), get.header("content-type"));
+    assert!(head.header("x-request-id").is_some_and(|id| id.starts_with("req_")));
     env.shutdown().await;
 }
 
