@@ -158,13 +158,12 @@ impl Routes {
         }
     }
 
-    fn on<H, T>(mut self, method: Method, handler: H) -> Routes
+    fn on<H, T>(mut self, (method, filter): (Method, MethodFilter), handler: H) -> Routes
     where
         H: Handler<T, Arc<AppState>, Future = HandlerFuture>,
         T: 'static,
     {
         let Some((path, route)) = self.open.take() else { panic!("a method before any path") };
-        let filter = MethodFilter::try_from(method.clone()).unwrap_or(MethodFilter::GET);
         self.open = Some((path, route.on(filter, handler.clone())));
         if !path.contains('{') {
             let endpoint: Endpoint = Box::new(move |req, state| handler.clone().call(req, state));
@@ -174,23 +173,23 @@ impl Routes {
     }
 
     fn get<H: Handler<T, Arc<AppState>, Future = HandlerFuture>, T: 'static>(self, handler: H) -> Routes {
-        self.on(Method::GET, handler)
+        self.on((Method::GET, MethodFilter::GET), handler)
     }
 
     fn post<H: Handler<T, Arc<AppState>, Future = HandlerFuture>, T: 'static>(self, handler: H) -> Routes {
-        self.on(Method::POST, handler)
+        self.on((Method::POST, MethodFilter::POST), handler)
     }
 
     fn put<H: Handler<T, Arc<AppState>, Future = HandlerFuture>, T: 'static>(self, handler: H) -> Routes {
-        self.on(Method::PUT, handler)
+        self.on((Method::PUT, MethodFilter::PUT), handler)
     }
 
     fn patch<H: Handler<T, Arc<AppState>, Future = HandlerFuture>, T: 'static>(self, handler: H) -> Routes {
-        self.on(Method::PATCH, handler)
+        self.on((Method::PATCH, MethodFilter::PATCH), handler)
     }
 
     fn delete<H: Handler<T, Arc<AppState>, Future = HandlerFuture>, T: 'static>(self, handler: H) -> Routes {
-        self.on(Method::DELETE, handler)
+        self.on((Method::DELETE, MethodFilter::DELETE), handler)
     }
 }
 
@@ -356,6 +355,7 @@ async fn steps(app: Arc<AppState>, mut req: Request, next: Next) -> Response {
         Err(injected) => injected,
         Ok(plan) => {
             if let Some(d) = plan.sleep {
+                // Boxed: a timer would make every request's future larger for a rare fault.
                 Box::pin(tokio::time::sleep(d)).await;
             }
             let response = next.run(req).await;
