@@ -1,8 +1,8 @@
 //! The in-process run: exactly `movements` single-line movements, each with its own
 //! `Idempotency-Key`, sent one after the other through the emulator's whole HTTP application
-//! (`twh_emulator::app`: router, middleware, auth, JSON extraction, idempotency, ledger,
-//! rendering) with `tower::ServiceExt::oneshot`, as the server does for each request, but with
-//! no sockets.
+//! (`twh_emulator::app`: request-id, metering and fault steps, router, auth, JSON extraction,
+//! idempotency, ledger, rendering) with `tower::ServiceExt::oneshot`, as the server does for each
+//! request, but with no sockets.
 //!
 //! It measures the resident memory of this process before and after (so it runs in a process of
 //! its own), and the time of every call: with one request at a time and no network, a call's time
@@ -57,8 +57,8 @@ pub struct InprocReport {
     pub blocks: Vec<Block>,
 }
 
-async fn call(router: &twh_emulator::App, req: Request<Full<Bytes>>) -> anyhow::Result<(u16, Bytes)> {
-    let response = router.clone().oneshot(req.map(axum::body::Body::new)).await?;
+async fn call(app: &twh_emulator::App, req: Request<Full<Bytes>>) -> anyhow::Result<(u16, Bytes)> {
+    let response = app.clone().oneshot(req.map(axum::body::Body::new)).await?;
     let status = response.status().as_u16();
     let body = response.into_body().collect().await?.to_bytes();
     Ok((status, body))
@@ -73,13 +73,8 @@ fn post(path: &str, bearer: &str, key: Option<&str>, body: Bytes) -> anyhow::Res
     Ok(b.body(Full::new(body))?)
 }
 
-async fn create(
-    router: &twh_emulator::App,
-    bearer: &str,
-    path: &str,
-    body: serde_json::Value,
-) -> anyhow::Result<String> {
-    let (status, bytes) = call(router, post(path, bearer, None, Bytes::from(body.to_string()))?).await?;
+async fn create(app: &twh_emulator::App, bearer: &str, path: &str, body: serde_json::Value) -> anyhow::Result<String> {
+    let (status, bytes) = call(app, post(path, bearer, None, Bytes::from(body.to_string()))?).await?;
     if status != 201 {
         bail!("POST {path} answered {status}: {}", String::from_utf8_lossy(&bytes));
     }
@@ -101,18 +96,18 @@ pub fn run(movements: u64, pairs: usize, block: u64) -> anyhow::Result<InprocRep
         };
         let sandbox = emulator.create_sandbox(pro).map_err(|e| anyhow::anyhow!("create sandbox: {e}"))?;
         let bearer = format!("Bearer {}", sandbox.secret_key);
-        let router = twh_emulator::app(emulator.state().clone());
+        let app = twh_emulator::app(emulator.state().clone());
         let mut bodies = Vec::new();
         let mut items = Vec::new();
         for i in 0..pairs {
             items.push(
-                create(&router, &bearer, "/v1/items", serde_json::json!({"sku": format!("mem-{i}"), "name": "Memory"}))
+                create(&app, &bearer, "/v1/items", serde_json::json!({"sku": format!("mem-{i}"), "name": "Memory"}))
                     .await?,
             );
         }
         for i in 0..pairs {
             let location = create(
-                &router,
+                &app,
                 &bearer,
                 "/v1/locations",
                 serde_json::json!({"code": format!("mem-{i}"), "name": "Memory"}),
@@ -147,7 +142,7 @@ pub fn run(movements: u64, pairs: usize, block: u64) -> anyhow::Result<InprocRep
             let cpu_before = procfs::thread_cpu_ns();
             let t = Instant::now();
             let req = post("/v1/stock-movements", &bearer, Some(&key), bodies[n as usize % bodies.len()].clone())?;
-            let (status, body) = call(&router, req).await?;
+            let (status, body) = call(&app, req).await?;
             let ns = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX).max(1);
             let cpu_ns = procfs::thread_cpu_ns().saturating_sub(cpu_before).max(1);
             if status != 201 {

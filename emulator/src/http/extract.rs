@@ -116,11 +116,12 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for Json<T> {
         let uri = req.uri().clone();
         if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
             let essence = ct.to_str().unwrap_or_default().split(';').next().unwrap_or_default().trim().as_bytes();
-            let (json, suffix) = (b"application/json".as_slice(), b"+json".as_slice());
-            let structured = essence.len() > 12
-                && essence[..12].eq_ignore_ascii_case(b"application/")
+            // `application/json` or `application/<anything>+json`, in any case.
+            let (prefix, suffix) = (b"application/".as_slice(), b"+json".as_slice());
+            let structured = essence.len() > prefix.len()
+                && essence[..prefix.len()].eq_ignore_ascii_case(prefix)
                 && essence[essence.len() - suffix.len()..].eq_ignore_ascii_case(suffix);
-            if !(essence.eq_ignore_ascii_case(json) || structured) {
+            if !(essence.eq_ignore_ascii_case(b"application/json") || structured) {
                 return Err(ApiError::new(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     "unsupported_media_type",

@@ -158,6 +158,7 @@ impl Routes {
         }
     }
 
+    /// Adds `handler` for a method of the open path.
     fn on<H, T>(mut self, (method, filter): (Method, MethodFilter), handler: H) -> Routes
     where
         H: Handler<T, Arc<AppState>, Future = HandlerFuture>,
@@ -171,27 +172,14 @@ impl Routes {
         }
         self
     }
-
-    fn get<H: Handler<T, Arc<AppState>, Future = HandlerFuture>, T: 'static>(self, handler: H) -> Routes {
-        self.on((Method::GET, MethodFilter::GET), handler)
-    }
-
-    fn post<H: Handler<T, Arc<AppState>, Future = HandlerFuture>, T: 'static>(self, handler: H) -> Routes {
-        self.on((Method::POST, MethodFilter::POST), handler)
-    }
-
-    fn put<H: Handler<T, Arc<AppState>, Future = HandlerFuture>, T: 'static>(self, handler: H) -> Routes {
-        self.on((Method::PUT, MethodFilter::PUT), handler)
-    }
-
-    fn patch<H: Handler<T, Arc<AppState>, Future = HandlerFuture>, T: 'static>(self, handler: H) -> Routes {
-        self.on((Method::PATCH, MethodFilter::PATCH), handler)
-    }
-
-    fn delete<H: Handler<T, Arc<AppState>, Future = HandlerFuture>, T: 'static>(self, handler: H) -> Routes {
-        self.on((Method::DELETE, MethodFilter::DELETE), handler)
-    }
 }
+
+/// The methods of the route table, with the router's filter for each.
+const GET: (Method, MethodFilter) = (Method::GET, MethodFilter::GET);
+const POST: (Method, MethodFilter) = (Method::POST, MethodFilter::POST);
+const PUT: (Method, MethodFilter) = (Method::PUT, MethodFilter::PUT);
+const PATCH: (Method, MethodFilter) = (Method::PATCH, MethodFilter::PATCH);
+const DELETE: (Method, MethodFilter) = (Method::DELETE, MethodFilter::DELETE);
 
 // One line a path, as a table.
 #[rustfmt::skip]
@@ -202,50 +190,50 @@ fn routes() -> Routes {
     use ops as o;
     use webhooks as w;
     Routes::default()
-        .at("/v1/sandboxes").post(l::create_sandbox)
-        .at("/v1/sandbox").get(l::get_sandbox).delete(l::delete_sandbox)
-        .at("/v1/sandbox/reset").post(l::reset_sandbox)
-        .at("/v1/api-keys/roll").post(l::roll_key)
-        .at("/v1/items").get(l::list_items).post(l::create_item)
-        .at("/v1/items/{id}").get(l::get_item).patch(l::update_item).delete(l::archive_item)
-        .at("/v1/locations").get(l::list_locations).post(l::create_location)
-        .at("/v1/locations/{id}").get(l::get_location).patch(l::update_location).delete(l::archive_location)
-        .at("/v1/stock-movements").get(l::list_movements).post(l::create_movement)
-        .at("/v1/stock-movements/batch").post(l::create_batch)
-        .at("/v1/stock-movements/{id}").get(l::get_movement).put(l::movement_immutable).patch(l::movement_immutable).delete(l::movement_immutable)
-        .at("/v1/stock-movements/{id}/reverse").post(l::reverse_movement)
-        .at("/v1/stock-levels").get(l::list_levels)
-        .at("/v1/items/{item_id}/stock-levels/{location_id}").get(l::get_level)
-        .at("/v1/events").get(l::list_events)
-        .at("/v1/events/{id}").get(l::get_event)
-        .at("/v1/webhook-endpoints").get(w::list_endpoints).post(w::create_endpoint)
-        .at("/v1/webhook-endpoints/{id}").get(w::get_endpoint).patch(w::update_endpoint).delete(w::delete_endpoint)
-        .at("/v1/webhook-endpoints/{id}/rotate-secret").post(w::rotate_secret)
-        .at("/v1/webhook-endpoints/{id}/test").post(w::test_endpoint)
-        .at("/v1/webhook-endpoints/{id}/replay").post(w::replay_endpoint)
-        .at("/v1/webhook-deliveries").get(w::list_deliveries)
-        .at("/v1/webhook-deliveries/{id}").get(w::get_delivery)
-        .at("/v1/webhook-deliveries/{id}/replay").post(w::replay_delivery)
-        .at("/v1/plans").get(b::list_plans)
-        .at("/v1/subscription").get(b::get_subscription).post(b::update_subscription)
-        .at("/v1/usage").get(b::get_usage)
-        .at("/v1/usage/export").get(b::export_usage)
-        .at("/v1/invoices").get(b::list_invoices)
-        .at("/v1/invoices/{id}").get(b::get_invoice)
-        .at("/v1/reconciliations").get(o::list_reconciliations).post(o::create_reconciliation)
-        .at("/v1/reconciliations/{id}").get(o::get_reconciliation)
-        .at("/v1/jobs").post(o::create_job)
-        .at("/v1/jobs/{id}").get(o::get_job)
-        .at("/_emulator/health").get(c::health)
-        .at("/_emulator/clock").get(c::clock)
-        .at("/_emulator/clock/advance").post(c::advance)
-        .at("/_emulator/faults").get(c::list_faults).post(c::add_fault).delete(c::clear_faults)
-        .at("/_emulator/faults/corrupt-stock-level").post(faults::corrupt_stock_level)
-        .at("/_emulator/state").get(c::export_state).put(c::import_state)
-        .at("/_emulator/reset").post(c::reset)
-        .at("/_emulator/sink/{name}").get(w::sink_list).post(w::sink_receive).delete(w::sink_clear)
-        .at("/openapi.json").get(c::openapi)
-        .at("/openapi/postman.json").get(c::postman)
+        .at("/v1/sandboxes").on(POST, l::create_sandbox)
+        .at("/v1/sandbox").on(GET, l::get_sandbox).on(DELETE, l::delete_sandbox)
+        .at("/v1/sandbox/reset").on(POST, l::reset_sandbox)
+        .at("/v1/api-keys/roll").on(POST, l::roll_key)
+        .at("/v1/items").on(GET, l::list_items).on(POST, l::create_item)
+        .at("/v1/items/{id}").on(GET, l::get_item).on(PATCH, l::update_item).on(DELETE, l::archive_item)
+        .at("/v1/locations").on(GET, l::list_locations).on(POST, l::create_location)
+        .at("/v1/locations/{id}").on(GET, l::get_location).on(PATCH, l::update_location).on(DELETE, l::archive_location)
+        .at("/v1/stock-movements").on(GET, l::list_movements).on(POST, l::create_movement)
+        .at("/v1/stock-movements/batch").on(POST, l::create_batch)
+        .at("/v1/stock-movements/{id}").on(GET, l::get_movement).on(PUT, l::movement_immutable).on(PATCH, l::movement_immutable).on(DELETE, l::movement_immutable)
+        .at("/v1/stock-movements/{id}/reverse").on(POST, l::reverse_movement)
+        .at("/v1/stock-levels").on(GET, l::list_levels)
+        .at("/v1/items/{item_id}/stock-levels/{location_id}").on(GET, l::get_level)
+        .at("/v1/events").on(GET, l::list_events)
+        .at("/v1/events/{id}").on(GET, l::get_event)
+        .at("/v1/webhook-endpoints").on(GET, w::list_endpoints).on(POST, w::create_endpoint)
+        .at("/v1/webhook-endpoints/{id}").on(GET, w::get_endpoint).on(PATCH, w::update_endpoint).on(DELETE, w::delete_endpoint)
+        .at("/v1/webhook-endpoints/{id}/rotate-secret").on(POST, w::rotate_secret)
+        .at("/v1/webhook-endpoints/{id}/test").on(POST, w::test_endpoint)
+        .at("/v1/webhook-endpoints/{id}/replay").on(POST, w::replay_endpoint)
+        .at("/v1/webhook-deliveries").on(GET, w::list_deliveries)
+        .at("/v1/webhook-deliveries/{id}").on(GET, w::get_delivery)
+        .at("/v1/webhook-deliveries/{id}/replay").on(POST, w::replay_delivery)
+        .at("/v1/plans").on(GET, b::list_plans)
+        .at("/v1/subscription").on(GET, b::get_subscription).on(POST, b::update_subscription)
+        .at("/v1/usage").on(GET, b::get_usage)
+        .at("/v1/usage/export").on(GET, b::export_usage)
+        .at("/v1/invoices").on(GET, b::list_invoices)
+        .at("/v1/invoices/{id}").on(GET, b::get_invoice)
+        .at("/v1/reconciliations").on(GET, o::list_reconciliations).on(POST, o::create_reconciliation)
+        .at("/v1/reconciliations/{id}").on(GET, o::get_reconciliation)
+        .at("/v1/jobs").on(POST, o::create_job)
+        .at("/v1/jobs/{id}").on(GET, o::get_job)
+        .at("/_emulator/health").on(GET, c::health)
+        .at("/_emulator/clock").on(GET, c::clock)
+        .at("/_emulator/clock/advance").on(POST, c::advance)
+        .at("/_emulator/faults").on(GET, c::list_faults).on(POST, c::add_fault).on(DELETE, c::clear_faults)
+        .at("/_emulator/faults/corrupt-stock-level").on(POST, faults::corrupt_stock_level)
+        .at("/_emulator/state").on(GET, c::export_state).on(PUT, c::import_state)
+        .at("/_emulator/reset").on(POST, c::reset)
+        .at("/_emulator/sink/{name}").on(GET, w::sink_list).on(POST, w::sink_receive).on(DELETE, w::sink_clear)
+        .at("/openapi.json").on(GET, c::openapi)
+        .at("/openapi/postman.json").on(GET, c::postman)
 }
 
 /// The paths the router serves, as written in the route table.
@@ -258,15 +246,13 @@ pub fn app(state: Arc<AppState>) -> App {
     let mut routes = routes();
     routes.close();
     let router = routes.router.fallback(|| async { ApiError::no_route() }).with_state(state.clone());
-    let next = Next { state: state.clone(), router, direct: Arc::new(routes.direct) };
-    App { state, next }
+    App { next: Next { state, router, direct: Arc::new(routes.direct) } }
 }
 
 /// The HTTP application: the steps of the module docs around the router. A `tower::Service`
 /// of `Request`s, cheap to clone.
 #[derive(Clone, Debug)]
 pub struct App {
-    state: Arc<AppState>,
     next: Next,
 }
 
@@ -280,7 +266,7 @@ impl Service<Request> for App {
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        Box::pin(request_id(self.state.clone(), req, self.next.clone()))
+        Box::pin(request_id(self.next.state.clone(), req, self.next.clone()))
     }
 }
 
