@@ -50,6 +50,8 @@ struct Op {
     ok_headers: Vec<&'static str>,
     csv: bool,
     errors: Vec<u16>,
+    /// The name of the SDK method, where it is not the operation id (`x-sdk-name`).
+    sdk_name: Option<&'static str>,
 }
 
 fn op(method: &'static str, path: &'static str, id: &'static str, tag: &'static str, summary: &'static str) -> Op {
@@ -72,10 +74,17 @@ fn op(method: &'static str, path: &'static str, id: &'static str, tag: &'static 
         ok_headers: Vec::new(),
         csv: false,
         errors,
+        sdk_name: None,
     }
 }
 
 impl Op {
+    /// Names the SDK method (`x-sdk-name`): the SDKs are generated from the document, and their
+    /// names are shorter than some operation ids (`create_movement`, not `create_stock_movement`).
+    fn sdk(mut self, name: &'static str) -> Op {
+        self.sdk_name = Some(name);
+        self
+    }
     fn describe(mut self, d: &'static str) -> Op {
         self.description = d;
         self
@@ -243,6 +252,7 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             .returns(200, schema::<Location>(g))
             .etag(),
         op("get", "/v1/stock-movements", "list_stock_movements", "stock-movements", "List stock movements (the ledger)")
+            .sdk("list_movements")
             .query("item_id", "Only this item.", json!({"type": "string"}))
             .query("location_id", "Only movements with a line at this location.", json!({"type": "string"}))
             .query("type", "Only this type.", string_enum(&["receipt", "shipment", "adjustment", "transfer"]))
@@ -252,6 +262,7 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             .list()
             .returns(200, schema::<MovementList>(g)),
         op("post", "/v1/stock-movements", "create_stock_movement", "stock-movements", "Record a stock movement")
+            .sdk("create_movement")
             .describe("Idempotency-Key is required. `If-Match` may carry the ETag of the (first) stock level it changes: stale → 412 and nothing is written. PUT, PATCH and DELETE on movements answer 405 `ledger_immutable` with `Allow: GET`.")
             .idempotent(true)
             .param(json!({"$ref": "#/components/parameters/IfMatch"}))
@@ -261,16 +272,19 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             .location()
             .errors(&[404, 409, 412]),
         op("post", "/v1/stock-movements/batch", "create_stock_movement_batch", "stock-movements", "Record 1..=1000 movements, all or nothing")
+            .sdk("create_movement_batch")
             .describe("An error names the failing entry, like `movements[3].quantity`.")
             .idempotent(true)
             .body(schema::<CreateMovementBatch>(g), true)
             .returns(201, schema::<MovementBatch>(g))
             .errors(&[404, 409]),
         op("get", "/v1/stock-movements/{id}", "get_stock_movement", "stock-movements", "Get a stock movement")
+            .sdk("get_movement")
             .path_id("id", "stock movement")
             .conditional_get()
             .returns(200, schema::<Movement>(g)),
         op("post", "/v1/stock-movements/{id}/reverse", "reverse_stock_movement", "stock-movements", "Reverse a stock movement")
+            .sdk("reverse_movement")
             .describe("Writes a new movement that undoes it (`reverses: <id>`); reversing twice answers 409 `already_reversed`.")
             .path_id("id", "stock movement")
             .idempotent(true)
@@ -527,6 +541,9 @@ fn build() -> Value {
         let mut operation = Map::new();
         operation.insert("operationId".into(), json!(o.id));
         operation.insert("tags".into(), json!([o.tag]));
+        if let Some(name) = o.sdk_name {
+            operation.insert("x-sdk-name".into(), json!(name));
+        }
         operation.insert("summary".into(), json!(o.summary));
         if !o.description.is_empty() {
             operation.insert("description".into(), json!(o.description));

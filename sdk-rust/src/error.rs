@@ -161,7 +161,122 @@ impl fmt::Display for ApiError {
     }
 }
 
+/// The kind of an [`Error`], with a stable name: the one table the Python and Node packages map
+/// to their exception classes (`twh.NotFoundError`, `NotFoundError`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// [`Error::Authentication`].
+    Authentication,
+    /// [`Error::Permission`].
+    Permission,
+    /// [`Error::NotFound`].
+    NotFound,
+    /// [`Error::Conflict`].
+    Conflict,
+    /// [`Error::IdempotencyKeyReused`].
+    IdempotencyKeyReused,
+    /// [`Error::Validation`].
+    Validation,
+    /// [`Error::PreconditionFailed`].
+    PreconditionFailed,
+    /// [`Error::PreconditionRequired`].
+    PreconditionRequired,
+    /// [`Error::RateLimited`].
+    RateLimited,
+    /// [`Error::QuotaExceeded`].
+    QuotaExceeded,
+    /// [`Error::Server`].
+    Server,
+    /// [`Error::Api`].
+    Api,
+    /// [`Error::Connection`].
+    Connection,
+    /// [`Error::Timeout`].
+    Timeout,
+    /// [`Error::UnexpectedResponse`].
+    UnexpectedResponse,
+    /// [`Error::InvalidRequest`].
+    InvalidRequest,
+    /// [`Error::Configuration`].
+    Configuration,
+    /// [`Error::WebhookVerification`].
+    WebhookVerification,
+}
+
+impl ErrorKind {
+    /// Every kind, in the order of the enum.
+    pub const ALL: [ErrorKind; 18] = [
+        ErrorKind::Authentication,
+        ErrorKind::Permission,
+        ErrorKind::NotFound,
+        ErrorKind::Conflict,
+        ErrorKind::IdempotencyKeyReused,
+        ErrorKind::Validation,
+        ErrorKind::PreconditionFailed,
+        ErrorKind::PreconditionRequired,
+        ErrorKind::RateLimited,
+        ErrorKind::QuotaExceeded,
+        ErrorKind::Server,
+        ErrorKind::Api,
+        ErrorKind::Connection,
+        ErrorKind::Timeout,
+        ErrorKind::UnexpectedResponse,
+        ErrorKind::InvalidRequest,
+        ErrorKind::Configuration,
+        ErrorKind::WebhookVerification,
+    ];
+
+    /// The kind's stable snake_case name (`not_found`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Authentication => "authentication",
+            ErrorKind::Permission => "permission",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::IdempotencyKeyReused => "idempotency_key_reused",
+            ErrorKind::Validation => "validation",
+            ErrorKind::PreconditionFailed => "precondition_failed",
+            ErrorKind::PreconditionRequired => "precondition_required",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::QuotaExceeded => "quota_exceeded",
+            ErrorKind::Server => "server",
+            ErrorKind::Api => "api",
+            ErrorKind::Connection => "connection",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::UnexpectedResponse => "unexpected_response",
+            ErrorKind::InvalidRequest => "invalid_request",
+            ErrorKind::Configuration => "configuration",
+            ErrorKind::WebhookVerification => "webhook_verification",
+        }
+    }
+}
+
 impl Error {
+    /// The kind of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Authentication(_) => ErrorKind::Authentication,
+            Error::Permission(_) => ErrorKind::Permission,
+            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::Conflict(_) => ErrorKind::Conflict,
+            Error::IdempotencyKeyReused(_) => ErrorKind::IdempotencyKeyReused,
+            Error::Validation(_) => ErrorKind::Validation,
+            Error::PreconditionFailed(_) => ErrorKind::PreconditionFailed,
+            Error::PreconditionRequired(_) => ErrorKind::PreconditionRequired,
+            Error::RateLimited(_) => ErrorKind::RateLimited,
+            Error::QuotaExceeded(_) => ErrorKind::QuotaExceeded,
+            Error::Server(_) => ErrorKind::Server,
+            Error::Api(_) => ErrorKind::Api,
+            Error::Connection { .. } => ErrorKind::Connection,
+            Error::Timeout { .. } => ErrorKind::Timeout,
+            Error::UnexpectedResponse { .. } => ErrorKind::UnexpectedResponse,
+            Error::InvalidRequest(_) => ErrorKind::InvalidRequest,
+            Error::Configuration(_) => ErrorKind::Configuration,
+            Error::WebhookVerification(_) => ErrorKind::WebhookVerification,
+        }
+    }
+
     /// The answer's details, for errors that had an answer.
     pub fn api_error(&self) -> Option<&ApiError> {
         match self {

@@ -12,6 +12,8 @@ pub mod generated;
 mod billing;
 mod client;
 mod config;
+#[cfg(feature = "dispatch")]
+pub mod dispatch;
 pub mod error;
 pub mod etag;
 mod events;
@@ -37,7 +39,7 @@ pub use config::{
     API_KEY_ENV, ApiKey, BASE_URL_ENV, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT,
     USER_AGENT,
 };
-pub use error::{ApiError, Error, Result};
+pub use error::{ApiError, Error, ErrorKind, Result};
 pub use etag::{ETag, ResponseValueExt, Versioned};
 pub use events::EventQuery;
 pub use generated::types;

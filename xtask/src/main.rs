@@ -4,10 +4,15 @@
 //!   and `openapi/postman.json`, the Postman collection made from it ([`postman`]); with
 //!   `--check`, fails instead when either committed file differs.
 //! - `cargo xtask generate [--check]`: writes `sdk-rust/src/generated.rs`, the progenitor client
-//!   of `openapi/openapi.json`; with `--check`, fails instead when the committed file is stale.
+//!   of `openapi/openapi.json`, and from the same document, through one operation model
+//!   ([`ops`]), the shared dispatch's table (`sdk-rust/src/operations.rs`), the Python methods
+//!   and stubs, and the Node methods and `.d.ts` ([`sdks`]); with `--check`, fails instead when a
+//!   committed file is stale.
 
 mod generate;
+mod ops;
 mod postman;
+mod sdks;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,7 +49,8 @@ fn main() -> ExitCode {
         .and_then(|()| postman::collection_text(twh_emulator::openapi::document()))
         .and_then(|text| write_or_check(root().join("openapi/postman.json"), &text, check, "openapi")),
         Some("generate") => generate::client(&root().join("openapi/openapi.json"))
-            .and_then(|text| write_or_check(root().join("sdk-rust/src/generated.rs"), &text, check, "generate")),
+            .and_then(|text| write_or_check(root().join("sdk-rust/src/generated.rs"), &text, check, "generate"))
+            .and_then(|()| sdks::all(check)),
         _ => Err("usage: cargo xtask openapi [--check] | cargo xtask generate [--check]".to_owned()),
     };
     match result {
