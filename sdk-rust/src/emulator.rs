@@ -26,6 +26,86 @@ pub use twh_emulator::Config;
 use crate::sandboxes::SandboxCreated;
 use crate::{Client, ClientBuilder, Error, Result, types};
 
+/// The in-process emulator's settings as the Python and Node packages take them (each as
+/// `twh-emulator serve` has it; unset: its default), read from JSON with snake_case names so
+/// both packages share one reading of them. Unknown names are refused.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Options {
+    /// Port on 127.0.0.1 (default: any free port).
+    pub port: Option<u16>,
+    /// Sustained requests per second per API key (0 turns the rate limit off; default 1000).
+    pub rate_limit_per_second: Option<u64>,
+    /// Token-bucket size per API key (default 2000).
+    pub rate_limit_burst: Option<u64>,
+    /// Webhook retry delays, in seconds (default 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h).
+    pub webhook_retry_schedule_seconds: Option<Vec<u64>>,
+    /// Timeout of one webhook attempt, in milliseconds (default 15 000; more than 0).
+    pub webhook_timeout_ms: Option<u64>,
+    /// How long a rolled secret key keeps working, in seconds of emulator time (default 86 400).
+    pub key_grace_seconds: Option<u32>,
+    /// How long idempotency records live, in seconds of emulator time (default 86 400).
+    pub idempotency_ttl_seconds: Option<u32>,
+    /// Hard monthly quotas of the `free` plan, by meter (`api_requests`, `ledger_lines`,
+    /// `webhook_attempts`).
+    pub free_quotas: Option<std::collections::BTreeMap<String, u64>>,
+    /// Keep the state in this directory and recover it on the next start (default: in memory).
+    pub data_dir: Option<std::path::PathBuf>,
+}
+
+impl Options {
+    /// Reads options from JSON text (an object; `null` values are unset).
+    pub fn from_json(text: &str) -> Result<Options> {
+        serde_json::from_str(text).map_err(|e| Error::InvalidRequest(format!("emulator options: {e}")))
+    }
+
+    /// The emulator configuration these options describe.
+    pub fn into_config(self) -> Result<Config> {
+        let invalid = |m: String| Error::InvalidRequest(format!("emulator options: {m}"));
+        let mut config = Config::default();
+        if let Some(port) = self.port {
+            config.port = port;
+        }
+        if let Some(n) = self.rate_limit_per_second {
+            config.http.rate_limit_per_second = n;
+        }
+        if let Some(n) = self.rate_limit_burst {
+            config.http.rate_limit_burst = n;
+        }
+        if let Some(schedule) = self.webhook_retry_schedule_seconds {
+            config.webhooks.retry_schedule_seconds = schedule;
+        }
+        if let Some(ms) = self.webhook_timeout_ms {
+            if ms == 0 {
+                return Err(invalid("webhook_timeout_ms must be more than 0".into()));
+            }
+            config.webhooks.timeout = Duration::from_millis(ms);
+        }
+        if let Some(s) = self.key_grace_seconds {
+            config.settings.key_grace_seconds = i64::from(s);
+        }
+        if let Some(s) = self.idempotency_ttl_seconds {
+            config.settings.idempotency_ttl_seconds = i64::from(s);
+        }
+        if let Some(dir) = self.data_dir {
+            if dir.as_os_str().is_empty() {
+                return Err(invalid("data_dir must not be empty".into()));
+            }
+            config.data_dir = Some(dir);
+        }
+        for (meter, limit) in self.free_quotas.unwrap_or_default() {
+            let quotas = &mut config.settings.plans.free.quotas;
+            match meter.as_str() {
+                "api_requests" => quotas.api_requests = limit,
+                "ledger_lines" => quotas.ledger_lines = limit,
+                "webhook_attempts" => quotas.webhook_attempts = limit,
+                other => return Err(invalid(format!("free_quotas: unknown meter {other:?}"))),
+            }
+        }
+        Ok(config)
+    }
+}
+
 /// A running emulator (SDK.md "The emulator from each language").
 #[derive(Debug)]
 pub struct Emulator {
