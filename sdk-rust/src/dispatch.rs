@@ -69,6 +69,8 @@ pub struct Operation {
     pub path_params: &'static [&'static str],
     /// Query parameters.
     pub query: &'static [&'static str],
+    /// Query parameters always sent, with their values (`format=csv` of a CSV form).
+    pub fixed_query: &'static [(&'static str, &'static str)],
     /// `Idempotency-Key`.
     pub idempotency_key: Need,
     /// `If-Match`.
@@ -187,7 +189,8 @@ fn request(
         rest = rest.get(close + 1..).unwrap_or_default();
     }
     url.push_str(rest);
-    let mut query = Vec::new();
+    let mut query: Vec<(&str, std::borrow::Cow<'_, str>)> =
+        op.fixed_query.iter().map(|(k, v)| (*k, std::borrow::Cow::Borrowed(*v))).collect();
     for name in op.query {
         if let Some(v) = text(op, args, name)? {
             query.push((*name, v));

@@ -367,10 +367,10 @@ pub mod types {
 are required), at most 4 MiB and 50,000 rows.*/
         pub data: CreateJobData,
         ///`csv`.
-        pub format: JobFormat,
+        pub format: crate::enums::JobFormat,
         ///`import_movements`.
         #[serde(rename = "type")]
-        pub type_: JobType,
+        pub type_: crate::enums::JobType,
     }
     impl CreateJob {
         pub fn builder() -> builder::CreateJob {
@@ -506,7 +506,7 @@ are required), at most 4 MiB and 50,000 rows.*/
         pub code: CreateLocationCode,
         ///Default `warehouse`.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub kind: ::std::option::Option<LocationKind>,
+        pub kind: ::std::option::Option<crate::enums::LocationKind>,
         ///1..=200 characters.
         pub name: CreateLocationName,
     }
@@ -730,7 +730,7 @@ are required), at most 4 MiB and 50,000 rows.*/
         pub to_location_id: ::std::option::Option<::std::string::String>,
         ///`receipt`, `shipment`, `adjustment` or `transfer`.
         #[serde(rename = "type")]
-        pub type_: MovementType,
+        pub type_: crate::enums::MovementType,
     }
     impl CreateMovement {
         pub fn builder() -> builder::CreateMovement {
@@ -943,10 +943,10 @@ are required), at most 4 MiB and 50,000 rows.*/
         pub name: ::std::option::Option<CreateSandboxName>,
         ///`free` (default) or `pro`.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub plan: ::std::option::Option<Plan>,
+        pub plan: ::std::option::Option<crate::enums::Plan>,
         ///`demo` or `empty` (default).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub seed: ::std::option::Option<Seed>,
+        pub seed: ::std::option::Option<crate::enums::Seed>,
     }
     impl CreateSandbox {
         pub fn builder() -> builder::CreateSandbox {
@@ -1398,74 +1398,6 @@ are required), at most 4 MiB and 50,000 rows.*/
                 })
         }
     }
-    /**Where a delivery stands.
-
-- `pending`: not attempted yet (or replayed);
-- `failed`: the last attempt failed and another is scheduled;
-- `succeeded`: a 2xx arrived;
-- `dead`: no more attempts (the dead-letter queue); replay re-queues it.*/
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Copy,
-        Debug,
-        Eq,
-        Hash,
-        Ord,
-        PartialEq,
-        PartialOrd
-    )]
-    pub enum DeliveryStatus {
-        #[serde(rename = "pending")]
-        Pending,
-        #[serde(rename = "failed")]
-        Failed,
-        #[serde(rename = "succeeded")]
-        Succeeded,
-        #[serde(rename = "dead")]
-        Dead,
-    }
-    impl ::std::fmt::Display for DeliveryStatus {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            match *self {
-                Self::Pending => f.write_str("pending"),
-                Self::Failed => f.write_str("failed"),
-                Self::Succeeded => f.write_str("succeeded"),
-                Self::Dead => f.write_str("dead"),
-            }
-        }
-    }
-    impl ::std::str::FromStr for DeliveryStatus {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            match value {
-                "pending" => Ok(Self::Pending),
-                "failed" => Ok(Self::Failed),
-                "succeeded" => Ok(Self::Succeeded),
-                "dead" => Ok(Self::Dead),
-                _ => Err("invalid value".into()),
-            }
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for DeliveryStatus {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for DeliveryStatus {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
     ///A pair whose snapshot disagrees with its ledger lines.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct Discrepancy {
@@ -1653,7 +1585,7 @@ are required), at most 4 MiB and 50,000 rows.*/
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct Fault {
         ///What it does.
-        pub action: FaultAction,
+        pub action: crate::enums::FaultAction,
         ///Delay in milliseconds.
         pub delay_ms: u64,
         ///`flt_…`
@@ -1674,76 +1606,6 @@ are required), at most 4 MiB and 50,000 rows.*/
             Default::default()
         }
     }
-    /**What a fault does.
-
-- `error_before_commit`: Answer with an error; nothing runs.
-- `error_after_commit`: Run and commit, then answer with an error.
-- `delay`: Wait `delay_ms`, then run.
-- `drop_connection_after_commit`: Run and commit, then close the connection with no response.*/
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Copy,
-        Debug,
-        Eq,
-        Hash,
-        Ord,
-        PartialEq,
-        PartialOrd
-    )]
-    pub enum FaultAction {
-        #[serde(rename = "error_before_commit")]
-        ErrorBeforeCommit,
-        #[serde(rename = "error_after_commit")]
-        ErrorAfterCommit,
-        #[serde(rename = "delay")]
-        Delay,
-        #[serde(rename = "drop_connection_after_commit")]
-        DropConnectionAfterCommit,
-    }
-    impl ::std::fmt::Display for FaultAction {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            match *self {
-                Self::ErrorBeforeCommit => f.write_str("error_before_commit"),
-                Self::ErrorAfterCommit => f.write_str("error_after_commit"),
-                Self::Delay => f.write_str("delay"),
-                Self::DropConnectionAfterCommit => {
-                    f.write_str("drop_connection_after_commit")
-                }
-            }
-        }
-    }
-    impl ::std::str::FromStr for FaultAction {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            match value {
-                "error_before_commit" => Ok(Self::ErrorBeforeCommit),
-                "error_after_commit" => Ok(Self::ErrorAfterCommit),
-                "delay" => Ok(Self::Delay),
-                "drop_connection_after_commit" => Ok(Self::DropConnectionAfterCommit),
-                _ => Err("invalid value".into()),
-            }
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for FaultAction {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for FaultAction {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
     ///The armed faults.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct FaultList {
@@ -1760,7 +1622,7 @@ are required), at most 4 MiB and 50,000 rows.*/
     #[serde(deny_unknown_fields)]
     pub struct FaultSpec {
         ///What to do.
-        pub action: FaultAction,
+        pub action: crate::enums::FaultAction,
         ///For `delay`: milliseconds (at most 60000).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub delay_ms: ::std::option::Option<u64>,
@@ -1889,9 +1751,9 @@ are required), at most 4 MiB and 50,000 rows.*/
         ///Start of the period (inclusive).
         pub period_start: ::chrono::DateTime<::chrono::offset::Utc>,
         ///The plan billed (the one held when the period closed).
-        pub plan: Plan,
+        pub plan: crate::enums::Plan,
         ///`issued`.
-        pub status: InvoiceStatus,
+        pub status: crate::enums::InvoiceStatus,
         ///`base_amount + Σ lines[].amount`, in minor units.
         pub subtotal: u64,
         ///What is due (no taxes in the emulator: equals `subtotal`).
@@ -1910,7 +1772,7 @@ are required), at most 4 MiB and 50,000 rows.*/
         ///The plan's quota (hard limit or included amount).
         pub included: u64,
         ///The meter.
-        pub meter: Meter,
+        pub meter: crate::enums::Meter,
         ///`max(0, quantity - included)`.
         pub overage: u64,
         ///Used in the period.
@@ -1937,58 +1799,6 @@ are required), at most 4 MiB and 50,000 rows.*/
             Default::default()
         }
     }
-    /**Where an invoice stands. Invoices are issued at the end of their period; the emulator takes
-no payments, so `issued` is final.*/
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Copy,
-        Debug,
-        Eq,
-        Hash,
-        Ord,
-        PartialEq,
-        PartialOrd
-    )]
-    pub enum InvoiceStatus {
-        #[serde(rename = "issued")]
-        Issued,
-    }
-    impl ::std::fmt::Display for InvoiceStatus {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            match *self {
-                Self::Issued => f.write_str("issued"),
-            }
-        }
-    }
-    impl ::std::str::FromStr for InvoiceStatus {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            match value {
-                "issued" => Ok(Self::Issued),
-                _ => Err("invalid value".into()),
-            }
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for InvoiceStatus {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for InvoiceStatus {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
     ///An item (a SKU).
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct Item {
@@ -2006,7 +1816,7 @@ no payments, so `issued` is final.*/
         ///Unique per sandbox.
         pub sku: ::std::string::String,
         ///`active` or `archived`.
-        pub status: Status,
+        pub status: crate::enums::Status,
         ///Unit of quantities.
         pub unit: ::std::string::String,
         ///Time of the last change.
@@ -2050,7 +1860,7 @@ no payments, so `issued` is final.*/
         ///Bad rows (at most 1000 listed).
         pub errors: ::std::vec::Vec<JobError>,
         ///`csv`.
-        pub format: JobFormat,
+        pub format: crate::enums::JobFormat,
         ///`job_…`
         pub id: ::std::string::String,
         ///Rows processed of the total.
@@ -2058,10 +1868,10 @@ no payments, so `issued` is final.*/
         ///Rows skipped because their `reference` was already imported.
         pub skipped: u64,
         ///Where it stands.
-        pub status: JobStatus,
+        pub status: crate::enums::JobStatus,
         ///`import_movements`.
         #[serde(rename = "type")]
-        pub type_: JobType,
+        pub type_: crate::enums::JobType,
     }
     impl Job {
         pub fn builder() -> builder::Job {
@@ -2081,59 +1891,6 @@ no payments, so `issued` is final.*/
             Default::default()
         }
     }
-    /**The format of a job's data.
-
-- `csv`: RFC 4180 CSV with a header record.*/
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Copy,
-        Debug,
-        Eq,
-        Hash,
-        Ord,
-        PartialEq,
-        PartialOrd
-    )]
-    pub enum JobFormat {
-        #[serde(rename = "csv")]
-        Csv,
-    }
-    impl ::std::fmt::Display for JobFormat {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            match *self {
-                Self::Csv => f.write_str("csv"),
-            }
-        }
-    }
-    impl ::std::str::FromStr for JobFormat {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            match value {
-                "csv" => Ok(Self::Csv),
-                _ => Err("invalid value".into()),
-            }
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for JobFormat {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for JobFormat {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
     ///How far a job has got.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct JobProgress {
@@ -2145,132 +1902,6 @@ no payments, so `issued` is final.*/
     impl JobProgress {
         pub fn builder() -> builder::JobProgress {
             Default::default()
-        }
-    }
-    /**Where a job stands.
-
-- `queued`: Waiting for the worker.
-- `running`: Being processed.
-- `completed`: Every row imported or skipped.
-- `completed_with_errors`: Done; some rows were bad (see `errors`).
-- `failed`: Stopped (its data could not be processed).*/
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Copy,
-        Debug,
-        Eq,
-        Hash,
-        Ord,
-        PartialEq,
-        PartialOrd
-    )]
-    pub enum JobStatus {
-        #[serde(rename = "queued")]
-        Queued,
-        #[serde(rename = "running")]
-        Running,
-        #[serde(rename = "completed")]
-        Completed,
-        #[serde(rename = "completed_with_errors")]
-        CompletedWithErrors,
-        #[serde(rename = "failed")]
-        Failed,
-    }
-    impl ::std::fmt::Display for JobStatus {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            match *self {
-                Self::Queued => f.write_str("queued"),
-                Self::Running => f.write_str("running"),
-                Self::Completed => f.write_str("completed"),
-                Self::CompletedWithErrors => f.write_str("completed_with_errors"),
-                Self::Failed => f.write_str("failed"),
-            }
-        }
-    }
-    impl ::std::str::FromStr for JobStatus {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            match value {
-                "queued" => Ok(Self::Queued),
-                "running" => Ok(Self::Running),
-                "completed" => Ok(Self::Completed),
-                "completed_with_errors" => Ok(Self::CompletedWithErrors),
-                "failed" => Ok(Self::Failed),
-                _ => Err("invalid value".into()),
-            }
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for JobStatus {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for JobStatus {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    /**What a job does.
-
-- `import_movements`: Imports stock movements from CSV.*/
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Copy,
-        Debug,
-        Eq,
-        Hash,
-        Ord,
-        PartialEq,
-        PartialOrd
-    )]
-    pub enum JobType {
-        #[serde(rename = "import_movements")]
-        ImportMovements,
-    }
-    impl ::std::fmt::Display for JobType {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            match *self {
-                Self::ImportMovements => f.write_str("import_movements"),
-            }
-        }
-    }
-    impl ::std::str::FromStr for JobType {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            match value {
-                "import_movements" => Ok(Self::ImportMovements),
-                _ => Err("invalid value".into()),
-            }
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for JobType {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for JobType {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
         }
     }
     ///`ListItemsStatus`
@@ -2578,11 +2209,11 @@ no payments, so `issued` is final.*/
         ///`loc_…`
         pub id: ::std::string::String,
         ///Kind.
-        pub kind: LocationKind,
+        pub kind: crate::enums::LocationKind,
         ///Name.
         pub name: ::std::string::String,
         ///`active` or `archived`.
-        pub status: Status,
+        pub status: crate::enums::Status,
         ///Time of the last change.
         pub updated_at: ::chrono::DateTime<::chrono::offset::Utc>,
         ///Rises by one on every change.
@@ -2591,69 +2222,6 @@ no payments, so `issued` is final.*/
     impl Location {
         pub fn builder() -> builder::Location {
             Default::default()
-        }
-    }
-    /**The kind of a location.
-
-- `warehouse`: A warehouse.
-- `store`: A store.
-- `virtual`: A virtual location (in transit, returns, …).*/
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Copy,
-        Debug,
-        Eq,
-        Hash,
-        Ord,
-        PartialEq,
-        PartialOrd
-    )]
-    pub enum LocationKind {
-        #[serde(rename = "warehouse")]
-        Warehouse,
-        #[serde(rename = "store")]
-        Store,
-        #[serde(rename = "virtual")]
-        Virtual,
-    }
-    impl ::std::fmt::Display for LocationKind {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            match *self {
-                Self::Warehouse => f.write_str("warehouse"),
-                Self::Store => f.write_str("store"),
-                Self::Virtual => f.write_str("virtual"),
-            }
-        }
-    }
-    impl ::std::str::FromStr for LocationKind {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            match value {
-                "warehouse" => Ok(Self::Warehouse),
-                "store" => Ok(Self::Store),
-                "virtual" => Ok(Self::Virtual),
-                _ => Err("invalid value".into()),
-            }
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for LocationKind {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for LocationKind {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
         }
     }
     ///A page of locations.
@@ -2670,77 +2238,13 @@ no payments, so `issued` is final.*/
             Default::default()
         }
     }
-    /**What is metered.
-
-- `api_requests`: Authenticated requests admitted (not those refused by the rate limit or the
-  `api_requests` quota).
-- `ledger_lines`: Ledger lines written (a transfer writes two).
-- `webhook_attempts`: Webhook delivery attempts made.*/
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Copy,
-        Debug,
-        Eq,
-        Hash,
-        Ord,
-        PartialEq,
-        PartialOrd
-    )]
-    pub enum Meter {
-        #[serde(rename = "api_requests")]
-        ApiRequests,
-        #[serde(rename = "ledger_lines")]
-        LedgerLines,
-        #[serde(rename = "webhook_attempts")]
-        WebhookAttempts,
-    }
-    impl ::std::fmt::Display for Meter {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            match *self {
-                Self::ApiRequests => f.write_str("api_requests"),
-                Self::LedgerLines => f.write_str("ledger_lines"),
-                Self::WebhookAttempts => f.write_str("webhook_attempts"),
-            }
-        }
-    }
-    impl ::std::str::FromStr for Meter {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            match value {
-                "api_requests" => Ok(Self::ApiRequests),
-                "ledger_lines" => Ok(Self::LedgerLines),
-                "webhook_attempts" => Ok(Self::WebhookAttempts),
-                _ => Err("invalid value".into()),
-            }
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for Meter {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for Meter {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
     ///One meter of a usage report.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct MeterUsage {
         ///Whether the quota is a hard limit.
         pub hard: bool,
         ///The meter.
-        pub meter: Meter,
+        pub meter: crate::enums::Meter,
         ///Used in the period.
         pub quantity: u64,
         ///The current plan's quota of it.
@@ -2780,7 +2284,7 @@ no payments, so `issued` is final.*/
         pub sequence: u64,
         ///Its type.
         #[serde(rename = "type")]
-        pub type_: MovementType,
+        pub type_: crate::enums::MovementType,
     }
     impl Movement {
         pub fn builder() -> builder::Movement {
@@ -2827,74 +2331,6 @@ no payments, so `issued` is final.*/
             Default::default()
         }
     }
-    /**The type of a stock movement.
-
-- `receipt`: Stock in: `+quantity`.
-- `shipment`: Stock out: `-quantity`.
-- `adjustment`: A signed, non-zero correction.
-- `transfer`: From one location to another: two lines.*/
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Copy,
-        Debug,
-        Eq,
-        Hash,
-        Ord,
-        PartialEq,
-        PartialOrd
-    )]
-    pub enum MovementType {
-        #[serde(rename = "receipt")]
-        Receipt,
-        #[serde(rename = "shipment")]
-        Shipment,
-        #[serde(rename = "adjustment")]
-        Adjustment,
-        #[serde(rename = "transfer")]
-        Transfer,
-    }
-    impl ::std::fmt::Display for MovementType {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            match *self {
-                Self::Receipt => f.write_str("receipt"),
-                Self::Shipment => f.write_str("shipment"),
-                Self::Adjustment => f.write_str("adjustment"),
-                Self::Transfer => f.write_str("transfer"),
-            }
-        }
-    }
-    impl ::std::str::FromStr for MovementType {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            match value {
-                "receipt" => Ok(Self::Receipt),
-                "shipment" => Ok(Self::Shipment),
-                "adjustment" => Ok(Self::Adjustment),
-                "transfer" => Ok(Self::Transfer),
-                _ => Err("invalid value".into()),
-            }
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for MovementType {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for MovementType {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
     ///One number per meter.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct PerMeter {
@@ -2910,64 +2346,6 @@ no payments, so `issued` is final.*/
             Default::default()
         }
     }
-    /**Billing plan of a sandbox.
-
-- `free`: Hard quotas.
-- `pro`: Higher quotas, overage billed per unit.*/
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Copy,
-        Debug,
-        Eq,
-        Hash,
-        Ord,
-        PartialEq,
-        PartialOrd
-    )]
-    pub enum Plan {
-        #[serde(rename = "free")]
-        Free,
-        #[serde(rename = "pro")]
-        Pro,
-    }
-    impl ::std::fmt::Display for Plan {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            match *self {
-                Self::Free => f.write_str("free"),
-                Self::Pro => f.write_str("pro"),
-            }
-        }
-    }
-    impl ::std::str::FromStr for Plan {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            match value {
-                "free" => Ok(Self::Free),
-                "pro" => Ok(Self::Pro),
-                _ => Err("invalid value".into()),
-            }
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for Plan {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for Plan {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
     ///A plan (`GET /v1/plans`).
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct PlanInfo {
@@ -2978,7 +2356,7 @@ no payments, so `issued` is final.*/
         ///Whether the quotas are hard (refused beyond them) or included amounts (billed beyond).
         pub hard_quotas: bool,
         ///`free` or `pro`.
-        pub id: Plan,
+        pub id: crate::enums::Plan,
         ///For people.
         pub name: ::std::string::String,
         ///Price of each unit beyond the quota, in minor units (0 on a plan with hard quotas).
@@ -3052,9 +2430,9 @@ no payments, so `issued` is final.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub location_id: ::std::option::Option<::std::string::String>,
         ///`completed` (see `ReconciliationStatus`).
-        pub status: ReconciliationStatus,
+        pub status: crate::enums::ReconciliationStatus,
         ///`manual` or `nightly`.
-        pub trigger: ReconciliationTrigger,
+        pub trigger: crate::enums::ReconciliationTrigger,
     }
     impl Reconciliation {
         pub fn builder() -> builder::Reconciliation {
@@ -3073,122 +2451,6 @@ no payments, so `issued` is final.*/
     impl ReconciliationList {
         pub fn builder() -> builder::ReconciliationList {
             Default::default()
-        }
-    }
-    /**Where a run stands.
-
-- `running`: Under way (never observed here: runs complete before they are returned).
-- `completed`: Done.*/
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Copy,
-        Debug,
-        Eq,
-        Hash,
-        Ord,
-        PartialEq,
-        PartialOrd
-    )]
-    pub enum ReconciliationStatus {
-        #[serde(rename = "running")]
-        Running,
-        #[serde(rename = "completed")]
-        Completed,
-    }
-    impl ::std::fmt::Display for ReconciliationStatus {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            match *self {
-                Self::Running => f.write_str("running"),
-                Self::Completed => f.write_str("completed"),
-            }
-        }
-    }
-    impl ::std::str::FromStr for ReconciliationStatus {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            match value {
-                "running" => Ok(Self::Running),
-                "completed" => Ok(Self::Completed),
-                _ => Err("invalid value".into()),
-            }
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for ReconciliationStatus {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for ReconciliationStatus {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    /**What started a run.
-
-- `manual`: `POST /v1/reconciliations`.
-- `nightly`: The daily run at 00:00 UTC of the emulator clock.*/
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Copy,
-        Debug,
-        Eq,
-        Hash,
-        Ord,
-        PartialEq,
-        PartialOrd
-    )]
-    pub enum ReconciliationTrigger {
-        #[serde(rename = "manual")]
-        Manual,
-        #[serde(rename = "nightly")]
-        Nightly,
-    }
-    impl ::std::fmt::Display for ReconciliationTrigger {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            match *self {
-                Self::Manual => f.write_str("manual"),
-                Self::Nightly => f.write_str("nightly"),
-            }
-        }
-    }
-    impl ::std::str::FromStr for ReconciliationTrigger {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            match value {
-                "manual" => Ok(Self::Manual),
-                "nightly" => Ok(Self::Nightly),
-                _ => Err("invalid value".into()),
-            }
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for ReconciliationTrigger {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for ReconciliationTrigger {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
         }
     }
     ///How many deliveries a bulk replay re-queued.
@@ -3210,7 +2472,7 @@ no payments, so `issued` is final.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub since: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
         ///Which deliveries: only `dead` is accepted.
-        pub status: DeliveryStatus,
+        pub status: crate::enums::DeliveryStatus,
         ///Only deliveries created before this time.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub until: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
@@ -3680,69 +2942,11 @@ no payments, so `issued` is final.*/
         ///Its name.
         pub name: ::std::string::String,
         ///Its plan.
-        pub plan: Plan,
+        pub plan: crate::enums::Plan,
     }
     impl Sandbox {
         pub fn builder() -> builder::Sandbox {
             Default::default()
-        }
-    }
-    /**What a new sandbox starts with.
-
-- `demo`: A small catalogue: items, locations and movements.
-- `empty`: Nothing.*/
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Copy,
-        Debug,
-        Eq,
-        Hash,
-        Ord,
-        PartialEq,
-        PartialOrd
-    )]
-    pub enum Seed {
-        #[serde(rename = "demo")]
-        Demo,
-        #[serde(rename = "empty")]
-        Empty,
-    }
-    impl ::std::fmt::Display for Seed {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            match *self {
-                Self::Demo => f.write_str("demo"),
-                Self::Empty => f.write_str("empty"),
-            }
-        }
-    }
-    impl ::std::str::FromStr for Seed {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            match value {
-                "demo" => Ok(Self::Demo),
-                "empty" => Ok(Self::Empty),
-                _ => Err("invalid value".into()),
-            }
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for Seed {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for Seed {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
         }
     }
     ///A request the sink received.
@@ -3772,64 +2976,6 @@ no payments, so `issued` is final.*/
     impl SinkList {
         pub fn builder() -> builder::SinkList {
             Default::default()
-        }
-    }
-    /**Whether an item or location takes new movements.
-
-- `active`: Takes movements.
-- `archived`: Readable, takes no new movements.*/
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Copy,
-        Debug,
-        Eq,
-        Hash,
-        Ord,
-        PartialEq,
-        PartialOrd
-    )]
-    pub enum Status {
-        #[serde(rename = "active")]
-        Active,
-        #[serde(rename = "archived")]
-        Archived,
-    }
-    impl ::std::fmt::Display for Status {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            match *self {
-                Self::Active => f.write_str("active"),
-                Self::Archived => f.write_str("archived"),
-            }
-        }
-    }
-    impl ::std::str::FromStr for Status {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            match value {
-                "active" => Ok(Self::Active),
-                "archived" => Ok(Self::Archived),
-                _ => Err("invalid value".into()),
-            }
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for Status {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for Status {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
         }
     }
     ///A stock level: the snapshot of one (item, location) pair.
@@ -3877,7 +3023,7 @@ no payments, so `issued` is final.*/
         ///Start of the current period (a calendar month, UTC).
         pub period_start: ::chrono::DateTime<::chrono::offset::Utc>,
         ///The plan; its quotas apply now.
-        pub plan: Plan,
+        pub plan: crate::enums::Plan,
     }
     impl Subscription {
         pub fn builder() -> builder::Subscription {
@@ -4161,7 +3307,7 @@ no payments, so `issued` is final.*/
         pub code: ::std::option::Option<UpdateLocationCode>,
         ///New kind.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub kind: ::std::option::Option<LocationKind>,
+        pub kind: ::std::option::Option<crate::enums::LocationKind>,
         ///New name.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub name: ::std::option::Option<UpdateLocationName>,
@@ -4295,7 +3441,7 @@ no payments, so `issued` is final.*/
     #[serde(deny_unknown_fields)]
     pub struct UpdateSubscription {
         ///The new plan; its quotas apply at once.
-        pub plan: Plan,
+        pub plan: crate::enums::Plan,
     }
     impl UpdateSubscription {
         pub fn builder() -> builder::UpdateSubscription {
@@ -4525,7 +3671,7 @@ no payments, so `issued` is final.*/
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct UsageRecord {
         ///The meter.
-        pub meter: Meter,
+        pub meter: crate::enums::Meter,
         ///How many units.
         pub quantity: u64,
         ///The request (or webhook delivery `msg_…`, import job `job_…`, or `seed`) it belongs to.
@@ -4550,7 +3696,7 @@ no payments, so `issued` is final.*/
         ///Start of the period.
         pub period_start: ::chrono::DateTime<::chrono::offset::Utc>,
         ///The current plan.
-        pub plan: Plan,
+        pub plan: crate::enums::Plan,
     }
     impl UsageReport {
         pub fn builder() -> builder::UsageReport {
@@ -4578,7 +3724,7 @@ no payments, so `issued` is final.*/
             ::chrono::DateTime<::chrono::offset::Utc>,
         >,
         ///Where it stands.
-        pub status: DeliveryStatus,
+        pub status: crate::enums::DeliveryStatus,
     }
     impl WebhookDelivery {
         pub fn builder() -> builder::WebhookDelivery {
@@ -5200,8 +4346,11 @@ no payments, so `issued` is final.*/
         #[derive(Clone, Debug)]
         pub struct CreateJob {
             data: ::std::result::Result<super::CreateJobData, ::std::string::String>,
-            format: ::std::result::Result<super::JobFormat, ::std::string::String>,
-            type_: ::std::result::Result<super::JobType, ::std::string::String>,
+            format: ::std::result::Result<
+                crate::enums::JobFormat,
+                ::std::string::String,
+            >,
+            type_: ::std::result::Result<crate::enums::JobType, ::std::string::String>,
         }
         impl ::std::default::Default for CreateJob {
             fn default() -> Self {
@@ -5227,7 +4376,7 @@ no payments, so `issued` is final.*/
             }
             pub fn format<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<super::JobFormat>,
+                T: ::std::convert::TryInto<crate::enums::JobFormat>,
                 T::Error: ::std::fmt::Display,
             {
                 self.format = value
@@ -5239,7 +4388,7 @@ no payments, so `issued` is final.*/
             }
             pub fn type_<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<super::JobType>,
+                T: ::std::convert::TryInto<crate::enums::JobType>,
                 T::Error: ::std::fmt::Display,
             {
                 self.type_ = value
@@ -5278,7 +4427,7 @@ no payments, so `issued` is final.*/
                 ::std::string::String,
             >,
             kind: ::std::result::Result<
-                ::std::option::Option<super::LocationKind>,
+                ::std::option::Option<crate::enums::LocationKind>,
                 ::std::string::String,
             >,
             name: ::std::result::Result<
@@ -5310,7 +4459,9 @@ no payments, so `issued` is final.*/
             }
             pub fn kind<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<super::LocationKind>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<crate::enums::LocationKind>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.kind = value
@@ -5388,7 +4539,10 @@ no payments, so `issued` is final.*/
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
             >,
-            type_: ::std::result::Result<super::MovementType, ::std::string::String>,
+            type_: ::std::result::Result<
+                crate::enums::MovementType,
+                ::std::string::String,
+            >,
         }
         impl ::std::default::Default for CreateMovement {
             fn default() -> Self {
@@ -5531,7 +4685,7 @@ no payments, so `issued` is final.*/
             }
             pub fn type_<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<super::MovementType>,
+                T: ::std::convert::TryInto<crate::enums::MovementType>,
                 T::Error: ::std::fmt::Display,
             {
                 self.type_ = value
@@ -5676,11 +4830,11 @@ no payments, so `issued` is final.*/
                 ::std::string::String,
             >,
             plan: ::std::result::Result<
-                ::std::option::Option<super::Plan>,
+                ::std::option::Option<crate::enums::Plan>,
                 ::std::string::String,
             >,
             seed: ::std::result::Result<
-                ::std::option::Option<super::Seed>,
+                ::std::option::Option<crate::enums::Seed>,
                 ::std::string::String,
             >,
         }
@@ -5710,7 +4864,7 @@ no payments, so `issued` is final.*/
             }
             pub fn plan<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<super::Plan>>,
+                T: ::std::convert::TryInto<::std::option::Option<crate::enums::Plan>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.plan = value
@@ -5722,7 +4876,7 @@ no payments, so `issued` is final.*/
             }
             pub fn seed<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<super::Seed>>,
+                T: ::std::convert::TryInto<::std::option::Option<crate::enums::Seed>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.seed = value
@@ -6242,7 +5396,10 @@ no payments, so `issued` is final.*/
         }
         #[derive(Clone, Debug)]
         pub struct Fault {
-            action: ::std::result::Result<super::FaultAction, ::std::string::String>,
+            action: ::std::result::Result<
+                crate::enums::FaultAction,
+                ::std::string::String,
+            >,
             delay_ms: ::std::result::Result<u64, ::std::string::String>,
             id: ::std::result::Result<::std::string::String, ::std::string::String>,
             method: ::std::result::Result<
@@ -6272,7 +5429,7 @@ no payments, so `issued` is final.*/
         impl Fault {
             pub fn action<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<super::FaultAction>,
+                T: ::std::convert::TryInto<crate::enums::FaultAction>,
                 T::Error: ::std::fmt::Display,
             {
                 self.action = value
@@ -6425,7 +5582,10 @@ no payments, so `issued` is final.*/
         }
         #[derive(Clone, Debug)]
         pub struct FaultSpec {
-            action: ::std::result::Result<super::FaultAction, ::std::string::String>,
+            action: ::std::result::Result<
+                crate::enums::FaultAction,
+                ::std::string::String,
+            >,
             delay_ms: ::std::result::Result<
                 ::std::option::Option<u64>,
                 ::std::string::String,
@@ -6459,7 +5619,7 @@ no payments, so `issued` is final.*/
         impl FaultSpec {
             pub fn action<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<super::FaultAction>,
+                T: ::std::convert::TryInto<crate::enums::FaultAction>,
                 T::Error: ::std::fmt::Display,
             {
                 self.action = value
@@ -6733,8 +5893,11 @@ no payments, so `issued` is final.*/
                 ::chrono::DateTime<::chrono::offset::Utc>,
                 ::std::string::String,
             >,
-            plan: ::std::result::Result<super::Plan, ::std::string::String>,
-            status: ::std::result::Result<super::InvoiceStatus, ::std::string::String>,
+            plan: ::std::result::Result<crate::enums::Plan, ::std::string::String>,
+            status: ::std::result::Result<
+                crate::enums::InvoiceStatus,
+                ::std::string::String,
+            >,
             subtotal: ::std::result::Result<u64, ::std::string::String>,
             total: ::std::result::Result<u64, ::std::string::String>,
         }
@@ -6853,7 +6016,7 @@ no payments, so `issued` is final.*/
             }
             pub fn plan<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<super::Plan>,
+                T: ::std::convert::TryInto<crate::enums::Plan>,
                 T::Error: ::std::fmt::Display,
             {
                 self.plan = value
@@ -6865,7 +6028,7 @@ no payments, so `issued` is final.*/
             }
             pub fn status<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<super::InvoiceStatus>,
+                T: ::std::convert::TryInto<crate::enums::InvoiceStatus>,
                 T::Error: ::std::fmt::Display,
             {
                 self.status = value
@@ -6943,7 +6106,7 @@ no payments, so `issued` is final.*/
         pub struct InvoiceLine {
             amount: ::std::result::Result<u64, ::std::string::String>,
             included: ::std::result::Result<u64, ::std::string::String>,
-            meter: ::std::result::Result<super::Meter, ::std::string::String>,
+            meter: ::std::result::Result<crate::enums::Meter, ::std::string::String>,
             overage: ::std::result::Result<u64, ::std::string::String>,
             quantity: ::std::result::Result<u64, ::std::string::String>,
             unit_amount: ::std::result::Result<u64, ::std::string::String>,
@@ -6987,7 +6150,7 @@ no payments, so `issued` is final.*/
             }
             pub fn meter<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<super::Meter>,
+                T: ::std::convert::TryInto<crate::enums::Meter>,
                 T::Error: ::std::fmt::Display,
             {
                 self.meter = value
@@ -7142,7 +6305,7 @@ no payments, so `issued` is final.*/
             >,
             name: ::std::result::Result<::std::string::String, ::std::string::String>,
             sku: ::std::result::Result<::std::string::String, ::std::string::String>,
-            status: ::std::result::Result<super::Status, ::std::string::String>,
+            status: ::std::result::Result<crate::enums::Status, ::std::string::String>,
             unit: ::std::result::Result<::std::string::String, ::std::string::String>,
             updated_at: ::std::result::Result<
                 ::chrono::DateTime<::chrono::offset::Utc>,
@@ -7243,7 +6406,7 @@ no payments, so `issued` is final.*/
             }
             pub fn status<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<super::Status>,
+                T: ::std::convert::TryInto<crate::enums::Status>,
                 T::Error: ::std::fmt::Display,
             {
                 self.status = value
@@ -7405,12 +6568,18 @@ no payments, so `issued` is final.*/
                 ::std::vec::Vec<super::JobError>,
                 ::std::string::String,
             >,
-            format: ::std::result::Result<super::JobFormat, ::std::string::String>,
+            format: ::std::result::Result<
+                crate::enums::JobFormat,
+                ::std::string::String,
+            >,
             id: ::std::result::Result<::std::string::String, ::std::string::String>,
             progress: ::std::result::Result<super::JobProgress, ::std::string::String>,
             skipped: ::std::result::Result<u64, ::std::string::String>,
-            status: ::std::result::Result<super::JobStatus, ::std::string::String>,
-            type_: ::std::result::Result<super::JobType, ::std::string::String>,
+            status: ::std::result::Result<
+                crate::enums::JobStatus,
+                ::std::string::String,
+            >,
+            type_: ::std::result::Result<crate::enums::JobType, ::std::string::String>,
         }
         impl ::std::default::Default for Job {
             fn default() -> Self {
@@ -7494,7 +6663,7 @@ no payments, so `issued` is final.*/
             }
             pub fn format<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<super::JobFormat>,
+                T: ::std::convert::TryInto<crate::enums::JobFormat>,
                 T::Error: ::std::fmt::Display,
             {
                 self.format = value
@@ -7540,7 +6709,7 @@ no payments, so `issued` is final.*/
             }
             pub fn status<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<super::JobStatus>,
+                T: ::std::convert::TryInto<crate::enums::JobStatus>,
                 T::Error: ::std::fmt::Display,
             {
                 self.status = value
@@ -7552,7 +6721,7 @@ no payments, so `issued` is final.*/
             }
             pub fn type_<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<super::JobType>,
+                T: ::std::convert::TryInto<crate::enums::JobType>,
                 T::Error: ::std::fmt::Display,
             {
                 self.type_ = value
@@ -7724,9 +6893,12 @@ no payments, so `issued` is final.*/
                 ::std::string::String,
             >,
             id: ::std::result::Result<::std::string::String, ::std::string::String>,
-            kind: ::std::result::Result<super::LocationKind, ::std::string::String>,
+            kind: ::std::result::Result<
+                crate::enums::LocationKind,
+                ::std::string::String,
+            >,
             name: ::std::result::Result<::std::string::String, ::std::string::String>,
-            status: ::std::result::Result<super::Status, ::std::string::String>,
+            status: ::std::result::Result<crate::enums::Status, ::std::string::String>,
             updated_at: ::std::result::Result<
                 ::chrono::DateTime<::chrono::offset::Utc>,
                 ::std::string::String,
@@ -7784,7 +6956,7 @@ no payments, so `issued` is final.*/
             }
             pub fn kind<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<super::LocationKind>,
+                T: ::std::convert::TryInto<crate::enums::LocationKind>,
                 T::Error: ::std::fmt::Display,
             {
                 self.kind = value
@@ -7808,7 +6980,7 @@ no payments, so `issued` is final.*/
             }
             pub fn status<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<super::Status>,
+                T: ::std::convert::TryInto<crate::enums::Status>,
                 T::Error: ::std::fmt::Display,
             {
                 self.status = value
@@ -7941,7 +7113,7 @@ no payments, so `issued` is final.*/
         #[derive(Clone, Debug)]
         pub struct MeterUsage {
             hard: ::std::result::Result<bool, ::std::string::String>,
-            meter: ::std::result::Result<super::Meter, ::std::string::String>,
+            meter: ::std::result::Result<crate::enums::Meter, ::std::string::String>,
             quantity: ::std::result::Result<u64, ::std::string::String>,
             quota: ::std::result::Result<u64, ::std::string::String>,
         }
@@ -7970,7 +7142,7 @@ no payments, so `issued` is final.*/
             }
             pub fn meter<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<super::Meter>,
+                T: ::std::convert::TryInto<crate::enums::Meter>,
                 T::Error: ::std::fmt::Display,
             {
                 self.meter = value
@@ -8059,7 +7231,10 @@ no payments, so `issued` is final.*/
                 ::std::string::String,
             >,
             sequence: ::std::result::Result<u64, ::std::string::String>,
-            type_: ::std::result::Result<super::MovementType, ::std::string::String>,
+            type_: ::std::result::Result<
+                crate::enums::MovementType,
+                ::std::string::String,
+            >,
         }
         impl ::std::default::Default for Movement {
             fn default() -> Self {
@@ -8190,7 +7365,7 @@ no payments, so `issued` is final.*/
             }
             pub fn type_<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<super::MovementType>,
+                T: ::std::convert::TryInto<crate::enums::MovementType>,
                 T::Error: ::std::fmt::Display,
             {
                 self.type_ = value
@@ -8508,7 +7683,7 @@ no payments, so `issued` is final.*/
                 ::std::string::String,
             >,
             hard_quotas: ::std::result::Result<bool, ::std::string::String>,
-            id: ::std::result::Result<super::Plan, ::std::string::String>,
+            id: ::std::result::Result<crate::enums::Plan, ::std::string::String>,
             name: ::std::result::Result<::std::string::String, ::std::string::String>,
             overage_unit_amount: ::std::result::Result<
                 super::PerMeter,
@@ -8570,7 +7745,7 @@ no payments, so `issued` is final.*/
             }
             pub fn id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<super::Plan>,
+                T: ::std::convert::TryInto<crate::enums::Plan>,
                 T::Error: ::std::fmt::Display,
             {
                 self.id = value
@@ -8872,11 +8047,11 @@ no payments, so `issued` is final.*/
                 ::std::string::String,
             >,
             status: ::std::result::Result<
-                super::ReconciliationStatus,
+                crate::enums::ReconciliationStatus,
                 ::std::string::String,
             >,
             trigger: ::std::result::Result<
-                super::ReconciliationTrigger,
+                crate::enums::ReconciliationTrigger,
                 ::std::string::String,
             >,
         }
@@ -8988,7 +8163,7 @@ no payments, so `issued` is final.*/
             }
             pub fn status<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<super::ReconciliationStatus>,
+                T: ::std::convert::TryInto<crate::enums::ReconciliationStatus>,
                 T::Error: ::std::fmt::Display,
             {
                 self.status = value
@@ -9000,7 +8175,7 @@ no payments, so `issued` is final.*/
             }
             pub fn trigger<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<super::ReconciliationTrigger>,
+                T: ::std::convert::TryInto<crate::enums::ReconciliationTrigger>,
                 T::Error: ::std::fmt::Display,
             {
                 self.trigger = value
@@ -9152,7 +8327,10 @@ no payments, so `issued` is final.*/
                 ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
                 ::std::string::String,
             >,
-            status: ::std::result::Result<super::DeliveryStatus, ::std::string::String>,
+            status: ::std::result::Result<
+                crate::enums::DeliveryStatus,
+                ::std::string::String,
+            >,
             until: ::std::result::Result<
                 ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
                 ::std::string::String,
@@ -9184,7 +8362,7 @@ no payments, so `issued` is final.*/
             }
             pub fn status<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<super::DeliveryStatus>,
+                T: ::std::convert::TryInto<crate::enums::DeliveryStatus>,
                 T::Error: ::std::fmt::Display,
             {
                 self.status = value
@@ -9306,7 +8484,7 @@ no payments, so `issued` is final.*/
             >,
             id: ::std::result::Result<::std::string::String, ::std::string::String>,
             name: ::std::result::Result<::std::string::String, ::std::string::String>,
-            plan: ::std::result::Result<super::Plan, ::std::string::String>,
+            plan: ::std::result::Result<crate::enums::Plan, ::std::string::String>,
         }
         impl ::std::default::Default for Sandbox {
             fn default() -> Self {
@@ -9355,7 +8533,7 @@ no payments, so `issued` is final.*/
             }
             pub fn plan<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<super::Plan>,
+                T: ::std::convert::TryInto<crate::enums::Plan>,
                 T::Error: ::std::fmt::Display,
             {
                 self.plan = value
@@ -9727,7 +8905,7 @@ no payments, so `issued` is final.*/
                 ::chrono::DateTime<::chrono::offset::Utc>,
                 ::std::string::String,
             >,
-            plan: ::std::result::Result<super::Plan, ::std::string::String>,
+            plan: ::std::result::Result<crate::enums::Plan, ::std::string::String>,
         }
         impl ::std::default::Default for Subscription {
             fn default() -> Self {
@@ -9765,7 +8943,7 @@ no payments, so `issued` is final.*/
             }
             pub fn plan<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<super::Plan>,
+                T: ::std::convert::TryInto<crate::enums::Plan>,
                 T::Error: ::std::fmt::Display,
             {
                 self.plan = value
@@ -9933,7 +9111,7 @@ no payments, so `issued` is final.*/
                 ::std::string::String,
             >,
             kind: ::std::result::Result<
-                ::std::option::Option<super::LocationKind>,
+                ::std::option::Option<crate::enums::LocationKind>,
                 ::std::string::String,
             >,
             name: ::std::result::Result<
@@ -9967,7 +9145,9 @@ no payments, so `issued` is final.*/
             }
             pub fn kind<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<super::LocationKind>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<crate::enums::LocationKind>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.kind = value
@@ -10015,7 +9195,7 @@ no payments, so `issued` is final.*/
         }
         #[derive(Clone, Debug)]
         pub struct UpdateSubscription {
-            plan: ::std::result::Result<super::Plan, ::std::string::String>,
+            plan: ::std::result::Result<crate::enums::Plan, ::std::string::String>,
         }
         impl ::std::default::Default for UpdateSubscription {
             fn default() -> Self {
@@ -10027,7 +9207,7 @@ no payments, so `issued` is final.*/
         impl UpdateSubscription {
             pub fn plan<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<super::Plan>,
+                T: ::std::convert::TryInto<crate::enums::Plan>,
                 T::Error: ::std::fmt::Display,
             {
                 self.plan = value
@@ -10283,7 +9463,7 @@ no payments, so `issued` is final.*/
         }
         #[derive(Clone, Debug)]
         pub struct UsageRecord {
-            meter: ::std::result::Result<super::Meter, ::std::string::String>,
+            meter: ::std::result::Result<crate::enums::Meter, ::std::string::String>,
             quantity: ::std::result::Result<u64, ::std::string::String>,
             request_id: ::std::result::Result<
                 ::std::string::String,
@@ -10307,7 +9487,7 @@ no payments, so `issued` is final.*/
         impl UsageRecord {
             pub fn meter<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<super::Meter>,
+                T: ::std::convert::TryInto<crate::enums::Meter>,
                 T::Error: ::std::fmt::Display,
             {
                 self.meter = value
@@ -10392,7 +9572,7 @@ no payments, so `issued` is final.*/
                 ::chrono::DateTime<::chrono::offset::Utc>,
                 ::std::string::String,
             >,
-            plan: ::std::result::Result<super::Plan, ::std::string::String>,
+            plan: ::std::result::Result<crate::enums::Plan, ::std::string::String>,
         }
         impl ::std::default::Default for UsageReport {
             fn default() -> Self {
@@ -10456,7 +9636,7 @@ no payments, so `issued` is final.*/
             }
             pub fn plan<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<super::Plan>,
+                T: ::std::convert::TryInto<crate::enums::Plan>,
                 T::Error: ::std::fmt::Display,
             {
                 self.plan = value
@@ -10519,7 +9699,10 @@ no payments, so `issued` is final.*/
                 ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
                 ::std::string::String,
             >,
-            status: ::std::result::Result<super::DeliveryStatus, ::std::string::String>,
+            status: ::std::result::Result<
+                crate::enums::DeliveryStatus,
+                ::std::string::String,
+            >,
         }
         impl ::std::default::Default for WebhookDelivery {
             fn default() -> Self {
@@ -10624,7 +9807,7 @@ no payments, so `issued` is final.*/
             }
             pub fn status<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<super::DeliveryStatus>,
+                T: ::std::convert::TryInto<crate::enums::DeliveryStatus>,
                 T::Error: ::std::fmt::Display,
             {
                 self.status = value

@@ -33,6 +33,17 @@ pub fn client(document: &Path) -> Result<String, String> {
         .with_replacement("SandboxCreated", "crate::sandboxes::SandboxCreated", std::iter::empty())
         .with_replacement("ApiKeyRolled", "crate::sandboxes::ApiKeyRolled", std::iter::empty())
         .with_replacement("WebhookEndpoint", "crate::webhook_endpoints::WebhookEndpoint", std::iter::empty());
+    // The API's enumerations are open (`crate::enums`, generated beside this client): a value
+    // newer than the SDK is read as `Unknown(String)` instead of failing the call.
+    let doc: serde_json::Value = serde_json::to_value(&spec).map_err(|e| e.to_string())?;
+    let api = crate::ops::Api::from_document(&doc)?;
+    for (name, _, _) in crate::sdks::rust::string_enums(&api) {
+        settings.with_replacement(
+            name,
+            format!("crate::enums::{name}"),
+            [progenitor::TypeImpl::Display, progenitor::TypeImpl::FromStr].into_iter(),
+        );
+    }
     let tokens = Generator::new(&settings).generate_tokens(&spec).map_err(|e| format!("progenitor: {e}"))?;
     let file: syn::File = syn::parse2(tokens).map_err(|e| format!("generated code does not parse: {e}"))?;
     Ok(format!("{HEADER}\n{}", prettyplease::unparse(&file)))

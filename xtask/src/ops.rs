@@ -10,7 +10,8 @@
 //! - an operation that takes `If-None-Match` also gets `<name>_if_changed` (the conditional
 //!   read: "not modified" answers nothing), whose plain form sends no `If-None-Match`;
 //! - an operation that also answers `text/csv` also gets `<name>_csv` (asks `Accept: text/csv`
-//!   and answers the text), whose form drops a `format` query parameter.
+//!   and answers the text); where the operation has a `format` query parameter, that form
+//!   always sends `format=csv` instead of offering it.
 
 // Fields the language generators read as they land; the lint returns once they all do.
 #![allow(dead_code)]
@@ -95,6 +96,8 @@ pub struct Operation {
     pub description: String,
     pub path_params: Vec<Param>,
     pub query: Vec<Param>,
+    /// Query parameters always sent with these values (the `_csv` form's `format=csv`).
+    pub fixed_query: Vec<(String, String)>,
     pub idempotency_key: Header,
     pub if_match: Header,
     pub if_none_match: Header,
@@ -186,7 +189,10 @@ impl Api {
                     v.name = format!("{}_csv", plain.name);
                     v.variant = Variant::Csv;
                     v.if_none_match = Header::No;
-                    v.query.retain(|q| q.name != "format");
+                    if v.query.iter().any(|q| q.name == "format") {
+                        v.query.retain(|q| q.name != "format");
+                        v.fixed_query.push(("format".to_owned(), "csv".to_owned()));
+                    }
                     v.answer = Answer::Text;
                     v.etag = false;
                     operations.push(v);
@@ -225,6 +231,7 @@ fn read_operation(
         description: text(op, "description"),
         path_params: Vec::new(),
         query: Vec::new(),
+        fixed_query: Vec::new(),
         idempotency_key: Header::No,
         if_match: Header::No,
         if_none_match: Header::No,

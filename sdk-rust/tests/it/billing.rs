@@ -20,7 +20,7 @@ async fn plans_subscription_usage_and_the_month_end_invoice() {
     let client = emulator.create_sandbox().expect("sandbox");
 
     let plans = client.list_plans().await.expect("plans");
-    assert_eq!(plans.iter().map(|p| p.id).collect::<Vec<_>>(), vec![Plan::Free, Plan::Pro]);
+    assert_eq!(plans.iter().map(|p| p.id.clone()).collect::<Vec<_>>(), vec![Plan::Free, Plan::Pro]);
     assert!(plans[0].hard_quotas && !plans[1].hard_quotas);
 
     let (item, location) = emu::item_and_location(&client).await;

@@ -11,7 +11,7 @@ async fn exactly_once_despite(action: FaultAction) {
     let emulator = emu::start().await;
     let client = emulator.create_sandbox().expect("sandbox");
     let (item, location) = emu::item_and_location(&client).await;
-    emulator.inject_fault(&emu::fault(action, "POST", "/v1/stock-movements", 1)).expect("fault armed");
+    emulator.inject_fault(&emu::fault(action.clone(), "POST", "/v1/stock-movements", 1)).expect("fault armed");
 
     let movement =
         client.create_movement(CreateMovement::receipt(&item.id, &location.id, 10)).await.expect("retried to success");

@@ -24,7 +24,10 @@ async fn the_full_ledger_flow() {
         .create_item(types::CreateItem::builder().sku("MUG-BLU").name("Mug, blue").low_stock_threshold(5i64))
         .await
         .expect("item");
-    assert_eq!((mug.sku.as_str(), mug.status, mug.etag().version()), ("MUG-BLU", Status::Active, Some(mug.version)));
+    assert_eq!(
+        (mug.sku.as_str(), mug.status.clone(), mug.etag().version()),
+        ("MUG-BLU", Status::Active, Some(mug.version))
+    );
     let wh =
         client.create_location(types::CreateLocation::builder().code("WH-1").name("Main warehouse")).await.expect("wh");
     let store = client
@@ -65,7 +68,7 @@ async fn the_full_ledger_flow() {
         .await
         .expect("receipt");
     assert_eq!(
-        (receipt.type_, receipt.lines[0].delta, receipt.lines[0].quantity_after),
+        (receipt.type_.clone(), receipt.lines[0].delta, receipt.lines[0].quantity_after),
         (MovementType::Receipt, 10, 10)
     );
     assert_eq!(receipt.etag().as_str(), "\"1\"", "the level's ETag");

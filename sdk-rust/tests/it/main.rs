@@ -5,10 +5,12 @@
 //! - `webhooks`: verification, and interoperation with the `standardwebhooks` crate;
 //!   `webhook_endpoints`: endpoints, and verification of what the emulator itself sends.
 //! - `billing`: plans, subscription, usage, invoices, reconciliations and jobs.
-//! - `config`: construction and the environment.
+//! - `config`: construction and the environment; `forward_compat`: answers of a newer server.
+//! - `dispatch`: the shared dispatch of the Python and Node packages.
 
 mod common;
 mod config;
+mod forward_compat;
 mod headers;
 mod retries;
 mod webhooks;
@@ -17,6 +19,8 @@ mod webhooks;
 mod billing;
 #[cfg(feature = "emulator")]
 mod concurrency;
+#[cfg(all(feature = "emulator", feature = "dispatch"))]
+mod dispatch;
 #[cfg(feature = "emulator")]
 mod errors;
 #[cfg(feature = "emulator")]

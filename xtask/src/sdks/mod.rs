@@ -15,7 +15,10 @@ pub fn all(check: bool) -> Result<(), String> {
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let api = Api::from_document(&doc)?;
-    let mut files: Vec<(String, String)> = vec![("sdk-rust/src/operations.rs".to_owned(), rust::table(&api))];
+    let mut files: Vec<(String, String)> = vec![
+        ("sdk-rust/src/operations.rs".to_owned(), rust::table(&api)),
+        ("sdk-rust/src/enums.rs".to_owned(), rust::enums(&api)),
+    ];
     files.extend(python::files(&api)?);
     files.extend(node::files(&api)?);
     files.sort();
