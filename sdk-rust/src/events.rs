@@ -2,7 +2,7 @@
 
 use futures::Stream;
 
-use crate::etag::{ResponseValueExt, Versioned};
+use crate::etag::{ETag, ResponseValueExt, Versioned};
 use crate::pagination::{Page, limit, paginate};
 use crate::types::Event;
 use crate::{Client, Result};
@@ -24,6 +24,12 @@ impl Client {
     /// Reads an event.
     pub async fn get_event(&self, id: &str) -> Result<Versioned<Event>> {
         self.send(self.raw.get_event().id(id).send()).await?.into_versioned()
+    }
+
+    /// Reads an event unless it still has `etag` (then `None`: yours is current).
+    pub async fn get_event_if_changed(&self, id: &str, etag: &ETag) -> Result<Option<Versioned<Event>>> {
+        let answer = self.send_if_changed(self.raw.get_event().id(id).if_none_match(etag.as_str()).send()).await?;
+        answer.map(ResponseValueExt::into_versioned).transpose()
     }
 
     /// One page of events.

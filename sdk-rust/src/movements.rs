@@ -179,6 +179,13 @@ impl Client {
         self.send(self.raw.get_stock_movement().id(id).send()).await?.into_versioned()
     }
 
+    /// Reads a movement unless it still has `etag` (then `None`: yours is current).
+    pub async fn get_movement_if_changed(&self, id: &str, etag: &ETag) -> Result<Option<Versioned<Movement>>> {
+        let answer =
+            self.send_if_changed(self.raw.get_stock_movement().id(id).if_none_match(etag.as_str()).send()).await?;
+        answer.map(ResponseValueExt::into_versioned).transpose()
+    }
+
     /// One page of movements, in sequence order.
     pub async fn list_movements(&self, query: &MovementQuery) -> Result<Page<Movement>> {
         let mut call = self.raw.list_stock_movements();

@@ -104,6 +104,17 @@ impl Client {
         self.send(self.raw.get_webhook_endpoint().id(id).send()).await?.into_versioned()
     }
 
+    /// Reads an endpoint unless it still has `etag` (then `None`: yours is current).
+    pub async fn get_webhook_endpoint_if_changed(
+        &self,
+        id: &str,
+        etag: &ETag,
+    ) -> Result<Option<Versioned<WebhookEndpoint>>> {
+        let answer =
+            self.send_if_changed(self.raw.get_webhook_endpoint().id(id).if_none_match(etag.as_str()).send()).await?;
+        answer.map(ResponseValueExt::into_versioned).transpose()
+    }
+
     /// Changes an endpoint (JSON merge patch) if it still has `etag`.
     pub async fn update_webhook_endpoint<B>(
         &self,

@@ -352,3 +352,41 @@ mod tests {
         assert!(api.operations.iter().all(|o| !o.path.starts_with("/_emulator")));
     }
 }
+
+#[cfg(test)]
+mod sdk_names {
+    //! Every SDK method of the document exists, with its name, in the Rust SDK (the Python and
+    //! Node packages check theirs in their own test suites, from the same document).
+
+    use super::*;
+
+    fn source(dir: &str) -> String {
+        let mut text = String::new();
+        for entry in std::fs::read_dir(crate::root().join(dir)).expect("dir") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("generated.rs") {
+                text.push_str(&std::fs::read_to_string(&path).expect("read"));
+            }
+        }
+        text
+    }
+
+    #[test]
+    fn every_operation_is_a_method_of_the_rust_sdk() {
+        let text = std::fs::read_to_string(crate::root().join("openapi/openapi.json")).expect("document");
+        let api = Api::from_document(&serde_json::from_str(&text).expect("json")).expect("api");
+        let sdk = source("sdk-rust/src");
+        let missing: Vec<&str> = api
+            .operations
+            .iter()
+            .map(|o| o.name.as_str())
+            .filter(|n| {
+                !sdk.contains(&format!("pub fn {n}("))
+                    && !sdk.contains(&format!("pub fn {n}<"))
+                    && !sdk.contains(&format!("pub async fn {n}("))
+                    && !sdk.contains(&format!("pub async fn {n}<"))
+            })
+            .collect();
+        assert!(missing.is_empty(), "the Rust SDK has no method {missing:?}");
+    }
+}

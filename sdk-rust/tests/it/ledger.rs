@@ -228,3 +228,27 @@ async fn a_sandbox_can_be_created_over_http_and_comes_as_a_client() {
     assert!(!items.data.is_empty(), "seed demo loads a catalogue");
     emulator.shutdown().await;
 }
+
+#[tokio::test]
+async fn conditional_reads_of_movements_events_and_endpoints_answer_none_while_current() {
+    let emulator = emu::start().await;
+    let client = emulator.create_sandbox().expect("sandbox");
+    let (item, location) = emu::item_and_location(&client).await;
+    let receipt = client.create_movement(CreateMovement::receipt(&item.id, &location.id, 3)).await.expect("receipt");
+    let movement = client.get_movement(&receipt.id).await.expect("movement");
+    assert_eq!(client.get_movement_if_changed(&receipt.id, movement.etag()).await.expect("read"), None);
+    let event = client.list_events(&EventQuery::default()).await.expect("events").data.remove(0);
+    let read = client.get_event(&event.id).await.expect("event");
+    assert_eq!(client.get_event_if_changed(&event.id, read.etag()).await.expect("read"), None);
+    let endpoint = client
+        .create_webhook_endpoint(
+            types::CreateWebhookEndpoint::builder().url("http://127.0.0.1:9/hook").event_types(vec!["*".to_owned()]),
+        )
+        .await
+        .expect("endpoint");
+    assert_eq!(client.get_webhook_endpoint_if_changed(&endpoint.id, endpoint.etag()).await.expect("read"), None);
+    let stale = twh::ETag::from_version(endpoint.version + 1);
+    let changed = client.get_webhook_endpoint_if_changed(&endpoint.id, &stale).await.expect("read");
+    assert_eq!(changed.map(|e| e.id.clone()), Some(endpoint.id.clone()), "another ETag reads it");
+    emulator.shutdown().await;
+}
