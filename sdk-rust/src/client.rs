@@ -2,11 +2,12 @@
 //!
 //! Each method of the SDK is a few lines: build the generated request, [`Client::send`] it
 //! (which counts the attempts the hooks make and maps a failure to [`Error`]), and shape the
-//! answer ([`Versioned`](crate::Versioned), [`Page`](crate::Page)). The resource methods live in
-//! one module per resource (`items.rs`, `locations.rs`, `movements.rs`, `stock_levels.rs`,
-//! `events.rs`, `sandboxes.rs`, `webhook_endpoints.rs`, `billing.rs`, `reconciliations.rs`, `jobs.rs`).
+//! answer ([`Versioned`](crate::Versioned), [`Page`](crate::Page)). One method per operation is
+//! generated from the document (`methods.rs`, by `cargo xtask generate`); the few shaped by hand
+//! live in their resource modules (`movements.rs`, `stock_levels.rs`, `billing.rs`, `jobs.rs`,
+//! `catalogue.rs`).
 
-use std::fmt;
+use std::fmt::{self, Display};
 use std::future::Future;
 
 use futures::future::{self, Either, FutureExt};
@@ -36,6 +37,25 @@ impl fmt::Debug for Client {
         // The settings' `Debug` redacts the key.
         f.debug_struct("Client").field("settings", &self.settings).finish_non_exhaustive()
     }
+}
+
+/// A request value from what the caller gave (a type of [`crate::types`] or its builder); a
+/// value the builder refuses is [`Error::InvalidRequest`], before anything is sent.
+pub(crate) fn convert<T, B>(body: B) -> Result<T>
+where
+    B: TryInto<T>,
+    B::Error: Display,
+{
+    body.try_into().map_err(|e| Error::InvalidRequest(e.to_string()))
+}
+
+/// An id as one path segment of a request built by hand ([`Client::get_text`]): refused if it
+/// could change the path.
+pub(crate) fn path_segment(id: &str) -> Result<&str> {
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        return Err(Error::InvalidRequest(format!("{id:?} is not an id")));
+    }
+    Ok(id)
 }
 
 impl Client {

@@ -10,6 +10,7 @@
 pub mod generated;
 
 mod billing;
+mod catalogue;
 mod client;
 mod config;
 // Generated beside the client, not formatted: `--check` compares it byte for byte.
@@ -19,14 +20,13 @@ pub mod enums;
 pub mod dispatch;
 pub mod error;
 pub mod etag;
-mod events;
 pub mod idempotency;
-mod items;
+// Generated from the document, not formatted: `--check` compares it byte for byte.
+#[rustfmt::skip]
+mod methods;
 mod jobs;
-mod locations;
 mod movements;
 pub mod pagination;
-mod reconciliations;
 pub mod retry;
 mod sandboxes;
 mod stock_levels;
@@ -36,7 +36,6 @@ pub mod webhooks;
 #[cfg(feature = "emulator")]
 pub mod emulator;
 
-pub use billing::InvoiceQuery;
 pub use client::Client;
 pub use config::{
     API_KEY_ENV, ApiKey, BASE_URL_ENV, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT,
@@ -44,7 +43,6 @@ pub use config::{
 };
 pub use error::{ApiError, Error, ErrorKind, Result};
 pub use etag::{ETag, ResponseValueExt, Versioned};
-pub use events::EventQuery;
 /// The API's types: the generated client's, with the open enumerations of [`enums`] in place
 /// of closed ones.
 pub mod types {
@@ -52,11 +50,8 @@ pub mod types {
     pub use crate::generated::types::*;
 }
 pub use idempotency::Post;
-pub use items::ItemQuery;
-pub use locations::LocationQuery;
-pub use movements::{BATCH_SIZE_MAX, MovementQuery};
+pub use methods::*;
+pub use movements::BATCH_SIZE_MAX;
 pub use pagination::Page;
-pub use reconciliations::ReconciliationQuery;
 pub use sandboxes::{ApiKeyRolled, SandboxCreated};
-pub use stock_levels::StockLevelQuery;
-pub use webhook_endpoints::{WebhookDeliveryQuery, WebhookEndpoint, WebhookEndpointQuery};
+pub use webhook_endpoints::WebhookEndpoint;

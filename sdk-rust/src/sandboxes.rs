@@ -1,4 +1,5 @@
-//! Sandboxes (tenants) and API keys.
+//! Sandboxes (tenants) and API keys: the answers that carry keys, as types whose `Debug` never
+//! prints one, and a client builder's way to a new sandbox. (The sandbox methods are generated.)
 
 use std::fmt::Display;
 
@@ -6,9 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ApiKey, ClientBuilder};
-use crate::idempotency::Post;
-use crate::items::convert;
-use crate::types::{self, Plan, Sandbox};
+use crate::types::{self, Plan};
 use crate::{Client, Result};
 
 /// A new sandbox with its keys: the only time the keys are shown. (The document's
@@ -66,47 +65,5 @@ impl ClientBuilder {
         let created = bootstrap.create_sandbox(sandbox).await?;
         let client = self.api_key(created.secret_key.expose()).build()?;
         Ok((client, created))
-    }
-}
-
-impl Client {
-    /// Creates another sandbox (this client's key is sent as the admin token, where one is
-    /// required). Use [`Client::with_api_key`] with its
-    /// `secret_key.expose()` to act in it.
-    pub fn create_sandbox<B>(&self, sandbox: B) -> Post<'_, SandboxCreated>
-    where
-        B: TryInto<types::CreateSandbox>,
-        B::Error: Display,
-    {
-        let body = convert(sandbox);
-        Post::new(move |key, _| async move {
-            Ok(self.send(self.raw.create_sandbox().idempotency_key(key).body(body?).send()).await?.into_inner())
-        })
-    }
-
-    /// This client's sandbox.
-    pub async fn get_sandbox(&self) -> Result<Sandbox> {
-        Ok(self.send(self.raw.get_sandbox().send()).await?.into_inner())
-    }
-
-    /// Empties this client's sandbox, keeping its keys.
-    pub fn reset_sandbox(&self) -> Post<'_, Sandbox> {
-        Post::new(move |key, _| async move {
-            Ok(self.send(self.raw.reset_sandbox().idempotency_key(key).send()).await?.into_inner())
-        })
-    }
-
-    /// Deletes this client's sandbox and everything in it; its keys stop working.
-    pub async fn delete_sandbox(&self) -> Result<()> {
-        self.send(self.raw.delete_sandbox().send()).await?;
-        Ok(())
-    }
-
-    /// Issues a new secret key. The old one (this client's) keeps working for a grace period
-    /// (24 h of emulator time by default); switch with [`Client::with_api_key`].
-    pub fn roll_api_key(&self) -> Post<'_, ApiKeyRolled> {
-        Post::new(move |key, _| async move {
-            Ok(self.send(self.raw.roll_api_key().idempotency_key(key).send()).await?.into_inner())
-        })
     }
 }

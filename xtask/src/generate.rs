@@ -10,6 +10,14 @@ const HEADER: &str = "\
 // The hand-written SDK around it is the rest of this crate (see `lib.rs`).
 ";
 
+/// The answers that carry secrets, as the hand-written types whose `Debug` never prints one (a
+/// derived `Debug` would): API keys are `twh::ApiKey`, signing secrets `twh::webhooks::Secret`.
+pub const REPLACED: [(&str, &str); 3] = [
+    ("SandboxCreated", "crate::sandboxes::SandboxCreated"),
+    ("ApiKeyRolled", "crate::sandboxes::ApiKeyRolled"),
+    ("WebhookEndpoint", "crate::webhook_endpoints::WebhookEndpoint"),
+];
+
 /// Reads the document, generates the client and formats it.
 pub fn client(document: &Path) -> Result<String, String> {
     let text = std::fs::read_to_string(document).map_err(|e| format!("{}: {e}", document.display()))?;
@@ -27,12 +35,10 @@ pub fn client(document: &Path) -> Result<String, String> {
         // What the hooks need to know (the retry policy) travels inside the generated client.
         .with_inner_type(quote::quote!(crate::retry::RetryPolicy))
         // Values compare (`assert_eq!` in tests, change detection in callers).
-        .with_derive("PartialEq")
-        // The answers that carry secrets are hand-written types whose `Debug` never prints one (a
-        // derived `Debug` would): API keys are `twh::ApiKey`, signing secrets `twh::webhooks::Secret`.
-        .with_replacement("SandboxCreated", "crate::sandboxes::SandboxCreated", std::iter::empty())
-        .with_replacement("ApiKeyRolled", "crate::sandboxes::ApiKeyRolled", std::iter::empty())
-        .with_replacement("WebhookEndpoint", "crate::webhook_endpoints::WebhookEndpoint", std::iter::empty());
+        .with_derive("PartialEq");
+    for (name, path) in REPLACED {
+        settings.with_replacement(name, path, std::iter::empty());
+    }
     // The API's enumerations are open (`crate::enums`, generated beside this client): a value
     // newer than the SDK is read as `Unknown(String)` instead of failing the call.
     let doc: serde_json::Value = serde_json::to_value(&spec).map_err(|e| e.to_string())?;

@@ -18,6 +18,7 @@ pub fn all(check: bool) -> Result<(), String> {
     let mut files: Vec<(String, String)> = vec![
         ("sdk-rust/src/operations.rs".to_owned(), rust::table(&api)),
         ("sdk-rust/src/enums.rs".to_owned(), rust::enums(&api)),
+        ("sdk-rust/src/methods.rs".to_owned(), rust::methods(&api)),
     ];
     files.extend(python::files(&api)?);
     files.extend(node::files(&api)?);
