@@ -14,97 +14,49 @@ export declare class NativeClient {
   /** Builds a client; a missing key or a malformed base URL fails here, not at the first call. */
   static create(options?: ClientOptions | undefined | null): NativeClient
   get baseUrl(): string
-  getSandbox(): Promise<string>
-  resetSandbox(options?: PostOptions | undefined | null): Promise<string>
-  deleteSandbox(): Promise<void>
-  /** Issues a new secret key; the old one keeps working for a grace period. */
-  rollApiKey(options?: PostOptions | undefined | null): Promise<string>
-  /** Creates another sandbox (this client's key is the admin token where one is required). */
-  createSandbox(sandbox?: any | undefined | null, options?: PostOptions | undefined | null): Promise<string>
   /** The same configuration with another API key. */
   withApiKey(apiKey: string): NativeClient
-  createItem(item: any, options?: PostOptions | undefined | null): Promise<string>
-  getItem(id: string): Promise<string>
-  /** The item, or `null` when it still has `etag`. */
-  getItemIfChanged(id: string, etagText: string): Promise<string>
-  updateItem(id: string, etagText: string, patch: any): Promise<string>
-  archiveItem(id: string, etagText: string): Promise<string>
-  listItems(query?: any | undefined | null): Promise<string>
-  createLocation(location: any, options?: PostOptions | undefined | null): Promise<string>
-  getLocation(id: string): Promise<string>
-  /** The location, or `null` when it still has `etag`. */
-  getLocationIfChanged(id: string, etagText: string): Promise<string>
-  updateLocation(id: string, etagText: string, patch: any): Promise<string>
-  archiveLocation(id: string, etagText: string): Promise<string>
-  listLocations(query?: any | undefined | null): Promise<string>
-  createMovement(movement: any, options?: PostOptions | undefined | null): Promise<string>
-  createMovementBatch(movements: Array<any>, options?: PostOptions | undefined | null): Promise<string>
-  reverseMovement(id: string, reverse?: any | undefined | null, options?: PostOptions | undefined | null): Promise<string>
-  getMovement(id: string): Promise<string>
-  listMovements(query?: any | undefined | null): Promise<string>
-  /** The level now, or as of a time (`{ asOf: "<RFC 3339>" }`). */
-  getStockLevel(itemId: string, locationId: string, query?: any | undefined | null): Promise<string>
-  /** The level, or `null` when it still has `etag`. */
-  getStockLevelIfChanged(itemId: string, locationId: string, etagText: string): Promise<string>
-  listStockLevels(query?: any | undefined | null): Promise<string>
-  getEvent(id: string): Promise<string>
-  listEvents(query?: any | undefined | null): Promise<string>
-  createWebhookEndpoint(endpoint: any, options?: PostOptions | undefined | null): Promise<string>
-  getWebhookEndpoint(id: string): Promise<string>
-  updateWebhookEndpoint(id: string, etagText: string, patch: any): Promise<string>
-  deleteWebhookEndpoint(id: string, etagText: string): Promise<void>
-  rotateWebhookSecret(id: string, options?: PostOptions | undefined | null): Promise<string>
-  testWebhookEndpoint(id: string, options?: PostOptions | undefined | null): Promise<string>
-  /** Re-queues the endpoint's dead deliveries (`{ status: 'dead', since?, until? }`). */
-  replayWebhookEndpoint(id: string, replay?: any | undefined | null, options?: PostOptions | undefined | null): Promise<string>
-  listWebhookEndpoints(query?: any | undefined | null): Promise<string>
-  getWebhookDelivery(id: string): Promise<string>
-  replayWebhookDelivery(id: string, options?: PostOptions | undefined | null): Promise<string>
-  listWebhookDeliveries(query?: any | undefined | null): Promise<string>
-  listPlans(): Promise<string>
-  getSubscription(): Promise<string>
-  /** Changes the plan (`'free'` or `'pro'`); its quotas apply at once. */
-  updateSubscription(plan: string, options?: PostOptions | undefined | null): Promise<string>
-  /** Usage of a period (`{ period?: 'current' | 'YYYY-MM' }`). */
-  getUsage(query?: any | undefined | null): Promise<string>
-  exportUsage(query?: any | undefined | null): Promise<string>
-  exportUsageCsv(query?: any | undefined | null): Promise<string>
-  listInvoices(query?: any | undefined | null): Promise<string>
-  getInvoice(id: string): Promise<string>
-  getInvoiceCsv(id: string): Promise<string>
-  /** Recomputes every level (of one location, `{ locationId }`) from the ledger and compares. */
-  createReconciliation(reconciliation?: any | undefined | null, options?: PostOptions | undefined | null): Promise<string>
-  getReconciliation(id: string): Promise<string>
-  getReconciliationCsv(id: string): Promise<string>
-  listReconciliations(query?: any | undefined | null): Promise<string>
-  /** Starts a background job (`{ type: 'import_movements', format: 'csv', data }`). */
-  createJob(job: any, options?: PostOptions | undefined | null): Promise<string>
   /**
-   * Imports movements from CSV in the background (header
-   * `type,item_id,location_id,from_location_id,to_location_id,quantity,reference,reason`).
+   * Calls the SDK method `op` (snake_case) with its arguments (a JSON object: see
+   * `twh::dispatch`) and its body (JSON text, camelCase keys).
    */
-  importMovementsCsv(csv: string, options?: PostOptions | undefined | null): Promise<string>
-  getJob(id: string): Promise<string>
+  call(op: string, argsJson: string, body?: string | undefined | null): Promise<Answer>
 }
 
 /** The in-process emulator (native part; `lib/emulator.js` wraps it). */
 export declare class NativeEmulator {
-  /** Binds a port on 127.0.0.1 (a free one unless `port` is given) and starts serving. */
-  static start(options?: EmulatorOptions | undefined | null): Promise<NativeEmulator>
+  /**
+   * Binds a port on 127.0.0.1 and starts serving, with the settings of
+   * `twh::emulator::Options` as JSON (camelCase keys).
+   */
+  static start(optionsJson: string): Promise<NativeEmulator>
   get baseUrl(): string
   /**
-   * Creates a sandbox in-process (`{ name?, seed?, plan? }`) and returns its details with both
-   * keys; `lib/emulator.js` makes the client.
+   * Creates a sandbox in-process (`{ name?, seed?, plan? }` as JSON) and answers its details
+   * with both keys as JSON; `lib/emulator.js` makes the client.
    */
-  createSandbox(request?: any | undefined | null): any
+  createSandbox(requestJson: string): string
   /** Moves the emulator clock forward; returns the new emulator time (RFC 3339). */
   advanceClock(ms: number): Promise<string>
-  /** Arms a fault for the next `times` matching requests. */
-  injectFault(spec: any): any
+  /**
+   * Arms a fault (a `FaultSpec` as JSON) for the next `times` matching requests; answers the
+   * `Fault` as JSON.
+   */
+  injectFault(specJson: string): string
   /** Disarms every fault. */
   clearFaults(): void
   /** Stops accepting, lets in-flight requests finish, and returns. Idempotent. */
   stop(): Promise<void>
+}
+
+/**
+ * A successful answer: the status, the `ETag` if any, and the body (JSON with camelCase keys,
+ * CSV text as sent, or empty).
+ */
+export interface Answer {
+  status: number
+  etag?: string
+  body: string
 }
 
 /** Client configuration: `{ apiKey?, baseUrl?, timeoutMs?, maxRetries?, userAgentSuffix? }`. */
@@ -116,46 +68,11 @@ export interface ClientOptions {
   userAgentSuffix?: string
 }
 
-/** Settings of the in-process emulator (each as `twh-emulator serve` has it; unset: its default). */
-export interface EmulatorOptions {
-  /** Port on 127.0.0.1 (default: any free port). */
-  port?: number
-  /** Sustained requests per second per API key (0 turns the rate limit off; default 1000). */
-  rateLimitPerSecond?: number
-  /** Token-bucket size per API key (default 2000). */
-  rateLimitBurst?: number
-  /** Default webhook retry delays, in seconds (default 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h). */
-  webhookRetryScheduleSeconds?: Array<number>
-  /** Timeout of one webhook attempt, in milliseconds (default 15 000). */
-  webhookTimeoutMs?: number
-  /** How long a rolled secret key keeps working, in seconds of emulator time (default 86 400). */
-  keyGraceSeconds?: number
-  /** How long idempotency records live, in seconds of emulator time (default 86 400). */
-  idempotencyTtlSeconds?: number
-  /** Hard monthly quotas of the `free` plan (default 100 000 / 20 000 / 20 000). */
-  freeQuotas?: QuotaOptions
-  /**
-   * Keep the state in this directory (SQLite) and recover it on the next start; every
-   * acknowledged write is on disk before its answer. Default: in memory only.
-   */
-  dataDir?: string
-}
-
-/** Options of a POST: `{ idempotencyKey?, ifMatch? }`. */
-export interface PostOptions {
-  idempotencyKey?: string
-  ifMatch?: string
-}
-
-/** Quotas per meter. */
-export interface QuotaOptions {
-  apiRequests?: number
-  ledgerLines?: number
-  webhookAttempts?: number
-}
-
 /** Rounds of read-modify-write in `updateItemWith` / `updateLocationWith`: the Rust SDK's bound. */
 export declare const READ_MODIFY_WRITE_ATTEMPTS_MAX: number
+
+/** Sets the keys whose values' keys are data, not field names (the first call wins). */
+export declare function setMapKeys(keys: Array<string>): void
 
 /** The package version, as the native layer was built. */
 export declare const VERSION: string
@@ -166,5 +83,8 @@ export declare const VERSION: string
  */
 export declare function webhooksSign(secrets: Array<string>, id: string, timestampUnixSeconds: number, payload: string | Buffer): { 'webhook-id': string; 'webhook-timestamp': string; 'webhook-signature': string }
 
-/** Verifies a webhook delivery (Standard Webhooks) and returns its event. */
-export declare function webhooksVerify(payload: string | Buffer, headers: Record<string, string>, secret: string, toleranceMs?: number | undefined | null): any
+/**
+ * Verifies a webhook delivery (Standard Webhooks) and answers its event as JSON text with
+ * camelCase keys: the payload itself, so fields newer than this package are kept.
+ */
+export declare function webhooksVerify(payload: string | Buffer, headers: Record<string, string>, secretText: string, toleranceMs?: number | undefined | null): string

@@ -15,7 +15,7 @@ const webhooks = {
    * @param {{toleranceMs?: number}} [options] default 5 minutes
    */
   verify(payload, headers, secret, options = {}) {
-    return errors.wrap(() => webhooksVerify(payload, normaliseHeaders(headers), secret, options.toleranceMs))
+    return JSON.parse(errors.wrap(() => webhooksVerify(payload, normaliseHeaders(headers), secret, options.toleranceMs)))
   },
   /**
    * Signs a delivery as TWH does, for tests of a webhook handler: one `v1,` signature per

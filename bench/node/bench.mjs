@@ -78,6 +78,9 @@ const scenarios = [
   },
 ]
 
+/** The binding must make at least this many calls per call fetch makes, on every call. */
+const TARGET_RATIO = 1.5
+
 /** Calls per turn before the other side's turn. */
 const SLICE = 50
 
@@ -123,4 +126,4 @@ console.log(`Sequential calls per second, median of ${ROUNDS} rounds of ${CALLS}
 console.log(`${pad('call', 22)} ${'binding'.padStart(10)} ${'fetch'.padStart(10)}  binding/fetch`)
 for (const r of rows) console.log(`${pad(r.name, 22)} ${num(r.binding)} ${num(r.fetch)}  ${(r.binding / r.fetch).toFixed(2)}x`)
 const worst = Math.min(...rows.map((r) => r.binding / r.fetch))
-console.log(`target: binding >= fetch on every call; worst ratio ${worst.toFixed(2)}x: ${worst >= 1 ? 'met' : 'NOT met'}`)
+console.log(`target: binding >= ${TARGET_RATIO}x fetch on every call; worst ratio ${worst.toFixed(2)}x: ${worst >= TARGET_RATIO ? 'met' : 'NOT met'}`)

@@ -17,7 +17,10 @@ class Emulator {
    */
   static async start(options) {
     const emu = Object.create(Emulator.prototype)
-    emu[native] = await wrap(() => NativeEmulator.start(options))
+    if (options != null && (typeof options !== 'object' || Array.isArray(options))) {
+      throw new InvalidRequestError('Emulator options must be an object')
+    }
+    emu[native] = await wrap(() => NativeEmulator.start(JSON.stringify(options ?? {})))
     return emu
   }
 
@@ -42,7 +45,7 @@ class Emulator {
     if ('apiKey' in clientOptions || 'baseUrl' in clientOptions) {
       throw new InvalidRequestError('createSandbox sets apiKey and baseUrl itself')
     }
-    const sandbox = wrap(() => this[native].createSandbox(request))
+    const sandbox = JSON.parse(wrap(() => this[native].createSandbox(JSON.stringify(request))))
     const client = new Client({ ...clientOptions, apiKey: sandbox.secretKey, baseUrl: this.baseUrl })
     return { client, sandbox }
   }
@@ -59,7 +62,7 @@ class Emulator {
 
   /** Arms a fault, e.g. `{ action: 'error_after_commit', status: 503, times: 1, method: 'POST', pathPrefix: '/v1/stock-movements' }`. */
   injectFault(spec) {
-    return wrap(() => this[native].injectFault(spec))
+    return JSON.parse(wrap(() => this[native].injectFault(JSON.stringify(spec ?? null))))
   }
 
   /** Disarms every fault. */

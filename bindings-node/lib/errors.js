@@ -1,6 +1,7 @@
 'use strict'
-// Hand-written. The native layer throws `Error("TWH_ERROR:{json}")`; `fromNative` turns that
-// into the TwhError subclass of SDK.md "Errors", keeping status, code, requestId, retryAfter.
+// Hand-written. The native layer throws `Error("TWH_ERROR:{json}")`, the JSON being
+// `twh::dispatch::error_details` (snake_case); `fromNative` turns that into the TwhError
+// subclass of its `kind` (SDK.md "Errors"), keeping status, code, requestId, retryAfter.
 
 const PREFIX = 'TWH_ERROR:'
 
@@ -19,31 +20,54 @@ class TwhError extends Error {
   }
 }
 
-const names = [
-  'AuthenticationError', 'PermissionError', 'NotFoundError', 'ConflictError',
-  'IdempotencyKeyReusedError', 'ValidationError', 'PreconditionFailedError',
-  'PreconditionRequiredError', 'RateLimitedError', 'QuotaExceededError', 'ServerError',
-  'ApiError', 'ConnectionError', 'TimeoutError', 'UnexpectedResponseError',
-  'InvalidRequestError', 'ConfigurationError', 'WebhookVerificationError',
-]
+/** The one table: each error kind of the Rust SDK (`twh::ErrorKind::as_str`) and its class. */
+const KINDS = {
+  authentication: 'AuthenticationError',
+  permission: 'PermissionError',
+  not_found: 'NotFoundError',
+  conflict: 'ConflictError',
+  idempotency_key_reused: 'IdempotencyKeyReusedError',
+  validation: 'ValidationError',
+  precondition_failed: 'PreconditionFailedError',
+  precondition_required: 'PreconditionRequiredError',
+  rate_limited: 'RateLimitedError',
+  quota_exceeded: 'QuotaExceededError',
+  server: 'ServerError',
+  api: 'ApiError',
+  connection: 'ConnectionError',
+  timeout: 'TimeoutError',
+  unexpected_response: 'UnexpectedResponseError',
+  invalid_request: 'InvalidRequestError',
+  configuration: 'ConfigurationError',
+  webhook_verification: 'WebhookVerificationError',
+}
 const classes = { TwhError }
-for (const name of names) {
+const byKind = {}
+for (const [kind, name] of Object.entries(KINDS)) {
   // A named class per kind, so `instanceof` and `err.name` both work.
-  classes[name] = { [name]: class extends TwhError {} }[name]
+  classes[name] = byKind[kind] = { [name]: class extends TwhError {} }[name]
 }
 
 function fromNative(err) {
   if (!(err instanceof Error) || typeof err.message !== 'string' || !err.message.startsWith(PREFIX)) {
     return err
   }
-  let details
+  let d
   try {
-    details = JSON.parse(err.message.slice(PREFIX.length))
+    d = JSON.parse(err.message.slice(PREFIX.length))
   } catch {
     return err
   }
-  const Class = classes[details.kind] ?? TwhError
-  return new Class(details.message, details)
+  const Class = (Object.hasOwn(byKind, d.kind) && byKind[d.kind]) || TwhError
+  return new Class(d.message, {
+    status: d.status,
+    code: d.code,
+    requestId: d.request_id,
+    retryAfter: d.retry_after,
+    errors: d.errors,
+    attempts: d.attempts,
+    currentEtag: d.current_etag,
+  })
 }
 
 /** Calls `fn` and rethrows native errors as TwhError subclasses (async and sync). */

@@ -38,7 +38,8 @@ test('conditional, batch, reverse, transfer, as-of; the level is the sum of the 
     { type: 'receipt', itemId: item.id, locationId: a.id, quantity: 0 },
   ]), (e) => e instanceof twh.ValidationError && e.errors.some((f) => f.field.startsWith('movements[1]')))
   assert.equal((await client.getStockLevel(item.id, a.id)).quantity, levelBefore)
-  await assert.rejects(client.createMovementBatch([]), twh.InvalidRequestError)
+  // An empty batch is the server's to refuse (422), like every other invalid body.
+  await assert.rejects(client.createMovementBatch([]), (e) => e instanceof twh.ValidationError && e.status === 422)
 
   const adjustment = await client.createMovement({ type: 'adjustment', itemId: item.id, locationId: a.id, quantity: -5, reason: 'broken' })
   const reversal = await client.reverseMovement(adjustment.id, { reason: 'miscounted' })
