@@ -42,9 +42,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::bounded::BoundedLog;
 use super::chunked::ChunkedVec;
+use super::csv::csv_record;
 use super::error::DomainError;
-use super::ledger::{Page, Window};
 use super::model::Plan;
+use super::paging::{Page, Window};
 use crate::clock::Timestamp;
 use crate::ids;
 
@@ -928,27 +929,6 @@ pub struct Invoice {
     pub status: InvoiceStatus,
     /// When it was issued (emulator clock).
     pub created_at: Timestamp,
-}
-
-fn csv_field(out: &mut String, field: &str) {
-    if field.contains([',', '"', '\n', '\r']) {
-        out.push('"');
-        out.push_str(&field.replace('"', "\"\""));
-        out.push('"');
-    } else {
-        out.push_str(field);
-    }
-}
-
-/// Appends one CSV record (RFC 4180, CRLF-free: `\n` ends records).
-pub fn csv_record<S: AsRef<str>>(out: &mut String, fields: &[S]) {
-    for (i, f) in fields.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        csv_field(out, f.as_ref());
-    }
-    out.push('\n');
 }
 
 impl Invoice {

@@ -20,32 +20,12 @@ use super::chunked::ChunkedVec;
 use super::error::{DomainError, ErrorKind};
 use super::idempotency::IdempotencyStore;
 use super::model::*;
+use super::paging::scan;
+pub use super::paging::{PAGE_SCAN_MAX, Page, Window};
 use super::validate;
+pub use super::validate::QUANTITY_MAGNITUDE_MAX;
 use crate::clock::Timestamp;
 use crate::ids;
-
-/// Largest magnitude of a movement quantity.
-pub const QUANTITY_MAGNITUDE_MAX: i64 = 1_000_000_000_000_000;
-/// Most entries a list page scans before it returns (possibly short) with a cursor.
-pub const PAGE_SCAN_MAX: usize = 20_000;
-
-/// A list request's window: where to start (a position from a cursor) and how many to return.
-#[derive(Clone, Copy, Debug)]
-pub struct Window {
-    /// Position to start at (0-based).
-    pub start: usize,
-    /// Most entries to return.
-    pub limit: usize,
-}
-
-/// One page of results and the position to continue from, if there may be more.
-#[derive(Debug)]
-pub struct Page<T> {
-    /// The entries.
-    pub data: Vec<T>,
-    /// Position to continue from, `None` at the end.
-    pub next: Option<usize>,
-}
 
 /// What an `If-Match` header asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -1535,30 +1515,6 @@ fn merge_patch(target: &mut Map<String, Value>, patch: Map<String, Value>) {
             }
         }
     }
-}
-
-/// Walks entries from position `start`, keeping what `keep` maps to `Some`, until `limit` are
-/// kept or [`PAGE_SCAN_MAX`] are looked at. The cursor continues after the last one looked at.
-fn scan<'a, T: 'a, U>(
-    entries: impl Iterator<Item = &'a T>,
-    start: usize,
-    limit: usize,
-    mut keep: impl FnMut(usize, &'a T) -> Option<U>,
-) -> Page<U> {
-    let mut data = Vec::with_capacity(limit.min(100));
-    let mut position = start;
-    let mut more = false;
-    for (looked, entry) in entries.enumerate() {
-        if data.len() == limit || looked == PAGE_SCAN_MAX {
-            more = true;
-            break;
-        }
-        if let Some(v) = keep(position, entry) {
-            data.push(v);
-        }
-        position += 1;
-    }
-    Page { data, next: more.then_some(position) }
 }
 
 #[cfg(test)]

@@ -2,51 +2,22 @@
 
 use std::sync::Arc;
 
-use axum::Extension;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-
 use super::AppState;
 use super::error::{ApiError, ApiResult};
-use super::extract::{
-    Admin, Auth, Json, NoFields, OptionalIfMatch, OptionalKey, Query, RequiredIfMatch, RequiredKey, encode_cursor,
-    none_match,
-};
+use super::extract::{Admin, Auth, Json, NoFields, OptionalIfMatch, OptionalKey, Query, RequiredIfMatch, RequiredKey};
 use super::pipeline::{self, FaultDelay, stored_json};
+use super::respond::{ok_json, page};
 use crate::clock::Timestamp;
-use crate::domain::Page;
 use crate::domain::idempotency::Outcome;
 use crate::domain::ledger::{CatalogueFilter, MovementFilter};
 use crate::domain::model::*;
+use axum::Extension;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 
 type St = State<Arc<AppState>>;
 type Delay = Option<Extension<FaultDelay>>;
-
-/// 200 with a JSON body and an optional ETag (304 when `If-None-Match` matches).
-pub(crate) fn ok_json<T: Serialize>(headers: &HeaderMap, value: &T, etag: Option<u64>) -> Response {
-    if let Some(v) = etag {
-        if none_match(headers, v) {
-            let mut r = StatusCode::NOT_MODIFIED.into_response();
-            r.headers_mut().insert(header::ETAG, etag_value(v));
-            return r;
-        }
-    }
-    let mut r = axum::Json(value).into_response();
-    if let Some(v) = etag {
-        r.headers_mut().insert(header::ETAG, etag_value(v));
-    }
-    r
-}
-
-fn etag_value(v: u64) -> HeaderValue {
-    HeaderValue::from_str(&format!("\"{v}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
-}
-
-fn page<T, L>(p: Page<T>, kind: &str, tag: &str, wrap: impl FnOnce(Vec<T>, Option<String>) -> L) -> L {
-    wrap(p.data, p.next.map(|n| encode_cursor(kind, tag, n)))
-}
 
 fn delay(d: Delay) -> Option<FaultDelay> {
     d.map(|Extension(d)| d)

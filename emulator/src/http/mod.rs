@@ -11,8 +11,10 @@
 //! kept its own copy of the request in a future several kilobytes large, all measurable on the
 //! write path.
 
+pub mod admission;
 pub mod billing;
 pub mod control;
+pub mod docs;
 pub mod error;
 pub mod extract;
 pub mod faults;
@@ -20,6 +22,7 @@ pub mod ledger;
 pub mod metering;
 pub mod ops;
 pub mod pipeline;
+pub mod respond;
 pub mod webhooks;
 
 use std::collections::HashMap;
@@ -186,6 +189,7 @@ const DELETE: (Method, MethodFilter) = (Method::DELETE, MethodFilter::DELETE);
 fn routes() -> Routes {
     use billing as b;
     use control as c;
+    use docs as d;
     use ledger as l;
     use ops as o;
     use webhooks as w;
@@ -232,8 +236,8 @@ fn routes() -> Routes {
         .at("/_emulator/state").on(GET, c::export_state).on(PUT, c::import_state)
         .at("/_emulator/reset").on(POST, c::reset)
         .at("/_emulator/sink/{name}").on(GET, w::sink_list).on(POST, w::sink_receive).on(DELETE, w::sink_clear)
-        .at("/openapi.json").on(GET, c::openapi)
-        .at("/openapi/postman.json").on(GET, c::postman)
+        .at("/openapi.json").on(GET, d::openapi)
+        .at("/openapi/postman.json").on(GET, d::postman)
 }
 
 /// The paths the router serves, as written in the route table.
