@@ -158,34 +158,41 @@ fn taken<T: Catalogued>(key: &str) -> DomainError {
 
 impl Ledger {
     /// The id of entry `index` of kind `T`.
+    #[inline]
     pub(super) fn entry_id<T: Catalogued>(&self, index: u32) -> String {
         ids::format(T::KIND.prefix, &self.tag, u64::from(index) + 1)
     }
 
     /// The index of an id of kind `T` of this tenant.
+    #[inline]
     pub(super) fn entry_index<T: Catalogued>(&self, id: &str) -> Option<u32> {
         let p = ids::parse(T::KIND.prefix, &self.tag, id)?;
         (p <= T::catalogue(self).entries.len() as u64).then(|| (p - 1) as u32)
     }
 
+    #[inline]
     pub(super) fn item_id(&self, index: u32) -> String {
         self.entry_id::<Item>(index)
     }
 
+    #[inline]
     pub(super) fn location_id(&self, index: u32) -> String {
         self.entry_id::<Location>(index)
     }
 
+    #[inline]
     pub(super) fn item_index(&self, id: &str) -> Option<u32> {
         self.entry_index::<Item>(id)
     }
 
+    #[inline]
     pub(super) fn location_index(&self, id: &str) -> Option<u32> {
         self.entry_index::<Location>(id)
     }
 
     /// The index of an entry a movement may name (`field` is where the body named it): it
     /// exists and is not archived.
+    #[inline]
     pub(super) fn active<T: Catalogued>(&self, id: &str, field: &str) -> Result<u32, DomainError> {
         let index = self.entry_index::<T>(id).ok_or_else(|| not_found_field(T::KIND.noun, field))?;
         if T::catalogue(self).entries[index as usize].status() == Status::Archived {

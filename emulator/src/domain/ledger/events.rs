@@ -51,6 +51,7 @@ impl Ledger {
         ids::parse("evt", &self.tag, id).map(position).filter(|p| *p < self.events.len())
     }
 
+    #[inline]
     pub(super) fn emit(&mut self, kind: EventType, data: EventData, now: Timestamp) {
         self.events.push(EventRecord { kind, created_at: now, data });
     }

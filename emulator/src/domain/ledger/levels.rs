@@ -41,10 +41,12 @@ fn is_zero(v: &i64) -> bool {
 }
 
 impl Ledger {
+    #[inline]
     pub(super) fn quantity(&self, pair: (u32, u32)) -> i64 {
         self.levels.get(&pair).map_or(0, |l| l.quantity)
     }
 
+    #[inline]
     pub(super) fn version(&self, pair: (u32, u32)) -> u64 {
         self.levels.get(&pair).map_or(0, |l| l.history.len() as u64)
     }

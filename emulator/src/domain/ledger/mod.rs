@@ -227,6 +227,7 @@ mod pairs {
     }
 }
 
+#[inline]
 pub(super) fn position(id: u64) -> usize {
     usize::try_from(id - 1).unwrap_or(usize::MAX)
 }
