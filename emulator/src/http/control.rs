@@ -1,6 +1,6 @@
 //! The emulator's own control plane (`/_emulator`, API.md §5). (The served OpenAPI document is
-//! [`super::docs`]'s: the document describes these handlers' types, so serving it from here made
-//! this module and [`crate::openapi`] import each other.)
+//! `http/docs.rs`'s: the document describes these handlers' types, so serving it from here made
+//! this module and the OpenAPI module import each other.)
 
 use std::sync::Arc;
 

@@ -4,7 +4,7 @@
 //!
 //! Why a file of its own: a row is written on every request, so its packing is tuned and
 //! tested for itself (a million requests cost about 28 MB); what a tenant's usage means
-//! (periods, quotas, the journal) is [`super::usage`]'s.
+//! (periods, quotas, the journal) is the usage module's.
 
 use serde::ser::SerializeSeq;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};

@@ -2,9 +2,8 @@
 //! a write's ledger lines to its request's row, webhook attempts, quota notices and closing a
 //! period; and the journal of those changes that the durable store replays.
 //!
-//! Why a file of its own: this is what runs under the tenant lock on every request; the rows'
-//! packing is [`super::codec`]'s and the invoice made from a closed period is
-//! [`super::invoices`]'s.
+//! Why a file of its own: this is what runs under the tenant lock on every request. How rows
+//! are packed is in `codec.rs`, and the invoice made from a closed period in `invoices.rs`.
 
 use std::collections::VecDeque;
 

@@ -1,8 +1,9 @@
 //! The ledger's side of reconciliation: every level recomputed from its lines in one pass and
 //! compared with its snapshot, and the fault that skews a snapshot so there is something to find.
 //!
-//! Why a file of its own: it reads the whole ledger rather than one movement or level; the
-//! runs, their history and their CSV are [`crate::domain::reconcile`]'s.
+//! Why a file of its own: it reads the whole ledger rather than one movement or level. The
+//! runs, their history and their CSV are in `domain/reconcile.rs`, which imports this (not the
+//! other way round).
 
 use std::collections::HashMap;
 
