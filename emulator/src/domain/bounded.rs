@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use super::ledger::{Page, Window};
+use super::paging::{Page, Window};
 
 /// A bounded, append-only log.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -5,15 +5,18 @@
 pub mod billing;
 pub mod bounded;
 pub mod chunked;
+pub mod csv;
 pub mod error;
 pub mod idempotency;
 pub mod jobs;
 pub mod ledger;
 pub mod model;
+pub mod paging;
 pub mod reconcile;
 pub mod registry;
 pub mod validate;
 pub mod webhooks;
 
 pub use error::{DomainError, ErrorKind};
-pub use ledger::{IfMatch, Ledger, Page, Window};
+pub use ledger::{IfMatch, Ledger};
+pub use paging::{Page, Window};

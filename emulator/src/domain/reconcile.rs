@@ -15,10 +15,11 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::billing::csv_record;
 use super::bounded::BoundedLog;
+use super::csv::csv_record;
 use super::error::DomainError;
-use super::ledger::{Discrepancy, Ledger, Page, ReconcileResult, Window};
+use super::ledger::{Discrepancy, Ledger, ReconcileResult};
+use super::paging::{Page, Window};
 use crate::clock::Timestamp;
 use crate::ids;
 

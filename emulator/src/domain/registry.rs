@@ -613,7 +613,7 @@ fn seed_demo(ledger: &mut Ledger, now: Timestamp) -> Result<(), DomainError> {
             attributes: None,
             low_stock_threshold: threshold,
         };
-        item_ids.push(ledger.create_item(req, now)?.id);
+        item_ids.push(ledger.create::<Item>(req, now)?.id);
     }
     let locations = [
         ("WH-EAST", "East warehouse", LocationKind::Warehouse),
@@ -623,7 +623,7 @@ fn seed_demo(ledger: &mut Ledger, now: Timestamp) -> Result<(), DomainError> {
     let mut location_ids = Vec::new();
     for (code, name, kind) in locations {
         let req = CreateLocation { code: code.to_owned(), name: name.to_owned(), kind: Some(kind) };
-        location_ids.push(ledger.create_location(req, now)?.id);
+        location_ids.push(ledger.create::<Location>(req, now)?.id);
     }
     let movement =
         |type_, item: usize, at: Option<usize>, from_to: Option<(usize, usize)>, quantity, reference: &str| {

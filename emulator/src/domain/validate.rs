@@ -1,11 +1,15 @@
 //! Rules about a request's own values (422 `validation_failed`), each with its bound.
+//!
+//! The bounds live here, with the rules that enforce them, and the ledger imports them: this
+//! module imports nothing of the ledger's, so the two never import each other.
 
 use serde_json::{Map, Value};
 
 use super::error::DomainError;
-use super::ledger::QUANTITY_MAGNITUDE_MAX;
 use super::model::*;
 
+/// Largest magnitude of a movement quantity.
+pub const QUANTITY_MAGNITUDE_MAX: i64 = 1_000_000_000_000_000;
 /// Most movements in one batch.
 pub const BATCH_LEN_MAX: usize = 1000;
 /// Longest SKU or location code, in characters.

@@ -22,8 +22,9 @@ use serde_json::json;
 
 use super::chunked::ChunkedVec;
 use super::error::{DomainError, ErrorKind};
-use super::ledger::{EventType, IfMatch, Ledger, Page, Window};
+use super::ledger::{EventType, IfMatch, Ledger};
 use super::model::FieldError;
+use super::paging::{Page, Window, scan};
 use crate::clock::Timestamp;
 use crate::ids;
 
@@ -802,23 +803,12 @@ impl Webhooks {
             },
             None => None,
         };
-        let mut data = Vec::new();
-        let mut position = window.start;
-        let mut more = false;
-        for (looked, d) in self.deliveries.iter_from(window.start).enumerate() {
-            if data.len() == window.limit || looked == super::ledger::PAGE_SCAN_MAX {
-                more = true;
-                break;
-            }
-            if endpoint.is_none_or(|e| e == d.endpoint as usize)
+        scan(self.deliveries.iter_from(window.start), window.start, window.limit, |position, d| {
+            let wanted = endpoint.is_none_or(|e| e == d.endpoint as usize)
                 && event.is_none_or(|e| e == d.event)
-                && status.is_none_or(|s| s == d.status)
-            {
-                data.extend(self.render_delivery(ledger, position as u64 + 1));
-            }
-            position += 1;
-        }
-        Page { data, next: more.then_some(position) }
+                && status.is_none_or(|s| s == d.status);
+            if wanted { self.render_delivery(ledger, position as u64 + 1) } else { None }
+        })
     }
 
     fn endpoint_index_any(&self, tag: &str, id: &str) -> Option<usize> {

@@ -19,10 +19,12 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
-use super::extract::{Auth, Json, OptionalKey, Query, encode_cursor, wants_csv};
+use super::extract::{Auth, Json, OptionalKey, Query, wants_csv};
 use super::pipeline::{self, FaultDelay, stored_json};
+use super::respond::{csv_response, page};
 use crate::clock::Timestamp;
 use crate::domain::billing::*;
+use crate::domain::csv::csv_record;
 use crate::domain::registry::Tenant;
 
 type St = State<Arc<AppState>>;
@@ -40,17 +42,6 @@ pub const EXPORT_CHUNK_ROWS: usize = 4096;
 pub enum ExportFormat {
     Json,
     Csv,
-}
-
-/// A CSV response.
-pub fn csv_response(body: String, filename: &str) -> Response {
-    let mut r = Response::new(Body::from(body));
-    let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
-    r
 }
 
 /// `period=current|YYYY-MM` (default current) → the period's start; a future one is refused.
@@ -245,8 +236,8 @@ pub async fn list_invoices(auth: Auth, mut q: Query) -> ApiResult {
     let window = q.window("inv", &st.billing.tag)?;
     q.finish()?;
     let p = st.billing.invoices(window);
-    let next_cursor = p.next.map(|n| encode_cursor("inv", &st.billing.tag, n));
-    Ok(axum::Json(InvoiceList { data: p.data, next_cursor }).into_response())
+    Ok(axum::Json(page(p, "inv", &st.billing.tag, |data, next_cursor| InvoiceList { data, next_cursor }))
+        .into_response())
 }
 
 /// `GET /v1/invoices/{id}` (JSON, or CSV with `Accept: text/csv`)

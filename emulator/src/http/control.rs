@@ -1,10 +1,12 @@
-//! The emulator's own control plane (`/_emulator`, API.md §5) and the served OpenAPI document.
+//! The emulator's own control plane (`/_emulator`, API.md §5). (The served OpenAPI document is
+//! `http/docs.rs`'s: the document describes these handlers' types, so serving it from here made
+//! this module and the OpenAPI module import each other.)
 
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -129,14 +131,4 @@ pub async fn reset(State(s): St, _: Admin) -> StatusCode {
     s.world.reset();
     s.faults.clear();
     StatusCode::NO_CONTENT
-}
-
-/// `GET /openapi.json`
-pub async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], crate::openapi::document_text()).into_response()
-}
-
-/// `GET /openapi/postman.json`
-pub async fn postman() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], crate::openapi::POSTMAN_COLLECTION).into_response()
 }

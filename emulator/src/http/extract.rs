@@ -1,27 +1,26 @@
 //! Request parsing: authentication, JSON bodies, query strings, idempotency keys, preconditions
-//! and cursors. Each turns bad input into a precise problem (400/401/403/422) before a handler
-//! runs, so handlers only see well-formed values.
+//! and cursors (read with [`decode_cursor`]). Each turns bad input into a precise problem
+//! (400/401/403/422) before a handler runs, so handlers only see well-formed values.
 
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, header};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http_body_util::BodyExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::AppState;
+use super::admission::{Admission, bearer};
 use super::error::ApiError;
-use super::metering::Admission;
+use crate::domain::IfMatch;
 use crate::domain::billing::RowRef;
 use crate::domain::idempotency::{Digest128, fingerprint, key_digest};
 use crate::domain::model::FieldError;
+use crate::domain::paging::{Window, decode_cursor};
 use crate::domain::registry::{KeyGrant, KeyKind, Tenant};
-use crate::domain::{IfMatch, Window};
 
 /// Longest idempotency key, in characters.
 pub const IDEMPOTENCY_KEY_LEN_MAX: usize = 255;
@@ -39,13 +38,6 @@ pub struct Auth {
     pub tenant: Arc<Tenant>,
     /// The request's usage row (a write adds its ledger lines to it).
     pub row: Option<RowRef>,
-}
-
-/// The token of `Authorization: Bearer <token>`.
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
 }
 
 fn unauthenticated(detail: &str) -> ApiError {
@@ -551,20 +543,6 @@ impl Query {
             Err(ApiError::from(crate::domain::DomainError::validation(self.errors)))
         }
     }
-}
-
-/// An opaque cursor: the list kind, the tenant incarnation and the position to continue at.
-/// Positions in creation order never shift (nothing is erased), so paging neither skips nor
-/// repeats while others insert; a reset sandbox draws a new tag, which voids old cursors.
-pub fn encode_cursor(kind: &str, tag: &str, position: usize) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{kind}.{tag}.{position}"))
-}
-
-fn decode_cursor(kind: &str, tag: &str, cursor: &str) -> Option<usize> {
-    let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).ok()?).ok()?;
-    let mut parts = raw.splitn(3, '.');
-    (parts.next()? == kind && parts.next()? == tag).then_some(())?;
-    parts.next()?.parse().ok()
 }
 
 #[cfg(test)]

@@ -2,51 +2,23 @@
 
 use std::sync::Arc;
 
+use super::AppState;
+use super::error::{ApiError, ApiResult};
+use super::extract::{Admin, Auth, Json, NoFields, OptionalIfMatch, OptionalKey, Query, RequiredIfMatch, RequiredKey};
+use super::pipeline::{self, FaultDelay, stored_json};
+use super::respond::{ok_json, page};
+use crate::clock::Timestamp;
+use crate::domain::idempotency::Outcome;
+use crate::domain::ledger::{CatalogueFilter, Catalogued, MovementFilter};
+use crate::domain::model::*;
 use axum::Extension;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::AppState;
-use super::error::{ApiError, ApiResult};
-use super::extract::{
-    Admin, Auth, Json, NoFields, OptionalIfMatch, OptionalKey, Query, RequiredIfMatch, RequiredKey, encode_cursor,
-    none_match,
-};
-use super::pipeline::{self, FaultDelay, stored_json};
-use crate::clock::Timestamp;
-use crate::domain::Page;
-use crate::domain::idempotency::Outcome;
-use crate::domain::ledger::{CatalogueFilter, MovementFilter};
-use crate::domain::model::*;
-
 type St = State<Arc<AppState>>;
 type Delay = Option<Extension<FaultDelay>>;
-
-/// 200 with a JSON body and an optional ETag (304 when `If-None-Match` matches).
-pub(crate) fn ok_json<T: Serialize>(headers: &HeaderMap, value: &T, etag: Option<u64>) -> Response {
-    if let Some(v) = etag {
-        if none_match(headers, v) {
-            let mut r = StatusCode::NOT_MODIFIED.into_response();
-            r.headers_mut().insert(header::ETAG, etag_value(v));
-            return r;
-        }
-    }
-    let mut r = axum::Json(value).into_response();
-    if let Some(v) = etag {
-        r.headers_mut().insert(header::ETAG, etag_value(v));
-    }
-    r
-}
-
-fn etag_value(v: u64) -> HeaderValue {
-    HeaderValue::from_str(&format!("\"{v}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
-}
-
-fn page<T, L>(p: Page<T>, kind: &str, tag: &str, wrap: impl FnOnce(Vec<T>, Option<String>) -> L) -> L {
-    wrap(p.data, p.next.map(|n| encode_cursor(kind, tag, n)))
-}
 
 fn delay(d: Delay) -> Option<FaultDelay> {
     d.map(|Extension(d)| d)
@@ -112,136 +84,100 @@ pub async fn roll_key(
     .await)
 }
 
-// ---- items ----------------------------------------------------------------------------------
+// ---- items and locations ------------------------------------------------------------------
 
-/// `POST /v1/items`
-pub async fn create_item(
+/// What the HTTP API adds to a catalogue kind: its collection's path and its list type. One row
+/// a kind in the table below; the handlers after it serve both kinds.
+pub trait Resource: Catalogued {
+    /// `/v1/items`, `/v1/locations`.
+    const PATH: &'static str;
+    /// Whether its list takes a `kind` filter.
+    const KIND_FILTER: bool;
+    /// A page of it.
+    type List: Serialize;
+    /// A page of it from the entries and the next cursor.
+    fn list(data: Vec<Self>, next_cursor: Option<String>) -> Self::List;
+}
+
+macro_rules! resource {
+    ($($t:ident at $path:literal, kind filter $kind_filter:literal, listed as $list:ident;)*) => {$(
+        impl Resource for $t {
+            const PATH: &'static str = $path;
+            const KIND_FILTER: bool = $kind_filter;
+            type List = $list;
+            fn list(data: Vec<$t>, next_cursor: Option<String>) -> $list { $list { data, next_cursor } }
+        }
+    )*};
+}
+
+resource! {
+    Item at "/v1/items", kind filter false, listed as ItemList;
+    Location at "/v1/locations", kind filter true, listed as LocationList;
+}
+
+/// `POST /v1/items`, `POST /v1/locations`
+pub async fn create_entry<T: Resource>(
     State(s): St,
     auth: Auth,
     OptionalKey(key): OptionalKey,
     d: Delay,
-    body: Json<CreateItem>,
+    body: Json<T::Create>,
 ) -> Response {
     pipeline::write(&s, &auth, key, body.fingerprint, delay(d), |st, now| {
-        let item = st.ledger.create_item(body.value, now)?;
-        let location = format!("/v1/items/{}", item.id);
-        Ok(stored_json(StatusCode::CREATED, &item, Some(item.version), Some(location)))
+        let entry = st.ledger.create::<T>(body.value, now)?;
+        let location = format!("{}/{}", T::PATH, entry.id());
+        Ok(stored_json(StatusCode::CREATED, &entry, Some(entry.version()), Some(location)))
     })
     .await
 }
 
-/// `GET /v1/items`
-pub async fn list_items(auth: Auth, mut q: Query) -> ApiResult {
-    let st = auth.tenant.state.lock();
-    let filter = CatalogueFilter { key: q.text("sku"), q: q.text("q"), status: q.enumeration("status"), kind: None };
-    let window = q.window("itm", &st.ledger.tag)?;
-    q.finish()?;
-    let p = st.ledger.items(&filter, window);
-    Ok(axum::Json(page(p, "itm", &st.ledger.tag, |data, next_cursor| ItemList { data, next_cursor })).into_response())
-}
-
-/// `GET /v1/items/{id}`
-pub async fn get_item(auth: Auth, Path(id): Path<String>, headers: HeaderMap, q: Query) -> ApiResult {
-    q.finish()?;
-    let item = auth.tenant.state.lock().ledger.item(&id)?.clone();
-    Ok(ok_json(&headers, &item, Some(item.version)))
-}
-
-/// `PATCH /v1/items/{id}`
-pub async fn update_item(
-    State(s): St,
-    auth: Auth,
-    Path(id): Path<String>,
-    RequiredIfMatch(m): RequiredIfMatch,
-    body: Json<UpdateItem>,
-) -> Response {
-    pipeline::write(&s, &auth, None, 0, None, |st, now| {
-        let v = st.ledger.update_item(&id, body.value, &m, now)?;
-        Ok(stored_json(StatusCode::OK, &v, Some(v.version), None))
-    })
-    .await
-}
-
-/// `DELETE /v1/items/{id}`: archives.
-pub async fn archive_item(
-    State(s): St,
-    auth: Auth,
-    Path(id): Path<String>,
-    RequiredIfMatch(m): RequiredIfMatch,
-) -> Response {
-    pipeline::write(&s, &auth, None, 0, None, |st, now| {
-        let v = st.ledger.archive_item(&id, &m, now)?;
-        Ok(stored_json(StatusCode::OK, &v, Some(v.version), None))
-    })
-    .await
-}
-
-// ---- locations ------------------------------------------------------------------------------
-
-/// `POST /v1/locations`
-pub async fn create_location(
-    State(s): St,
-    auth: Auth,
-    OptionalKey(key): OptionalKey,
-    d: Delay,
-    body: Json<CreateLocation>,
-) -> Response {
-    pipeline::write(&s, &auth, key, body.fingerprint, delay(d), |st, now| {
-        let loc = st.ledger.create_location(body.value, now)?;
-        let location = format!("/v1/locations/{}", loc.id);
-        Ok(stored_json(StatusCode::CREATED, &loc, Some(loc.version), Some(location)))
-    })
-    .await
-}
-
-/// `GET /v1/locations`
-pub async fn list_locations(auth: Auth, mut q: Query) -> ApiResult {
+/// `GET /v1/items`, `GET /v1/locations`
+pub async fn list_entries<T: Resource>(auth: Auth, mut q: Query) -> ApiResult {
     let st = auth.tenant.state.lock();
     let filter = CatalogueFilter {
-        key: q.text("code"),
+        key: q.text(T::KIND.key),
         q: q.text("q"),
         status: q.enumeration("status"),
-        kind: q.enumeration("kind"),
+        kind: if T::KIND_FILTER { q.enumeration("kind") } else { None },
     };
-    let window = q.window("loc", &st.ledger.tag)?;
+    let window = q.window(T::KIND.prefix, &st.ledger.tag)?;
     q.finish()?;
-    let p = st.ledger.locations(&filter, window);
-    Ok(axum::Json(page(p, "loc", &st.ledger.tag, |data, next_cursor| LocationList { data, next_cursor }))
-        .into_response())
+    let p = st.ledger.list::<T>(&filter, window);
+    Ok(axum::Json(page(p, T::KIND.prefix, &st.ledger.tag, T::list)).into_response())
 }
 
-/// `GET /v1/locations/{id}`
-pub async fn get_location(auth: Auth, Path(id): Path<String>, headers: HeaderMap, q: Query) -> ApiResult {
+/// `GET /v1/items/{id}`, `GET /v1/locations/{id}`
+pub async fn get_entry<T: Resource>(auth: Auth, Path(id): Path<String>, headers: HeaderMap, q: Query) -> ApiResult {
     q.finish()?;
-    let loc = auth.tenant.state.lock().ledger.location(&id)?.clone();
-    Ok(ok_json(&headers, &loc, Some(loc.version)))
+    let entry = auth.tenant.state.lock().ledger.entry::<T>(&id)?.clone();
+    Ok(ok_json(&headers, &entry, Some(entry.version())))
 }
 
-/// `PATCH /v1/locations/{id}`
-pub async fn update_location(
+/// `PATCH /v1/items/{id}`, `PATCH /v1/locations/{id}`
+pub async fn update_entry<T: Resource>(
     State(s): St,
     auth: Auth,
     Path(id): Path<String>,
     RequiredIfMatch(m): RequiredIfMatch,
-    body: Json<UpdateLocation>,
+    body: Json<T::Update>,
 ) -> Response {
     pipeline::write(&s, &auth, None, 0, None, |st, now| {
-        let v = st.ledger.update_location(&id, body.value, &m, now)?;
-        Ok(stored_json(StatusCode::OK, &v, Some(v.version), None))
+        let v = st.ledger.update::<T>(&id, body.value, &m, now)?;
+        Ok(stored_json(StatusCode::OK, &v, Some(v.version()), None))
     })
     .await
 }
 
-/// `DELETE /v1/locations/{id}`: archives.
-pub async fn archive_location(
+/// `DELETE /v1/items/{id}`, `DELETE /v1/locations/{id}`: archives.
+pub async fn archive_entry<T: Resource>(
     State(s): St,
     auth: Auth,
     Path(id): Path<String>,
     RequiredIfMatch(m): RequiredIfMatch,
 ) -> Response {
     pipeline::write(&s, &auth, None, 0, None, |st, now| {
-        let v = st.ledger.archive_location(&id, &m, now)?;
-        Ok(stored_json(StatusCode::OK, &v, Some(v.version), None))
+        let v = st.ledger.archive::<T>(&id, &m, now)?;
+        Ok(stored_json(StatusCode::OK, &v, Some(v.version()), None))
     })
     .await
 }

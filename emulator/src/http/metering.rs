@@ -38,10 +38,10 @@ use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
 
 use super::AppState;
+use super::admission::{Admission, bearer};
 use super::error::{ApiError, with_request_id};
-use super::extract::bearer;
 use crate::clock::Timestamp;
-use crate::domain::billing::{Meter, OverQuota, RowRef, seconds_until};
+use crate::domain::billing::{Meter, OverQuota, seconds_until};
 use crate::domain::registry::{KeyGrant, Tenant};
 
 /// Most token buckets kept (one per key seen); beyond it, full (idle) buckets are forgotten.
@@ -52,17 +52,6 @@ pub const RATE_LIMIT_PER_SECOND_DEFAULT: u64 = 1000;
 pub const RATE_LIMIT_BURST_DEFAULT: u64 = 2000;
 
 const MICRO: i128 = 1_000_000;
-
-/// What the layer decided, handed to the handler.
-#[derive(Clone, Debug)]
-pub struct Admission {
-    /// The key's grant.
-    pub grant: Arc<KeyGrant>,
-    /// Its tenant.
-    pub tenant: Arc<Tenant>,
-    /// The request's usage row.
-    pub row: RowRef,
-}
 
 #[derive(Clone, Copy, Debug)]
 struct Bucket {

@@ -11,8 +11,10 @@
 //! kept its own copy of the request in a future several kilobytes large, all measurable on the
 //! write path.
 
+pub mod admission;
 pub mod billing;
 pub mod control;
+pub mod docs;
 pub mod error;
 pub mod extract;
 pub mod faults;
@@ -20,6 +22,7 @@ pub mod ledger;
 pub mod metering;
 pub mod ops;
 pub mod pipeline;
+pub mod respond;
 pub mod webhooks;
 
 use std::collections::HashMap;
@@ -184,8 +187,10 @@ const DELETE: (Method, MethodFilter) = (Method::DELETE, MethodFilter::DELETE);
 // One line a path, as a table.
 #[rustfmt::skip]
 fn routes() -> Routes {
+    use crate::domain::model::{Item, Location};
     use billing as b;
     use control as c;
+    use docs as d;
     use ledger as l;
     use ops as o;
     use webhooks as w;
@@ -194,10 +199,10 @@ fn routes() -> Routes {
         .at("/v1/sandbox").on(GET, l::get_sandbox).on(DELETE, l::delete_sandbox)
         .at("/v1/sandbox/reset").on(POST, l::reset_sandbox)
         .at("/v1/api-keys/roll").on(POST, l::roll_key)
-        .at("/v1/items").on(GET, l::list_items).on(POST, l::create_item)
-        .at("/v1/items/{id}").on(GET, l::get_item).on(PATCH, l::update_item).on(DELETE, l::archive_item)
-        .at("/v1/locations").on(GET, l::list_locations).on(POST, l::create_location)
-        .at("/v1/locations/{id}").on(GET, l::get_location).on(PATCH, l::update_location).on(DELETE, l::archive_location)
+        .at("/v1/items").on(GET, l::list_entries::<Item>).on(POST, l::create_entry::<Item>)
+        .at("/v1/items/{id}").on(GET, l::get_entry::<Item>).on(PATCH, l::update_entry::<Item>).on(DELETE, l::archive_entry::<Item>)
+        .at("/v1/locations").on(GET, l::list_entries::<Location>).on(POST, l::create_entry::<Location>)
+        .at("/v1/locations/{id}").on(GET, l::get_entry::<Location>).on(PATCH, l::update_entry::<Location>).on(DELETE, l::archive_entry::<Location>)
         .at("/v1/stock-movements").on(GET, l::list_movements).on(POST, l::create_movement)
         .at("/v1/stock-movements/batch").on(POST, l::create_batch)
         .at("/v1/stock-movements/{id}").on(GET, l::get_movement).on(PUT, l::movement_immutable).on(PATCH, l::movement_immutable).on(DELETE, l::movement_immutable)
@@ -232,8 +237,8 @@ fn routes() -> Routes {
         .at("/_emulator/state").on(GET, c::export_state).on(PUT, c::import_state)
         .at("/_emulator/reset").on(POST, c::reset)
         .at("/_emulator/sink/{name}").on(GET, w::sink_list).on(POST, w::sink_receive).on(DELETE, w::sink_clear)
-        .at("/openapi.json").on(GET, c::openapi)
-        .at("/openapi/postman.json").on(GET, c::postman)
+        .at("/openapi.json").on(GET, d::openapi)
+        .at("/openapi/postman.json").on(GET, d::postman)
 }
 
 /// The paths the router serves, as written in the route table.

@@ -8,10 +8,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use super::billing::csv_response;
 use super::error::ApiResult;
-use super::extract::{Auth, Json, OptionalKey, Query, encode_cursor, wants_csv};
+use super::extract::{Auth, Json, OptionalKey, Query, wants_csv};
 use super::pipeline::{self, FaultDelay, stored_json};
+use super::respond::{csv_response, page};
 use crate::domain::jobs::CreateJob;
 use crate::domain::ledger::EventType;
 use crate::domain::reconcile::{CreateReconciliation, ReconciliationList, ReconciliationTrigger};
@@ -44,8 +44,8 @@ pub async fn list_reconciliations(auth: Auth, mut q: Query) -> ApiResult {
     let window = q.window("rec", &st.ledger.tag)?;
     q.finish()?;
     let p = st.reconciliations.list(window);
-    let next_cursor = p.next.map(|n| encode_cursor("rec", &st.ledger.tag, n));
-    Ok(axum::Json(ReconciliationList { data: p.data, next_cursor }).into_response())
+    Ok(axum::Json(page(p, "rec", &st.ledger.tag, |data, next_cursor| ReconciliationList { data, next_cursor }))
+        .into_response())
 }
 
 /// `GET /v1/reconciliations/{id}` (JSON, or its discrepancies as CSV with `Accept: text/csv`)

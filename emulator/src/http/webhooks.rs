@@ -15,9 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
-use super::extract::{Admin, Auth, Json, NoFields, OptionalKey, Query, RequiredIfMatch, encode_cursor};
-use super::ledger::ok_json;
+use super::extract::{Admin, Auth, Json, NoFields, OptionalKey, Query, RequiredIfMatch};
 use super::pipeline::{self, FaultDelay, stored_json};
+use super::respond::{ok_json, page};
 use crate::clock::Timestamp;
 use crate::domain::ledger::EventType;
 use crate::domain::webhooks::*;
@@ -65,8 +65,8 @@ pub async fn list_endpoints(auth: Auth, mut q: Query) -> ApiResult {
     let window = q.window("we", &st.ledger.tag)?;
     q.finish()?;
     let p = st.webhooks.endpoints(&st.ledger.tag, window);
-    let next_cursor = p.next.map(|n| encode_cursor("we", &st.ledger.tag, n));
-    Ok(axum::Json(WebhookEndpointList { data: p.data, next_cursor }).into_response())
+    Ok(axum::Json(page(p, "we", &st.ledger.tag, |data, next_cursor| WebhookEndpointList { data, next_cursor }))
+        .into_response())
 }
 
 /// `GET /v1/webhook-endpoints/{id}`
@@ -175,8 +175,8 @@ pub async fn list_deliveries(auth: Auth, mut q: Query) -> ApiResult {
     let window = q.window("msg", &st.ledger.tag)?;
     q.finish()?;
     let p = st.webhooks.deliveries(&st.ledger, endpoint.as_deref(), event.as_deref(), status, window);
-    let next_cursor = p.next.map(|n| encode_cursor("msg", &st.ledger.tag, n));
-    Ok(axum::Json(WebhookDeliveryList { data: p.data, next_cursor }).into_response())
+    Ok(axum::Json(page(p, "msg", &st.ledger.tag, |data, next_cursor| WebhookDeliveryList { data, next_cursor }))
+        .into_response())
 }
 
 /// `GET /v1/webhook-deliveries/{id}`
