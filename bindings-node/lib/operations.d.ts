@@ -478,8 +478,8 @@ export interface Attempt {
 
 /** `POST /v1/webhook-endpoints/{id}/replay`. */
 export interface ReplayDeliveries {
-  /** Which deliveries: only `dead` is accepted. */
-  status: DeliveryStatus
+  /** Which deliveries: only `dead` is accepted (the default). */
+  status?: DeliveryStatus
   /** Only deliveries created at or after this time. */
   since?: Timestamp | null
   /** Only deliveries created before this time. */
@@ -1516,7 +1516,7 @@ export declare class Operations {
    *
    * `POST /v1/webhook-endpoints/{id}/replay`
    */
-  replayWebhookEndpoint(id: string, replayDeliveries: ReplayDeliveries, options?: ReplayWebhookEndpointOptions): Promise<ReplayCount>
+  replayWebhookEndpoint(id: string, replayDeliveries?: ReplayDeliveries, options?: ReplayWebhookEndpointOptions): Promise<ReplayCount>
 
   /**
    * List webhook deliveries with every attempt

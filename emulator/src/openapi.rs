@@ -355,7 +355,7 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             .describe("Every `dead` delivery of the endpoint created in `[since, until)` is sent again (same `webhook-id`); answers the count.")
             .path_id("id", "webhook endpoint")
             .idempotent(false)
-            .body(schema::<ReplayDeliveries>(g), true)
+            .body(schema::<ReplayDeliveries>(g), false)
             .returns(202, schema::<ReplayCount>(g))
             .errors(&[409]),
         op("get", "/v1/webhook-deliveries", "list_webhook_deliveries", "webhooks", "List webhook deliveries with every attempt")

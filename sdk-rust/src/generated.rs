@@ -2471,11 +2471,21 @@ are required), at most 4 MiB and 50,000 rows.*/
         ///Only deliveries created at or after this time.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub since: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
-        ///Which deliveries: only `dead` is accepted.
+        ///Which deliveries: only `dead` is accepted (the default).
+        #[serde(default = "defaults::replay_deliveries_status")]
         pub status: crate::enums::DeliveryStatus,
         ///Only deliveries created before this time.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub until: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+    }
+    impl ::std::default::Default for ReplayDeliveries {
+        fn default() -> Self {
+            Self {
+                since: Default::default(),
+                status: defaults::replay_deliveries_status(),
+                until: Default::default(),
+            }
+        }
     }
     impl ReplayDeliveries {
         pub fn builder() -> builder::ReplayDeliveries {
@@ -8340,7 +8350,7 @@ are required), at most 4 MiB and 50,000 rows.*/
             fn default() -> Self {
                 Self {
                     since: Ok(Default::default()),
-                    status: Err("no value supplied for status".to_string()),
+                    status: Ok(super::defaults::replay_deliveries_status()),
                     until: Ok(Default::default()),
                 }
             }
@@ -9980,6 +9990,12 @@ are required), at most 4 MiB and 50,000 rows.*/
                     next_cursor: Ok(value.next_cursor),
                 }
             }
+        }
+    }
+    /// Generation of default values for serde.
+    pub mod defaults {
+        pub(super) fn replay_deliveries_status() -> crate::enums::DeliveryStatus {
+            ::serde_json::from_str::<crate::enums::DeliveryStatus>("\"dead\"").unwrap()
         }
     }
     /// Error types.

@@ -167,7 +167,8 @@ pub struct WebhookDelivery {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayDeliveries {
-    /// Which deliveries: only `dead` is accepted.
+    /// Which deliveries: only `dead` is accepted (the default).
+    #[serde(default = "dead")]
     pub status: DeliveryStatus,
     /// Only deliveries created at or after this time.
     #[serde(default)]
@@ -175,6 +176,11 @@ pub struct ReplayDeliveries {
     /// Only deliveries created before this time.
     #[serde(default)]
     pub until: Option<Timestamp>,
+}
+
+/// The one status a bulk replay takes, so callers may leave it out.
+fn dead() -> DeliveryStatus {
+    DeliveryStatus::Dead
 }
 
 /// How many deliveries a bulk replay re-queued.
