@@ -318,7 +318,7 @@ impl Emulator {
     #[new]
     #[pyo3(signature = (options="{}"))]
     fn new(py: Python<'_>, options: &str) -> PyResult<Emulator> {
-        let config = twh::emulator::Options::from_json(options).and_then(|o| o.into_config()).py()?;
+        let config = twh::emulator::Options::from_json(options).py()?.into_config().py()?;
         let emu = block_on(py, twh::emulator::Emulator::start(config))?.py()?;
         let base_url = emu.base_url();
         Ok(Emulator { inner: Mutex::new(Some(emu)), base_url })
