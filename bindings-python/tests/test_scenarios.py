@@ -243,9 +243,15 @@ def test_every_error_class_is_produced_and_matched(twh_emulator: twh.Emulator, k
             await a(nowhere.get_sandbox())
         assert refused.value.attempts == 2 and not isinstance(refused.value, twh.APITimeoutError)
 
-        with pytest.raises(twh.InvalidRequestError) as bad:
+        # A body the API refuses is the server's to judge (the body is sent as given): 422.
+        with pytest.raises(twh.ValidationError) as bad:
             await a(client.create_item(sku="has spaces", name="x"))
-        assert bad.value.attempts == 0
+        check(bad.value, 422, "validation_failed")
+        assert [f["field"] for f in bad.value.errors] == ["sku"] and bad.value.attempts == 1
+        # An argument the SDK cannot send is refused before anything is sent.
+        with pytest.raises(twh.InvalidRequestError) as unsendable:
+            await a(client.update_item(item.id, etag="not an etag", name="x"))
+        assert unsendable.value.attempts == 0
 
         with pytest.raises(twh.InvalidRequestError):
             await a(client.update_item(item.id, etag=None, name="no etag"))

@@ -17,6 +17,7 @@ def misuse(client: twh.Client) -> None:
     client.create_movement(type="gift", item_id="i", location_id="l", quantity=1)
     client.update_item("itm_1", name="no etag")
     c: str = client.create_movement_batch([])[0].lines[0].delta
+    d = item.skuu
 '''
 
 
@@ -29,4 +30,5 @@ def test_mypy_rejects_misuse(tmp_path: Path) -> None:
     )
     assert p.returncode == 1, p.stdout + p.stderr
     lines = {int(line.split(":")[1]) for line in p.stdout.splitlines() if ": error:" in line}
-    assert lines == {6, 7, 8, 9, 10, 11}, p.stdout
+    assert lines == {6, 7, 8, 9, 10, 11, 12}, p.stdout
+    assert 'has no attribute "skuu"' in p.stdout, p.stdout

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import twh
 
@@ -38,6 +38,7 @@ def typed_results(client: twh.Client, item_id: str, loc_id: str) -> None:
     threshold: Optional[int] = item.low_stock_threshold
     created: dt.datetime = item.created_at
     status: twh.types.Status = item.status
+    newer: Any = item.get("a_field_newer_than_this_package")  # kept, untyped
     maybe: Optional[twh.types.Item] = client.get_item_if_changed(item_id, etag=item.etag)
     moved = client.create_movement(type="transfer", item_id=item_id, from_location_id=loc_id, to_location_id=loc_id, quantity=1)
     lines: List[twh.types.MovementLine] = moved.lines
@@ -53,7 +54,8 @@ def typed_results(client: twh.Client, item_id: str, loc_id: str) -> None:
     invoice: Optional[twh.types.Invoice] = next(iter(client.iter_invoices()), None)
     job: twh.types.Job = client.import_movements_csv("type,item_id,location_id,quantity\n")
     renamed: twh.types.Location = client.update_location_with(loc_id, lambda loc: {"name": loc.name + "!"})
-    print(sku, threshold, status, maybe, delta, batch, level.quantity, secret, attempts, invoice, job.status, renamed)
+    again: Optional[twh.types.Movement] = client.get_movement_if_changed(moved.id, etag=moved.etag)
+    print(sku, threshold, status, newer, again, maybe, delta, batch, level.quantity, secret, attempts, invoice, job.status, renamed)
 
 
 async def async_flow(emu: twh.Emulator) -> None:

@@ -107,6 +107,9 @@ pub struct Operation {
     pub answer: Answer,
     /// The answer carries an `ETag` (the resource's version, for `If-Match`).
     pub etag: bool,
+    /// Callable without an API key (its `security` lists `{}`): it makes keys rather than
+    /// using one (`create_sandbox`).
+    pub anonymous: bool,
 }
 
 impl Operation {
@@ -122,6 +125,10 @@ pub struct Api {
     pub operations: Vec<Operation>,
     /// `components.schemas` of the document.
     pub schemas: Map<String, Value>,
+    /// The component schemas a response of any path refers to, directly or through other
+    /// schemas (the control plane's too: the emulator handles answer them), in the order of
+    /// `components.schemas`.
+    pub answer_schemas: Vec<String>,
 }
 
 fn ref_name(r: &str) -> &str {
@@ -204,8 +211,51 @@ impl Api {
         if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
             return Err(format!("two SDK methods are named {}", w[0]));
         }
-        Ok(Api { operations, schemas })
+        let mut answer_roots = Vec::new();
+        for item in paths.values().filter_map(Value::as_object) {
+            for op in item.values() {
+                if let Some(responses) = op.get("responses") {
+                    refs_in(responses, &mut answer_roots);
+                }
+            }
+        }
+        let answer_schemas = closure(&answer_roots, &schemas);
+        Ok(Api { operations, schemas, answer_schemas })
     }
+
+    /// The component schemas `roots` refer to, directly or through other schemas, `roots`
+    /// included, in the order of `components.schemas`.
+    pub fn closure(&self, roots: &[String]) -> Vec<String> {
+        closure(roots, &self.schemas)
+    }
+}
+
+/// Appends the component schema names of every `$ref` in `node` to `out`.
+pub fn refs_in(node: &Value, out: &mut Vec<String>) {
+    match node {
+        Value::Object(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v.as_str()) {
+                    ("$ref", Some(r)) if r.starts_with("#/components/schemas/") => out.push(ref_name(r).to_owned()),
+                    _ => refs_in(v, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| refs_in(v, out)),
+        _ => {}
+    }
+}
+
+fn closure(roots: &[String], schemas: &Map<String, Value>) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut todo = roots.to_vec();
+    while let Some(name) = todo.pop() {
+        let Some(schema) = schemas.get(&name) else { continue };
+        if seen.insert(name) {
+            refs_in(schema, &mut todo);
+        }
+    }
+    schemas.keys().filter(|k| seen.contains(*k)).cloned().collect()
 }
 
 fn read_operation(
@@ -239,6 +289,10 @@ fn read_operation(
         status: 200,
         answer: Answer::Empty,
         etag: false,
+        anonymous: op
+            .get("security")
+            .and_then(Value::as_array)
+            .is_some_and(|s| s.iter().any(|r| r.as_object().is_some_and(Map::is_empty))),
     };
     o.tag = op.pointer("/tags/0").and_then(Value::as_str).unwrap_or_default().to_owned();
     for p in op.get("parameters").and_then(Value::as_array).into_iter().flatten() {
@@ -350,6 +404,10 @@ mod tests {
         assert_eq!(by("delete_sandbox").answer, Answer::Empty);
         assert!(by("update_item").etag);
         assert!(api.operations.iter().all(|o| !o.path.starts_with("/_emulator")));
+        assert!(by("create_sandbox").anonymous && !by("get_sandbox").anonymous);
+        assert!(api.answer_schemas.iter().any(|s| s == "Fault"), "the control plane's answers too");
+        assert!(api.answer_schemas.iter().any(|s| s == "MovementLine"), "through other schemas");
+        assert!(!api.answer_schemas.iter().any(|s| s == "CreateItem"), "not request bodies");
     }
 }
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import atexit as _atexit
 
 from . import _native, params, types, webhooks
-from ._async_client import READ_MODIFY_WRITE_ATTEMPTS_MAX, AsyncClient
+from ._async_client import AsyncClient
 from ._emulator import Emulator
 from ._sync_client import Client
-from ._transport import Page
+from ._transport import READ_MODIFY_WRITE_ATTEMPTS_MAX, Page
 from ._errors import (
     APIConnectionError,
     APIStatusError,

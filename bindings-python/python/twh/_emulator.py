@@ -5,14 +5,12 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-from typing import Any, Dict, List, Literal, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from . import _native
 from ._async_client import AsyncClient
 from ._sync_client import Client
-from .types import Fault, FaultAction, Meter, Plan, SandboxCreated
-
-Seed = Literal["demo", "empty"]
+from .types import Fault, FaultAction, Meter, Plan, SandboxCreated, Seed
 
 __all__ = ["Emulator"]
 
@@ -43,17 +41,19 @@ class Emulator:
         As `twh-emulator serve` has them: the default webhook retry delays in seconds, the timeout
         of one webhook attempt, the grace period of a rolled key and the lifetime of idempotency
         records (seconds of emulator time), and the `free` plan's hard monthly quotas by meter."""
-        self._native = _native.Emulator(
-            port=port,
-            rate_limit_per_second=rate_limit_per_second,
-            rate_limit_burst=rate_limit_burst,
-            data_dir=data_dir,
-            webhook_retry_schedule_seconds=webhook_retry_schedule_seconds,
-            webhook_timeout_ms=webhook_timeout_ms,
-            key_grace_seconds=key_grace_seconds,
-            idempotency_ttl_seconds=idempotency_ttl_seconds,
-            free_quotas={str(k): v for k, v in free_quotas.items()} if free_quotas is not None else None,
-        )
+        # The Rust SDK reads these (`twh::emulator::Options`, the same reading as Node's).
+        options = {
+            "port": port,
+            "rate_limit_per_second": rate_limit_per_second,
+            "rate_limit_burst": rate_limit_burst,
+            "data_dir": os.fspath(data_dir) if data_dir is not None else None,
+            "webhook_retry_schedule_seconds": webhook_retry_schedule_seconds,
+            "webhook_timeout_ms": webhook_timeout_ms,
+            "key_grace_seconds": key_grace_seconds,
+            "idempotency_ttl_seconds": idempotency_ttl_seconds,
+            "free_quotas": free_quotas,
+        }
+        self._native = _native.Emulator(json.dumps(options))
 
     @property
     def base_url(self) -> str:

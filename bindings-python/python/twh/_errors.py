@@ -3,13 +3,14 @@
 Every error the SDK raises is a :class:`TWHError`. Errors that had an answer from the API are
 :class:`APIStatusError` subclasses, one per kind, and carry ``status``, ``code``, ``message``,
 ``request_id``, ``errors`` (field problems), ``retry_after`` (seconds) and ``attempts``.
-The native module builds them through :meth:`TWHError._from_native`.
+The native module describes an error as JSON (``twh::dispatch::error_details``) and
+:func:`_from_details` makes the exception of its ``kind`` (the one table, ``_KINDS``, at the end).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Type, Union
 
 __all__ = [
     "TWHError",
@@ -67,29 +68,6 @@ class TWHError(Exception):
         self.retry_after = retry_after
         self.attempts = attempts
         self.current_etag = current_etag
-
-    @classmethod
-    def _from_native(cls, details: str) -> "TWHError":
-        d: Dict[str, Any] = json.loads(details)
-        return cls(
-            d.get("message") or cls.__name__,
-            status=d.get("status"),
-            code=d.get("code"),
-            request_id=d.get("request_id"),
-            errors=d.get("errors"),
-            retry_after=d.get("retry_after"),
-            attempts=d.get("attempts") or 0,
-            current_etag=d.get("current_etag"),
-        )
-
-    @staticmethod
-    def _from_details(details: str) -> "TWHError":
-        """The exception of the class the native module named in ``details``."""
-        d: Dict[str, Any] = json.loads(details)
-        cls = globals().get(str(d.get("class")), TWHError)
-        if not (isinstance(cls, type) and issubclass(cls, TWHError)):
-            cls = TWHError
-        return cls._from_native(details)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(status={self.status!r}, code={self.code!r}, message={self.message!r})"
@@ -165,3 +143,43 @@ class ServerError(APIStatusError):
 
 class WebhookVerificationError(TWHError):
     """A webhook delivery failed verification."""
+
+
+#: The exception class of each kind of SDK error (``twh::ErrorKind::as_str``).
+_KINDS: Dict[str, Type[TWHError]] = {
+    "authentication": AuthenticationError,
+    "permission": PermissionDeniedError,
+    "not_found": NotFoundError,
+    "conflict": ConflictError,
+    "idempotency_key_reused": IdempotencyKeyReusedError,
+    "validation": ValidationError,
+    "precondition_failed": PreconditionFailedError,
+    "precondition_required": PreconditionRequiredError,
+    "rate_limited": RateLimitedError,
+    "quota_exceeded": QuotaExceededError,
+    "server": ServerError,
+    "api": APIStatusError,
+    "connection": APIConnectionError,
+    "timeout": APITimeoutError,
+    "unexpected_response": UnexpectedResponseError,
+    "invalid_request": InvalidRequestError,
+    "configuration": ConfigurationError,
+    "webhook_verification": WebhookVerificationError,
+}
+
+
+def _from_details(details: Union[str, bytes]) -> TWHError:
+    """The exception an error description of the native module stands for (a kind this
+    package does not know yet is a plain :class:`TWHError`)."""
+    d: Dict[str, Any] = json.loads(details)
+    cls = _KINDS.get(str(d.get("kind")), TWHError)
+    return cls(
+        d.get("message") or cls.__name__,
+        status=d.get("status"),
+        code=d.get("code"),
+        request_id=d.get("request_id"),
+        errors=d.get("errors"),
+        retry_after=d.get("retry_after"),
+        attempts=d.get("attempts") or 0,
+        current_etag=d.get("current_etag"),
+    )

@@ -2,8 +2,12 @@
 
 :class:`Model` is the base of every result class of :mod:`twh.types` (generated from the OpenAPI
 document, so each field has its real type for mypy). A result keeps the JSON object it was made
-from; attributes read it on access, turning nested objects into their result classes and
-``date-time`` strings into aware :class:`datetime.datetime` values.
+from, as the server sent it; attributes read it on access, turning nested objects into their
+result classes and ``date-time`` strings into aware :class:`datetime.datetime` values.
+
+Forward compatibility: a field newer than this package stays in the object (``result["field"]``,
+``.to_dict()``), and an enum value it does not know reads as its plain string. Attributes are
+only the declared properties, so a misspelt one is an error for mypy and at run time.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ def parse_datetime(text: str) -> _dt.datetime:
 
 
 class Model:
-    """A result of the API: ``item.sku``, ``item["sku"]``, ``item.to_dict()``.
+    """A result of the API: ``item.sku``, ``item["sku"]`` (any field, known or newer),
+    ``item.to_dict()``.
 
     Single resources read or written carry their ``etag`` (for ``If-Match``); it is not part of
     ``to_dict()``. Results are read-only.
@@ -58,16 +63,6 @@ class Model:
     def from_dict(cls: Type[M], data: Dict[str, Any], etag: Optional[str] = None) -> M:
         """The result for a JSON object (as ``to_dict()`` gives)."""
         return cls(data, etag)
-
-    def __getattr__(self, name: str) -> Any:
-        # Only fields the generated class does not declare as properties come here (fields
-        # newer than this package, or an untyped Model).
-        data = object.__getattribute__(self, "_data")
-        if name in data:
-            return _wrap(data[name])
-        if name.endswith("_") and name[:-1] in data:  # `type_` for `type`
-            return _wrap(data[name[:-1]])
-        raise AttributeError(f"{type(self).__name__} has no field {name!r}")
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("results are read-only; use .to_dict() for a mutable copy")
@@ -93,9 +88,6 @@ class Model:
         return NotImplemented
 
     __hash__ = None  # type: ignore[assignment]
-
-    def __dir__(self) -> Any:
-        return list(self._data) + ["to_dict", "etag"]
 
     def get(self, key: str, default: Any = None) -> Any:
         """The field ``key`` (converted like an attribute), or ``default`` when absent."""

@@ -1,8 +1,12 @@
-"""What both clients share: argument encoding, the native call (blocking or awaited), and the
-shaping of answers into result classes and pages.
+"""What both clients share: the native call (blocking or awaited), argument and body encoding,
+the shaping of answers into result classes and pages, paging and read-modify-write.
 
-The native module answers JSON text; a single resource read or written comes as
-``{"value": ..., "etag": ...}``, a page as ``{"data": [...], "next_cursor": ...}``.
+Every operation goes through the Rust SDK's one dispatch (``twh._native.Client.call``): the
+operation's name, its arguments as JSON (path and query parameters by their names in the
+document, ``idempotency_key``, ``if_match``, ``if_none_match``; ``null`` is absent) and the body
+as the JSON bytes to send. The answer comes back as the server sent it, ``(status, etag,
+body)``, and is parsed here once: a result class wraps the JSON object, so a field or an enum
+value newer than this package is kept rather than dropped or refused.
 """
 
 from __future__ import annotations
@@ -12,20 +16,40 @@ import datetime as _dt
 import json
 import random
 import time
-from typing import Any, Dict, Generic, Iterator, List, Optional, Tuple, Type, TypeVar
+from typing import (
+    Any,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Dict,
+    Generic,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Tuple,
+    Type,
+    TypeVar,
+)
 
 from . import _native
-from ._errors import TWHError, UnexpectedResponseError
+from ._errors import PreconditionFailedError, UnexpectedResponseError, _from_details
 from ._models import Model
 from .types import SandboxCreated
 
-__all__ = ["Page"]
+__all__ = ["Page", "READ_MODIFY_WRITE_ATTEMPTS_MAX"]
 
 M = TypeVar("M", bound=Model)
+
+#: What the native call answers: the status, the ``ETag`` header (if any) and the body.
+Answer = Tuple[int, Optional[str], bytes]
 
 #: Most pages an ``iter_*`` iterator reads before it gives up (a server that kept answering a
 #: cursor would otherwise be followed for ever): 100,000 pages of up to 100 results.
 PAGES_MAX = 100_000
+
+#: Most rounds of an ``update_*_with`` before the last 412 is raised (the Rust SDK's bound).
+READ_MODIFY_WRITE_ATTEMPTS_MAX = 10
 
 
 def _default(value: Any) -> Any:
@@ -38,13 +62,18 @@ def _default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def _clean(fields: Dict[str, Any]) -> Dict[str, Any]:
-    """Drops arguments left at ``None`` (not sent)."""
+def _encode(value: Any) -> str:
+    return json.dumps(value, default=_default, separators=(",", ":"))
+
+
+def _clean(fields: Mapping[str, Any]) -> Dict[str, Any]:
+    """Drops the fields left at ``None`` (not sent)."""
     return {k: v for k, v in fields.items() if v is not None}
 
 
-def _encode(args: Dict[str, Any]) -> str:
-    return json.dumps(args, default=_default, separators=(",", ":"))
+def _body(fields: Mapping[str, Any]) -> bytes:
+    """A request body: the JSON object of the fields given (those at ``None`` are not sent)."""
+    return _encode(_clean(fields)).encode()
 
 
 class Page(Generic[M]):
@@ -76,24 +105,26 @@ class Page(Generic[M]):
         return f"Page(len={len(self.data)}, next_cursor={self.next_cursor!r})"
 
 
-def _versioned(cls: Type[M], raw: Any) -> M:
-    return cls(raw["value"], raw["etag"])
+def _one(cls: Type[M], answer: Answer) -> M:
+    return cls(json.loads(answer[2]), answer[1])
 
 
-def _maybe_versioned(cls: Type[M], raw: Any) -> Optional[M]:
-    return None if raw is None else cls(raw["value"], raw["etag"])
+def _maybe(cls: Type[M], answer: Answer) -> Optional[M]:
+    """A conditional read: ``None`` when the caller's copy is current (304)."""
+    return None if answer[0] == 304 else cls(json.loads(answer[2]), answer[1])
 
 
-def _plain(cls: Type[M], raw: Any) -> M:
-    return cls(raw)
+def _list(cls: Type[M], answer: Answer) -> List[M]:
+    return [cls(d) for d in json.loads(answer[2])["data"]]
 
 
-def _models(cls: Type[M], raw: Any) -> List[M]:
-    return [cls(d) for d in raw]
+def _page(cls: Type[M], answer: Answer) -> Page[M]:
+    raw = json.loads(answer[2])
+    return Page([cls(d) for d in raw["data"]], raw.get("next_cursor"))
 
 
-def _page(cls: Type[M], raw: Any) -> Page[M]:
-    return Page([cls(d) for d in raw["data"]], raw["next_cursor"])
+def _text(answer: Answer) -> str:
+    return answer[2].decode()
 
 
 def _next_cursor(page: Page[Any], cursor: Optional[str], pages: int) -> Optional[str]:
@@ -114,6 +145,11 @@ def _conflict_pause_seconds(attempt: int) -> float:
     return random.uniform(0, 2 ** min(attempt, 6)) / 1000
 
 
+def _check_attempts(attempts_max: int) -> None:
+    if attempts_max < 1:
+        raise ValueError("attempts_max must be at least 1")
+
+
 class _Transport:
     _native: "_native.Client"
 
@@ -124,33 +160,88 @@ class _Transport:
 
 
 class _SyncTransport(_Transport):
-    def _call(self, op: str, args: Dict[str, Any]) -> Any:
-        return json.loads(self._native.call(op, _encode(args)))
+    def _send(self, op: str, args: Dict[str, Any], body: Optional[bytes]) -> Answer:
+        return self._native.call(op, _encode(args), body)
+
+    def _paginate(self, list_page: Callable[..., Page[M]], args: Dict[str, Any]) -> Iterator[M]:
+        cursor: Optional[str] = args.get("cursor")
+        pages = 0
+        while True:
+            page = list_page(**args)
+            pages += 1
+            yield from page.data
+            cursor = _next_cursor(page, cursor, pages)
+            if cursor is None:
+                return
+            args = {**args, "cursor": cursor}
+
+    def _read_modify_write(
+        self,
+        read: Callable[[], M],
+        write: Callable[..., M],
+        change: Callable[[M], Mapping[str, Any]],
+        attempts_max: int,
+    ) -> M:
+        _check_attempts(attempts_max)
+        for attempt in range(1, attempts_max + 1):
+            current = read()
+            try:
+                return write(etag=current.etag, **change(current))
+            except PreconditionFailedError:
+                if attempt == attempts_max:
+                    raise
+            time.sleep(_conflict_pause_seconds(attempt))
+        raise AssertionError("unreachable")
 
     @staticmethod
-    def _conflict_pause(attempt: int) -> None:
-        time.sleep(_conflict_pause_seconds(attempt))
-
-    @staticmethod
-    def _create_sandbox(request: Dict[str, Any], config: Dict[str, Any]) -> "Tuple[_native.Client, SandboxCreated]":
-        native, details = _native.Client.create_sandbox(_encode(request), **config)
+    def _create_sandbox(request: Dict[str, Any], settings: Dict[str, Any]) -> "Tuple[_native.Client, SandboxCreated]":
+        native, details = _native.Client.create_sandbox(_encode(request), _encode(settings))
         return native, SandboxCreated(json.loads(details))
 
 
 class _AsyncTransport(_Transport):
-    async def _call(self, op: str, args: Dict[str, Any]) -> Any:
-        ok, payload = await self._native.call_async(op, _encode(args))
-        if not ok:
-            raise TWHError._from_details(payload)
-        return json.loads(payload)
+    async def _send(self, op: str, args: Dict[str, Any], body: Optional[bytes]) -> Answer:
+        status, etag, payload = await self._native.call_async(op, _encode(args), body)
+        if status == 0:  # an error, described for its exception class
+            raise _from_details(payload)
+        return status, etag, payload
+
+    async def _apaginate(self, list_page: Callable[..., Awaitable[Page[M]]], args: Dict[str, Any]) -> AsyncIterator[M]:
+        cursor: Optional[str] = args.get("cursor")
+        pages = 0
+        while True:
+            page = await list_page(**args)
+            pages += 1
+            for result in page.data:
+                yield result
+            cursor = _next_cursor(page, cursor, pages)
+            if cursor is None:
+                return
+            args = {**args, "cursor": cursor}
+
+    async def _read_modify_write(
+        self,
+        read: Callable[[], Awaitable[M]],
+        write: Callable[..., Awaitable[M]],
+        change: Callable[[M], Mapping[str, Any]],
+        attempts_max: int,
+    ) -> M:
+        _check_attempts(attempts_max)
+        for attempt in range(1, attempts_max + 1):
+            current = await read()
+            try:
+                return await write(etag=current.etag, **change(current))
+            except PreconditionFailedError:
+                if attempt == attempts_max:
+                    raise
+            await asyncio.sleep(_conflict_pause_seconds(attempt))
+        raise AssertionError("unreachable")
 
     @staticmethod
-    async def _conflict_pause(attempt: int) -> None:
-        await asyncio.sleep(_conflict_pause_seconds(attempt))
-
-    @staticmethod
-    async def _create_sandbox(request: Dict[str, Any], config: Dict[str, Any]) -> "Tuple[_native.Client, SandboxCreated]":
-        native, details = await _native.Client.create_sandbox_async(_encode(request), **config)
+    async def _create_sandbox(
+        request: Dict[str, Any], settings: Dict[str, Any]
+    ) -> "Tuple[_native.Client, SandboxCreated]":
+        native, details = await _native.Client.create_sandbox_async(_encode(request), _encode(settings))
         if native is None:
-            raise TWHError._from_details(details)
+            raise _from_details(details)
         return native, SandboxCreated(json.loads(details))
