@@ -750,7 +750,7 @@ class _AsyncOperations(_AsyncTransport):
         self,
         id: str,
         *,
-        status: DeliveryStatus,
+        status: Optional[DeliveryStatus] = None,
         since: Optional[datetime.datetime] = None,
         until: Optional[datetime.datetime] = None,
         idempotency_key: Optional[str] = None,
@@ -760,7 +760,7 @@ class _AsyncOperations(_AsyncTransport):
         ``POST /v1/webhook-endpoints/{id}/replay``. Every `dead` delivery of the endpoint created in
         `[since, until)` is sent again (same `webhook-id`); answers the count.
 
-        :param status: Which deliveries: only `dead` is accepted.
+        :param status: Which deliveries: only `dead` is accepted (the default).
         :param since: Only deliveries created at or after this time.
         :param until: Only deliveries created before this time.
         :param idempotency_key: yours, or one made for this call; every retry re-sends it.
@@ -1698,7 +1698,7 @@ class _SyncOperations(_SyncTransport):
         self,
         id: str,
         *,
-        status: DeliveryStatus,
+        status: Optional[DeliveryStatus] = None,
         since: Optional[datetime.datetime] = None,
         until: Optional[datetime.datetime] = None,
         idempotency_key: Optional[str] = None,
@@ -1708,7 +1708,7 @@ class _SyncOperations(_SyncTransport):
         ``POST /v1/webhook-endpoints/{id}/replay``. Every `dead` delivery of the endpoint created in
         `[since, until)` is sent again (same `webhook-id`); answers the count.
 
-        :param status: Which deliveries: only `dead` is accepted.
+        :param status: Which deliveries: only `dead` is accepted (the default).
         :param since: Only deliveries created at or after this time.
         :param until: Only deliveries created before this time.
         :param idempotency_key: yours, or one made for this call; every retry re-sends it.
