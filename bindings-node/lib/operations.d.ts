@@ -1329,6 +1329,8 @@ export declare class Operations {
   /**
    * Archive a location
    *
+   * The location stays readable with `status: archived`; new movements at it answer 409 `location_archived`.
+   *
    * `DELETE /v1/locations/{id}`
    */
   archiveLocation(id: string, etag: string): Promise<Versioned<Location>>

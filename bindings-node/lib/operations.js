@@ -242,6 +242,8 @@ class Operations {
   /**
    * Archive a location
    *
+   * The location stays readable with `status: archived`; new movements at it answer 409 `location_archived`.
+   *
    * `DELETE /v1/locations/{id}`
    */
   archiveLocation(id, etag) {

@@ -14,6 +14,7 @@
 //! [`http`] maps it to API v1 ([`app`] is the router tests drive in-process); [`clock`] is the
 //! one source of "now"; [`openapi`] generates the document from these types.
 
+pub mod api;
 pub mod clock;
 pub mod dispatch;
 pub mod domain;

@@ -1,9 +1,10 @@
 //! The OpenAPI 3.0 document of the emulator, generated from its own types.
 //!
 //! Schemas come from the Rust types with schemars (`SchemaSettings::openapi3()`); operations come
-//! from the table in [`operations`]. `cargo xtask openapi` writes the result to
-//! `openapi/openapi.json` (committed; `--check` fails when stale) and the server serves the same
-//! bytes at `/openapi.json`. A test checks the table against the router in both directions.
+//! from the table in [`operations`], which describes each operation of [`crate::api::OPERATIONS`]
+//! (where its method and path are, once for the router and the document). `cargo xtask openapi`
+//! writes the result to `openapi/openapi.json` (committed; `--check` fails when stale) and the
+//! server serves the same bytes at `/openapi.json`. A test checks the table against the router in both directions.
 
 use std::sync::OnceLock;
 
@@ -40,8 +41,8 @@ struct Op {
     path: &'static str,
     id: &'static str,
     tag: &'static str,
-    summary: &'static str,
-    description: &'static str,
+    summary: String,
+    description: String,
     access: Access,
     params: Vec<Value>,
     body: Option<(Schema, bool)>,
@@ -54,7 +55,9 @@ struct Op {
     sdk_name: Option<&'static str>,
 }
 
-fn op(method: &'static str, path: &'static str, id: &'static str, tag: &'static str, summary: &'static str) -> Op {
+/// The operation `id` of [`crate::api::OPERATIONS`], which gives its method and path.
+fn op(id: &'static str, tag: &'static str, summary: impl Into<String>) -> Op {
+    let crate::api::Operation { method, path, .. } = *crate::api::find(id);
     let mut errors = vec![401, 429, 500];
     if method != "get" {
         errors.extend([400, 403, 413, 415, 422]);
@@ -64,8 +67,8 @@ fn op(method: &'static str, path: &'static str, id: &'static str, tag: &'static 
         path,
         id,
         tag,
-        summary,
-        description: "",
+        summary: summary.into(),
+        description: String::new(),
         access: Access::Key,
         params: Vec::new(),
         body: None,
@@ -85,8 +88,8 @@ impl Op {
         self.sdk_name = Some(name);
         self
     }
-    fn describe(mut self, d: &'static str) -> Op {
-        self.description = d;
+    fn describe(mut self, d: impl Into<String>) -> Op {
+        self.description = d.into();
         self
     }
     fn admin(mut self) -> Op {
@@ -171,87 +174,121 @@ fn date_time() -> Value {
     json!({"type": "string", "format": "date-time"})
 }
 
+/// What differs between the catalogue's kinds (items, locations); their five operations are
+/// otherwise described once, by [`catalogue`].
+struct Kind {
+    /// The path's and the tag's word: `items`.
+    plural: &'static str,
+    /// One of them: `item`.
+    one: &'static str,
+    /// `an` or `a`.
+    article: &'static str,
+    /// The unique key: (query name, its label in descriptions): `("sku", "SKU")`.
+    key: (&'static str, &'static str),
+    /// Further filters of the list: (name, description, enumeration).
+    filters: &'static [(&'static str, &'static str, &'static [&'static str])],
+    /// The conflict code of a movement naming an archived one.
+    archived_code: &'static str,
+    /// `for` (items) or `at` (locations).
+    movements: &'static str,
+}
+
+const ITEMS: Kind = Kind {
+    plural: "items",
+    one: "item",
+    article: "an",
+    key: ("sku", "SKU"),
+    filters: &[],
+    archived_code: "item_archived",
+    movements: "for",
+};
+
+const LOCATIONS: Kind = Kind {
+    plural: "locations",
+    one: "location",
+    article: "a",
+    key: ("code", "code"),
+    filters: &[("kind", "Only this kind.", &["warehouse", "store", "virtual"])],
+    archived_code: "location_archived",
+    movements: "at",
+};
+
+/// The list, create, get, update and archive operations of a catalogue kind.
+fn catalogue<List: JsonSchema, Create: JsonSchema, One: JsonSchema, Update: JsonSchema>(
+    g: &mut SchemaGenerator,
+    k: &Kind,
+    statuses: Value,
+) -> [Op; 5] {
+    let id = |verb: &str, word: &str| crate::api::find(&format!("{verb}_{word}")).id;
+    let (key, label) = k.key;
+    let mut list = op(id("list", k.plural), k.plural, format!("List {}", k.plural))
+        .query(key, &format!("Exact {label}."), json!({"type": "string"}))
+        .query("q", &format!("Case-insensitive substring of {label} or name."), json!({"type": "string"}))
+        .query("status", "Only this status.", statuses);
+    for (name, description, values) in k.filters {
+        list = list.query(name, description, string_enum(values));
+    }
+    // In the order the document has always listed these schemas.
+    let (list_schema, create, one, update) =
+        (schema::<List>(g), schema::<Create>(g), schema::<One>(g), schema::<Update>(g));
+    [
+        list.list().returns(200, list_schema),
+        op(id("create", k.one), k.plural, format!("Create {} {}", k.article, k.one))
+            .idempotent(false)
+            .body(create, true)
+            .returns(201, one.clone())
+            .etag()
+            .location()
+            .errors(&[409]),
+        op(id("get", k.one), k.plural, format!("Get {} {}", k.article, k.one))
+            .path_id("id", k.one)
+            .conditional_get()
+            .returns(200, one.clone()),
+        op(id("update", k.one), k.plural, format!("Update {} {} (JSON merge patch)", k.article, k.one))
+            .path_id("id", k.one)
+            .if_match()
+            .body(update, true)
+            .returns(200, one.clone())
+            .etag()
+            .errors(&[409]),
+        op(id("archive", k.one), k.plural, format!("Archive {} {}", k.article, k.one))
+            .describe(format!(
+                "The {} stays readable with `status: archived`; new movements {} it answer 409 `{}`.",
+                k.one, k.movements, k.archived_code
+            ))
+            .path_id("id", k.one)
+            .if_match()
+            .returns(200, one)
+            .etag(),
+    ]
+}
+
 /// Every operation, in the order of API.md.
 fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
     let statuses = string_enum(&["active", "archived"]);
     vec![
-        op("post", "/v1/sandboxes", "create_sandbox", "sandboxes", "Create a sandbox (tenant) with its keys")
+        op("create_sandbox", "sandboxes", "Create a sandbox (tenant) with its keys")
             .describe("No API key needed on a local emulator (an admin token can be required by configuration). `seed: demo` loads a small catalogue.")
             .admin()
             .idempotent(false)
             .body(schema::<CreateSandbox>(g), false)
             .returns(201, schema::<SandboxCreated>(g))
             .location(),
-        op("get", "/v1/sandbox", "get_sandbox", "sandboxes", "The caller's sandbox").returns(200, schema::<Sandbox>(g)).errors(&[422]),
-        op("delete", "/v1/sandbox", "delete_sandbox", "sandboxes", "Delete the caller's sandbox and its keys").empty(204),
-        op("post", "/v1/sandbox/reset", "reset_sandbox", "sandboxes", "Empty the sandbox, keeping its keys")
+        op("get_sandbox", "sandboxes", "The caller's sandbox").returns(200, schema::<Sandbox>(g)).errors(&[422]),
+        op("delete_sandbox", "sandboxes", "Delete the caller's sandbox and its keys").empty(204),
+        op("reset_sandbox", "sandboxes", "Empty the sandbox, keeping its keys")
             .idempotent(false)
             .returns(200, schema::<Sandbox>(g)),
-        op("post", "/v1/api-keys/roll", "roll_api_key", "sandboxes", "Issue a new secret key")
+        op("roll_api_key", "sandboxes", "Issue a new secret key")
             .describe("The previous secret key keeps working for a grace period (24 h of emulator clock by default), then answers 401.")
             .idempotent(false)
             .returns(201, schema::<ApiKeyRolled>(g)),
-        op("get", "/v1/items", "list_items", "items", "List items")
-            .query("sku", "Exact SKU.", json!({"type": "string"}))
-            .query("q", "Case-insensitive substring of SKU or name.", json!({"type": "string"}))
-            .query("status", "Only this status.", statuses.clone())
-            .list()
-            .returns(200, schema::<ItemList>(g)),
-        op("post", "/v1/items", "create_item", "items", "Create an item")
-            .idempotent(false)
-            .body(schema::<CreateItem>(g), true)
-            .returns(201, schema::<Item>(g))
-            .etag()
-            .location()
-            .errors(&[409]),
-        op("get", "/v1/items/{id}", "get_item", "items", "Get an item")
-            .path_id("id", "item")
-            .conditional_get()
-            .returns(200, schema::<Item>(g)),
-        op("patch", "/v1/items/{id}", "update_item", "items", "Update an item (JSON merge patch)")
-            .path_id("id", "item")
-            .if_match()
-            .body(schema::<UpdateItem>(g), true)
-            .returns(200, schema::<Item>(g))
-            .etag()
-            .errors(&[409]),
-        op("delete", "/v1/items/{id}", "archive_item", "items", "Archive an item")
-            .describe("The item stays readable with `status: archived`; new movements for it answer 409 `item_archived`.")
-            .path_id("id", "item")
-            .if_match()
-            .returns(200, schema::<Item>(g))
-            .etag(),
-        op("get", "/v1/locations", "list_locations", "locations", "List locations")
-            .query("code", "Exact code.", json!({"type": "string"}))
-            .query("q", "Case-insensitive substring of code or name.", json!({"type": "string"}))
-            .query("status", "Only this status.", statuses)
-            .query("kind", "Only this kind.", string_enum(&["warehouse", "store", "virtual"]))
-            .list()
-            .returns(200, schema::<LocationList>(g)),
-        op("post", "/v1/locations", "create_location", "locations", "Create a location")
-            .idempotent(false)
-            .body(schema::<CreateLocation>(g), true)
-            .returns(201, schema::<Location>(g))
-            .etag()
-            .location()
-            .errors(&[409]),
-        op("get", "/v1/locations/{id}", "get_location", "locations", "Get a location")
-            .path_id("id", "location")
-            .conditional_get()
-            .returns(200, schema::<Location>(g)),
-        op("patch", "/v1/locations/{id}", "update_location", "locations", "Update a location (JSON merge patch)")
-            .path_id("id", "location")
-            .if_match()
-            .body(schema::<UpdateLocation>(g), true)
-            .returns(200, schema::<Location>(g))
-            .etag()
-            .errors(&[409]),
-        op("delete", "/v1/locations/{id}", "archive_location", "locations", "Archive a location")
-            .path_id("id", "location")
-            .if_match()
-            .returns(200, schema::<Location>(g))
-            .etag(),
-        op("get", "/v1/stock-movements", "list_stock_movements", "stock-movements", "List stock movements (the ledger)")
+    ]
+    .into_iter()
+    .chain(catalogue::<ItemList, CreateItem, Item, UpdateItem>(g, &ITEMS, statuses.clone()))
+    .chain(catalogue::<LocationList, CreateLocation, Location, UpdateLocation>(g, &LOCATIONS, statuses))
+    .chain([
+        op("list_stock_movements", "stock-movements", "List stock movements (the ledger)")
             .sdk("list_movements")
             .query("item_id", "Only this item.", json!({"type": "string"}))
             .query("location_id", "Only movements with a line at this location.", json!({"type": "string"}))
@@ -261,7 +298,7 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             .query("created_before", "Only created strictly before.", date_time())
             .list()
             .returns(200, schema::<MovementList>(g)),
-        op("post", "/v1/stock-movements", "create_stock_movement", "stock-movements", "Record a stock movement")
+        op("create_stock_movement", "stock-movements", "Record a stock movement")
             .sdk("create_movement")
             .describe("Idempotency-Key is required. `If-Match` may carry the ETag of the (first) stock level it changes: stale → 412 and nothing is written. PUT, PATCH and DELETE on movements answer 405 `ledger_immutable` with `Allow: GET`.")
             .idempotent(true)
@@ -271,19 +308,19 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             .etag()
             .location()
             .errors(&[404, 409, 412]),
-        op("post", "/v1/stock-movements/batch", "create_stock_movement_batch", "stock-movements", "Record 1..=1000 movements, all or nothing")
+        op("create_stock_movement_batch", "stock-movements", "Record 1..=1000 movements, all or nothing")
             .sdk("create_movement_batch")
             .describe("An error names the failing entry, like `movements[3].quantity`.")
             .idempotent(true)
             .body(schema::<CreateMovementBatch>(g), true)
             .returns(201, schema::<MovementBatch>(g))
             .errors(&[404, 409]),
-        op("get", "/v1/stock-movements/{id}", "get_stock_movement", "stock-movements", "Get a stock movement")
+        op("get_stock_movement", "stock-movements", "Get a stock movement")
             .sdk("get_movement")
             .path_id("id", "stock movement")
             .conditional_get()
             .returns(200, schema::<Movement>(g)),
-        op("post", "/v1/stock-movements/{id}/reverse", "reverse_stock_movement", "stock-movements", "Reverse a stock movement")
+        op("reverse_stock_movement", "stock-movements", "Reverse a stock movement")
             .sdk("reverse_movement")
             .describe("Writes a new movement that undoes it (`reverses: <id>`); reversing twice answers 409 `already_reversed`.")
             .path_id("id", "stock movement")
@@ -293,203 +330,204 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             .etag()
             .location()
             .errors(&[409]),
-        op("get", "/v1/stock-levels", "list_stock_levels", "stock-levels", "List stock levels")
+        op("list_stock_levels", "stock-levels", "List stock levels")
             .query("item_id", "Only this item.", json!({"type": "string"}))
             .query("location_id", "Only this location.", json!({"type": "string"}))
             .query("below_threshold", "Only levels below their item's low-stock threshold.", json!({"type": "boolean"}))
             .list()
             .returns(200, schema::<StockLevelList>(g)),
-        op("get", "/v1/items/{item_id}/stock-levels/{location_id}", "get_stock_level", "stock-levels", "Get one stock level")
+        op("get_stock_level", "stock-levels", "Get one stock level")
             .describe("A pair never moved reads quantity 0, version 0. `as_of` answers from the ledger at that time.")
             .path_id("item_id", "item")
             .path_id("location_id", "location")
             .query("as_of", "Answer as of this time.", date_time())
             .conditional_get()
             .returns(200, schema::<StockLevel>(g)),
-        op("get", "/v1/events", "list_events", "events", "List events")
+        op("list_events", "events", "List events")
             .query("type", "Only this event type.", json!({"type": "string"}))
             .query("after", "Only events after this event id.", json!({"type": "string"}))
             .list()
             .returns(200, schema::<EventList>(g)),
-        op("get", "/v1/events/{id}", "get_event", "events", "Get an event")
+        op("get_event", "events", "Get an event")
             .path_id("id", "event")
             .conditional_get()
             .returns(200, schema::<Event>(g)),
-        op("get", "/v1/webhook-endpoints", "list_webhook_endpoints", "webhooks", "List webhook endpoints")
+        op("list_webhook_endpoints", "webhooks", "List webhook endpoints")
             .list()
             .returns(200, schema::<WebhookEndpointList>(g)),
-        op("post", "/v1/webhook-endpoints", "create_webhook_endpoint", "webhooks", "Create a webhook endpoint")
+        op("create_webhook_endpoint", "webhooks", "Create a webhook endpoint")
             .describe("Answers with the endpoint and its `whsec_` signing secret. Deliveries are signed per Standard Webhooks and retried after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h of emulator time (8 attempts), then `dead`.")
             .idempotent(false)
             .body(schema::<CreateWebhookEndpoint>(g), true)
             .returns(201, schema::<WebhookEndpoint>(g))
             .etag()
             .location(),
-        op("get", "/v1/webhook-endpoints/{id}", "get_webhook_endpoint", "webhooks", "Get a webhook endpoint")
+        op("get_webhook_endpoint", "webhooks", "Get a webhook endpoint")
             .path_id("id", "webhook endpoint")
             .conditional_get()
             .returns(200, schema::<WebhookEndpoint>(g)),
-        op("patch", "/v1/webhook-endpoints/{id}", "update_webhook_endpoint", "webhooks", "Update a webhook endpoint (JSON merge patch)")
+        op("update_webhook_endpoint", "webhooks", "Update a webhook endpoint (JSON merge patch)")
             .path_id("id", "webhook endpoint")
             .if_match()
             .body(schema::<UpdateWebhookEndpoint>(g), true)
             .returns(200, schema::<WebhookEndpoint>(g))
             .etag(),
-        op("delete", "/v1/webhook-endpoints/{id}", "delete_webhook_endpoint", "webhooks", "Delete a webhook endpoint")
+        op("delete_webhook_endpoint", "webhooks", "Delete a webhook endpoint")
             .describe("Its pending deliveries stop (they become `dead`).")
             .path_id("id", "webhook endpoint")
             .if_match()
             .empty(204),
-        op("post", "/v1/webhook-endpoints/{id}/rotate-secret", "rotate_webhook_secret", "webhooks", "Rotate the signing secret")
+        op("rotate_webhook_secret", "webhooks", "Rotate the signing secret")
             .describe("For 24 h of emulator time the old secret signs too: deliveries carry both signatures.")
             .path_id("id", "webhook endpoint")
             .idempotent(false)
             .returns(200, schema::<WebhookEndpoint>(g))
             .etag(),
-        op("post", "/v1/webhook-endpoints/{id}/test", "test_webhook_endpoint", "webhooks", "Send a `ping` event to this endpoint")
+        op("test_webhook_endpoint", "webhooks", "Send a `ping` event to this endpoint")
             .path_id("id", "webhook endpoint")
             .idempotent(false)
             .returns(202, schema::<WebhookDelivery>(g))
             .errors(&[409]),
-        op("post", "/v1/webhook-endpoints/{id}/replay", "replay_webhook_endpoint", "webhooks", "Re-queue the endpoint's dead deliveries")
+        op("replay_webhook_endpoint", "webhooks", "Re-queue the endpoint's dead deliveries")
             .describe("Every `dead` delivery of the endpoint created in `[since, until)` is sent again (same `webhook-id`); answers the count.")
             .path_id("id", "webhook endpoint")
             .idempotent(false)
             .body(schema::<ReplayDeliveries>(g), false)
             .returns(202, schema::<ReplayCount>(g))
             .errors(&[409]),
-        op("get", "/v1/webhook-deliveries", "list_webhook_deliveries", "webhooks", "List webhook deliveries with every attempt")
+        op("list_webhook_deliveries", "webhooks", "List webhook deliveries with every attempt")
             .query("endpoint_id", "Only this endpoint.", json!({"type": "string"}))
             .query("event_id", "Only this event.", json!({"type": "string"}))
             .query("status", "Only this status.", string_enum(&["pending", "failed", "succeeded", "dead"]))
             .list()
             .returns(200, schema::<WebhookDeliveryList>(g)),
-        op("get", "/v1/webhook-deliveries/{id}", "get_webhook_delivery", "webhooks", "Get a webhook delivery")
+        op("get_webhook_delivery", "webhooks", "Get a webhook delivery")
             .path_id("id", "webhook delivery")
             .returns(200, schema::<WebhookDelivery>(g))
             .errors(&[422]),
-        op("post", "/v1/webhook-deliveries/{id}/replay", "replay_webhook_delivery", "webhooks", "Send a delivery again now")
+        op("replay_webhook_delivery", "webhooks", "Send a delivery again now")
             .describe("Same `webhook-id` (the event id), a fresh retry schedule.")
             .path_id("id", "webhook delivery")
             .idempotent(false)
             .returns(202, schema::<WebhookDelivery>(g))
             .errors(&[409]),
-        op("get", "/v1/plans", "list_plans", "billing", "The plans offered")
+        op("list_plans", "billing", "The plans offered")
             .describe("`free` has hard quotas per month (api_requests 100000, ledger_lines 20000, webhook_attempts 20000): beyond them requests answer 429 `quota_exceeded` (webhook attempts wait for the next period). `pro` includes higher amounts and bills each unit beyond them (`overage_unit_amount`, integer minor units of `currency`).")
             .returns(200, schema::<PlanList>(g))
             .errors(&[422]),
-        op("get", "/v1/subscription", "get_subscription", "billing", "The sandbox's plan and current billing period")
+        op("get_subscription", "billing", "The sandbox's plan and current billing period")
             .describe("Periods are calendar months (UTC) of the emulator clock.")
             .returns(200, schema::<Subscription>(g))
             .errors(&[422]),
-        op("post", "/v1/subscription", "update_subscription", "billing", "Change the plan")
+        op("update_subscription", "billing", "Change the plan")
             .describe("The new plan's quotas apply at once; the period's invoice bills the plan held when the period ends.")
             .idempotent(false)
             .body(schema::<UpdateSubscription>(g), true)
             .returns(200, schema::<Subscription>(g)),
-        op("get", "/v1/usage", "get_usage", "billing", "Usage of a billing period per meter")
+        op("get_usage", "billing", "Usage of a billing period per meter")
             .describe("Meters: `api_requests` (authenticated requests admitted, replays included; not those refused by the rate limit or the quota), `ledger_lines` (lines written), `webhook_attempts` (attempts made).")
             .query("period", "`current` (default) or a month `YYYY-MM`, not in the future.", json!({"type": "string", "pattern": "^(current|[0-9]{4}-[0-9]{2})$"}))
             .returns(200, schema::<UsageReport>(g))
             .errors(&[404]),
-        op("get", "/v1/usage/export", "export_usage", "billing", "Every usage row of a billing period")
+        op("export_usage", "billing", "Every usage row of a billing period")
             .describe("One record per metered unit group and meter: `time`, `meter`, `quantity`, `request_id` (or the `msg_` delivery of a webhook attempt, the `job_` of an import, `seed`). They sum to the period's usage and invoice. `format=csv` answers `text/csv` with header `time,meter,quantity,request_id`.")
             .query("period", "`current` (default) or a month `YYYY-MM`, not in the future.", json!({"type": "string", "pattern": "^(current|[0-9]{4}-[0-9]{2})$"}))
             .query("format", "`json` (default) or `csv`.", string_enum(&["json", "csv"]))
             .returns(200, schema::<UsageExport>(g))
             .csv()
             .errors(&[404]),
-        op("get", "/v1/invoices", "list_invoices", "billing", "List invoices")
+        op("list_invoices", "billing", "List invoices")
             .describe("An invoice is issued (with an `invoice.created` event) when the emulator clock passes the end of a period.")
             .list()
             .returns(200, schema::<InvoiceList>(g)),
-        op("get", "/v1/invoices/{id}", "get_invoice", "billing", "Get an invoice")
+        op("get_invoice", "billing", "Get an invoice")
             .describe("JSON, or CSV with `Accept: text/csv` (one record per meter and one `base` record; `amount` sums to `total`).")
             .path_id("id", "invoice")
             .returns(200, schema::<Invoice>(g))
             .csv()
             .errors(&[422]),
-        op("get", "/v1/reconciliations", "list_reconciliations", "reconciliation", "List reconciliation runs")
+        op("list_reconciliations", "reconciliation", "List reconciliation runs")
             .list()
             .returns(200, schema::<ReconciliationList>(g)),
-        op("post", "/v1/reconciliations", "create_reconciliation", "reconciliation", "Reconcile the stock levels with the ledger now")
+        op("create_reconciliation", "reconciliation", "Reconcile the stock levels with the ledger now")
             .describe("Recomputes every level (at `location_id`, if given) from the ledger and compares it with the snapshot; answers the completed run and writes `reconciliation.completed`. One also runs every day at 00:00 UTC of the emulator clock.")
             .idempotent(false)
             .body(schema::<CreateReconciliation>(g), false)
             .returns(201, schema::<Reconciliation>(g))
             .location()
             .errors(&[404]),
-        op("get", "/v1/reconciliations/{id}", "get_reconciliation", "reconciliation", "Get a reconciliation run")
+        op("get_reconciliation", "reconciliation", "Get a reconciliation run")
             .describe("JSON, or its discrepancies as CSV with `Accept: text/csv`.")
             .path_id("id", "reconciliation")
             .returns(200, schema::<Reconciliation>(g))
             .csv()
             .errors(&[422]),
-        op("post", "/v1/jobs", "create_job", "jobs", "Import stock movements from CSV in the background")
+        op("create_job", "jobs", "Import stock movements from CSV in the background")
             .describe("Checks the header and bounds (at most 4 MiB and 50000 rows; 4 jobs queued or running per sandbox, else 409 `too_many_jobs`), then answers 202 with the queued job. Every row needs a `reference`: a reference already imported is skipped, so re-running a file adds nothing twice. Bad rows are reported by line number (the header is line 1) and the rest still import.")
             .idempotent(false)
             .body(schema::<CreateJob>(g), true)
             .returns(202, schema::<Job>(g))
             .location()
             .errors(&[409]),
-        op("get", "/v1/jobs/{id}", "get_job", "jobs", "Get a job and its progress")
+        op("get_job", "jobs", "Get a job and its progress")
             .path_id("id", "job")
             .returns(200, schema::<Job>(g))
             .errors(&[422]),
-        op("get", "/_emulator/health", "emulator_health", "emulator", "Health").admin().returns(200, schema::<Health>(g)),
-        op("get", "/_emulator/clock", "emulator_get_clock", "emulator", "The emulator clock")
+        op("emulator_health", "emulator", "Health").admin().returns(200, schema::<Health>(g)),
+        op("emulator_get_clock", "emulator", "The emulator clock")
             .admin()
             .returns(200, schema::<ClockState>(g))
             .errors(&[422]),
-        op("post", "/_emulator/clock/advance", "emulator_advance_clock", "emulator", "Move the clock forward")
+        op("emulator_advance_clock", "emulator", "Move the clock forward")
             .describe("Fires everything that became due, in time order, before answering: webhook attempts, period ends (invoices, `invoice.created`), nightly reconciliations at 00:00 UTC, idempotency-key expiry, key grace periods.")
             .admin()
             .body(schema::<AdvanceClock>(g), true)
             .returns(200, schema::<ClockState>(g)),
-        op("get", "/_emulator/faults", "emulator_list_faults", "emulator", "List armed faults").admin().returns(200, schema::<FaultList>(g)),
-        op("post", "/_emulator/faults", "emulator_add_fault", "emulator", "Arm a fault")
+        op("emulator_list_faults", "emulator", "List armed faults").admin().returns(200, schema::<FaultList>(g)),
+        op("emulator_add_fault", "emulator", "Arm a fault")
             .describe("`error_after_commit` and `drop_connection_after_commit` keep the stored idempotent response, so a retry with the same key receives the original result.")
             .admin()
             .body(schema::<FaultSpec>(g), true)
             .returns(201, schema::<Fault>(g)),
-        op("delete", "/_emulator/faults", "emulator_clear_faults", "emulator", "Disarm every fault").admin().empty(204),
-        op("post", "/_emulator/faults/corrupt-stock-level", "emulator_corrupt_stock_level", "emulator", "Skew one stock level's snapshot")
+        op("emulator_clear_faults", "emulator", "Disarm every fault").admin().empty(204),
+        op("emulator_corrupt_stock_level", "emulator", "Skew one stock level's snapshot")
             .describe("Adds `delta` to what the (item, location) snapshot reads, leaving the ledger alone, so that reconciliation finds exactly that pair. The pair must have ledger lines.")
             .admin()
             .body(schema::<CorruptStockLevel>(g), true)
             .returns(200, schema::<CorruptedStockLevel>(g))
             .errors(&[404]),
-        op("get", "/_emulator/state", "emulator_export_state", "emulator", "Export the whole state")
+        op("emulator_export_state", "emulator", "Export the whole state")
             .admin()
             .returns(200, Schema::from(json!({"type": "object", "description": "The emulator state (format_version 1)."}).as_object().cloned().unwrap_or_default())),
-        op("put", "/_emulator/state", "emulator_import_state", "emulator", "Replace the whole state with an export")
+        op("emulator_import_state", "emulator", "Replace the whole state with an export")
             .admin()
             .body(Schema::from(json!({"type": "object"}).as_object().cloned().unwrap_or_default()), true)
             .empty(204),
-        op("post", "/_emulator/reset", "emulator_reset", "emulator", "Forget every sandbox, key and fault").admin().empty(204),
-        op("get", "/_emulator/sink/{name}", "emulator_list_sink", "emulator", "What a built-in webhook sink received")
+        op("emulator_reset", "emulator", "Forget every sandbox, key and fault").admin().empty(204),
+        op("emulator_list_sink", "emulator", "What a built-in webhook sink received")
             .describe("Point a webhook endpoint at `<base URL>/_emulator/sink/<name>` to receive deliveries with no server of your own.")
             .admin()
             .path_id("name", "sink")
             .returns(200, schema::<SinkList>(g))
             .errors(&[422]),
-        op("post", "/_emulator/sink/{name}", "emulator_sink_receive", "emulator", "A built-in webhook sink: accepts any request")
+        op("emulator_sink_receive", "emulator", "A built-in webhook sink: accepts any request")
             .admin()
             .path_id("name", "sink")
             .body(Schema::from(json!({}).as_object().cloned().unwrap_or_default()), false)
             .empty(204),
-        op("delete", "/_emulator/sink/{name}", "emulator_clear_sink", "emulator", "Forget what a sink received")
+        op("emulator_clear_sink", "emulator", "Forget what a sink received")
             .admin()
             .path_id("name", "sink")
             .empty(204),
-        op("get", "/openapi.json", "get_openapi_document", "emulator", "This document")
+        op("get_openapi_document", "emulator", "This document")
             .admin()
             .returns(200, Schema::from(json!({"type": "object"}).as_object().cloned().unwrap_or_default())),
-        op("get", "/openapi/postman.json", "get_postman_collection", "emulator", "A Postman collection (v2.1) made from this document")
+        op("get_postman_collection", "emulator", "A Postman collection (v2.1) made from this document")
             .describe("Import it into Postman (or run it with newman), set the collection variables `baseUrl` and `apiKey` (a sandbox's secret key), and run it: its requests create what later ones read, and test every status code. Generated by `cargo xtask openapi`, committed as `openapi/postman.json`.")
             .admin()
             .returns(200, Schema::from(json!({"type": "object"}).as_object().cloned().unwrap_or_default())),
-    ]
+    ])
+    .collect()
 }
 
 /// Sent on every answer to an API key when rate limiting is on.
@@ -535,6 +573,9 @@ fn build() -> Value {
     let mut g = SchemaSettings::openapi3().with(|s| s.meta_schema = None).into_generator();
     let problem = g.subschema_for::<Problem>();
     let ops = operations(&mut g);
+    let described: Vec<&str> = ops.iter().map(|o| o.id).collect();
+    let listed: Vec<&str> = crate::api::OPERATIONS.iter().map(|o| o.id).collect();
+    assert_eq!(described, listed, "the document describes every operation of api::OPERATIONS, in order");
     let mut paths = Map::new();
     let mut used_errors = std::collections::BTreeSet::new();
     for o in ops {

@@ -10329,6 +10329,8 @@ let response = client.get_location()
     }
     /**Archive a location
 
+The location stays readable with `status: archived`; new movements at it answer 409 `location_archived`.
+
 Sends a `DELETE` request to `/v1/locations/{id}`
 
 Arguments:

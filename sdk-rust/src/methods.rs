@@ -334,6 +334,8 @@ impl Client {
     }
 
     /// Archive a location.
+    ///
+    /// The location stays readable with `status: archived`; new movements at it answer 409 `location_archived`.
     pub async fn archive_location(&self, id: &str, etag: &ETag) -> Result<Versioned<types::Location>> {
         let answer = self.send(self.raw.archive_location().id(id).if_match(etag.as_str()).send()).await?;
         answer.into_versioned()

@@ -342,7 +342,8 @@ class _AsyncOperations(_AsyncTransport):
     async def archive_location(self, id: str, *, etag: Optional[str]) -> Location:
         """Archive a location.
 
-        ``DELETE /v1/locations/{id}``. The result carries its ``etag``.
+        ``DELETE /v1/locations/{id}``. The result carries its ``etag``. The location stays readable
+        with `status: archived`; new movements at it answer 409 `location_archived`.
 
         :param etag: the ETag you read (sent as ``If-Match``); a stale one raises
             :class:`twh.PreconditionFailedError`.
@@ -1290,7 +1291,8 @@ class _SyncOperations(_SyncTransport):
     def archive_location(self, id: str, *, etag: Optional[str]) -> Location:
         """Archive a location.
 
-        ``DELETE /v1/locations/{id}``. The result carries its ``etag``.
+        ``DELETE /v1/locations/{id}``. The result carries its ``etag``. The location stays readable
+        with `status: archived`; new movements at it answer 409 `location_archived`.
 
         :param etag: the ETag you read (sent as ``If-Match``); a stale one raises
             :class:`twh.PreconditionFailedError`.

@@ -131,8 +131,12 @@ type HandlerFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
 /// A handler of a path without parameters, called without the router.
 type Endpoint = Box<dyn Fn(Request, Arc<AppState>) -> HandlerFuture + Send + Sync>;
 
+/// The handlers of paths without parameters, by path and method.
+type Direct = HashMap<&'static str, Vec<(Method, Endpoint)>>;
+
 /// The route table under construction: the router, the paths it serves (tests check them
-/// against the document), and the handlers of paths without parameters by path and method.
+/// against the document), the operations bound, and the handlers of paths without parameters by
+/// path and method.
 ///
 /// Those go straight to their handler: no path matching, no `MatchedPath` and URL-parameter
 /// extensions, no boxed route service cloned per request (the write path's hottest route is
@@ -140,40 +144,74 @@ type Endpoint = Box<dyn Fn(Request, Arc<AppState>) -> HandlerFuture + Send + Syn
 /// path goes through the router, which has the same routes.
 #[derive(Default)]
 struct Routes {
-    router: Router<Arc<AppState>>,
     paths: Vec<&'static str>,
-    direct: HashMap<&'static str, Vec<(Method, Endpoint)>>,
-    open: Option<(&'static str, MethodRouter<Arc<AppState>>)>,
+    methods: HashMap<&'static str, MethodRouter<Arc<AppState>>>,
+    bound: Vec<&'static str>,
+    direct: Direct,
 }
 
 impl Routes {
-    /// Starts the methods of `path`.
-    fn at(mut self, path: &'static str) -> Routes {
-        self.close();
-        self.paths.push(path);
-        self.open = Some((path, MethodRouter::new()));
-        self
-    }
-
-    fn close(&mut self) {
-        if let Some((path, route)) = self.open.take() {
-            self.router = std::mem::take(&mut self.router).route(path, route);
-        }
-    }
-
-    /// Adds `handler` for a method of the open path.
-    fn on<H, T>(mut self, (method, filter): (Method, MethodFilter), handler: H) -> Routes
+    /// Binds `handler` to the operation `id` of [`crate::api::OPERATIONS`], at its method and
+    /// path.
+    fn op<H, T>(mut self, id: &'static str, handler: H) -> Routes
     where
         H: Handler<T, Arc<AppState>, Future = HandlerFuture>,
         T: 'static,
     {
-        let Some((path, route)) = self.open.take() else { panic!("a method before any path") };
-        self.open = Some((path, route.on(filter, handler.clone())));
+        let op = crate::api::find(id);
+        assert!(!self.bound.contains(&id), "{id} is bound twice");
+        self.bound.push(id);
+        self.on(method_of(op.method), op.path, handler)
+    }
+
+    /// Binds `handler` to a method and path that the document does not list as an operation.
+    fn undocumented<H, T>(self, method: (Method, MethodFilter), path: &'static str, handler: H) -> Routes
+    where
+        H: Handler<T, Arc<AppState>, Future = HandlerFuture>,
+        T: 'static,
+    {
+        self.on(method, path, handler)
+    }
+
+    fn on<H, T>(mut self, (method, filter): (Method, MethodFilter), path: &'static str, handler: H) -> Routes
+    where
+        H: Handler<T, Arc<AppState>, Future = HandlerFuture>,
+        T: 'static,
+    {
+        if !self.paths.contains(&path) {
+            self.paths.push(path);
+        }
+        let route = self.methods.remove(path).unwrap_or_default();
+        self.methods.insert(path, route.on(filter, handler.clone()));
         if !path.contains('{') {
             let endpoint: Endpoint = Box::new(move |req, state| handler.clone().call(req, state));
             self.direct.entry(path).or_default().push((method, endpoint));
         }
         self
+    }
+
+    /// The router of every bound path, after checking that every operation is bound.
+    fn router(mut self) -> (Router<Arc<AppState>>, Direct) {
+        let unbound: Vec<&str> =
+            crate::api::OPERATIONS.iter().map(|o| o.id).filter(|id| !self.bound.contains(id)).collect();
+        assert!(unbound.is_empty(), "operations without a handler: {unbound:?}");
+        let mut router = Router::new();
+        for path in &self.paths {
+            router = router.route(path, self.methods.remove(path).unwrap_or_default());
+        }
+        (router, self.direct)
+    }
+}
+
+/// The router's method and filter of an OpenAPI method name.
+fn method_of(method: &str) -> (Method, MethodFilter) {
+    match method {
+        "get" => GET,
+        "post" => POST,
+        "put" => PUT,
+        "patch" => PATCH,
+        "delete" => DELETE,
+        other => panic!("no route method for {other:?}"),
     }
 }
 
@@ -184,7 +222,7 @@ const PUT: (Method, MethodFilter) = (Method::PUT, MethodFilter::PUT);
 const PATCH: (Method, MethodFilter) = (Method::PATCH, MethodFilter::PATCH);
 const DELETE: (Method, MethodFilter) = (Method::DELETE, MethodFilter::DELETE);
 
-// One line a path, as a table.
+// One line an operation, as a table: its method and path are in `api::OPERATIONS`.
 #[rustfmt::skip]
 fn routes() -> Routes {
     use crate::domain::model::{Item, Location};
@@ -195,63 +233,85 @@ fn routes() -> Routes {
     use ops as o;
     use webhooks as w;
     Routes::default()
-        .at("/v1/sandboxes").on(POST, l::create_sandbox)
-        .at("/v1/sandbox").on(GET, l::get_sandbox).on(DELETE, l::delete_sandbox)
-        .at("/v1/sandbox/reset").on(POST, l::reset_sandbox)
-        .at("/v1/api-keys/roll").on(POST, l::roll_key)
-        .at("/v1/items").on(GET, l::list_entries::<Item>).on(POST, l::create_entry::<Item>)
-        .at("/v1/items/{id}").on(GET, l::get_entry::<Item>).on(PATCH, l::update_entry::<Item>).on(DELETE, l::archive_entry::<Item>)
-        .at("/v1/locations").on(GET, l::list_entries::<Location>).on(POST, l::create_entry::<Location>)
-        .at("/v1/locations/{id}").on(GET, l::get_entry::<Location>).on(PATCH, l::update_entry::<Location>).on(DELETE, l::archive_entry::<Location>)
-        .at("/v1/stock-movements").on(GET, l::list_movements).on(POST, l::create_movement)
-        .at("/v1/stock-movements/batch").on(POST, l::create_batch)
-        .at("/v1/stock-movements/{id}").on(GET, l::get_movement).on(PUT, l::movement_immutable).on(PATCH, l::movement_immutable).on(DELETE, l::movement_immutable)
-        .at("/v1/stock-movements/{id}/reverse").on(POST, l::reverse_movement)
-        .at("/v1/stock-levels").on(GET, l::list_levels)
-        .at("/v1/items/{item_id}/stock-levels/{location_id}").on(GET, l::get_level)
-        .at("/v1/events").on(GET, l::list_events)
-        .at("/v1/events/{id}").on(GET, l::get_event)
-        .at("/v1/webhook-endpoints").on(GET, w::list_endpoints).on(POST, w::create_endpoint)
-        .at("/v1/webhook-endpoints/{id}").on(GET, w::get_endpoint).on(PATCH, w::update_endpoint).on(DELETE, w::delete_endpoint)
-        .at("/v1/webhook-endpoints/{id}/rotate-secret").on(POST, w::rotate_secret)
-        .at("/v1/webhook-endpoints/{id}/test").on(POST, w::test_endpoint)
-        .at("/v1/webhook-endpoints/{id}/replay").on(POST, w::replay_endpoint)
-        .at("/v1/webhook-deliveries").on(GET, w::list_deliveries)
-        .at("/v1/webhook-deliveries/{id}").on(GET, w::get_delivery)
-        .at("/v1/webhook-deliveries/{id}/replay").on(POST, w::replay_delivery)
-        .at("/v1/plans").on(GET, b::list_plans)
-        .at("/v1/subscription").on(GET, b::get_subscription).on(POST, b::update_subscription)
-        .at("/v1/usage").on(GET, b::get_usage)
-        .at("/v1/usage/export").on(GET, b::export_usage)
-        .at("/v1/invoices").on(GET, b::list_invoices)
-        .at("/v1/invoices/{id}").on(GET, b::get_invoice)
-        .at("/v1/reconciliations").on(GET, o::list_reconciliations).on(POST, o::create_reconciliation)
-        .at("/v1/reconciliations/{id}").on(GET, o::get_reconciliation)
-        .at("/v1/jobs").on(POST, o::create_job)
-        .at("/v1/jobs/{id}").on(GET, o::get_job)
-        .at("/_emulator/health").on(GET, c::health)
-        .at("/_emulator/clock").on(GET, c::clock)
-        .at("/_emulator/clock/advance").on(POST, c::advance)
-        .at("/_emulator/faults").on(GET, c::list_faults).on(POST, c::add_fault).on(DELETE, c::clear_faults)
-        .at("/_emulator/faults/corrupt-stock-level").on(POST, faults::corrupt_stock_level)
-        .at("/_emulator/state").on(GET, c::export_state).on(PUT, c::import_state)
-        .at("/_emulator/reset").on(POST, c::reset)
-        .at("/_emulator/sink/{name}").on(GET, w::sink_list).on(POST, w::sink_receive).on(DELETE, w::sink_clear)
-        .at("/openapi.json").on(GET, d::openapi)
-        .at("/openapi/postman.json").on(GET, d::postman)
+        .op("create_sandbox", l::create_sandbox)
+        .op("get_sandbox", l::get_sandbox)
+        .op("delete_sandbox", l::delete_sandbox)
+        .op("reset_sandbox", l::reset_sandbox)
+        .op("roll_api_key", l::roll_key)
+        .op("list_items", l::list_entries::<Item>)
+        .op("create_item", l::create_entry::<Item>)
+        .op("get_item", l::get_entry::<Item>)
+        .op("update_item", l::update_entry::<Item>)
+        .op("archive_item", l::archive_entry::<Item>)
+        .op("list_locations", l::list_entries::<Location>)
+        .op("create_location", l::create_entry::<Location>)
+        .op("get_location", l::get_entry::<Location>)
+        .op("update_location", l::update_entry::<Location>)
+        .op("archive_location", l::archive_entry::<Location>)
+        .op("list_stock_movements", l::list_movements)
+        .op("create_stock_movement", l::create_movement)
+        .op("create_stock_movement_batch", l::create_batch)
+        .op("get_stock_movement", l::get_movement)
+        .op("reverse_stock_movement", l::reverse_movement)
+        .op("list_stock_levels", l::list_levels)
+        .op("get_stock_level", l::get_level)
+        .op("list_events", l::list_events)
+        .op("get_event", l::get_event)
+        .op("list_webhook_endpoints", w::list_endpoints)
+        .op("create_webhook_endpoint", w::create_endpoint)
+        .op("get_webhook_endpoint", w::get_endpoint)
+        .op("update_webhook_endpoint", w::update_endpoint)
+        .op("delete_webhook_endpoint", w::delete_endpoint)
+        .op("rotate_webhook_secret", w::rotate_secret)
+        .op("test_webhook_endpoint", w::test_endpoint)
+        .op("replay_webhook_endpoint", w::replay_endpoint)
+        .op("list_webhook_deliveries", w::list_deliveries)
+        .op("get_webhook_delivery", w::get_delivery)
+        .op("replay_webhook_delivery", w::replay_delivery)
+        .op("list_plans", b::list_plans)
+        .op("get_subscription", b::get_subscription)
+        .op("update_subscription", b::update_subscription)
+        .op("get_usage", b::get_usage)
+        .op("export_usage", b::export_usage)
+        .op("list_invoices", b::list_invoices)
+        .op("get_invoice", b::get_invoice)
+        .op("list_reconciliations", o::list_reconciliations)
+        .op("create_reconciliation", o::create_reconciliation)
+        .op("get_reconciliation", o::get_reconciliation)
+        .op("create_job", o::create_job)
+        .op("get_job", o::get_job)
+        .op("emulator_health", c::health)
+        .op("emulator_get_clock", c::clock)
+        .op("emulator_advance_clock", c::advance)
+        .op("emulator_list_faults", c::list_faults)
+        .op("emulator_add_fault", c::add_fault)
+        .op("emulator_clear_faults", c::clear_faults)
+        .op("emulator_corrupt_stock_level", faults::corrupt_stock_level)
+        .op("emulator_export_state", c::export_state)
+        .op("emulator_import_state", c::import_state)
+        .op("emulator_reset", c::reset)
+        .op("emulator_list_sink", w::sink_list)
+        .op("emulator_sink_receive", w::sink_receive)
+        .op("emulator_clear_sink", w::sink_clear)
+        .op("get_openapi_document", d::openapi)
+        .op("get_postman_collection", d::postman)
+        // Not operations of the document: writes to the immutable ledger answer 405
+        // `ledger_immutable` (with `Allow: GET`) instead of the router's bare 405.
+        .undocumented(PUT, "/v1/stock-movements/{id}", l::movement_immutable)
+        .undocumented(PATCH, "/v1/stock-movements/{id}", l::movement_immutable)
+        .undocumented(DELETE, "/v1/stock-movements/{id}", l::movement_immutable)
 }
 
-/// The paths the router serves, as written in the route table.
+/// The paths the router serves, in the order the route table first names them.
 pub fn route_paths() -> Vec<&'static str> {
     routes().paths
 }
 
 /// The whole HTTP application over `state`: what the binary serves and tests drive in-process.
 pub fn app(state: Arc<AppState>) -> App {
-    let mut routes = routes();
-    routes.close();
-    let router = routes.router.fallback(|| async { ApiError::no_route() }).with_state(state.clone());
-    App { next: Next { state, router, direct: Arc::new(routes.direct) } }
+    let (router, direct) = routes().router();
+    let router = router.fallback(|| async { ApiError::no_route() }).with_state(state.clone());
+    App { next: Next { state, router, direct: Arc::new(direct) } }
 }
 
 /// The HTTP application: the steps of the module docs around the router. A `tower::Service`
@@ -280,7 +340,7 @@ impl Service<Request> for App {
 pub struct Next {
     state: Arc<AppState>,
     router: Router,
-    direct: Arc<HashMap<&'static str, Vec<(Method, Endpoint)>>>,
+    direct: Arc<Direct>,
 }
 
 impl std::fmt::Debug for Next {
