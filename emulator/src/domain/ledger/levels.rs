@@ -94,6 +94,10 @@ impl Ledger {
     }
 
     /// `GET /v1/items/{item_id}/stock-levels/{location_id}[?as_of]`.
+    ///
+    /// `as_of` is a binary search over the pair's history (the sequences of its lines in commit
+    /// order, whose commit times never decrease), each step one lookup of a movement by
+    /// position: O(log n) of the pair's lines, whatever the size of the ledger.
     pub fn level(&self, item_id: &str, location_id: &str, as_of: Option<Timestamp>) -> Result<StockLevel, DomainError> {
         let item = self.item_index(item_id).ok_or_else(|| DomainError::not_found("item"))?;
         let location = self.location_index(location_id).ok_or_else(|| DomainError::not_found("location"))?;
