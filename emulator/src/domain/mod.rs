@@ -8,6 +8,7 @@ pub mod chunked;
 pub mod csv;
 pub mod error;
 pub mod idempotency;
+pub mod index;
 pub mod jobs;
 pub mod ledger;
 pub mod model;

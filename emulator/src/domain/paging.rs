@@ -1,6 +1,7 @@
-//! Paging: a list request's window (where to start, how many), the page it gets back, the
-//! bounded scan that fills a filtered page, and the opaque cursor that carries a position
-//! between requests.
+//! Paging: a list request's window (where to start, how many), the page it gets back, and the
+//! opaque cursor that carries a position between requests. Filtered pages are filled from the
+//! indexes ([`super::index::page`]), never by a bounded scan that could return a short page
+//! before the end.
 //!
 //! Why a module of its own: every list (catalogue, movements, levels, events, webhooks,
 //! invoices, reconciliations) pages the same way, and the HTTP layer reads and writes the
@@ -9,9 +10,6 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
-/// Most entries a list page scans before it returns (possibly short) with a cursor.
-pub const PAGE_SCAN_MAX: usize = 20_000;
 
 /// A list request's window: where to start (a position from a cursor) and how many to return.
 #[derive(Clone, Copy, Debug)]
@@ -29,30 +27,6 @@ pub struct Page<T> {
     pub data: Vec<T>,
     /// Position to continue from, `None` at the end.
     pub next: Option<usize>,
-}
-
-/// Walks entries from position `start`, keeping what `keep` maps to `Some`, until `limit` are
-/// kept or [`PAGE_SCAN_MAX`] are looked at. The cursor continues after the last one looked at.
-pub fn scan<'a, T: 'a, U>(
-    entries: impl Iterator<Item = &'a T>,
-    start: usize,
-    limit: usize,
-    mut keep: impl FnMut(usize, &'a T) -> Option<U>,
-) -> Page<U> {
-    let mut data = Vec::with_capacity(limit.min(100));
-    let mut position = start;
-    let mut more = false;
-    for (looked, entry) in entries.enumerate() {
-        if data.len() == limit || looked == PAGE_SCAN_MAX {
-            more = true;
-            break;
-        }
-        if let Some(v) = keep(position, entry) {
-            data.push(v);
-        }
-        position += 1;
-    }
-    Page { data, next: more.then_some(position) }
 }
 
 /// An opaque cursor: the list kind, the tenant incarnation and the position to continue at.

@@ -13,7 +13,7 @@
 //! exhausted, so a dead endpoint cannot feed itself). The schedule can be set globally and per
 //! endpoint. A 410 disables the endpoint (`webhook_endpoint.disabled`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use rand::Rng;
 use schemars::JsonSchema;
@@ -22,9 +22,10 @@ use serde_json::json;
 
 use super::chunked::ChunkedVec;
 use super::error::{DomainError, ErrorKind};
+use super::index::{Postings, Seek, page};
 use super::ledger::{EventType, IfMatch, Ledger};
 use super::model::FieldError;
-use super::paging::{Page, Window, scan};
+use super::paging::{Page, Window};
 use crate::clock::Timestamp;
 use crate::ids;
 
@@ -300,6 +301,15 @@ pub struct Webhooks {
     /// Deliveries waiting for an attempt, by due time.
     #[serde(skip)]
     schedule: BTreeSet<(Timestamp, u64)>,
+    /// Delivery positions by endpoint index (list index; derived, rebuilt on load).
+    #[serde(skip)]
+    by_endpoint: Vec<Postings>,
+    /// Delivery positions by event position.
+    #[serde(skip)]
+    by_event: HashMap<u64, Postings>,
+    /// Delivery positions by status (`DeliveryStatus as usize`); a status changes both ways.
+    #[serde(skip)]
+    by_status: [BTreeSet<u32>; 4],
     /// Deliveries changed since the durable store last took them (`None`: not tracked, the
     /// in-memory default).
     #[serde(skip)]
@@ -353,6 +363,32 @@ fn validate_endpoint(
 
 fn disabled() -> DomainError {
     DomainError::new(ErrorKind::EndpointDisabled, "The endpoint is disabled; enable it first (PATCH enabled: true).")
+}
+
+/// Adds the delivery at position `p` to the list indexes.
+fn index_delivery(
+    by_endpoint: &mut Vec<Postings>,
+    by_event: &mut HashMap<u64, Postings>,
+    by_status: &mut [BTreeSet<u32>; 4],
+    p: usize,
+    d: &DeliveryRecord,
+) {
+    let p = p as u32;
+    let e = d.endpoint as usize;
+    if by_endpoint.len() <= e {
+        by_endpoint.resize_with(e + 1, Postings::default);
+    }
+    by_endpoint[e].push(p);
+    by_event.entry(d.event).or_default().push(p);
+    by_status[d.status as usize].insert(p);
+}
+
+/// Changes a delivery's status (sequence `seq`) and moves it between the status indexes.
+fn set_status(by_status: &mut [BTreeSet<u32>; 4], seq: u64, d: &mut DeliveryRecord, to: DeliveryStatus) {
+    let p = (seq - 1) as u32;
+    by_status[d.status as usize].remove(&p);
+    by_status[to as usize].insert(p);
+    d.status = to;
 }
 
 fn truncate(text: String) -> String {
@@ -415,8 +451,16 @@ impl Webhooks {
         }
     }
 
-    /// Rebuilds the schedule after deserialisation.
+    /// Rebuilds the schedule and the list indexes after deserialisation (they are not stored).
     pub fn rebuild(&mut self) {
+        self.by_endpoint = Vec::new();
+        self.by_event = HashMap::new();
+        self.by_status = Default::default();
+        for p in 0..self.deliveries.len() {
+            if let Some(d) = self.deliveries.get(p) {
+                index_delivery(&mut self.by_endpoint, &mut self.by_event, &mut self.by_status, p, d);
+            }
+        }
         self.schedule = self
             .deliveries
             .iter_from(0)
@@ -582,7 +626,7 @@ impl Webhooks {
             mark(&mut self.dirty, seq);
             let Some(d) = self.deliveries.get_mut((seq - 1) as usize) else { continue };
             if d.endpoint as usize == i {
-                d.status = DeliveryStatus::Dead;
+                set_status(&mut self.by_status, seq, d, DeliveryStatus::Dead);
                 d.next_attempt_at = None;
                 self.schedule.remove(&(t, seq));
             }
@@ -631,7 +675,7 @@ impl Webhooks {
                 }
                 let sequence = self.deliveries.len() as u64 + 1;
                 mark(&mut self.dirty, sequence);
-                self.deliveries.push(DeliveryRecord {
+                let d = DeliveryRecord {
                     endpoint: i as u32,
                     event: position as u64 + 1,
                     status: DeliveryStatus::Pending,
@@ -640,7 +684,10 @@ impl Webhooks {
                     failures: 0,
                     created_at: now,
                     in_flight: false,
-                });
+                };
+                let p = self.deliveries.len();
+                index_delivery(&mut self.by_endpoint, &mut self.by_event, &mut self.by_status, p, &d);
+                self.deliveries.push(d);
                 self.schedule.insert((now, sequence));
             }
         }
@@ -691,7 +738,7 @@ impl Webhooks {
             let Some(d) = self.deliveries.get_mut((seq - 1) as usize) else { continue };
             let e = &self.endpoints[d.endpoint as usize];
             if !e.enabled {
-                d.status = DeliveryStatus::Dead;
+                set_status(&mut self.by_status, seq, d, DeliveryStatus::Dead);
                 d.next_attempt_at = None;
                 continue;
             }
@@ -734,14 +781,14 @@ impl Webhooks {
         });
         let endpoint = d.endpoint as usize;
         if ok {
-            d.status = DeliveryStatus::Succeeded;
+            set_status(&mut self.by_status, delivery, d, DeliveryStatus::Succeeded);
             d.next_attempt_at = None;
             return events;
         }
         d.failures += 1;
         let e = &self.endpoints[endpoint];
         if result.status_code == Some(410) || e.deleted || !e.enabled {
-            d.status = DeliveryStatus::Dead;
+            set_status(&mut self.by_status, delivery, d, DeliveryStatus::Dead);
             d.next_attempt_at = None;
             if result.status_code == Some(410) && e.enabled {
                 self.endpoints[endpoint].enabled = false;
@@ -757,7 +804,7 @@ impl Webhooks {
         let schedule = e.retry_schedule_seconds.as_deref().unwrap_or(default_schedule);
         let failures = d.failures as usize;
         if failures > schedule.len() {
-            d.status = DeliveryStatus::Dead;
+            set_status(&mut self.by_status, delivery, d, DeliveryStatus::Dead);
             d.next_attempt_at = None;
             if let Some(v) = self.render_delivery(ledger, delivery) {
                 events.push((EventType::WebhookDeliveryExhausted, serde_json::to_value(v).unwrap_or_default()));
@@ -769,7 +816,7 @@ impl Webhooks {
         let delay_ms =
             (delay * 1000 + jitter).max(result.retry_after_seconds.unwrap_or(0).min(RETRY_DELAY_MAX_SECONDS) * 1000);
         let next = Timestamp(at.micros().saturating_add(delay_ms as i64 * 1000));
-        d.status = DeliveryStatus::Failed;
+        set_status(&mut self.by_status, delivery, d, DeliveryStatus::Failed);
         d.next_attempt_at = Some(next);
         self.schedule.insert((next, delivery));
         events
@@ -809,11 +856,26 @@ impl Webhooks {
             },
             None => None,
         };
-        scan(self.deliveries.iter_from(window.start), window.start, window.limit, |position, d| {
-            let wanted = endpoint.is_none_or(|e| e == d.endpoint as usize)
-                && event.is_none_or(|e| e == d.event)
-                && status.is_none_or(|s| s == d.status);
-            if wanted { self.render_delivery(ledger, position as u64 + 1) } else { None }
+        let none = Postings::default();
+        let mut lists: Vec<&dyn Seek> = Vec::new();
+        if let Some(e) = endpoint {
+            lists.push(self.by_endpoint.get(e).unwrap_or(&none));
+        }
+        if let Some(e) = event {
+            lists.push(self.by_event.get(&e).unwrap_or(&none));
+        }
+        if let Some(s) = status {
+            lists.push(&self.by_status[s as usize]);
+        }
+        let accept = |p: usize| {
+            self.deliveries.get(p).is_some_and(|d| {
+                endpoint.is_none_or(|e| e == d.endpoint as usize)
+                    && event.is_none_or(|e| e == d.event)
+                    && status.is_none_or(|s| s == d.status)
+            })
+        };
+        page(&mut lists, window.start, self.deliveries.len(), window.limit, accept, |p| {
+            self.render_delivery(ledger, p as u64 + 1)
         })
     }
 
@@ -827,7 +889,7 @@ impl Webhooks {
             if let Some(t) = d.next_attempt_at {
                 self.schedule.remove(&(t, seq));
             }
-            d.status = DeliveryStatus::Pending;
+            set_status(&mut self.by_status, seq, d, DeliveryStatus::Pending);
             d.failures = 0;
             d.next_attempt_at = Some(now);
             self.schedule.insert((now, seq));

@@ -6,6 +6,7 @@
 //! - `ledger`: ETags and preconditions (§3), items, locations, movement rules, levels, `as_of`,
 //!   batches, reversals, sequences, events (§4).
 //! - `paging`: lists under concurrent inserts (§1).
+//! - `indexes`: every list filter against a brute-force scan, on random data (§1).
 //! - `property`: random concurrent operations keep every ledger invariant (§4).
 //! - `state`: export/reset/import, sandbox lifecycle, clock (§4, §5).
 //! - `openapi`: the document matches what is served, routed and committed.
@@ -21,6 +22,7 @@ mod common;
 mod durable;
 mod errors;
 mod idempotency;
+mod indexes;
 mod jobs;
 mod ledger;
 mod openapi;

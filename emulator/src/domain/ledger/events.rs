@@ -10,8 +10,9 @@ use serde_json::Value;
 use super::{EventType, Ledger, position};
 use crate::clock::Timestamp;
 use crate::domain::error::DomainError;
+use crate::domain::index::{Seek, page};
 use crate::domain::model::{Event, FieldError};
-use crate::domain::paging::{Page, Window, scan};
+use crate::domain::paging::{Page, Window};
 use crate::ids;
 
 /// What an event carries, stored compactly and rendered on read.
@@ -53,6 +54,7 @@ impl Ledger {
 
     #[inline]
     pub(super) fn emit(&mut self, kind: EventType, data: EventData, now: Timestamp) {
+        self.indexes.events_by_type[kind as usize].push(self.events.len() as u32);
         self.events.push(EventRecord { kind, created_at: now, data });
     }
 
@@ -122,8 +124,12 @@ impl Ledger {
             ),
             None => None,
         };
-        Ok(scan(self.events.iter_from(start), start, window.limit, |p, e| {
-            (kind.is_none_or(|k| k == e.kind)).then(|| self.render_event(p, e))
-        }))
+        let mut lists: Vec<&dyn Seek> = Vec::new();
+        if let Some(k) = kind {
+            lists.push(&self.indexes.events_by_type[k as usize]);
+        }
+        let accept = |p: usize| self.events.get(p).is_some_and(|e| kind.is_none_or(|k| k == e.kind));
+        let render = |p: usize| self.event_at(p);
+        Ok(page(&mut lists, start, self.events.len(), window.limit, accept, render))
     }
 }

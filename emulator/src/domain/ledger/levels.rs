@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 use super::{Ledger, position};
 use crate::clock::Timestamp;
 use crate::domain::error::DomainError;
+use crate::domain::index::{Seek, page};
 use crate::domain::model::StockLevel;
-use crate::domain::paging::{Page, Window, scan};
+use crate::domain::paging::{Page, Window};
 
 /// The snapshot of one (item, location) pair.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -27,6 +28,12 @@ pub struct LevelRecord {
     /// reconciliation has something to find.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub skew: i64,
+    /// Its position in the order of first lines (its list position); derived, not stored.
+    #[serde(skip)]
+    pub(super) order: u32,
+    /// Whether it is in the `below_threshold` index; derived, not stored.
+    #[serde(skip)]
+    pub(super) below: bool,
 }
 
 impl LevelRecord {
@@ -87,6 +94,10 @@ impl Ledger {
     }
 
     /// `GET /v1/items/{item_id}/stock-levels/{location_id}[?as_of]`.
+    ///
+    /// `as_of` is a binary search over the pair's history (the sequences of its lines in commit
+    /// order, whose commit times never decrease), each step one lookup of a movement by
+    /// position: O(log n) of the pair's lines, whatever the size of the ledger.
     pub fn level(&self, item_id: &str, location_id: &str, as_of: Option<Timestamp>) -> Result<StockLevel, DomainError> {
         let item = self.item_index(item_id).ok_or_else(|| DomainError::not_found("item"))?;
         let location = self.location_index(location_id).ok_or_else(|| DomainError::not_found("location"))?;
@@ -128,14 +139,30 @@ impl Ledger {
         if matches!(item, Some(None)) || matches!(location, Some(None)) {
             return Page { data: Vec::new(), next: None };
         }
-        scan(self.level_order.iter().skip(window.start), window.start, window.limit, |_, pair| {
-            let level = self.levels.get(pair)?;
+        let none = crate::domain::index::Postings::default();
+        let mut lists: Vec<&dyn Seek> = Vec::new();
+        if let Some(Some(i)) = item {
+            lists.push(self.indexes.levels_by_item.get(i as usize).unwrap_or(&none));
+        }
+        if let Some(Some(l)) = location {
+            lists.push(self.indexes.levels_by_location.get(l as usize).unwrap_or(&none));
+        }
+        if below_threshold {
+            lists.push(&self.indexes.levels_below);
+        }
+        let accept = |p: usize| {
+            let Some(pair) = self.level_order.get(p) else { return false };
+            let Some(level) = self.levels.get(pair) else { return false };
             let threshold = self.items.entries[pair.0 as usize].low_stock_threshold;
-            (item.is_none_or(|i| i == Some(pair.0))
+            item.is_none_or(|i| i == Some(pair.0))
                 && location.is_none_or(|l| l == Some(pair.1))
-                && (!below_threshold || threshold.is_some_and(|t| level.snapshot_quantity() < t)))
-            .then(|| self.render_level(*pair, Some(level)))
-        })
+                && (!below_threshold || threshold.is_some_and(|t| level.snapshot_quantity() < t))
+        };
+        let render = |p: usize| {
+            let pair = self.level_order.get(p)?;
+            Some(self.render_level(*pair, self.levels.get(pair)))
+        };
+        page(&mut lists, window.start, self.level_order.len(), window.limit, accept, render)
     }
 
     #[cfg(debug_assertions)]

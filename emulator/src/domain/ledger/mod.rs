@@ -20,11 +20,13 @@
 //! - [`movement_json`]: the write path's byte-exact rendering of a movement;
 //! - [`levels`]: stock levels, their history, and the invariants;
 //! - [`events`]: the event log (the webhook outbox);
+//! - [`indexes`]: the secondary indexes the lists answer from;
 //! - [`reconcile`]: levels recomputed from the lines, and injected corruptions;
 //! - [`persistence`]: what the durable store reads and restores.
 
 pub mod catalogue;
 pub mod events;
+pub mod indexes;
 pub mod levels;
 pub mod movement_json;
 pub mod movements;
@@ -37,6 +39,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::catalogue::{Catalogue, CatalogueFilter, CatalogueKind, Catalogued};
 pub use self::events::{EventData, EventRecord};
+pub use self::indexes::LedgerIndexes;
 pub use self::levels::LevelRecord;
 pub use self::movements::{LineRecord, MovementExtra, MovementFilter, MovementRecord};
 pub use self::persistence::{CatalogEntry, CatalogRef, Skew};
@@ -44,7 +47,7 @@ use super::chunked::ChunkedVec;
 use super::error::DomainError;
 use super::idempotency::IdempotencyStore;
 use super::model::{FieldError, Item, Location};
-pub use super::paging::{PAGE_SCAN_MAX, Page, Window};
+pub use super::paging::{Page, Window};
 pub use super::validate::QUANTITY_MAGNITUDE_MAX;
 use crate::ids;
 
@@ -213,6 +216,9 @@ pub struct Ledger {
     /// the in-memory default).
     #[serde(skip)]
     catalog_dirty: Option<Vec<CatalogRef>>,
+    /// Secondary indexes of movements, events and levels; derived, rebuilt on load.
+    #[serde(skip)]
+    indexes: LedgerIndexes,
 }
 
 mod pairs {
@@ -252,6 +258,7 @@ impl Ledger {
             corruptions: 0,
             line_budget: None,
             catalog_dirty: None,
+            indexes: LedgerIndexes::default(),
         }
     }
 
@@ -259,7 +266,13 @@ impl Ledger {
     pub fn rebuild(&mut self) -> Result<(), String> {
         self.items.index_keys();
         self.locations.index_keys();
+        self.rebuild_indexes();
         self.check_invariants()
+    }
+
+    /// Heap bytes held by the secondary indexes (catalogue and ledger).
+    pub fn index_bytes(&self) -> usize {
+        self.indexes.bytes() + self.items.index_bytes() + self.locations.index_bytes()
     }
 }
 

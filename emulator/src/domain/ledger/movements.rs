@@ -12,12 +12,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::events::{EventData, EventRecord};
+use super::indexes::{slot, type_slot};
 use super::levels::LevelRecord;
 use super::{EventType, IfMatch, Ledger, position};
 use crate::clock::Timestamp;
 use crate::domain::error::{DomainError, ErrorKind};
+use crate::domain::index::{Seek, page};
 use crate::domain::model::*;
-use crate::domain::paging::{Page, Window, scan};
+use crate::domain::paging::{Page, Window};
 use crate::domain::validate;
 use crate::ids;
 
@@ -226,13 +228,25 @@ impl Ledger {
         for (location, delta) in &p.lines {
             let pair = (p.item, *location);
             let level = self.levels.entry(pair).or_insert_with(|| {
+                let order = self.level_order.len() as u32;
                 self.level_order.push(pair);
-                LevelRecord::default()
+                slot(&mut self.indexes.levels_by_item, pair.0).push(order);
+                slot(&mut self.indexes.levels_by_location, pair.1).push(order);
+                LevelRecord { order, ..LevelRecord::default() }
             });
             let before = level.quantity;
             level.quantity += delta;
             level.history.push(sequence);
             let crossed = threshold.is_some_and(|t| before >= t && level.quantity < t);
+            let below = threshold.is_some_and(|t| level.snapshot_quantity() < t);
+            if below != level.below {
+                level.below = below;
+                if below {
+                    self.indexes.levels_below.insert(level.order);
+                } else {
+                    self.indexes.levels_below.remove(&level.order);
+                }
+            }
             lines.push((
                 LineRecord {
                     location: *location,
@@ -263,6 +277,7 @@ impl Ledger {
             second: it.next().map(Box::new),
             extra,
         });
+        self.index_movement(position(sequence));
         if let Some(original) = p.reverses {
             if let Some(m) = self.movements.get_mut(position(original.get())) {
                 m.reversed_by = NonZeroU64::new(sequence);
@@ -439,11 +454,24 @@ impl Ledger {
         if start >= end {
             return Ok(Page { data: Vec::new(), next: None });
         }
-        Ok(scan(self.movements.iter_from(start).take(end - start), start, window.limit, |p, m| {
-            (item.is_none_or(|i| i == m.item)
-                && f.kind.is_none_or(|k| k == m.kind)
-                && location.is_none_or(|l| m.lines().any(|line| line.location == l)))
-            .then(|| self.movement(p as u64 + 1))
-        }))
+        let none = crate::domain::index::Postings::default();
+        let mut lists: Vec<&dyn Seek> = Vec::new();
+        if let Some(i) = item {
+            lists.push(self.indexes.movements_by_item.get(i as usize).unwrap_or(&none));
+        }
+        if let Some(l) = location {
+            lists.push(self.indexes.movements_by_location.get(l as usize).unwrap_or(&none));
+        }
+        if let Some(k) = f.kind {
+            lists.push(&self.indexes.movements_by_type[type_slot(k)]);
+        }
+        let accept = |p: usize| {
+            self.movements.get(p).is_some_and(|m| {
+                item.is_none_or(|i| i == m.item)
+                    && f.kind.is_none_or(|k| k == m.kind)
+                    && location.is_none_or(|l| m.lines().any(|line| line.location == l))
+            })
+        };
+        Ok(page(&mut lists, start, end, window.limit, accept, |p| Some(self.movement(p as u64 + 1))))
     }
 }

@@ -73,6 +73,8 @@ impl Ledger {
             .checked_add(delta)
             .ok_or_else(|| DomainError::validation(vec![FieldError::new("delta", "the skew would overflow")]))?;
         self.corruptions += 1;
-        Ok((level.snapshot_quantity(), level.quantity))
+        let answer = (level.snapshot_quantity(), level.quantity);
+        self.refresh_below((item, location));
+        Ok(answer)
     }
 }

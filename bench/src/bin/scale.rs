@@ -1,0 +1,220 @@
+//! `twh-bench-scale`: the cost of a list page on a large tenant (issue 21, API.md §1 "Filters
+//! answer from indexes"). Builds one tenant of 100,000 items and 1,000,000 movements through the
+//! emulator's whole HTTP application in this process (`twh_emulator::app`, no sockets, as
+//! `inproc` does), then times the first page of each filter, of `q=` at 0.1% selectivity, of an
+//! exact `sku=`, and of `as_of` in the middle of a pair with 200,000 lines, each against the
+//! unfiltered first page of the same list in the same run, and prints a Markdown table.
+//!
+//! ```sh
+//! cargo run --release -p twh-bench --bin twh-bench-scale [-- ITEMS MOVEMENTS]
+//! ```
+
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use http::{Request, header};
+use http_body_util::{BodyExt, Full};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+/// Timed calls per row (after as many untimed).
+const REPEATS: usize = 300;
+
+async fn call(app: &twh_emulator::App, req: Request<Full<Bytes>>) -> anyhow::Result<(u16, Bytes)> {
+    let response = app.clone().oneshot(req.map(axum::body::Body::new)).await?;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok((status, body))
+}
+
+async fn post(
+    app: &twh_emulator::App,
+    bearer: &str,
+    path: &str,
+    key: Option<String>,
+    body: Value,
+) -> anyhow::Result<Value> {
+    let mut b =
+        Request::post(path).header(header::AUTHORIZATION, bearer).header(header::CONTENT_TYPE, "application/json");
+    if let Some(k) = key {
+        b = b.header("idempotency-key", k);
+    }
+    let (status, bytes) = call(app, b.body(Full::new(Bytes::from(body.to_string())))?).await?;
+    if !(200..300).contains(&status) {
+        bail!("POST {path} answered {status}: {}", String::from_utf8_lossy(&bytes));
+    }
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
+async fn get(app: &twh_emulator::App, bearer: &str, path: &str) -> anyhow::Result<Bytes> {
+    let req = Request::get(path).header(header::AUTHORIZATION, bearer).body(Full::new(Bytes::new()))?;
+    let (status, bytes) = call(app, req).await?;
+    if status != 200 {
+        bail!("GET {path} answered {status}: {}", String::from_utf8_lossy(&bytes));
+    }
+    Ok(bytes)
+}
+
+/// (p50, p99) in microseconds of `REPEATS` calls, and the length of the page.
+async fn time(app: &twh_emulator::App, bearer: &str, path: &str) -> anyhow::Result<(f64, f64, usize)> {
+    let mut took = Vec::with_capacity(REPEATS);
+    let mut len = 0;
+    for i in 0..2 * REPEATS {
+        let t = Instant::now();
+        let body = get(app, bearer, path).await?;
+        let us = t.elapsed().as_secs_f64() * 1e6;
+        if i >= REPEATS {
+            took.push(us);
+        } else if i == 0 {
+            let v: Value = serde_json::from_slice(&body)?;
+            len = v["data"].as_array().map_or(1, Vec::len);
+        }
+    }
+    took.sort_by(f64::total_cmp);
+    Ok((took[REPEATS / 2], took[REPEATS * 99 / 100], len))
+}
+
+fn main() -> anyhow::Result<()> {
+    twh_bench::without_huge_pages();
+    let mut args = std::env::args().skip(1);
+    let items: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(100_000);
+    let movements: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1_000_000);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(run(items, movements))
+}
+
+async fn run(items: usize, movements: usize) -> anyhow::Result<()> {
+    let mut config = twh_emulator::Config::default();
+    config.http.rate_limit_per_second = 0;
+    let emulator = twh_emulator::Emulator::start(config).await?;
+    let pro = twh_emulator::domain::model::CreateSandbox {
+        plan: Some(twh_emulator::domain::model::Plan::Pro),
+        ..Default::default()
+    };
+    let sandbox = emulator.create_sandbox(pro).map_err(|e| anyhow::anyhow!("create sandbox: {e}"))?;
+    let bearer = format!("Bearer {}", sandbox.secret_key);
+    let app = twh_emulator::app(emulator.state().clone());
+    let started = Instant::now();
+
+    // Catalogue: every 1,000th item is a "special" (q= at 0.1%); every 500th has a threshold.
+    let mut ids = Vec::with_capacity(items);
+    for i in 0..items {
+        let name = if i % 1000 == 999 { format!("Special gadget {i}") } else { format!("Widget {i}") };
+        let threshold = (i % 500 == 0).then_some(1_000_000);
+        let v = post(
+            &app,
+            &bearer,
+            "/v1/items",
+            None,
+            json!({"sku": format!("SKU-{i:06}"), "name": name, "low_stock_threshold": threshold}),
+        )
+        .await?;
+        ids.push(v["id"].as_str().context("item id")?.to_owned());
+    }
+    let mut locations = Vec::new();
+    for i in 0..10 {
+        let v =
+            post(&app, &bearer, "/v1/locations", None, json!({"code": format!("LOC-{i}"), "name": "Store"})).await?;
+        locations.push(v["id"].as_str().context("location id")?.to_owned());
+    }
+    let hot = ids[0].clone();
+    let rare = ids[items / 2].clone();
+    let hot_lines = (movements / 5).max(1);
+
+    // Ledger: one hot pair with a fifth of the lines, the rest spread over every item and
+    // location; one transfer in 1,000; the "rare" item gets one movement, in the middle.
+    let mut written = 0;
+    let mut middle_time = None;
+    let mut batch = Vec::with_capacity(1000);
+    let mut batches = 0;
+    while written < movements {
+        batch.clear();
+        while batch.len() < 1000 && written + batch.len() < movements {
+            let n = written + batch.len();
+            let body = if n % 5 == 0 {
+                json!({"type": "receipt", "item_id": hot, "location_id": locations[0], "quantity": 1})
+            } else if n == movements / 2 + 1 {
+                json!({"type": "adjustment", "item_id": rare, "location_id": locations[1], "quantity": 5})
+            } else if n % 1000 == 7 {
+                let item = &ids[((n / 7) % items).max(1)];
+                let item = if *item == rare { &ids[1] } else { item };
+                json!({"type": "transfer", "item_id": item, "from_location_id": locations[2], "to_location_id": locations[3], "quantity": 1, "allow_negative": true})
+            } else {
+                let item = &ids[((n * 7919) % items).max(1)];
+                let item = if *item == rare { &ids[1] } else { item };
+                json!({"type": "receipt", "item_id": item, "location_id": locations[n % locations.len()], "quantity": 1})
+            };
+            batch.push(body);
+        }
+        let v = post(
+            &app,
+            &bearer,
+            "/v1/stock-movements/batch",
+            Some(format!("scale-{batches}")),
+            json!({"movements": batch}),
+        )
+        .await?;
+        batches += 1;
+        written += batch.len();
+        if middle_time.is_none() && written >= movements / 2 {
+            middle_time = v["data"][0]["created_at"].as_str().map(str::to_owned);
+        }
+    }
+    let built = started.elapsed().as_secs_f64();
+    let index_bytes =
+        emulator.state().world.tenant(&sandbox.id).map(|t| t.state.lock().ledger.index_bytes()).unwrap_or_default();
+    let middle = middle_time.context("a middle time")?;
+
+    let item_q = format!("/v1/items?sku=SKU-{:06}", items / 3);
+    let as_of = format!("/v1/items/{hot}/stock-levels/{}?as_of={middle}", locations[0]);
+    let current = format!("/v1/items/{hot}/stock-levels/{}", locations[0]);
+    let rows: Vec<(&str, String, String)> = vec![
+        ("items: sku= (exact)", item_q, "/v1/items".into()),
+        ("items: q= (0.1%)", "/v1/items?q=special".into(), "/v1/items".into()),
+        ("items: q= (one SKU)", format!("/v1/items?q=sku-{:06}", items / 4), "/v1/items".into()),
+        ("items: status=active", "/v1/items?status=active".into(), "/v1/items".into()),
+        ("locations: code=", "/v1/locations?code=LOC-7".into(), "/v1/locations".into()),
+        ("movements: item_id= (1 match)", format!("/v1/stock-movements?item_id={rare}"), "/v1/stock-movements".into()),
+        ("movements: item_id= (hot)", format!("/v1/stock-movements?item_id={hot}"), "/v1/stock-movements".into()),
+        (
+            "movements: location_id=",
+            format!("/v1/stock-movements?location_id={}", locations[3]),
+            "/v1/stock-movements".into(),
+        ),
+        ("movements: type=transfer", "/v1/stock-movements?type=transfer".into(), "/v1/stock-movements".into()),
+        (
+            "movements: type=adjustment (1 match)",
+            "/v1/stock-movements?type=adjustment".into(),
+            "/v1/stock-movements".into(),
+        ),
+        (
+            "movements: item_id= & type=",
+            format!("/v1/stock-movements?item_id={hot}&type=receipt"),
+            "/v1/stock-movements".into(),
+        ),
+        ("events: type=stock_movement.created", "/v1/events?type=stock_movement.created".into(), "/v1/events".into()),
+        ("events: type=item.created", "/v1/events?type=item.created".into(), "/v1/events".into()),
+        ("levels: item_id=", format!("/v1/stock-levels?item_id={rare}"), "/v1/stock-levels".into()),
+        ("levels: location_id=", format!("/v1/stock-levels?location_id={}", locations[3]), "/v1/stock-levels".into()),
+        ("levels: below_threshold=true", "/v1/stock-levels?below_threshold=true".into(), "/v1/stock-levels".into()),
+        ("level: as_of mid-pair (200k lines)", as_of, current),
+    ];
+    println!(
+        "Tenant: {items} items, {movements} movements ({hot_lines} on one pair), built in {built:.1} s; indexes {:.1} MB.\n",
+        index_bytes as f64 / 1e6
+    );
+    println!("| first page of | rows | p50 µs | p99 µs | unfiltered p50 µs | p99 µs | ratio p50 | ratio p99 |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (name, filtered, plain) in rows {
+        let (p50, p99, len) = time(&app, &bearer, &filtered).await?;
+        let (b50, b99, _) = time(&app, &bearer, &plain).await?;
+        println!(
+            "| {name} | {len} | {p50:.1} | {p99:.1} | {b50:.1} | {b99:.1} | {:.2}× | {:.2}× |",
+            p50 / b50,
+            p99 / b99
+        );
+    }
+    emulator.shutdown().await;
+    Ok(())
+}
