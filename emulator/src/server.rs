@@ -135,7 +135,20 @@ fn lower_this_thread_priority() {
 
 impl Emulator {
     /// Opens the data dir (if any; its errors name the file at fault), binds and starts serving.
-    pub async fn start(config: Config) -> std::io::Result<Emulator> {
+    pub async fn start(mut config: Config) -> std::io::Result<Emulator> {
+        // Open admin routes are safe only on this machine (API.md §5).
+        if !config.host.is_loopback() && config.http.admin_token.is_none() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "--host {} is not a loopback address: set --admin-token too, or anyone who can reach it controls the emulator",
+                    config.host
+                ),
+            ));
+        }
+        if config.http.host.is_none() {
+            config.http.host = Some(SocketAddr::new(config.host, 0).to_string().trim_end_matches(":0").to_owned());
+        }
         let world = match &config.data_dir {
             None => Arc::new(World::new(config.settings, Box::new(MemoryStore))),
             Some(dir) => {

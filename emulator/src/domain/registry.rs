@@ -423,9 +423,12 @@ impl World {
         self.edit_keys(|keys| keys.retain(|_, g| g.tenant_id != tenant_id));
     }
 
-    /// `POST /v1/api-keys/roll`: a new secret key; the tenant's other secret keys expire after
-    /// the grace period.
-    pub fn roll_key(&self, tenant_id: &str) -> ApiKeyRolled {
+    /// `POST /v1/api-keys/roll` by the key `by`: a new secret key; the tenant's other secret keys
+    /// expire after the grace period. `None` when `by` is not a live permanent secret key of the
+    /// tenant (one in its grace period may not mint a fresh permanent key, or a leaked key could
+    /// renew itself forever). Checked under the key writer, so two rolls by one key cannot both
+    /// pass.
+    pub fn roll_key(&self, tenant_id: &str, by: &str) -> Option<ApiKeyRolled> {
         let now = self.clock.now();
         let expires = now.plus_seconds(self.settings.key_grace_seconds);
         let fresh = KeyGrant {
@@ -436,7 +439,14 @@ impl World {
             expires_at: None,
         };
         let out = ApiKeyRolled { secret_key: fresh.secret.clone(), previous_key_expires_at: expires };
+        let mut permanent = false;
         self.edit_keys(|keys| {
+            permanent = keys
+                .get(by)
+                .is_some_and(|g| g.tenant_id == tenant_id && g.kind == KeyKind::Secret && g.expires_at.is_none());
+            if !permanent {
+                return;
+            }
             for g in keys.values_mut() {
                 if g.tenant_id == tenant_id && g.kind == KeyKind::Secret {
                     let g = Arc::make_mut(g);
@@ -445,7 +455,7 @@ impl World {
             }
             keys.insert(fresh.secret.clone(), Arc::new(fresh));
         });
-        out
+        permanent.then_some(out)
     }
 
     /// Drops what expired by the clock (idempotency records, rolled keys).
@@ -503,7 +513,8 @@ impl World {
         for t in state.tenants.drain(..) {
             let mut t = t;
             t.ledger.rebuild().map_err(|e| invalid(format!("tenant {}: {e}", t.sandbox.id)))?;
-            t.webhooks.rebuild();
+            let events = t.ledger.event_count() as u64;
+            t.webhooks.rebuild(events).map_err(|e| invalid(format!("tenant {}: {e}", t.sandbox.id)))?;
             if !t.billing.is_set_up() {
                 t.billing = Billing::new(now); // an export from before billing: start now
             }

@@ -21,6 +21,7 @@ pub mod faults;
 pub mod ledger;
 pub mod metering;
 pub mod ops;
+pub mod origin;
 pub mod pipeline;
 pub mod respond;
 pub mod webhooks;
@@ -54,11 +55,18 @@ use metering::RateLimiter;
 /// Longest client-supplied `X-Request-Id` kept, in bytes.
 pub const REQUEST_ID_LEN_MAX: usize = 200;
 
+/// Default largest `PUT /_emulator/state` body, in bytes (128 MiB: the parsed state takes a few
+/// times its text).
+pub const STATE_BODY_BYTES_MAX: usize = 128 << 20;
+
 /// HTTP settings.
 #[derive(Clone, Debug)]
 pub struct HttpConfig {
     /// When set, `POST /v1/sandboxes` and `/_emulator/*` require `Authorization: Bearer <token>`.
     pub admin_token: Option<String>,
+    /// The address the emulator was told to bind (`--host`): a `Host` the admin routes accept
+    /// besides the loopback names ([`origin`]). `Emulator::start` fills it in.
+    pub host: Option<String>,
     /// Largest request body, in bytes.
     pub body_limit_bytes: usize,
     /// Largest `PUT /_emulator/state` body, in bytes.
@@ -73,8 +81,9 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             admin_token: None,
+            host: None,
             body_limit_bytes: 4 << 20,
-            state_body_limit_bytes: 1 << 30,
+            state_body_limit_bytes: STATE_BODY_BYTES_MAX,
             rate_limit_per_second: metering::RATE_LIMIT_PER_SECOND_DEFAULT,
             rate_limit_burst: metering::RATE_LIMIT_BURST_DEFAULT,
         }
@@ -213,6 +222,7 @@ fn routes() -> Routes {
         .at("/v1/events/{id}").on(GET, l::get_event)
         .at("/v1/webhook-endpoints").on(GET, w::list_endpoints).on(POST, w::create_endpoint)
         .at("/v1/webhook-endpoints/{id}").on(GET, w::get_endpoint).on(PATCH, w::update_endpoint).on(DELETE, w::delete_endpoint)
+        .at("/v1/webhook-endpoints/{id}/secret").on(GET, w::get_endpoint_secret)
         .at("/v1/webhook-endpoints/{id}/rotate-secret").on(POST, w::rotate_secret)
         .at("/v1/webhook-endpoints/{id}/test").on(POST, w::test_endpoint)
         .at("/v1/webhook-endpoints/{id}/replay").on(POST, w::replay_endpoint)
@@ -335,9 +345,12 @@ fn inner(app: Arc<AppState>, req: Request, next: Next) -> impl Future<Output = R
     }
 }
 
-/// Metering, then faults, then the handler. The steps before and after the handler are plain
+/// The admin routes' Origin/Host rule ([`origin`]), then metering, then faults, then the handler. The steps before and after the handler are plain
 /// functions around one await, so a request's future holds one `Request` and one handler call.
 async fn steps(app: Arc<AppState>, mut req: Request, next: Next) -> Response {
+    if let Err(refused) = origin::check(&app.config, &req) {
+        return refused.into_response();
+    }
     let decision = match metering::before(&app, &mut req) {
         Ok(decision) => decision,
         Err(refused) => return refused,

@@ -27,5 +27,6 @@ mod openapi;
 mod paging;
 mod property;
 mod reconciliation;
+mod security;
 mod state;
 mod webhooks;
