@@ -59,6 +59,12 @@ pub const REQUEST_ID_LEN_MAX: usize = 200;
 /// times its text).
 pub const STATE_BODY_BYTES_MAX: usize = 128 << 20;
 
+/// Default header-read (and idle) timeout of a connection.
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Default most connections served at once.
+pub const CONNECTIONS_MAX: usize = 2048;
+
 /// HTTP settings.
 #[derive(Clone, Debug)]
 pub struct HttpConfig {
@@ -73,6 +79,12 @@ pub struct HttpConfig {
     pub state_body_limit_bytes: usize,
     /// Sustained requests per second allowed per API key (0 turns the rate limit off).
     pub rate_limit_per_second: u64,
+    /// How long a connection may take to send a request's head, and so how long an idle
+    /// kept-alive connection stays open (hyper runs the same timer while it waits).
+    pub header_read_timeout: std::time::Duration,
+    /// Most connections served at once: past it the accept loop waits for one to close (new
+    /// connections queue in the kernel's backlog), so idle ones cannot take every descriptor.
+    pub connections_max: usize,
     /// Requests per API key allowed in a burst (the token bucket's size; 0: `rate_limit_per_second`).
     pub rate_limit_burst: u64,
 }
@@ -82,6 +94,8 @@ impl Default for HttpConfig {
         HttpConfig {
             admin_token: None,
             host: None,
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            connections_max: CONNECTIONS_MAX,
             body_limit_bytes: 4 << 20,
             state_body_limit_bytes: STATE_BODY_BYTES_MAX,
             rate_limit_per_second: metering::RATE_LIMIT_PER_SECOND_DEFAULT,

@@ -83,3 +83,50 @@ async fn a_non_loopback_bind_needs_an_admin_token() {
     let emu = Emulator::start(Config { host, http, ..Config::default() }).await.expect("with a token");
     emu.shutdown().await;
 }
+
+/// Idle connections (opened, nothing sent) are closed after the header timeout, and past the
+/// connection cap new ones wait their turn instead of taking every descriptor: the emulator
+/// keeps answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_closed_and_capped() {
+    use tokio::io::AsyncReadExt;
+    let http = HttpConfig {
+        header_read_timeout: std::time::Duration::from_millis(300),
+        connections_max: 16,
+        ..HttpConfig::default()
+    };
+    let emu = Emulator::start(Config { http, ..Config::default() }).await.expect("start");
+    let mut idle = Vec::new();
+    for _ in 0..48 {
+        idle.push(tokio::net::TcpStream::connect(emu.addr()).await.expect("connect"));
+    }
+    let started = std::time::Instant::now();
+    for mut stream in idle {
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut buf)).await;
+        // Closed by the server: end of stream, or a reset.
+        assert!(matches!(read, Ok(Ok(_)) | Ok(Err(_))), "an idle connection stayed open");
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    Api::new(&emu.base_url(), None).get("/_emulator/health").await.ok(200);
+    emu.shutdown().await;
+}
+
+/// Byte bounds: a sink keeps requests of at most 1 MiB (it kept up to 2 MB each, 256 × 1,000 of
+/// them), and a state import is bounded (it took 1 GiB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sink_and_state_import_have_byte_bounds() {
+    assert!(HttpConfig::default().state_body_limit_bytes <= 128 << 20);
+    let http = HttpConfig { state_body_limit_bytes: 4096, ..HttpConfig::default() };
+    let emu = Emulator::start(Config { http, ..Config::default() }).await.expect("start");
+    let anon = Api::new(&emu.base_url(), None);
+    let big = "x".repeat((1 << 20) + 1);
+    let r =
+        anon.send(anon.req(Method::POST, "/_emulator/sink/big").header("content-type", "application/json").body(big));
+    r.await.expect(413, "payload_too_large");
+    anon.post("/_emulator/sink/small", &json!({"ok": true})).await.ok(204);
+    assert_eq!(anon.get("/_emulator/sink/small").await.ok(200)["data"].as_array().map(Vec::len), Some(1));
+    let state = json!({"format_version": 1, "padding": "y".repeat(8192)});
+    anon.send(anon.req_json(Method::PUT, "/_emulator/state", &state)).await.expect(413, "payload_too_large");
+    emu.shutdown().await;
+}
