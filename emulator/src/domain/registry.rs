@@ -83,6 +83,12 @@ pub struct TenantState {
     /// What the durable store holds of this tenant (`None` in memory-only mode).
     #[serde(skip)]
     pub persisted: Option<Box<Persisted>>,
+    /// Set, under the tenant's lock, when the tenant leaves the world (deleted, reset away,
+    /// replaced by an import). A commit of a retired tenant is not written: work that held the
+    /// tenant from before (a webhook attempt in flight, a job chunk, a usage flush) finishes
+    /// in memory only, so the store never holds rows of a sandbox it has no state for.
+    #[serde(skip)]
+    pub retired: bool,
 }
 
 /// What the durable store holds of a tenant: how far its append-only parts are written, and a
@@ -405,6 +411,7 @@ impl World {
             jobs: Jobs::default(),
             usage,
             persisted: None,
+            retired: false,
         };
         self.store.tenant_created(&id, &mut state);
         let tenant = Arc::new(Tenant { id, state: Mutex::new(state) });
@@ -418,8 +425,12 @@ impl World {
 
     /// `DELETE /v1/sandbox`: the tenant and its keys are gone.
     pub fn delete_sandbox(&self, tenant_id: &str) {
+        let Some(tenant) = self.tenant(tenant_id) else { return };
+        let mut state = tenant.state.lock();
+        state.retired = true;
         self.tenants.write().remove(tenant_id);
         self.store.tenant_deleted(tenant_id);
+        drop(state);
         self.edit_keys(|keys| keys.retain(|_, g| g.tenant_id != tenant_id));
     }
 
@@ -525,6 +536,7 @@ impl World {
         if let Some(k) = state.keys.iter().find(|k| !tenants.contains_key(&k.tenant_id)) {
             return Err(invalid(format!("key {} names an unknown tenant", k.id)));
         }
+        self.retire_all();
         *self.tenants.write() = tenants;
         self.edit_keys(|keys| *keys = state.keys.into_iter().map(|k| (k.secret.clone(), Arc::new(k))).collect());
         self.clock.restore(state.clock_offset_micros, state.now);
@@ -598,8 +610,16 @@ impl World {
         state.webhooks.waiting() > waiting
     }
 
+    /// Marks every tenant retired (see [`TenantState::retired`]) before they are replaced.
+    fn retire_all(&self) {
+        for t in self.tenants() {
+            t.state.lock().retired = true;
+        }
+    }
+
     /// `POST /_emulator/reset`: no tenants, no keys.
     pub fn reset(&self) {
+        self.retire_all();
         self.tenants.write().clear();
         self.edit_keys(HashMap::clear);
         *self.global_idempotency.lock() = IdempotencyStore::default();
