@@ -23,6 +23,7 @@ mod errors;
 mod idempotency;
 mod jobs;
 mod ledger;
+mod model;
 mod openapi;
 mod paging;
 mod property;
