@@ -393,8 +393,6 @@ export interface WebhookEndpoint {
   description?: string | null
   /** Whether deliveries are sent. */
   enabled: boolean
-  /** `whsec_…`: the signing secret. */
-  secret: string
   /** Retry delays in seconds, if not the default. */
   retryScheduleSeconds?: number[] | null
   /** Rises by one on every change; the ETag is `"<version>"`. */
@@ -420,6 +418,34 @@ export interface CreateWebhookEndpoint {
   retryScheduleSeconds?: number[] | null
 }
 
+/**
+ * A webhook endpoint with its signing secret: the answer of create and rotate-secret only
+ * (API.md §4). Every other answer is a [`WebhookEndpoint`], which has no secret, so a
+ * restricted key, which may read endpoints, never sees one.
+ */
+export interface WebhookEndpointWithSecret {
+  /** `we_…` */
+  id: string
+  /** Where deliveries go. */
+  url: string
+  /** Subscribed event types (`*` for all). */
+  eventTypes: string[]
+  /** For people. */
+  description?: string | null
+  /** Whether deliveries are sent. */
+  enabled: boolean
+  /** `whsec_…`: the signing secret. */
+  secret: string
+  /** Retry delays in seconds, if not the default. */
+  retryScheduleSeconds?: number[] | null
+  /** Rises by one on every change; the ETag is `"<version>"`. */
+  version: number
+  /** Creation time. */
+  createdAt: string
+  /** Time of the last change. */
+  updatedAt: string
+}
+
 /** `PATCH /v1/webhook-endpoints/{id}` (JSON merge patch). */
 export interface UpdateWebhookEndpoint {
   /** New URL. */
@@ -432,6 +458,12 @@ export interface UpdateWebhookEndpoint {
   enabled?: boolean | null
   /** New retry schedule. */
   retryScheduleSeconds?: number[] | null
+}
+
+/** `GET /v1/webhook-endpoints/{id}/secret` (secret keys only). */
+export interface WebhookEndpointSecret {
+  /** `whsec_…`: the current signing secret. */
+  secret: string
 }
 
 /** A delivery of one event to one endpoint. */
@@ -957,6 +989,7 @@ export type VersionedLocation = Versioned<Location>
 export type VersionedMovement = Versioned<Movement>
 export type VersionedStockLevel = Versioned<StockLevel>
 export type VersionedWebhookEndpoint = Versioned<WebhookEndpoint>
+export type VersionedWebhookEndpointWithSecret = Versioned<WebhookEndpointWithSecret>
 
 /** Options of `createSandbox`. */
 export interface CreateSandboxOptions {
@@ -1461,7 +1494,7 @@ export declare class Operations {
    *
    * `POST /v1/webhook-endpoints`
    */
-  createWebhookEndpoint(webhookEndpoint: CreateWebhookEndpoint, options?: CreateWebhookEndpointOptions): Promise<Versioned<WebhookEndpoint>>
+  createWebhookEndpoint(webhookEndpoint: CreateWebhookEndpoint, options?: CreateWebhookEndpointOptions): Promise<Versioned<WebhookEndpointWithSecret>>
 
   /**
    * Get a webhook endpoint
@@ -1502,7 +1535,16 @@ export declare class Operations {
    *
    * `POST /v1/webhook-endpoints/{id}/rotate-secret`
    */
-  rotateWebhookSecret(id: string, options?: RotateWebhookSecretOptions): Promise<Versioned<WebhookEndpoint>>
+  rotateWebhookSecret(id: string, options?: RotateWebhookSecretOptions): Promise<Versioned<WebhookEndpointWithSecret>>
+
+  /**
+   * Get the signing secret
+   *
+   * Secret keys only (a restricted key gets 403 `forbidden`). No other read of an endpoint shows its secret; create and rotate-secret answer it too.
+   *
+   * `GET /v1/webhook-endpoints/{id}/secret`
+   */
+  getWebhookEndpointSecret(id: string): Promise<WebhookEndpointSecret>
 
   /**
    * Send a `ping` event to this endpoint

@@ -52,6 +52,7 @@ const OPERATIONS = {
   updateWebhookEndpoint: { name: 'update_webhook_endpoint', answer: 'json', etag: true, options: null },
   deleteWebhookEndpoint: { name: 'delete_webhook_endpoint', answer: 'empty', etag: false, options: null },
   rotateWebhookSecret: { name: 'rotate_webhook_secret', answer: 'json', etag: true, options: { idempotencyKey: ['idempotency_key', 'string'] } },
+  getWebhookEndpointSecret: { name: 'get_webhook_endpoint_secret', answer: 'json', etag: false, options: null },
   testWebhookEndpoint: { name: 'test_webhook_endpoint', answer: 'json', etag: false, options: { idempotencyKey: ['idempotency_key', 'string'] } },
   replayWebhookEndpoint: { name: 'replay_webhook_endpoint', answer: 'json', etag: false, options: { idempotencyKey: ['idempotency_key', 'string'] } },
   listWebhookDeliveries: { name: 'list_webhook_deliveries', answer: 'json', etag: false, options: { endpointId: ['endpoint_id', 'string'], eventId: ['event_id', 'string'], status: ['status', 'string'], limit: ['limit', 'integer', 1, 100], cursor: ['cursor', 'string'] } },
@@ -463,6 +464,17 @@ class Operations {
    */
   rotateWebhookSecret(id, options) {
     return call(this, OPERATIONS.rotateWebhookSecret, { id }, undefined, options)
+  }
+
+  /**
+   * Get the signing secret
+   *
+   * Secret keys only (a restricted key gets 403 `forbidden`). No other read of an endpoint shows its secret; create and rotate-secret answer it too.
+   *
+   * `GET /v1/webhook-endpoints/{id}/secret`
+   */
+  getWebhookEndpointSecret(id) {
+    return call(this, OPERATIONS.getWebhookEndpointSecret, { id })
   }
 
   /**

@@ -53,6 +53,7 @@ pub const OPERATIONS: &[Operation] = &[
     op("patch", "/v1/webhook-endpoints/{id}", "update_webhook_endpoint"),
     op("delete", "/v1/webhook-endpoints/{id}", "delete_webhook_endpoint"),
     op("post", "/v1/webhook-endpoints/{id}/rotate-secret", "rotate_webhook_secret"),
+    op("get", "/v1/webhook-endpoints/{id}/secret", "get_webhook_endpoint_secret"),
     op("post", "/v1/webhook-endpoints/{id}/test", "test_webhook_endpoint"),
     op("post", "/v1/webhook-endpoints/{id}/replay", "replay_webhook_endpoint"),
     op("get", "/v1/webhook-deliveries", "list_webhook_deliveries"),

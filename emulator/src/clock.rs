@@ -138,10 +138,17 @@ impl Clock {
         self.now()
     }
 
-    /// Restores an offset taken from an exported state.
+    /// Restores an offset taken from an exported state. The clock never goes back, and it keeps
+    /// running: an offset that would put the system clock plus it behind now (an older export)
+    /// is raised to now's. (Only raising `now`'s floor would freeze the clock until wall time
+    /// caught up, and with it everything that waits for time to pass, the rate limit's refill
+    /// among them.)
     pub fn restore(&self, offset_micros: i64, not_before: Timestamp) {
-        self.offset_micros.store(offset_micros, Ordering::Release);
-        self.last_micros.fetch_max(not_before.0, Ordering::AcqRel);
+        let floor = self.now().0.max(not_before.0);
+        let system = Utc::now().timestamp_micros();
+        let offset = offset_micros.max(floor.saturating_sub(system));
+        self.offset_micros.store(offset, Ordering::Release);
+        self.last_micros.fetch_max(floor, Ordering::AcqRel);
     }
 }
 
@@ -156,6 +163,20 @@ mod tests {
         let after = clock.advance_to(before.plus_seconds(3600));
         assert!(after >= before.plus_seconds(3600));
         assert!(clock.now() >= after);
+    }
+
+    /// Restoring an older state's offset keeps the clock running from where it was.
+    #[test]
+    fn restoring_an_older_offset_does_not_freeze_the_clock() {
+        let clock = Clock::new();
+        let old = clock.now();
+        let ahead = clock.advance_to(old.plus_seconds(24 * 3600));
+        clock.restore(0, old);
+        let a = clock.now();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let b = clock.now();
+        assert!(a >= ahead, "never back");
+        assert!(b.0 - a.0 >= 4_000, "still running: {a:?} then {b:?}");
     }
 
     #[test]

@@ -122,6 +122,17 @@ fn main() -> ExitCode {
     // the prctl just keeps its default.
     #[cfg(any(target_os = "linux", target_os = "android"))]
     let _ = rustix::thread::disable_transparent_huge_pages(true);
+    // Room for `connections_max` connections (a soft limit of 1,024 descriptors is common): the
+    // soft limit up to the hard one. Best effort.
+    #[cfg(unix)]
+    {
+        use rustix::process::{Resource, getrlimit, setrlimit};
+        let mut files = getrlimit(Resource::Nofile);
+        if files.current < files.maximum {
+            files.current = files.maximum;
+            let _ = setrlimit(Resource::Nofile, files);
+        }
+    }
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log).unwrap_or_else(|_| "info".into());
     let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match args.log_format {

@@ -20,6 +20,7 @@ use crate::domain::model::*;
 use crate::domain::reconcile::{CreateReconciliation, Reconciliation, ReconciliationList};
 use crate::domain::webhooks::{
     CreateWebhookEndpoint, ReplayCount, ReplayDeliveries, UpdateWebhookEndpoint, WebhookDelivery, WebhookEndpoint,
+    WebhookEndpointSecret, WebhookEndpointWithSecret,
 };
 use crate::http::control::{AdvanceClock, ClockState, FaultList, Health};
 use crate::http::extract::{IDEMPOTENCY_KEY_LEN_MAX, LIMIT_DEFAULT, LIMIT_MAX};
@@ -94,7 +95,10 @@ impl Op {
     }
     fn admin(mut self) -> Op {
         self.access = Access::Admin;
-        self.errors.retain(|c| *c != 403 && *c != 429);
+        self.errors.retain(|c| *c != 429);
+        if !self.errors.contains(&403) {
+            self.errors.push(403);
+        }
         self
     }
     fn returns(mut self, status: u16, schema: Schema) -> Op {
@@ -359,7 +363,7 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             .describe("Answers with the endpoint and its `whsec_` signing secret. Deliveries are signed per Standard Webhooks and retried after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h of emulator time (8 attempts), then `dead`.")
             .idempotent(false)
             .body(schema::<CreateWebhookEndpoint>(g), true)
-            .returns(201, schema::<WebhookEndpoint>(g))
+            .returns(201, schema::<WebhookEndpointWithSecret>(g))
             .etag()
             .location(),
         op("get_webhook_endpoint", "webhooks", "Get a webhook endpoint")
@@ -381,8 +385,13 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             .describe("For 24 h of emulator time the old secret signs too: deliveries carry both signatures.")
             .path_id("id", "webhook endpoint")
             .idempotent(false)
-            .returns(200, schema::<WebhookEndpoint>(g))
+            .returns(200, schema::<WebhookEndpointWithSecret>(g))
             .etag(),
+        op("get_webhook_endpoint_secret", "webhooks", "Get the signing secret")
+            .describe("Secret keys only (a restricted key gets 403 `forbidden`). No other read of an endpoint shows its secret; create and rotate-secret answer it too.")
+            .path_id("id", "webhook endpoint")
+            .returns(200, schema::<WebhookEndpointSecret>(g))
+            .errors(&[403]),
         op("test_webhook_endpoint", "webhooks", "Send a `ping` event to this endpoint")
             .path_id("id", "webhook endpoint")
             .idempotent(false)

@@ -135,7 +135,20 @@ fn lower_this_thread_priority() {
 
 impl Emulator {
     /// Opens the data dir (if any; its errors name the file at fault), binds and starts serving.
-    pub async fn start(config: Config) -> std::io::Result<Emulator> {
+    pub async fn start(mut config: Config) -> std::io::Result<Emulator> {
+        // Open admin routes are safe only on this machine (API.md §5).
+        if !config.host.is_loopback() && config.http.admin_token.is_none() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "--host {} is not a loopback address: set --admin-token too, or anyone who can reach it controls the emulator",
+                    config.host
+                ),
+            ));
+        }
+        if config.http.host.is_none() {
+            config.http.host = Some(SocketAddr::new(config.host, 0).to_string().trim_end_matches(":0").to_owned());
+        }
         let world = match &config.data_dir {
             None => Arc::new(World::new(config.settings, Box::new(MemoryStore))),
             Some(dir) => {
@@ -167,7 +180,7 @@ impl Emulator {
         let dispatcher = spawn_dispatcher(state.dispatcher.clone(), stopped.clone());
         let jobs = tokio::spawn(state.jobs.clone().run(stopped.clone()));
         let flusher = durable.then(|| tokio::spawn(flush_loop(state.clone(), stopped.clone())));
-        let server = tokio::spawn(serve(listener, http::app(state.clone()), stopped));
+        let server = tokio::spawn(serve(listener, http::app(state.clone()), state.config.clone(), stopped));
         let world = state.world.clone();
         let task = tokio::spawn(async move {
             let _ = server.await;
@@ -246,12 +259,28 @@ async fn flush_loop(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) {
     }
 }
 
-async fn serve(listener: TcpListener, app: http::App, mut stopped: watch::Receiver<bool>) {
+/// The next connection, once a slot of `connections_max` is free, with its slot.
+async fn accept(
+    listener: &TcpListener,
+    slots: &Arc<tokio::sync::Semaphore>,
+) -> (std::io::Result<(tokio::net::TcpStream, SocketAddr)>, Option<tokio::sync::OwnedSemaphorePermit>) {
+    let slot = slots.clone().acquire_owned().await.ok();
+    (listener.accept().await, slot)
+}
+
+async fn serve(listener: TcpListener, app: http::App, limits: HttpConfig, mut stopped: watch::Receiver<bool>) {
     let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // The header timer also runs while a kept-alive connection waits for its next request, so
+    // it is the idle timeout too; HTTP/2 connections are pinged as often and closed unanswered.
+    let timeout = limits.header_read_timeout;
+    builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(timeout);
+    builder.http2().timer(hyper_util::rt::TokioTimer::new()).keep_alive_interval(timeout).keep_alive_timeout(timeout);
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.connections_max.max(1)));
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
+            accepted = accept(&listener, &slots) => {
+                let (accepted, slot) = accepted;
                 let stream = match accepted {
                     Ok((stream, _)) => stream,
                     Err(e) => {
@@ -276,10 +305,23 @@ async fn serve(listener: TcpListener, app: http::App, mut stopped: watch::Receiv
                         Ok(response)
                     }
                 });
-                let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                let connection = graceful.watch(connection);
+                let (builder, watcher, mut stop) = (builder.clone(), graceful.watcher(), stopped.clone());
                 tokio::spawn(async move {
-                    let _ = connection.await;
+                    // Until its first byte the connection is in hyper-util's protocol sniffing,
+                    // which has no timer of its own: a connection that never sends is closed
+                    // here (and at once on shutdown, which would otherwise wait for it).
+                    let mut first = [0u8; 1];
+                    let sent = tokio::select! {
+                        peeked = tokio::time::timeout(timeout, stream.peek(&mut first)) => matches!(peeked, Ok(Ok(1..))),
+                        _ = stop.changed() => false,
+                    };
+                    if !sent {
+                        drop(slot);
+                        return;
+                    }
+                    let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                    let _ = watcher.watch(connection).await;
+                    drop(slot);
                 });
             }
             _ = stopped.changed() => break,

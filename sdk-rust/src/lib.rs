@@ -54,4 +54,4 @@ pub use methods::*;
 pub use movements::BATCH_SIZE_MAX;
 pub use pagination::Page;
 pub use sandboxes::{ApiKeyRolled, SandboxCreated};
-pub use webhook_endpoints::WebhookEndpoint;
+pub use webhook_endpoints::{WebhookEndpointSecret, WebhookEndpointWithSecret};

@@ -513,7 +513,7 @@ impl Client {
     }
 
     /// List webhook endpoints.
-    pub async fn list_webhook_endpoints(&self, query: &WebhookEndpointQuery) -> Result<Page<crate::webhook_endpoints::WebhookEndpoint>> {
+    pub async fn list_webhook_endpoints(&self, query: &WebhookEndpointQuery) -> Result<Page<types::WebhookEndpoint>> {
         let mut call = self.raw.list_webhook_endpoints();
         if let Some(v) = limit(query.limit)? {
             call = call.limit(v);
@@ -526,7 +526,7 @@ impl Client {
     }
 
     /// Every value of [`Client::list_webhook_endpoints`] matching `query`, page after page.
-    pub fn list_webhook_endpoints_stream(&self, query: WebhookEndpointQuery) -> impl Stream<Item = Result<crate::webhook_endpoints::WebhookEndpoint>> + Send + '_ {
+    pub fn list_webhook_endpoints_stream(&self, query: WebhookEndpointQuery) -> impl Stream<Item = Result<types::WebhookEndpoint>> + Send + '_ {
         paginate(query.cursor.clone(), move |cursor| {
             let page = WebhookEndpointQuery { cursor, ..query.clone() };
             async move { self.list_webhook_endpoints(&page).await }
@@ -536,7 +536,7 @@ impl Client {
     /// Create a webhook endpoint.
     ///
     /// Answers with the endpoint and its `whsec_` signing secret. Deliveries are signed per Standard Webhooks and retried after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h of emulator time (8 attempts), then `dead`.
-    pub fn create_webhook_endpoint<B>(&self, body: B) -> Post<'_, Versioned<crate::webhook_endpoints::WebhookEndpoint>>
+    pub fn create_webhook_endpoint<B>(&self, body: B) -> Post<'_, Versioned<crate::webhook_endpoints::WebhookEndpointWithSecret>>
     where
         B: TryInto<types::CreateWebhookEndpoint>,
         B::Error: Display,
@@ -550,19 +550,19 @@ impl Client {
     }
 
     /// Get a webhook endpoint.
-    pub async fn get_webhook_endpoint(&self, id: &str) -> Result<Versioned<crate::webhook_endpoints::WebhookEndpoint>> {
+    pub async fn get_webhook_endpoint(&self, id: &str) -> Result<Versioned<types::WebhookEndpoint>> {
         let answer = self.send(self.raw.get_webhook_endpoint().id(id).send()).await?;
         answer.into_versioned()
     }
 
     /// Get a webhook endpoint.
-    pub async fn get_webhook_endpoint_if_changed(&self, id: &str, etag: &ETag) -> Result<Option<Versioned<crate::webhook_endpoints::WebhookEndpoint>>> {
+    pub async fn get_webhook_endpoint_if_changed(&self, id: &str, etag: &ETag) -> Result<Option<Versioned<types::WebhookEndpoint>>> {
         let call = self.raw.get_webhook_endpoint().id(id).if_none_match(etag.as_str());
         self.send_if_changed(call.send()).await?.map(ResponseValueExt::into_versioned).transpose()
     }
 
     /// Update a webhook endpoint (JSON merge patch).
-    pub async fn update_webhook_endpoint<B>(&self, id: &str, etag: &ETag, patch: B) -> Result<Versioned<crate::webhook_endpoints::WebhookEndpoint>>
+    pub async fn update_webhook_endpoint<B>(&self, id: &str, etag: &ETag, patch: B) -> Result<Versioned<types::WebhookEndpoint>>
     where
         B: TryInto<types::UpdateWebhookEndpoint>,
         B::Error: Display,
@@ -583,12 +583,20 @@ impl Client {
     /// Rotate the signing secret.
     ///
     /// For 24 h of emulator time the old secret signs too: deliveries carry both signatures.
-    pub fn rotate_webhook_secret<'a>(&'a self, id: &'a str) -> Post<'a, Versioned<crate::webhook_endpoints::WebhookEndpoint>> {
+    pub fn rotate_webhook_secret<'a>(&'a self, id: &'a str) -> Post<'a, Versioned<crate::webhook_endpoints::WebhookEndpointWithSecret>> {
         Post::new(move |key, _| async move {
             let call = self.raw.rotate_webhook_secret().id(id).idempotency_key(key);
             let answer = self.send(call.send()).await?;
             answer.into_versioned()
         })
+    }
+
+    /// Get the signing secret.
+    ///
+    /// Secret keys only (a restricted key gets 403 `forbidden`). No other read of an endpoint shows its secret; create and rotate-secret answer it too.
+    pub async fn get_webhook_endpoint_secret(&self, id: &str) -> Result<crate::webhook_endpoints::WebhookEndpointSecret> {
+        let answer = self.send(self.raw.get_webhook_endpoint_secret().id(id).send()).await?;
+        Ok(answer.into_inner())
     }
 
     /// Send a `ping` event to this endpoint.

@@ -1,16 +1,18 @@
-//! The webhook endpoint as the SDK answers it: the document's `WebhookEndpoint` with its signing
-//! secret as a [`Secret`], whose `Debug` never prints it. (The endpoint and delivery methods are
-//! generated; verifying what arrives is [`crate::webhooks`].)
+//! The answers that carry a webhook signing secret (create, rotate-secret and
+//! `get_webhook_endpoint_secret`), with the secret as a [`Secret`], whose `Debug` never prints
+//! it. Every other answer is the generated `WebhookEndpoint`, which has no secret. (The endpoint
+//! and delivery methods are generated; verifying what arrives is [`crate::webhooks`].)
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::webhooks::Secret;
 
-/// A webhook endpoint. (The document's `WebhookEndpoint`, with its signing secret as a
-/// [`Secret`], so that `Debug` does not print it.)
+/// A webhook endpoint with its signing secret: the answer of create and rotate-secret. (The
+/// document's `WebhookEndpointWithSecret`, with the secret as a [`Secret`], so that `Debug` does
+/// not print it.)
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct WebhookEndpoint {
+pub struct WebhookEndpointWithSecret {
     /// `we_…`
     pub id: String,
     /// Where deliveries go.
@@ -34,6 +36,14 @@ pub struct WebhookEndpoint {
     pub created_at: DateTime<Utc>,
     /// Time of the last change.
     pub updated_at: DateTime<Utc>,
+}
+
+/// An endpoint's current signing secret (`get_webhook_endpoint_secret`, secret keys only).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WebhookEndpointSecret {
+    /// The signing secret (`whsec_…`), for [`crate::webhooks::verify`].
+    #[serde(with = "secret_text")]
+    pub secret: Secret,
 }
 
 mod secret_text {

@@ -47,8 +47,8 @@ struct Sink {
     items: [String; 3],
     wh_a: String,
     wh_b: String,
-    good: Option<twh::WebhookEndpoint>,
-    flaky: Option<twh::WebhookEndpoint>,
+    good: Option<twh::WebhookEndpointWithSecret>,
+    flaky: Option<twh::WebhookEndpointWithSecret>,
     /// The idempotent receipt of step 5.
     receipt_id: String,
     receipt_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -84,11 +84,11 @@ impl Sink {
         Ok(e)
     }
 
-    fn good(&self) -> Result<&twh::WebhookEndpoint> {
+    fn good(&self) -> Result<&twh::WebhookEndpointWithSecret> {
         self.good.as_ref().context("the good endpoint is registered in step 4")
     }
 
-    fn flaky(&self) -> Result<&twh::WebhookEndpoint> {
+    fn flaky(&self) -> Result<&twh::WebhookEndpointWithSecret> {
         self.flaky.as_ref().context("the flaky endpoint is registered in step 4")
     }
 

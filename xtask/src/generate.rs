@@ -12,10 +12,11 @@ const HEADER: &str = "\
 
 /// The answers that carry secrets, as the hand-written types whose `Debug` never prints one (a
 /// derived `Debug` would): API keys are `twh::ApiKey`, signing secrets `twh::webhooks::Secret`.
-pub const REPLACED: [(&str, &str); 3] = [
+pub const REPLACED: [(&str, &str); 4] = [
     ("SandboxCreated", "crate::sandboxes::SandboxCreated"),
     ("ApiKeyRolled", "crate::sandboxes::ApiKeyRolled"),
-    ("WebhookEndpoint", "crate::webhook_endpoints::WebhookEndpoint"),
+    ("WebhookEndpointWithSecret", "crate::webhook_endpoints::WebhookEndpointWithSecret"),
+    ("WebhookEndpointSecret", "crate::webhook_endpoints::WebhookEndpointSecret"),
 ];
 
 /// Reads the document, generates the client and formats it.

@@ -245,7 +245,7 @@ fn folders() -> Vec<Folder> {
                     .check("it is listed", r#"pm.expect(json().data.map(e => e.id)).to.include(pm.collectionVariables.get("endpointId"));"#),
                 step("Get the endpoint", "get_webhook_endpoint")
                     .path("id", "{{endpointId}}")
-                    .check("its event types", r#"pm.expect(json().event_types).to.eql(["stock_movement.created"]);"#),
+                    .check("its event types, and no secret", r#"pm.expect(json().event_types).to.eql(["stock_movement.created"]); pm.expect(json()).to.not.have.property("secret");"#),
                 step("Describe the endpoint", "update_webhook_endpoint")
                     .path("id", "{{endpointId}}")
                     .header("If-Match", "{{endpointEtag}}")
@@ -362,6 +362,9 @@ fn folders() -> Vec<Folder> {
                     .path("id", "{{endpointId}}")
                     .check("a new secret", r#"pm.expect(json().secret).to.match(/^whsec_/); pm.expect(json().secret).to.not.eql(pm.collectionVariables.get("endpointSecret"));"#)
                     .save("endpointEtag", r#"pm.response.headers.get("ETag")"#),
+                step("Read the signing secret (secret keys only)", "get_webhook_endpoint_secret")
+                    .path("id", "{{endpointId}}")
+                    .check("the rotated secret", r#"pm.expect(json().secret).to.match(/^whsec_/); pm.expect(json().secret).to.not.eql(pm.collectionVariables.get("endpointSecret"));"#),
                 step("Re-queue the endpoint's dead deliveries", "replay_webhook_endpoint")
                     .path("id", "{{endpointId}}")
                     .body(json!({"status": "dead"}))

@@ -57,6 +57,8 @@ from .types import (
     UsageReport,
     WebhookDelivery,
     WebhookEndpoint,
+    WebhookEndpointSecret,
+    WebhookEndpointWithSecret,
 )
 
 __all__: List[str] = []
@@ -639,7 +641,7 @@ class _AsyncOperations(_AsyncTransport):
         description: Optional[str] = None,
         retry_schedule_seconds: Optional[List[int]] = None,
         idempotency_key: Optional[str] = None,
-    ) -> WebhookEndpoint:
+    ) -> WebhookEndpointWithSecret:
         """Create a webhook endpoint.
 
         ``POST /v1/webhook-endpoints``. The result carries its ``etag``. Answers with the endpoint
@@ -653,7 +655,7 @@ class _AsyncOperations(_AsyncTransport):
             5, 300, 1800, 7200, 18000, 36000, 36000).
         :param idempotency_key: yours, or one made for this call; every retry re-sends it.
         """
-        return _one(WebhookEndpoint, await self._send("create_webhook_endpoint", {"idempotency_key": idempotency_key}, _body({"url": url, "event_types": event_types, "description": description, "retry_schedule_seconds": retry_schedule_seconds})))
+        return _one(WebhookEndpointWithSecret, await self._send("create_webhook_endpoint", {"idempotency_key": idempotency_key}, _body({"url": url, "event_types": event_types, "description": description, "retry_schedule_seconds": retry_schedule_seconds})))
 
     async def get_webhook_endpoint(self, id: str) -> WebhookEndpoint:
         """Get a webhook endpoint.
@@ -728,7 +730,12 @@ class _AsyncOperations(_AsyncTransport):
             raise InvalidRequestError("delete_webhook_endpoint: etag is required")
         await self._send("delete_webhook_endpoint", {"id": id, "if_match": etag}, None)
 
-    async def rotate_webhook_secret(self, id: str, *, idempotency_key: Optional[str] = None) -> WebhookEndpoint:
+    async def rotate_webhook_secret(
+        self,
+        id: str,
+        *,
+        idempotency_key: Optional[str] = None,
+    ) -> WebhookEndpointWithSecret:
         """Rotate the signing secret.
 
         ``POST /v1/webhook-endpoints/{id}/rotate-secret``. The result carries its ``etag``. For 24 h
@@ -736,7 +743,16 @@ class _AsyncOperations(_AsyncTransport):
 
         :param idempotency_key: yours, or one made for this call; every retry re-sends it.
         """
-        return _one(WebhookEndpoint, await self._send("rotate_webhook_secret", {"id": id, "idempotency_key": idempotency_key}, None))
+        return _one(WebhookEndpointWithSecret, await self._send("rotate_webhook_secret", {"id": id, "idempotency_key": idempotency_key}, None))
+
+    async def get_webhook_endpoint_secret(self, id: str) -> WebhookEndpointSecret:
+        """Get the signing secret.
+
+        ``GET /v1/webhook-endpoints/{id}/secret``. Secret keys only (a restricted key gets 403
+        `forbidden`). No other read of an endpoint shows its secret; create and rotate-secret answer
+        it too.
+        """
+        return _one(WebhookEndpointSecret, await self._send("get_webhook_endpoint_secret", {"id": id}, None))
 
     async def test_webhook_endpoint(self, id: str, *, idempotency_key: Optional[str] = None) -> WebhookDelivery:
         """Send a `ping` event to this endpoint.
@@ -1588,7 +1604,7 @@ class _SyncOperations(_SyncTransport):
         description: Optional[str] = None,
         retry_schedule_seconds: Optional[List[int]] = None,
         idempotency_key: Optional[str] = None,
-    ) -> WebhookEndpoint:
+    ) -> WebhookEndpointWithSecret:
         """Create a webhook endpoint.
 
         ``POST /v1/webhook-endpoints``. The result carries its ``etag``. Answers with the endpoint
@@ -1602,7 +1618,7 @@ class _SyncOperations(_SyncTransport):
             5, 300, 1800, 7200, 18000, 36000, 36000).
         :param idempotency_key: yours, or one made for this call; every retry re-sends it.
         """
-        return _one(WebhookEndpoint, self._send("create_webhook_endpoint", {"idempotency_key": idempotency_key}, _body({"url": url, "event_types": event_types, "description": description, "retry_schedule_seconds": retry_schedule_seconds})))
+        return _one(WebhookEndpointWithSecret, self._send("create_webhook_endpoint", {"idempotency_key": idempotency_key}, _body({"url": url, "event_types": event_types, "description": description, "retry_schedule_seconds": retry_schedule_seconds})))
 
     def get_webhook_endpoint(self, id: str) -> WebhookEndpoint:
         """Get a webhook endpoint.
@@ -1677,7 +1693,7 @@ class _SyncOperations(_SyncTransport):
             raise InvalidRequestError("delete_webhook_endpoint: etag is required")
         self._send("delete_webhook_endpoint", {"id": id, "if_match": etag}, None)
 
-    def rotate_webhook_secret(self, id: str, *, idempotency_key: Optional[str] = None) -> WebhookEndpoint:
+    def rotate_webhook_secret(self, id: str, *, idempotency_key: Optional[str] = None) -> WebhookEndpointWithSecret:
         """Rotate the signing secret.
 
         ``POST /v1/webhook-endpoints/{id}/rotate-secret``. The result carries its ``etag``. For 24 h
@@ -1685,7 +1701,16 @@ class _SyncOperations(_SyncTransport):
 
         :param idempotency_key: yours, or one made for this call; every retry re-sends it.
         """
-        return _one(WebhookEndpoint, self._send("rotate_webhook_secret", {"id": id, "idempotency_key": idempotency_key}, None))
+        return _one(WebhookEndpointWithSecret, self._send("rotate_webhook_secret", {"id": id, "idempotency_key": idempotency_key}, None))
+
+    def get_webhook_endpoint_secret(self, id: str) -> WebhookEndpointSecret:
+        """Get the signing secret.
+
+        ``GET /v1/webhook-endpoints/{id}/secret``. Secret keys only (a restricted key gets 403
+        `forbidden`). No other read of an endpoint shows its secret; create and rotate-secret answer
+        it too.
+        """
+        return _one(WebhookEndpointSecret, self._send("get_webhook_endpoint_secret", {"id": id}, None))
 
     def test_webhook_endpoint(self, id: str, *, idempotency_key: Optional[str] = None) -> WebhookDelivery:
         """Send a `ping` event to this endpoint.

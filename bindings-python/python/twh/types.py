@@ -41,6 +41,8 @@ __all__ = [
     "StockLevel",
     "Event",
     "WebhookEndpoint",
+    "WebhookEndpointWithSecret",
+    "WebhookEndpointSecret",
     "WebhookDelivery",
     "Attempt",
     "ReplayCount",
@@ -575,6 +577,75 @@ class WebhookEndpoint(Model):
         return r
 
     @property
+    def retry_schedule_seconds(self) -> Optional[List[int]]:
+        """Retry delays in seconds, if not the default."""
+        v = self._data.get("retry_schedule_seconds")
+        r: Optional[List[int]] = None if v is None else copy.deepcopy(v)
+        return r
+
+    @property
+    def version(self) -> int:
+        """Rises by one on every change; the ETag is `"<version>"`."""
+        v = self._data["version"]
+        r: int = v
+        return r
+
+    @property
+    def created_at(self) -> datetime.datetime:
+        """Creation time."""
+        v = self._data["created_at"]
+        r: datetime.datetime = parse_datetime(v)
+        return r
+
+    @property
+    def updated_at(self) -> datetime.datetime:
+        """Time of the last change."""
+        v = self._data["updated_at"]
+        r: datetime.datetime = parse_datetime(v)
+        return r
+
+
+class WebhookEndpointWithSecret(Model):
+    """A webhook endpoint with its signing secret: the answer of create and rotate-secret only (API.md §4). Every other answer is a [`WebhookEndpoint`], which has no secret, so a restricted key, which may read endpoints, never sees one."""
+
+    __slots__ = ()
+
+    @property
+    def id(self) -> str:
+        """`we_…`"""
+        v = self._data["id"]
+        r: str = v
+        return r
+
+    @property
+    def url(self) -> str:
+        """Where deliveries go."""
+        v = self._data["url"]
+        r: str = v
+        return r
+
+    @property
+    def event_types(self) -> List[str]:
+        """Subscribed event types (`*` for all)."""
+        v = self._data["event_types"]
+        r: List[str] = copy.deepcopy(v)
+        return r
+
+    @property
+    def description(self) -> Optional[str]:
+        """For people."""
+        v = self._data.get("description")
+        r: Optional[str] = None if v is None else v
+        return r
+
+    @property
+    def enabled(self) -> bool:
+        """Whether deliveries are sent."""
+        v = self._data["enabled"]
+        r: bool = v
+        return r
+
+    @property
     def secret(self) -> str:
         """`whsec_…`: the signing secret."""
         v = self._data["secret"]
@@ -607,6 +678,19 @@ class WebhookEndpoint(Model):
         """Time of the last change."""
         v = self._data["updated_at"]
         r: datetime.datetime = parse_datetime(v)
+        return r
+
+
+class WebhookEndpointSecret(Model):
+    """`GET /v1/webhook-endpoints/{id}/secret` (secret keys only)."""
+
+    __slots__ = ()
+
+    @property
+    def secret(self) -> str:
+        """`whsec_…`: the current signing secret."""
+        v = self._data["secret"]
+        r: str = v
         return r
 
 

@@ -83,6 +83,12 @@ pub struct TenantState {
     /// What the durable store holds of this tenant (`None` in memory-only mode).
     #[serde(skip)]
     pub persisted: Option<Box<Persisted>>,
+    /// Set, under the tenant's lock, when the tenant leaves the world (deleted, reset away,
+    /// replaced by an import). A commit of a retired tenant is not written: work that held the
+    /// tenant from before (a webhook attempt in flight, a job chunk, a usage flush) finishes
+    /// in memory only, so the store never holds rows of a sandbox it has no state for.
+    #[serde(skip)]
+    pub retired: bool,
 }
 
 /// What the durable store holds of a tenant: how far its append-only parts are written, and a
@@ -405,6 +411,7 @@ impl World {
             jobs: Jobs::default(),
             usage,
             persisted: None,
+            retired: false,
         };
         self.store.tenant_created(&id, &mut state);
         let tenant = Arc::new(Tenant { id, state: Mutex::new(state) });
@@ -418,14 +425,21 @@ impl World {
 
     /// `DELETE /v1/sandbox`: the tenant and its keys are gone.
     pub fn delete_sandbox(&self, tenant_id: &str) {
+        let Some(tenant) = self.tenant(tenant_id) else { return };
+        let mut state = tenant.state.lock();
+        state.retired = true;
         self.tenants.write().remove(tenant_id);
         self.store.tenant_deleted(tenant_id);
+        drop(state);
         self.edit_keys(|keys| keys.retain(|_, g| g.tenant_id != tenant_id));
     }
 
-    /// `POST /v1/api-keys/roll`: a new secret key; the tenant's other secret keys expire after
-    /// the grace period.
-    pub fn roll_key(&self, tenant_id: &str) -> ApiKeyRolled {
+    /// `POST /v1/api-keys/roll` by the key `by`: a new secret key; the tenant's other secret keys
+    /// expire after the grace period. `None` when `by` is not a live permanent secret key of the
+    /// tenant (one in its grace period may not mint a fresh permanent key, or a leaked key could
+    /// renew itself forever). Checked under the key writer, so two rolls by one key cannot both
+    /// pass.
+    pub fn roll_key(&self, tenant_id: &str, by: &str) -> Option<ApiKeyRolled> {
         let now = self.clock.now();
         let expires = now.plus_seconds(self.settings.key_grace_seconds);
         let fresh = KeyGrant {
@@ -436,7 +450,14 @@ impl World {
             expires_at: None,
         };
         let out = ApiKeyRolled { secret_key: fresh.secret.clone(), previous_key_expires_at: expires };
+        let mut permanent = false;
         self.edit_keys(|keys| {
+            permanent = keys
+                .get(by)
+                .is_some_and(|g| g.tenant_id == tenant_id && g.kind == KeyKind::Secret && g.expires_at.is_none());
+            if !permanent {
+                return;
+            }
             for g in keys.values_mut() {
                 if g.tenant_id == tenant_id && g.kind == KeyKind::Secret {
                     let g = Arc::make_mut(g);
@@ -445,7 +466,7 @@ impl World {
             }
             keys.insert(fresh.secret.clone(), Arc::new(fresh));
         });
-        out
+        permanent.then_some(out)
     }
 
     /// Drops what expired by the clock (idempotency records, rolled keys).
@@ -503,7 +524,8 @@ impl World {
         for t in state.tenants.drain(..) {
             let mut t = t;
             t.ledger.rebuild().map_err(|e| invalid(format!("tenant {}: {e}", t.sandbox.id)))?;
-            t.webhooks.rebuild();
+            let events = t.ledger.event_count() as u64;
+            t.webhooks.rebuild(events).map_err(|e| invalid(format!("tenant {}: {e}", t.sandbox.id)))?;
             if !t.billing.is_set_up() {
                 t.billing = Billing::new(now); // an export from before billing: start now
             }
@@ -514,6 +536,7 @@ impl World {
         if let Some(k) = state.keys.iter().find(|k| !tenants.contains_key(&k.tenant_id)) {
             return Err(invalid(format!("key {} names an unknown tenant", k.id)));
         }
+        self.retire_all();
         *self.tenants.write() = tenants;
         self.edit_keys(|keys| *keys = state.keys.into_iter().map(|k| (k.secret.clone(), Arc::new(k))).collect());
         self.clock.restore(state.clock_offset_micros, state.now);
@@ -587,8 +610,16 @@ impl World {
         state.webhooks.waiting() > waiting
     }
 
+    /// Marks every tenant retired (see [`TenantState::retired`]) before they are replaced.
+    fn retire_all(&self) {
+        for t in self.tenants() {
+            t.state.lock().retired = true;
+        }
+    }
+
     /// `POST /_emulator/reset`: no tenants, no keys.
     pub fn reset(&self) {
+        self.retire_all();
         self.tenants.write().clear();
         self.edit_keys(HashMap::clear);
         *self.global_idempotency.lock() = IdempotencyStore::default();

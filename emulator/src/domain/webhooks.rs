@@ -18,7 +18,6 @@ use std::collections::{BTreeSet, HashMap};
 use rand::Rng;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::chunked::ChunkedVec;
 use super::error::{DomainError, ErrorKind};
@@ -103,6 +102,31 @@ pub struct WebhookEndpoint {
     pub description: Option<String>,
     /// Whether deliveries are sent.
     pub enabled: bool,
+    /// Retry delays in seconds, if not the default.
+    pub retry_schedule_seconds: Option<Vec<u64>>,
+    /// Rises by one on every change; the ETag is `"<version>"`.
+    pub version: u64,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Time of the last change.
+    pub updated_at: Timestamp,
+}
+
+/// A webhook endpoint with its signing secret: the answer of create and rotate-secret only
+/// (API.md §4). Every other answer is a [`WebhookEndpoint`], which has no secret, so a
+/// restricted key, which may read endpoints, never sees one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WebhookEndpointWithSecret {
+    /// `we_…`
+    pub id: String,
+    /// Where deliveries go.
+    pub url: String,
+    /// Subscribed event types (`*` for all).
+    pub event_types: Vec<String>,
+    /// For people.
+    pub description: Option<String>,
+    /// Whether deliveries are sent.
+    pub enabled: bool,
     /// `whsec_…`: the signing secret.
     pub secret: String,
     /// Retry delays in seconds, if not the default.
@@ -113,6 +137,13 @@ pub struct WebhookEndpoint {
     pub created_at: Timestamp,
     /// Time of the last change.
     pub updated_at: Timestamp,
+}
+
+/// `GET /v1/webhook-endpoints/{id}/secret` (secret keys only).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WebhookEndpointSecret {
+    /// `whsec_…`: the current signing secret.
+    pub secret: String,
 }
 
 /// Where a delivery stands.
@@ -451,13 +482,21 @@ impl Webhooks {
         }
     }
 
-    /// Rebuilds the schedule and the list indexes after deserialisation (they are not stored).
-    pub fn rebuild(&mut self) {
+    /// Checks every reference and rebuilds the schedule and the list indexes after
+    /// deserialisation (they are not stored).
+    pub fn rebuild(&mut self, events: u64) -> Result<(), String> {
         self.by_endpoint = Vec::new();
         self.by_event = HashMap::new();
         self.by_status = Default::default();
         for p in 0..self.deliveries.len() {
             if let Some(d) = self.deliveries.get(p) {
+                // Every reference resolves: the dispatcher and reads index by them.
+                if d.endpoint as usize >= self.endpoints.len() {
+                    return Err(format!("delivery {} names endpoint {}, which does not exist", p + 1, d.endpoint + 1));
+                }
+                if d.event == 0 || d.event > events {
+                    return Err(format!("delivery {} names event {}, which does not exist", p + 1, d.event));
+                }
                 index_delivery(&mut self.by_endpoint, &mut self.by_event, &mut self.by_status, p, d);
             }
         }
@@ -467,6 +506,7 @@ impl Webhooks {
             .enumerate()
             .filter_map(|(p, d)| d.next_attempt_at.map(|t| (t, p as u64 + 1)))
             .collect();
+        Ok(())
     }
 
     fn endpoint_id(tag: &str, index: usize) -> String {
@@ -498,12 +538,33 @@ impl Webhooks {
             event_types: e.event_types.clone(),
             description: e.description.clone(),
             enabled: e.enabled,
-            secret: e.secret.expose(),
             retry_schedule_seconds: e.retry_schedule_seconds.clone(),
             version: e.version,
             created_at: e.created_at,
             updated_at: e.updated_at,
         }
+    }
+
+    fn render_with_secret(&self, tag: &str, index: usize) -> WebhookEndpointWithSecret {
+        let e = self.render_endpoint(tag, index);
+        WebhookEndpointWithSecret {
+            id: e.id,
+            url: e.url,
+            event_types: e.event_types,
+            description: e.description,
+            enabled: e.enabled,
+            secret: self.endpoints[index].secret.expose(),
+            retry_schedule_seconds: e.retry_schedule_seconds,
+            version: e.version,
+            created_at: e.created_at,
+            updated_at: e.updated_at,
+        }
+    }
+
+    /// `GET /v1/webhook-endpoints/{id}/secret`: the current signing secret.
+    pub fn endpoint_secret(&self, tag: &str, id: &str) -> Result<WebhookEndpointSecret, DomainError> {
+        let i = self.endpoint_index(tag, id)?;
+        Ok(WebhookEndpointSecret { secret: self.endpoints[i].secret.expose() })
     }
 
     fn render_delivery(&self, ledger: &Ledger, sequence: u64) -> Option<WebhookDelivery> {
@@ -527,7 +588,7 @@ impl Webhooks {
         tag: &str,
         req: CreateWebhookEndpoint,
         now: Timestamp,
-    ) -> Result<WebhookEndpoint, DomainError> {
+    ) -> Result<WebhookEndpointWithSecret, DomainError> {
         validate_endpoint(
             Some(&req.url),
             Some(&req.event_types),
@@ -553,7 +614,7 @@ impl Webhooks {
             updated_at: now,
             deleted: false,
         });
-        Ok(self.render_endpoint(tag, self.endpoints.len() - 1))
+        Ok(self.render_with_secret(tag, self.endpoints.len() - 1))
     }
 
     /// `GET /v1/webhook-endpoints/{id}`.
@@ -635,14 +696,19 @@ impl Webhooks {
 
     /// `POST /v1/webhook-endpoints/{id}/rotate-secret`: a new secret; the old one also signs for
     /// 24 h of emulator time.
-    pub fn rotate_secret(&mut self, tag: &str, id: &str, now: Timestamp) -> Result<WebhookEndpoint, DomainError> {
+    pub fn rotate_secret(
+        &mut self,
+        tag: &str,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<WebhookEndpointWithSecret, DomainError> {
         let i = self.endpoint_index(tag, id)?;
         let e = &mut self.endpoints[i];
         let old = std::mem::replace(&mut e.secret, twh_webhooks::Secret::generate());
         e.previous = Some(PreviousSecret { secret: old, until: now.plus_seconds(SECRET_OVERLAP_SECONDS) });
         e.version += 1;
         e.updated_at = now;
-        Ok(self.render_endpoint(tag, i))
+        Ok(self.render_with_secret(tag, i))
     }
 
     /// The endpoint index of `id`, for the `test` ping.
@@ -795,8 +861,7 @@ impl Webhooks {
                 self.endpoints[endpoint].version += 1;
                 self.endpoints[endpoint].updated_at = at;
                 self.stop_endpoint(endpoint);
-                let mut data = serde_json::to_value(self.render_endpoint(&ledger.tag, endpoint)).unwrap_or_default();
-                data["secret"] = json!(null);
+                let data = serde_json::to_value(self.render_endpoint(&ledger.tag, endpoint)).unwrap_or_default();
                 events.push((EventType::WebhookEndpointDisabled, data));
             }
             return events;

@@ -40,6 +40,16 @@ pub struct Auth {
     pub row: Option<RowRef>,
 }
 
+impl Auth {
+    /// Refuses a restricted key (403 `forbidden`) on a read that only secret keys may make.
+    pub fn require_secret_key(&self) -> Result<(), ApiError> {
+        if self.grant.kind == KeyKind::Restricted {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "Only a secret key may read this."));
+        }
+        Ok(())
+    }
+}
+
 fn unauthenticated(detail: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", detail)
         .with_header(header::WWW_AUTHENTICATE, "Bearer realm=\"twh\"")
@@ -80,7 +90,14 @@ impl FromRequestParts<Arc<AppState>> for Admin {
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
         match &state.config.admin_token {
             None => Ok(Admin),
-            Some(expected) if bearer(&parts.headers) == Some(expected.as_str()) => Ok(Admin),
+            Some(expected)
+                if super::origin::token_matches(
+                    bearer(&parts.headers).unwrap_or_default().as_bytes(),
+                    expected.as_bytes(),
+                ) =>
+            {
+                Ok(Admin)
+            }
             Some(_) => Err(unauthenticated("This emulator requires its admin token.")),
         }
     }
@@ -140,8 +157,16 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for Json<T> {
         write_canonical_from(text, &mut canonical).map_err(not_json)?;
         let value = match serde_json::from_slice::<T>(text) {
             Ok(value) => value,
-            // Not of the type: parsed again with path tracking, to name the field.
-            Err(_) => typed(serde_json::from_slice::<Value>(text).map_err(not_json)?)?,
+            // Not of the type: read again with path tracking, to name the field. Straight from
+            // the bytes, never through a `Value` tree: a tree of a 4 MB `[0,0,…]` takes some
+            // hundred megabytes, and anyone may send bodies that fail.
+            Err(_) => {
+                let mut de = serde_json::Deserializer::from_slice(text);
+                match serde_path_to_error::deserialize::<_, T>(&mut de) {
+                    Ok(value) => value,
+                    Err(e) => return Err(field_error(e)),
+                }
+            }
         };
         let path = uri.path_and_query().map_or_else(|| uri.path(), |p| p.as_str());
         let fingerprint = fingerprint(method.as_str(), path, &canonical);
@@ -185,21 +210,23 @@ pub fn typed<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     if let Ok(v) = T::deserialize(&value) {
         return Ok(v);
     }
-    serde_path_to_error::deserialize(&value).map_err(|e| {
-        let path = e.path().to_string();
-        let message = e.inner().to_string();
-        let named =
-            |prefix: &str| message.strip_prefix(prefix).and_then(|rest| rest.split('`').next()).map(str::to_owned);
-        let leaf = named("unknown field `").or_else(|| named("missing field `"));
-        let field = match (path.as_str(), leaf) {
-            (".", Some(leaf)) => leaf,
-            (".", None) => "body".to_owned(),
-            (p, Some(leaf)) if p.ends_with(leaf.as_str()) => p.to_owned(),
-            (p, Some(leaf)) => format!("{p}.{leaf}"),
-            (p, None) => p.to_owned(),
-        };
-        ApiError::field(&field, message.split(" at line ").next().unwrap_or(&message).to_owned())
-    })
+    serde_path_to_error::deserialize(&value).map_err(field_error)
+}
+
+/// A deserialisation error as a 422 naming its field.
+fn field_error<E: std::fmt::Display>(e: serde_path_to_error::Error<E>) -> ApiError {
+    let path = e.path().to_string();
+    let message = e.inner().to_string();
+    let named = |prefix: &str| message.strip_prefix(prefix).and_then(|rest| rest.split('`').next()).map(str::to_owned);
+    let leaf = named("unknown field `").or_else(|| named("missing field `"));
+    let field = match (path.as_str(), leaf) {
+        (".", Some(leaf)) => leaf,
+        (".", None) => "body".to_owned(),
+        (p, Some(leaf)) if p.ends_with(leaf.as_str()) => p.to_owned(),
+        (p, Some(leaf)) => format!("{p}.{leaf}"),
+        (p, None) => p.to_owned(),
+    };
+    ApiError::field(&field, message.split(" at line ").next().unwrap_or(&message).to_owned())
 }
 
 /// Writes the canonical form of the JSON text `text`, so equal documents fingerprint equally:

@@ -77,8 +77,15 @@ pub async fn roll_key(
     body: Json<NoFields>,
 ) -> ApiResult {
     let world = s.world.clone();
+    let by = auth.grant.secret.clone();
     Ok(pipeline::write(&s, &auth, key, body.fingerprint, delay(d), move |st, _| {
-        let rolled = world.roll_key(&st.sandbox.id);
+        let rolled = world.roll_key(&st.sandbox.id, &by).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "This key is in its grace period after a roll: roll with the newest secret key.",
+            )
+        })?;
         Ok(stored_json(StatusCode::CREATED, &rolled, None, None))
     })
     .await)

@@ -21,6 +21,7 @@ pub mod faults;
 pub mod ledger;
 pub mod metering;
 pub mod ops;
+pub mod origin;
 pub mod pipeline;
 pub mod respond;
 pub mod webhooks;
@@ -54,17 +55,36 @@ use metering::RateLimiter;
 /// Longest client-supplied `X-Request-Id` kept, in bytes.
 pub const REQUEST_ID_LEN_MAX: usize = 200;
 
+/// Default largest `PUT /_emulator/state` body, in bytes (128 MiB: the parsed state takes a few
+/// times its text).
+pub const STATE_BODY_BYTES_MAX: usize = 128 << 20;
+
+/// Default header-read (and idle) timeout of a connection.
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Default most connections served at once.
+pub const CONNECTIONS_MAX: usize = 2048;
+
 /// HTTP settings.
 #[derive(Clone, Debug)]
 pub struct HttpConfig {
     /// When set, `POST /v1/sandboxes` and `/_emulator/*` require `Authorization: Bearer <token>`.
     pub admin_token: Option<String>,
+    /// The address the emulator was told to bind (`--host`): a `Host` the admin routes accept
+    /// besides the loopback names ([`origin`]). `Emulator::start` fills it in.
+    pub host: Option<String>,
     /// Largest request body, in bytes.
     pub body_limit_bytes: usize,
     /// Largest `PUT /_emulator/state` body, in bytes.
     pub state_body_limit_bytes: usize,
     /// Sustained requests per second allowed per API key (0 turns the rate limit off).
     pub rate_limit_per_second: u64,
+    /// How long a connection may take to send a request's head, and so how long an idle
+    /// kept-alive connection stays open (hyper runs the same timer while it waits).
+    pub header_read_timeout: std::time::Duration,
+    /// Most connections served at once: past it the accept loop waits for one to close (new
+    /// connections queue in the kernel's backlog), so idle ones cannot take every descriptor.
+    pub connections_max: usize,
     /// Requests per API key allowed in a burst (the token bucket's size; 0: `rate_limit_per_second`).
     pub rate_limit_burst: u64,
 }
@@ -73,8 +93,11 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             admin_token: None,
+            host: None,
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            connections_max: CONNECTIONS_MAX,
             body_limit_bytes: 4 << 20,
-            state_body_limit_bytes: 1 << 30,
+            state_body_limit_bytes: STATE_BODY_BYTES_MAX,
             rate_limit_per_second: metering::RATE_LIMIT_PER_SECOND_DEFAULT,
             rate_limit_burst: metering::RATE_LIMIT_BURST_DEFAULT,
         }
@@ -262,6 +285,7 @@ fn routes() -> Routes {
         .op("get_webhook_endpoint", w::get_endpoint)
         .op("update_webhook_endpoint", w::update_endpoint)
         .op("delete_webhook_endpoint", w::delete_endpoint)
+        .op("get_webhook_endpoint_secret", w::get_endpoint_secret)
         .op("rotate_webhook_secret", w::rotate_secret)
         .op("test_webhook_endpoint", w::test_endpoint)
         .op("replay_webhook_endpoint", w::replay_endpoint)
@@ -395,9 +419,12 @@ fn inner(app: Arc<AppState>, req: Request, next: Next) -> impl Future<Output = R
     }
 }
 
-/// Metering, then faults, then the handler. The steps before and after the handler are plain
+/// The admin routes' Origin/Host rule ([`origin`]), then metering, then faults, then the handler. The steps before and after the handler are plain
 /// functions around one await, so a request's future holds one `Request` and one handler call.
 async fn steps(app: Arc<AppState>, mut req: Request, next: Next) -> Response {
+    if let Err(refused) = origin::check(&app.config, &req) {
+        return refused.into_response();
+    }
     let decision = match metering::before(&app, &mut req) {
         Ok(decision) => decision,
         Err(refused) => return refused,

@@ -77,6 +77,15 @@ pub async fn get_endpoint(auth: Auth, Path(id): Path<String>, headers: HeaderMap
     Ok(ok_json(&headers, &e, Some(e.version)))
 }
 
+/// `GET /v1/webhook-endpoints/{id}/secret`: the signing secret, to secret keys only (a
+/// restricted key may read endpoints but not forge their deliveries).
+pub async fn get_endpoint_secret(auth: Auth, Path(id): Path<String>, q: Query) -> ApiResult {
+    q.finish()?;
+    auth.require_secret_key()?;
+    let st = auth.tenant.state.lock();
+    Ok(axum::Json(st.webhooks.endpoint_secret(&st.ledger.tag, &id)?).into_response())
+}
+
 /// `PATCH /v1/webhook-endpoints/{id}`
 pub async fn update_endpoint(
     State(s): St,
@@ -210,6 +219,11 @@ pub const SINK_COUNT_MAX: usize = 256;
 pub const SINK_LEN_MAX: usize = 1000;
 /// Longest sink name, in bytes.
 pub const SINK_NAME_LEN_MAX: usize = 64;
+/// Largest request one sink entry keeps (headers and body), in bytes; larger ones are 413.
+pub const SINK_ENTRY_BYTES_MAX: usize = 1 << 20;
+/// Most bytes all sinks keep together: past it a sink drops its own oldest entries, and a
+/// request that still does not fit (the others hold the room) is 507 `sink_full`.
+pub const SINK_BYTES_MAX: usize = 64 << 20;
 
 /// A request the sink received.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -229,9 +243,20 @@ pub struct SinkList {
     pub data: Vec<SinkEntry>,
 }
 
-/// The sinks.
+/// The sinks, and the bytes they hold together.
 #[derive(Debug, Default)]
-pub struct Sinks(Mutex<HashMap<String, VecDeque<SinkEntry>>>);
+pub struct Sinks(Mutex<SinkStore>);
+
+/// What [`Sinks`] guards.
+#[derive(Debug, Default)]
+pub struct SinkStore {
+    by_name: HashMap<String, VecDeque<SinkEntry>>,
+    bytes: usize,
+}
+
+fn entry_bytes(e: &SinkEntry) -> usize {
+    e.body.len() + e.headers.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+}
 
 fn sink_name(name: &str) -> Result<(), ApiError> {
     let ok = !name.is_empty()
@@ -256,14 +281,32 @@ pub async fn sink_receive(
             .collect(),
         body: String::from_utf8_lossy(&body).into_owned(),
     };
+    let size = entry_bytes(&entry);
+    if size > SINK_ENTRY_BYTES_MAX {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("A sink keeps requests of at most {SINK_ENTRY_BYTES_MAX} bytes."),
+        ));
+    }
     let mut sinks = s.sinks.0.lock();
-    if !sinks.contains_key(&name) && sinks.len() >= SINK_COUNT_MAX {
+    let store = &mut *sinks;
+    if !store.by_name.contains_key(&name) && store.by_name.len() >= SINK_COUNT_MAX {
         return Err(ApiError::field("name", format!("at most {SINK_COUNT_MAX} sinks; DELETE some")));
     }
-    let queue = sinks.entry(name).or_default();
-    if queue.len() == SINK_LEN_MAX {
-        queue.pop_front();
+    let queue = store.by_name.entry(name).or_default();
+    while queue.len() >= SINK_LEN_MAX || (store.bytes + size > SINK_BYTES_MAX && !queue.is_empty()) {
+        let Some(old) = queue.pop_front() else { break };
+        store.bytes -= entry_bytes(&old);
     }
+    if store.bytes + size > SINK_BYTES_MAX {
+        return Err(ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "sink_full",
+            format!("The sinks hold {SINK_BYTES_MAX} bytes together; DELETE some."),
+        ));
+    }
+    store.bytes += size;
     queue.push_back(entry);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -271,13 +314,16 @@ pub async fn sink_receive(
 /// `GET /_emulator/sink/{name}`
 pub async fn sink_list(State(s): St, _: Admin, Path(name): Path<String>) -> ApiResult<axum::Json<SinkList>> {
     sink_name(&name)?;
-    let data = s.sinks.0.lock().get(&name).map(|q| q.iter().cloned().collect()).unwrap_or_default();
+    let data = s.sinks.0.lock().by_name.get(&name).map(|q| q.iter().cloned().collect()).unwrap_or_default();
     Ok(axum::Json(SinkList { data }))
 }
 
 /// `DELETE /_emulator/sink/{name}`
 pub async fn sink_clear(State(s): St, _: Admin, Path(name): Path<String>) -> ApiResult<StatusCode> {
     sink_name(&name)?;
-    s.sinks.0.lock().remove(&name);
+    let mut sinks = s.sinks.0.lock();
+    if let Some(queue) = sinks.by_name.remove(&name) {
+        sinks.bytes -= queue.iter().map(entry_bytes).sum::<usize>();
+    }
     Ok(StatusCode::NO_CONTENT)
 }

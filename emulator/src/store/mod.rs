@@ -589,6 +589,11 @@ impl Store for Arc<DurableStore> {
         }
         self.shared.clock_now.fetch_max(c.now.micros(), Ordering::Relaxed);
         let state = c.state;
+        if state.retired {
+            // Gone from the world (deleted, reset, replaced) while this work held it: writing
+            // it would leave rows naming a sandbox with no state, which a restart refuses.
+            return Ok(());
+        }
         let tenant = c.tenant_id;
         let mut ops = Vec::new();
         let Some(p) = state.persisted.as_deref().filter(|p| p.tag == state.ledger.tag).cloned() else {

@@ -512,3 +512,48 @@ async fn a_restart_after_sigkill_restores_clock_webhooks_in_flight_billing_and_t
     assert_eq!(body["data"]["id"], moved["id"], "the movement's event, delivered after the restart");
     server.kill();
 }
+
+/// A sandbox deleted (or everything reset) while its webhook attempt is in flight: the attempt's
+/// record must not reach the store for a sandbox it no longer has, or the directory refused to
+/// open again ("a row names sandbox sbx_…, which has no state").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_or_resetting_during_a_webhook_attempt_leaves_a_dir_that_opens() {
+    for reset in [false, true] {
+        // A receiver that accepts and never answers: the attempt waits for its timeout.
+        let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/hook", hung.local_addr().expect("addr"));
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((s, _)) = hung.accept().await {
+                open.push(s);
+            }
+        });
+        let dir = tempfile::tempdir().expect("tempdir");
+        let webhooks = twh_emulator::WebhookSettings { timeout: Duration::from_millis(500), ..Default::default() };
+        let config = Config { data_dir: Some(dir.path().to_owned()), webhooks, ..Config::default() };
+        let emu = Emulator::start(config.clone()).await.expect("start");
+        let sb = emu.create_sandbox(Default::default()).expect("sandbox");
+        let api = Api::new(&emu.base_url(), Some(&sb.secret_key));
+        api.post("/v1/webhook-endpoints", &json!({"url": url, "event_types": ["*"]})).await.ok(201);
+        api.new_item().await;
+        let in_flight = || emu.state().dispatcher.stats().in_flight;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while in_flight() == 0 {
+            assert!(Instant::now() < deadline, "no attempt in flight");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if reset {
+            let ctl = api.with_key(None);
+            ctl.send(ctl.req(Method::POST, "/_emulator/reset")).await.ok(204);
+        } else {
+            api.delete("/v1/sandbox", None).await.ok(204);
+        }
+        // The attempt times out and is recorded after the delete.
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        emu.shutdown().await;
+        let again = Emulator::start(config).await.expect("the data dir opens again");
+        assert!(again.state().world.tenants().is_empty());
+        again.shutdown().await;
+        held.abort();
+    }
+}

@@ -52,6 +52,20 @@ async fn rolled_secret_key_works_through_grace_then_401() {
     env.shutdown().await;
 }
 
+/// A key in its grace period may not mint a fresh permanent key (or a leaked key could renew
+/// itself forever); the newest key may roll again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_in_its_grace_period_cannot_roll() {
+    let env = Env::new().await;
+    let old = env.api.clone();
+    let rolled = old.post("/v1/api-keys/roll", &json!({})).await.ok(201);
+    let new = old.with_key(rolled["secret_key"].as_str());
+    old.post("/v1/api-keys/roll", &json!({})).await.expect(403, "forbidden");
+    old.get("/v1/items").await.ok(200);
+    new.post("/v1/api-keys/roll", &json!({})).await.ok(201);
+    env.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restricted_key_reads_but_never_writes() {
     let env = Env::new().await;

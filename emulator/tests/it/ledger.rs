@@ -666,3 +666,22 @@ fn chrono_offset(t: &str) -> String {
     let plus_two = chrono::FixedOffset::east_opt(2 * 3600).expect("offset");
     utc.with_timezone(&plus_two).to_rfc3339_opts(chrono::SecondsFormat::Micros, false).replace('+', "%2B")
 }
+
+/// A PATCH that fails late (its merged attributes are too many, checked after the new SKU) must
+/// leave the SKU index as it was: the old SKU still taken, the new one still free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_patch_leaves_the_sku_index_alone() {
+    let env = Env::new().await;
+    let old = unique("OLD");
+    let new = unique("NEW");
+    let some: serde_json::Map<String, Value> = (0..30).map(|i| (format!("a{i}"), json!(i))).collect();
+    let more: serde_json::Map<String, Value> = (0..30).map(|i| (format!("b{i}"), json!(i))).collect();
+    let item = env.api.post("/v1/items", &json!({"sku": old, "name": "x", "attributes": some})).await.ok(201);
+    let path = format!("/v1/items/{}", item["id"].as_str().unwrap());
+    env.api.patch(&path, Some("*"), &json!({"sku": new, "attributes": more})).await.expect(422, "validation_failed");
+    env.api.post("/v1/items", &json!({"sku": old, "name": "again"})).await.expect(409, "sku_taken");
+    assert_eq!(env.api.get(&format!("/v1/items?sku={old}")).await.ok(200)["data"][0]["id"], item["id"]);
+    assert_eq!(env.api.get(&path).await.ok(200)["sku"], json!(old));
+    env.api.post("/v1/items", &json!({"sku": new, "name": "fresh"})).await.ok(201);
+    env.shutdown().await;
+}

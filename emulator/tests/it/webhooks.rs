@@ -555,3 +555,31 @@ async fn a_refusing_receiver_is_not_connected_to_again_during_the_cool_down_but_
     }
     env.shutdown().await;
 }
+
+/// A signing secret is enough to forge deliveries: only the create and rotate answers and
+/// `GET …/{id}/secret` with a secret key show it (API.md §4); a restricted key, which may read
+/// endpoints, sees none and gets 403 at `…/secret`.
+#[tokio::test]
+async fn a_restricted_key_never_reads_a_signing_secret() {
+    let env = Env::new().await;
+    let created = endpoint(&env.api, "https://example.com/hook", json!(["*"])).await;
+    let secret = created["secret"].as_str().expect("create answers the secret").to_owned();
+    let path = format!("/v1/webhook-endpoints/{}", id(&created));
+    let read = env.api.with_key(Some(&env.sandbox.restricted_key));
+    for answer in [
+        read.get("/v1/webhook-endpoints").await.ok(200)["data"][0].clone(),
+        read.get(&path).await.ok(200),
+        env.api.get(&path).await.ok(200),
+        env.api.patch(&path, Some("*"), &json!({"description": "x"})).await.ok(200),
+    ] {
+        assert_eq!(answer["id"], created["id"]);
+        assert!(answer.get("secret").is_none(), "no secret in {answer}");
+    }
+    read.get(&format!("{path}/secret")).await.expect(403, "forbidden");
+    assert_eq!(env.api.get(&format!("{path}/secret")).await.ok(200), json!({"secret": secret}));
+    let rotated = env.api.post(&format!("{path}/rotate-secret"), &json!({})).await.ok(200);
+    let fresh = rotated["secret"].as_str().expect("rotate answers the secret");
+    assert_ne!(fresh, secret);
+    assert_eq!(env.api.get(&format!("{path}/secret")).await.ok(200)["secret"], fresh);
+    env.api.get("/v1/webhook-endpoints/we_nope/secret").await.expect(404, "not_found");
+}

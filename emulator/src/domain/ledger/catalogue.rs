@@ -370,18 +370,24 @@ impl Ledger {
                 return Err(taken::<T>(key));
             }
         }
+        // The new entry is built and checked whole before any index is touched: a patch that
+        // fails (a bad attribute after a new SKU) must leave every index as it was. Indexes
+        // change only below, where nothing can fail any more.
         let mut entry = current.clone();
         if let Some(key) = key {
-            catalogue.keys.remove(entry.key());
-            catalogue.keys.insert(key.clone(), index);
             *entry.head().key = key;
         }
         if let Some(name) = T::take_name(&mut patch) {
             *entry.head().name = name;
         }
         entry.apply(patch)?;
-        if entry == catalogue.entries[index as usize] {
+        let current = &catalogue.entries[index as usize];
+        if entry == *current {
             return Ok(entry); // nothing changed: no new version, no event
+        }
+        if entry.key() != current.key() {
+            catalogue.keys.remove(current.key());
+            catalogue.keys.insert(entry.key().to_owned(), index);
         }
         let head = entry.head();
         *head.version += 1;

@@ -182,8 +182,16 @@ impl Ledger {
     /// `version == line count`, gap-free history). Returns the first discrepancy.
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut sums: HashMap<(u32, u32), (i64, u64)> = HashMap::new();
+        let (items, locations) = (self.items.entries.len(), self.locations.entries.len());
         for (p, m) in self.movements.iter_from(0).enumerate() {
+            // Every reference resolves: a read renders ids from these indexes.
+            if m.item as usize >= items {
+                return Err(format!("movement {} names item {}, which does not exist", p + 1, m.item + 1));
+            }
             for l in m.lines() {
+                if l.location as usize >= locations {
+                    return Err(format!("movement {} names location {}, which does not exist", p + 1, l.location + 1));
+                }
                 let e = sums.entry((m.item, l.location)).or_default();
                 e.0 += l.delta;
                 e.1 += 1;
@@ -193,6 +201,13 @@ impl Ledger {
             }
         }
         for (pair, level) in &self.levels {
+            if pair.0 as usize >= items || pair.1 as usize >= locations {
+                return Err(format!(
+                    "a stock level names item {} at location {}, which do not exist",
+                    pair.0 + 1,
+                    pair.1 + 1
+                ));
+            }
             let (sum, count) = sums.get(pair).copied().unwrap_or_default();
             if level.quantity != sum || level.history.len() as u64 != count {
                 return Err(format!(

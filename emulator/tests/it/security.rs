@@ -1,0 +1,132 @@
+//! API.md §5 "Who may call it": the admin routes refuse other web pages (Origin), rebound names
+//! (Host) and non-JSON bodies when no admin token is set; the token is needed when one is; a
+//! non-loopback bind needs a token.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use reqwest::Method;
+use serde_json::json;
+use twh_emulator::{Config, Emulator, HttpConfig};
+
+use crate::common::*;
+
+/// A web page on another site could reset the emulator (`text/plain` needs no CORS preflight)
+/// or, through DNS rebinding, read every tenant's keys: both refused, and nothing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_pages_and_rebound_names_cannot_use_the_control_plane() {
+    let env = Env::new().await;
+    let anon = env.anonymous();
+    let evil = || {
+        anon.req(Method::POST, "/_emulator/reset")
+            .header("origin", "https://evil.example")
+            .header("content-type", "text/plain")
+            .body("{}")
+    };
+    anon.send(evil()).await.expect(403, "forbidden_origin");
+    let rebound = anon.req(Method::GET, "/_emulator/state").header("host", "evil.example:8080");
+    anon.send(rebound).await.expect(403, "forbidden_origin");
+    let rebound = anon.req(Method::GET, "/_emulator/clock").header("host", "127.0.0.1.evil.example");
+    anon.send(rebound).await.expect(403, "forbidden_origin");
+    // A simple (preflight-free) body from no page at all is refused too.
+    let plain = anon.req(Method::POST, "/_emulator/reset").header("content-type", "text/plain").body("{}");
+    anon.send(plain).await.expect(415, "unsupported_media_type");
+    let form = anon
+        .req(Method::POST, "/v1/sandboxes")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("name=x");
+    anon.send(form).await.expect(415, "unsupported_media_type");
+    let sandbox = anon.req(Method::POST, "/v1/sandboxes").header("origin", "null").json(&json!({"name": "x"}));
+    anon.send(sandbox).await.expect(403, "forbidden_origin");
+    // Nothing was reset: the sandbox still answers.
+    env.api.get("/v1/sandbox").await.ok(200);
+
+    // The emulator's own pages and its loopback names are fine.
+    let own = env.emu.base_url();
+    let port = env.emu.addr().port();
+    anon.send(anon.req(Method::GET, "/_emulator/clock").header("origin", own.as_str())).await.ok(200);
+    for host in [format!("localhost:{port}"), format!("127.0.0.1:{port}"), "LOCALHOST".to_owned()] {
+        anon.send(anon.req(Method::GET, "/_emulator/clock").header("host", host)).await.ok(200);
+    }
+    let created = anon
+        .send(anon.req(Method::POST, "/v1/sandboxes").header("origin", own.as_str()).json(&json!({"name": "mine"})));
+    created.await.ok(201);
+    // The product API is not an admin route: its keys are its protection.
+    let foreign = env.api.req(Method::GET, "/v1/items").header("origin", "https://app.example");
+    env.api.send(foreign).await.ok(200);
+    env.shutdown().await;
+}
+
+/// With an admin token the token decides (compared in constant time), whatever the Host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_an_admin_token_the_token_decides() {
+    let http = HttpConfig { admin_token: Some("t0ken".to_owned()), ..HttpConfig::default() };
+    let emu = Emulator::start(Config { http, ..Config::default() }).await.expect("start");
+    let base = emu.base_url();
+    let wrong = Api::new(&base, Some("t0keN"));
+    wrong.get("/_emulator/state").await.expect(401, "unauthenticated");
+    Api::new(&base, Some("t0ke")).get("/_emulator/state").await.expect(401, "unauthenticated");
+    let right = Api::new(&base, Some("t0ken"));
+    right.get("/_emulator/state").await.ok(200);
+    right.send(right.req(Method::GET, "/_emulator/clock").header("host", "emulator.internal")).await.ok(200);
+    emu.shutdown().await;
+}
+
+/// Open admin routes on a reachable address would give the emulator to anyone on the network.
+#[tokio::test]
+async fn a_non_loopback_bind_needs_an_admin_token() {
+    let host = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+    let refused = Emulator::start(Config { host, ..Config::default() }).await.expect_err("refused");
+    assert_eq!(refused.kind(), std::io::ErrorKind::InvalidInput);
+    let text = refused.to_string();
+    assert!(text.contains("--host") && text.contains("--admin-token"), "{text}");
+    let http = HttpConfig { admin_token: Some("t".to_owned()), ..HttpConfig::default() };
+    let emu = Emulator::start(Config { host, http, ..Config::default() }).await.expect("with a token");
+    emu.shutdown().await;
+}
+
+/// Idle connections (opened, nothing sent) are closed after the header timeout, and past the
+/// connection cap new ones wait their turn instead of taking every descriptor: the emulator
+/// keeps answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_closed_and_capped() {
+    use tokio::io::AsyncReadExt;
+    let http = HttpConfig {
+        header_read_timeout: std::time::Duration::from_millis(300),
+        connections_max: 16,
+        ..HttpConfig::default()
+    };
+    let emu = Emulator::start(Config { http, ..Config::default() }).await.expect("start");
+    let mut idle = Vec::new();
+    for _ in 0..48 {
+        idle.push(tokio::net::TcpStream::connect(emu.addr()).await.expect("connect"));
+    }
+    let started = std::time::Instant::now();
+    for mut stream in idle {
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut buf)).await;
+        // Closed by the server: end of stream, or a reset.
+        assert!(matches!(read, Ok(Ok(_)) | Ok(Err(_))), "an idle connection stayed open");
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    Api::new(&emu.base_url(), None).get("/_emulator/health").await.ok(200);
+    emu.shutdown().await;
+}
+
+/// Byte bounds: a sink keeps requests of at most 1 MiB (it kept up to 2 MB each, 256 × 1,000 of
+/// them), and a state import is bounded (it took 1 GiB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sink_and_state_import_have_byte_bounds() {
+    assert!(HttpConfig::default().state_body_limit_bytes <= 128 << 20);
+    let http = HttpConfig { state_body_limit_bytes: 4096, ..HttpConfig::default() };
+    let emu = Emulator::start(Config { http, ..Config::default() }).await.expect("start");
+    let anon = Api::new(&emu.base_url(), None);
+    let big = "x".repeat((1 << 20) + 1);
+    let r =
+        anon.send(anon.req(Method::POST, "/_emulator/sink/big").header("content-type", "application/json").body(big));
+    r.await.expect(413, "payload_too_large");
+    anon.post("/_emulator/sink/small", &json!({"ok": true})).await.ok(204);
+    assert_eq!(anon.get("/_emulator/sink/small").await.ok(200)["data"].as_array().map(Vec::len), Some(1));
+    let state = json!({"format_version": 1, "padding": "y".repeat(8192)});
+    anon.send(anon.req_json(Method::PUT, "/_emulator/state", &state)).await.expect(413, "payload_too_large");
+    emu.shutdown().await;
+}
