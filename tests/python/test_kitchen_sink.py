@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterator, List, Set, Tuple
 import pytest
 
 import twh
-from twh.types import Item, Location, WebhookEndpoint
+from twh.types import Item, Location, WebhookEndpointWithSecret
 
 QUOTA_LEDGER_LINES = 20_000
 BATCH_SIZE = 1_000
@@ -73,8 +73,8 @@ class State:
     items: Dict[str, Item]
     locations: Dict[str, Location]
     receiver: Receiver
-    good: WebhookEndpoint
-    flaky: WebhookEndpoint
+    good: WebhookEndpointWithSecret
+    flaky: WebhookEndpointWithSecret
     first_receipt_at: dt.datetime
     usage_ledger_lines: int
     errors_seen: Set[type]
