@@ -96,3 +96,15 @@ test('a per-call signal rejects with AbortError at once', async (t) => {
   assert.ok(Date.now() - started < 500)
   await assert.rejects(client.getSandbox({ signal: 'no' }), twh.InvalidRequestError)
 })
+
+test('null clears a field; undefined or omitted leaves it', async (t) => {
+  const emu = await emulator(t)
+  const client = emu.createSandbox()
+  const item = await client.createItem({ sku: 'CLR-1', name: 'Mug', lowStockThreshold: 5 })
+  const cleared = await client.updateItem(item.id, item.etag, { lowStockThreshold: null })
+  assert.equal(cleared.lowStockThreshold ?? null, null)
+  const set = await client.updateItem(cleared.id, cleared.etag, { lowStockThreshold: 7 })
+  const left = await client.updateItem(set.id, set.etag, { name: 'Mug 2', lowStockThreshold: undefined })
+  assert.equal(left.lowStockThreshold, 7)
+  assert.equal(left.name, 'Mug 2')
+})
