@@ -16,6 +16,15 @@ export declare class NativeClient {
   get baseUrl(): string
   /** The same configuration with another API key. */
   withApiKey(apiKey: string): NativeClient
+  /** A client sharing this one's connection pool and key, differing only in `options`. */
+  withOptions(options: RequestOptions): NativeClient
+  /**
+   * A client sharing this one's connection pool and settings that reports every attempt to
+   * `observer` as JSON text `{event, method, url, attempt, requestId, idempotencyKey, status,
+   * elapsedMs}` (`event`: `"request"` before it, `"response"` after it). The observer is
+   * weak: it does not keep the process alive.
+   */
+  withObserver(observer: (event: string) => void): NativeClient
   /**
    * Calls the SDK method `op` (snake_case) with its arguments (a JSON object: see
    * `twh::dispatch`) and its body (JSON text, camelCase keys).
@@ -50,13 +59,15 @@ export declare class NativeEmulator {
 }
 
 /**
- * A successful answer: the status, the `ETag` if any, and the body (JSON with camelCase keys,
- * CSV text as sent, or empty).
+ * A successful answer: the status, the `ETag` if any, the body (JSON with camelCase keys,
+ * CSV text as sent, or empty) and the headers as `name: value` lines (split in JS only when
+ * `lastResponse.headers` is read).
  */
 export interface Answer {
   status: number
   etag?: string
   body: string
+  headers: string
 }
 
 /** Client configuration: `{ apiKey?, baseUrl?, timeoutMs?, maxRetries?, userAgentSuffix? }`. */
@@ -70,6 +81,13 @@ export interface ClientOptions {
 
 /** Rounds of read-modify-write in `updateItemWith` / `updateLocationWith`: the Rust SDK's bound. */
 export declare const READ_MODIFY_WRITE_ATTEMPTS_MAX: number
+
+/** Settings of `withOptions`: `{ timeoutMs?, maxRetries?, headers? }`. */
+export interface RequestOptions {
+  timeoutMs?: number
+  maxRetries?: number
+  headers?: Record<string, string>
+}
 
 /** Sets the keys whose values' keys are data, not field names (the first call wins). */
 export declare function setMapKeys(keys: Array<string>): void

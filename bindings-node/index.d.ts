@@ -5,8 +5,8 @@
 // the runtime `Client` and `Emulator` is declared, and nothing more.
 
 import type {
-  CreateJobOptions, CreateSandbox, Event, Fault, FaultSpec, Item, Job, Location, SandboxCreated, UpdateItem, UpdateLocation,
-  Versioned,
+  CreateJobOptions, CreateSandbox, Event, Fault, FaultSpec, Item, Job, LastResponse, Location, SandboxCreated, UpdateItem,
+  UpdateLocation, Versioned,
 } from './lib/operations.js'
 import { Operations } from './lib/operations.js'
 
@@ -29,6 +29,32 @@ export interface ClientOptions {
   maxRetries?: number
   /** Appended to `User-Agent: twh-node/<version>` after a space. */
   userAgentSuffix?: string
+  /** Receives one debug line per attempt (default: `console` when env `TWH_LOG=debug`, else none). */
+  logger?: { debug(message: string): void }
+}
+
+/** One attempt of a call, as `client.on('request' | 'response', …)` listeners receive it. */
+export interface Attempt {
+  method: string
+  url: string
+  /** 1 for the first attempt, 2 for the first retry, … */
+  attempt: number
+  requestId: string | null
+  idempotencyKey: string | null
+  /** After the attempt: its status (null before, or when no answer came). */
+  status: number | null
+  /** After the attempt: how long it took. */
+  elapsedMs: number | null
+}
+
+/** Settings of `Client.withOptions`. */
+export interface RequestOptions {
+  /** Timeout of each attempt (at most 600 000). */
+  timeoutMs?: number
+  /** Retries after the first attempt (at most 10). */
+  maxRetries?: number
+  /** Headers added to every request. */
+  headers?: Record<string, string>
 }
 
 // ------------------------------------------------------------------------------------------
@@ -43,6 +69,10 @@ export declare class Client extends Operations {
   readonly baseUrl: string
   /** The same configuration with another API key (after `rollApiKey`, or a restricted key). */
   withApiKey(apiKey: string): Client
+  /** A client sharing this one's connections and key, differing only in these settings. */
+  withOptions(options: RequestOptions): Client
+  /** Calls `listener` before (`'request'`) or after (`'response'`) every attempt of every call. */
+  on(event: 'request' | 'response', listener: (attempt: Attempt) => void): this
   /**
    * Reads the item, applies `change`, writes the patch it returns with If-Match; on 412 reads
    * and re-applies (at most 10 times), then throws the PreconditionFailedError.
@@ -130,6 +160,8 @@ export declare class TwhError extends Error {
   readonly attempts: number
   /** On a 412: the resource's current ETag. */
   readonly currentEtag: string | null
+  /** The answer's metadata, or null when there was no answer. */
+  readonly lastResponse: LastResponse | null
 }
 export declare class AuthenticationError extends TwhError {}
 export declare class PermissionError extends TwhError {}

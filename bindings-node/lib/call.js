@@ -7,6 +7,7 @@
 // kept as it came.
 
 const { fromNative, InvalidRequestError } = require('./errors.js')
+const { attach } = require('./response.js')
 
 /** The native client of a `Client` (set by lib/client.js). */
 const native = Symbol('native')
@@ -61,10 +62,17 @@ function addOptions(op, options, args) {
  * body (a value to send as JSON, or undefined) and the caller's options object.
  */
 async function call(client, op, args, body, options) {
+  let signal
+  if (options != null && typeof options === 'object' && options.signal !== undefined) {
+    ({ signal, ...options } = options)
+    if (!(signal instanceof AbortSignal)) throw new InvalidRequestError(`${op.name}: option signal must be an AbortSignal`)
+    signal.throwIfAborted()
+  }
   if (options != null) addOptions(op, options, args)
   let answer
   try {
-    answer = await client[native].call(op.name, JSON.stringify(args), body === undefined ? undefined : JSON.stringify(body))
+    const pending = client[native].call(op.name, JSON.stringify(args), body === undefined ? undefined : JSON.stringify(body))
+    answer = await (signal ? abortable(pending, signal) : pending)
   } catch (e) {
     throw fromNative(e)
   }
@@ -75,13 +83,29 @@ async function call(client, op, args, body, options) {
     case 'text':
       return answer.body
     case 'array':
-      return JSON.parse(answer.body).data
+      return attach(JSON.parse(answer.body).data, answer.status, answer.headers)
     default: {
       const value = JSON.parse(answer.body)
       if (op.etag && answer.etag != null) value.etag = answer.etag
-      return value
+      return attach(value, answer.status, answer.headers)
     }
   }
+}
+
+/**
+ * `pending`, or a rejection with the signal's reason (an `AbortError` DOMException unless the
+ * caller gave another) as soon as `signal` aborts. The native call is not stopped: its answer,
+ * when it comes, is dropped (retries still stop at the call's own bound).
+ */
+function abortable(pending, signal) {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    pending.then(
+      (v) => { signal.removeEventListener('abort', onAbort); resolve(v) },
+      (e) => { signal.removeEventListener('abort', onAbort); reject(e) },
+    )
+  })
 }
 
 /** Pages an iterator fetches at most, so a server that always answers a cursor cannot loop it forever. */

@@ -7,6 +7,9 @@
 const { NativeClient, READ_MODIFY_WRITE_ATTEMPTS_MAX, setMapKeys } = require('../binding.js')
 const { Operations, MAP_KEYS } = require('./operations.js')
 const { native } = require('./call.js')
+
+/** The listeners and logger of a Client. */
+const hooks = Symbol('hooks')
 const { wrap, PreconditionFailedError, InvalidRequestError } = require('./errors.js')
 
 setMapKeys(MAP_KEYS)
@@ -28,19 +31,67 @@ class Client extends Operations {
       throw new InvalidRequestError('Client options must be an object')
     }
     const env = typeof process !== 'undefined' ? process.env : {}
+    const { logger, ...settings } = options
+    if (logger != null && typeof logger.debug !== 'function') {
+      throw new InvalidRequestError('logger must have a debug(message) method')
+    }
     const resolved = {
-      ...options,
+      ...settings,
       apiKey: options.apiKey ?? env.TWH_API_KEY,
       baseUrl: options.baseUrl ?? env.TWH_BASE_URL,
     }
     this[native] = wrap(() => NativeClient.create(resolved))
+    this[hooks] = { request: [], response: [], logger: logger ?? (env.TWH_LOG === 'debug' ? console : null) }
+    if (this[hooks].logger) this._observe()
   }
 
   /** @internal */
-  static _fromNative(nativeClient) {
+  static _fromNative(nativeClient, from) {
     const client = Object.create(Client.prototype)
     client[native] = nativeClient
+    const env = typeof process !== 'undefined' ? process.env : {}
+    const logger = from?.[hooks]?.logger ?? (env.TWH_LOG === 'debug' ? console : null)
+    client[hooks] = { request: [], response: [], logger }
+    if (client[hooks].logger) client._observe()
     return client
+  }
+
+  /**
+   * Calls `listener` once per attempt of every call of this client: `'request'` before it,
+   * `'response'` after it (with `status` and `elapsedMs`). It receives `{ method, url, attempt,
+   * requestId, idempotencyKey, status, elapsedMs }`. Answers the client.
+   */
+  on(event, listener) {
+    if (event !== 'request' && event !== 'response') {
+      throw new InvalidRequestError(`on: unknown event ${JSON.stringify(event)} (known: request, response)`)
+    }
+    if (typeof listener !== 'function') throw new InvalidRequestError('on: the listener must be a function')
+    this[hooks][event].push(listener)
+    this._observe()
+    return this
+  }
+
+  /** Routes the native client's attempt events to the listeners and the logger (once). */
+  _observe() {
+    const h = this[hooks]
+    if (h.observed) return
+    h.observed = true
+    this[native] = this[native].withObserver((text) => {
+      const { event, ...attempt } = JSON.parse(text)
+      if (event === 'response' && h.logger) {
+        const path = new URL(attempt.url).pathname
+        h.logger.debug(`twh: ${attempt.method} ${path} -> ${attempt.status ?? 'no answer'} ` +
+          `(attempt ${attempt.attempt}, ${(attempt.elapsedMs ?? 0).toFixed(1)} ms, request ${attempt.requestId})`)
+      }
+      for (const listener of h[event]) {
+        try {
+          listener(attempt)
+        } catch (e) {
+          // A listener that throws must not break the call (nor the other listeners).
+          process.emitWarning(`twh: a '${event}' listener threw: ${e?.stack ?? e}`)
+        }
+      }
+    })
   }
 
   /** The base URL this client talks to. */
@@ -50,7 +101,23 @@ class Client extends Operations {
 
   /** The same configuration with another API key (after `rollApiKey`, or a restricted key). */
   withApiKey(apiKey) {
-    return Client._fromNative(wrap(() => this[native].withApiKey(apiKey)))
+    return Client._fromNative(wrap(() => this[native].withApiKey(apiKey)), this)
+  }
+
+  /**
+   * A client sharing this one's connections and key, differing only in `{ timeoutMs, maxRetries,
+   * headers }` (headers added to every request); this client keeps its own settings.
+   */
+  withOptions(options = {}) {
+    if (options === null || typeof options !== 'object') {
+      throw new InvalidRequestError('withOptions: options must be an object')
+    }
+    for (const key of Object.keys(options)) {
+      if (!['timeoutMs', 'maxRetries', 'headers'].includes(key)) {
+        throw new InvalidRequestError(`withOptions: unknown option ${JSON.stringify(key)} (known: timeoutMs, maxRetries, headers)`)
+      }
+    }
+    return Client._fromNative(wrap(() => this[native].withOptions(options)), this)
   }
 
   /** Imports movements from CSV in the background: `createJob` of an `import_movements` job. */

@@ -1,7 +1,10 @@
 'use strict'
 // Hand-written. The native layer throws `Error("TWH_ERROR:{json}")`, the JSON being
 // `twh::dispatch::error_details` (snake_case); `fromNative` turns that into the TwhError
-// subclass of its `kind` (SDK.md "Errors"), keeping status, code, requestId, retryAfter.
+// subclass of its `kind` (SDK.md "Errors"), keeping status, code, requestId, retryAfter and the
+// answer's metadata (`lastResponse`); `message` is the problem's `detail`.
+
+const { LastResponse } = require('./response.js')
 
 const PREFIX = 'TWH_ERROR:'
 
@@ -17,6 +20,11 @@ class TwhError extends Error {
     this.errors = details.errors ?? []
     this.attempts = details.attempts ?? 0
     this.currentEtag = details.currentEtag ?? null
+    /** The answer's metadata (status, headers, requestId, rateLimit), or null without an answer. */
+    Object.defineProperty(this, 'lastResponse', {
+      value: details.headers != null ? new LastResponse(details.status, details.headers) : null,
+      configurable: true,
+    })
   }
 }
 
@@ -67,6 +75,7 @@ function fromNative(err) {
     errors: d.errors,
     attempts: d.attempts,
     currentEtag: d.current_etag,
+    headers: d.headers,
   })
 }
 

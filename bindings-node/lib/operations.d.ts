@@ -6,13 +6,24 @@
 /** A time: an RFC 3339 string, or a `Date`. */
 export type Timestamp = string | Date
 
+/** An answer's metadata: `result.lastResponse` (non-enumerable) and `error.lastResponse`. */
+export interface LastResponse {
+  readonly status: number
+  /** Header names in lower case. */
+  readonly headers: Record<string, string>
+  readonly requestId: string | null
+  readonly idempotentReplayed: boolean
+  readonly rateLimit: { limit: number; remaining: number; reset: number } | null
+}
+
 /** A single resource with the ETag it was answered with (for `If-Match`). */
-export type Versioned<T> = T & { etag: string }
+export type Versioned<T> = T & { etag: string; readonly lastResponse?: LastResponse }
 
 /** One page of a list; `nextCursor` is `null` on the last page. */
 export interface Page<T> {
   data: T[]
   nextCursor?: string | null
+  readonly lastResponse?: LastResponse
 }
 
 /** RFC 9457 problem details, as every error response carries them. */
@@ -995,18 +1006,36 @@ export type VersionedWebhookEndpointWithSecret = Versioned<WebhookEndpointWithSe
 export interface CreateSandboxOptions {
   /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
   idempotencyKey?: string
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
+}
+
+/** Options of `getSandbox`. */
+export interface GetSandboxOptions {
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
+}
+
+/** Options of `deleteSandbox`. */
+export interface DeleteSandboxOptions {
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
 }
 
 /** Options of `resetSandbox`. */
 export interface ResetSandboxOptions {
   /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
   idempotencyKey?: string
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
 }
 
 /** Options of `rollApiKey`. */
 export interface RollApiKeyOptions {
   /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
   idempotencyKey?: string
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
 }
 
 /** Options of `listItems`. */
@@ -1021,12 +1050,40 @@ export interface ListItemsOptions {
   limit?: number
   /** `next_cursor` of the previous page. */
   cursor?: string
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
 }
 
 /** Options of `createItem`. */
 export interface CreateItemOptions {
   /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
   idempotencyKey?: string
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
+}
+
+/** Options of `getItem`. */
+export interface GetItemOptions {
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
+}
+
+/** Options of `getItemIfChanged`. */
+export interface GetItemIfChangedOptions {
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
+}
+
+/** Options of `updateItem`. */
+export interface UpdateItemOptions {
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
+}
+
+/** Options of `archiveItem`. */
+export interface ArchiveItemOptions {
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
 }
 
 /** Options of `listLocations`. */
@@ -1043,12 +1100,40 @@ export interface ListLocationsOptions {
   limit?: number
   /** `next_cursor` of the previous page. */
   cursor?: string
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
 }
 
 /** Options of `createLocation`. */
 export interface CreateLocationOptions {
   /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
   idempotencyKey?: string
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
+}
+
+/** Options of `getLocation`. */
+export interface GetLocationOptions {
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
+}
+
+/** Options of `getLocationIfChanged`. */
+export interface GetLocationIfChangedOptions {
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
+}
+
+/** Options of `updateLocation`. */
+export interface UpdateLocationOptions {
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
+}
+
+/** Options of `archiveLocation`. */
+export interface ArchiveLocationOptions {
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
 }
 
 /** Options of `listMovements`. */
@@ -1069,6 +1154,8 @@ export interface ListMovementsOptions {
   limit?: number
   /** `next_cursor` of the previous page. */
   cursor?: string
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
 }
 
 /** Options of `createMovement`. */
@@ -1077,18 +1164,36 @@ export interface CreateMovementOptions {
   idempotencyKey?: string
   /** Sent as `If-Match`: the write happens only if the resource still has this ETag (else PreconditionFailedError). */
   ifMatch?: string
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
 }
 
 /** Options of `createMovementBatch`. */
 export interface CreateMovementBatchOptions {
   /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
   idempotencyKey?: string
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
+}
+
+/** Options of `getMovement`. */
+export interface GetMovementOptions {
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
+}
+
+/** Options of `getMovementIfChanged`. */
+export interface GetMovementIfChangedOptions {
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
 }
 
 /** Options of `reverseMovement`. */
 export interface ReverseMovementOptions {
   /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
   idempotencyKey?: string
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
 }
 
 /** Options of `listStockLevels`. */
@@ -1103,12 +1208,22 @@ export interface ListStockLevelsOptions {
   limit?: number
   /** `next_cursor` of the previous page. */
   cursor?: string
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
 }
 
 /** Options of `getStockLevel`. */
 export interface GetStockLevelOptions {
   /** Answer as of this time. */
   asOf?: Timestamp
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
+}
+
+/** Options of `getStockLevelIfChanged`. */
+export interface GetStockLevelIfChangedOptions {
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
 }
 
 /** Options of `listEvents`. */
@@ -1121,6 +1236,20 @@ export interface ListEventsOptions {
   limit?: number
   /** `next_cursor` of the previous page. */
   cursor?: string
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
+}
+
+/** Options of `getEvent`. */
+export interface GetEventOptions {
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
+}
+
+/** Options of `getEventIfChanged`. */
+export interface GetEventIfChangedOptions {
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
 }
 
 /** Options of `listWebhookEndpoints`. */
@@ -1129,30 +1258,70 @@ export interface ListWebhookEndpointsOptions {
   limit?: number
   /** `next_cursor` of the previous page. */
   cursor?: string
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
 }
 
 /** Options of `createWebhookEndpoint`. */
 export interface CreateWebhookEndpointOptions {
   /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
   idempotencyKey?: string
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
+}
+
+/** Options of `getWebhookEndpoint`. */
+export interface GetWebhookEndpointOptions {
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
+}
+
+/** Options of `getWebhookEndpointIfChanged`. */
+export interface GetWebhookEndpointIfChangedOptions {
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
+}
+
+/** Options of `updateWebhookEndpoint`. */
+export interface UpdateWebhookEndpointOptions {
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
+}
+
+/** Options of `deleteWebhookEndpoint`. */
+export interface DeleteWebhookEndpointOptions {
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
 }
 
 /** Options of `rotateWebhookSecret`. */
 export interface RotateWebhookSecretOptions {
   /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
   idempotencyKey?: string
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
+}
+
+/** Options of `getWebhookEndpointSecret`. */
+export interface GetWebhookEndpointSecretOptions {
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
 }
 
 /** Options of `testWebhookEndpoint`. */
 export interface TestWebhookEndpointOptions {
   /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
   idempotencyKey?: string
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
 }
 
 /** Options of `replayWebhookEndpoint`. */
 export interface ReplayWebhookEndpointOptions {
   /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
   idempotencyKey?: string
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
 }
 
 /** Options of `listWebhookDeliveries`. */
@@ -1167,24 +1336,50 @@ export interface ListWebhookDeliveriesOptions {
   limit?: number
   /** `next_cursor` of the previous page. */
   cursor?: string
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
+}
+
+/** Options of `getWebhookDelivery`. */
+export interface GetWebhookDeliveryOptions {
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
 }
 
 /** Options of `replayWebhookDelivery`. */
 export interface ReplayWebhookDeliveryOptions {
   /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
   idempotencyKey?: string
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
+}
+
+/** Options of `listPlans`. */
+export interface ListPlansOptions {
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
+}
+
+/** Options of `getSubscription`. */
+export interface GetSubscriptionOptions {
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
 }
 
 /** Options of `updateSubscription`. */
 export interface UpdateSubscriptionOptions {
   /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
   idempotencyKey?: string
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
 }
 
 /** Options of `getUsage`. */
 export interface GetUsageOptions {
   /** `current` (default) or a month `YYYY-MM`, not in the future. */
   period?: string
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
 }
 
 /** Options of `exportUsage`. */
@@ -1193,12 +1388,16 @@ export interface ExportUsageOptions {
   period?: string
   /** `json` (default) or `csv`. */
   format?: 'json' | 'csv' | (string & {})
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
 }
 
 /** Options of `exportUsageCsv`. */
 export interface ExportUsageCsvOptions {
   /** `current` (default) or a month `YYYY-MM`, not in the future. */
   period?: string
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
 }
 
 /** Options of `listInvoices`. */
@@ -1207,6 +1406,20 @@ export interface ListInvoicesOptions {
   limit?: number
   /** `next_cursor` of the previous page. */
   cursor?: string
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
+}
+
+/** Options of `getInvoice`. */
+export interface GetInvoiceOptions {
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
+}
+
+/** Options of `getInvoiceCsv`. */
+export interface GetInvoiceCsvOptions {
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
 }
 
 /** Options of `listReconciliations`. */
@@ -1215,18 +1428,42 @@ export interface ListReconciliationsOptions {
   limit?: number
   /** `next_cursor` of the previous page. */
   cursor?: string
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
 }
 
 /** Options of `createReconciliation`. */
 export interface CreateReconciliationOptions {
   /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
   idempotencyKey?: string
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
+}
+
+/** Options of `getReconciliation`. */
+export interface GetReconciliationOptions {
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
+}
+
+/** Options of `getReconciliationCsv`. */
+export interface GetReconciliationCsvOptions {
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
 }
 
 /** Options of `createJob`. */
 export interface CreateJobOptions {
   /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
   idempotencyKey?: string
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
+}
+
+/** Options of `getJob`. */
+export interface GetJobOptions {
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  signal?: AbortSignal
 }
 
 /** The operation methods of `Client` (one per SDK method of the document). */
@@ -1245,14 +1482,14 @@ export declare class Operations {
    *
    * `GET /v1/sandbox`
    */
-  getSandbox(): Promise<Sandbox>
+  getSandbox(options?: GetSandboxOptions): Promise<Sandbox>
 
   /**
    * Delete the caller's sandbox and its keys
    *
    * `DELETE /v1/sandbox`
    */
-  deleteSandbox(): Promise<void>
+  deleteSandbox(options?: DeleteSandboxOptions): Promise<void>
 
   /**
    * Empty the sandbox, keeping its keys
@@ -1292,7 +1529,7 @@ export declare class Operations {
    *
    * `GET /v1/items/{id}`
    */
-  getItem(id: string): Promise<Versioned<Item>>
+  getItem(id: string, options?: GetItemOptions): Promise<Versioned<Item>>
 
   /**
    * Get an item
@@ -1301,14 +1538,14 @@ export declare class Operations {
    *
    * `GET /v1/items/{id}`
    */
-  getItemIfChanged(id: string, etag: string): Promise<Versioned<Item> | null>
+  getItemIfChanged(id: string, etag: string, options?: GetItemIfChangedOptions): Promise<Versioned<Item> | null>
 
   /**
    * Update an item (JSON merge patch)
    *
    * `PATCH /v1/items/{id}`
    */
-  updateItem(id: string, etag: string, patch: UpdateItem): Promise<Versioned<Item>>
+  updateItem(id: string, etag: string, patch: UpdateItem, options?: UpdateItemOptions): Promise<Versioned<Item>>
 
   /**
    * Archive an item
@@ -1317,7 +1554,7 @@ export declare class Operations {
    *
    * `DELETE /v1/items/{id}`
    */
-  archiveItem(id: string, etag: string): Promise<Versioned<Item>>
+  archiveItem(id: string, etag: string, options?: ArchiveItemOptions): Promise<Versioned<Item>>
 
   /**
    * List locations
@@ -1341,7 +1578,7 @@ export declare class Operations {
    *
    * `GET /v1/locations/{id}`
    */
-  getLocation(id: string): Promise<Versioned<Location>>
+  getLocation(id: string, options?: GetLocationOptions): Promise<Versioned<Location>>
 
   /**
    * Get a location
@@ -1350,14 +1587,14 @@ export declare class Operations {
    *
    * `GET /v1/locations/{id}`
    */
-  getLocationIfChanged(id: string, etag: string): Promise<Versioned<Location> | null>
+  getLocationIfChanged(id: string, etag: string, options?: GetLocationIfChangedOptions): Promise<Versioned<Location> | null>
 
   /**
    * Update a location (JSON merge patch)
    *
    * `PATCH /v1/locations/{id}`
    */
-  updateLocation(id: string, etag: string, patch: UpdateLocation): Promise<Versioned<Location>>
+  updateLocation(id: string, etag: string, patch: UpdateLocation, options?: UpdateLocationOptions): Promise<Versioned<Location>>
 
   /**
    * Archive a location
@@ -1366,7 +1603,7 @@ export declare class Operations {
    *
    * `DELETE /v1/locations/{id}`
    */
-  archiveLocation(id: string, etag: string): Promise<Versioned<Location>>
+  archiveLocation(id: string, etag: string, options?: ArchiveLocationOptions): Promise<Versioned<Location>>
 
   /**
    * List stock movements (the ledger)
@@ -1401,7 +1638,7 @@ export declare class Operations {
    *
    * `GET /v1/stock-movements/{id}`
    */
-  getMovement(id: string): Promise<Versioned<Movement>>
+  getMovement(id: string, options?: GetMovementOptions): Promise<Versioned<Movement>>
 
   /**
    * Get a stock movement
@@ -1410,7 +1647,7 @@ export declare class Operations {
    *
    * `GET /v1/stock-movements/{id}`
    */
-  getMovementIfChanged(id: string, etag: string): Promise<Versioned<Movement> | null>
+  getMovementIfChanged(id: string, etag: string, options?: GetMovementIfChangedOptions): Promise<Versioned<Movement> | null>
 
   /**
    * Reverse a stock movement
@@ -1449,7 +1686,7 @@ export declare class Operations {
    *
    * `GET /v1/items/{item_id}/stock-levels/{location_id}`
    */
-  getStockLevelIfChanged(itemId: string, locationId: string, etag: string): Promise<Versioned<StockLevel> | null>
+  getStockLevelIfChanged(itemId: string, locationId: string, etag: string, options?: GetStockLevelIfChangedOptions): Promise<Versioned<StockLevel> | null>
 
   /**
    * List events
@@ -1466,7 +1703,7 @@ export declare class Operations {
    *
    * `GET /v1/events/{id}`
    */
-  getEvent(id: string): Promise<Versioned<Event>>
+  getEvent(id: string, options?: GetEventOptions): Promise<Versioned<Event>>
 
   /**
    * Get an event
@@ -1475,7 +1712,7 @@ export declare class Operations {
    *
    * `GET /v1/events/{id}`
    */
-  getEventIfChanged(id: string, etag: string): Promise<Versioned<Event> | null>
+  getEventIfChanged(id: string, etag: string, options?: GetEventIfChangedOptions): Promise<Versioned<Event> | null>
 
   /**
    * List webhook endpoints
@@ -1501,7 +1738,7 @@ export declare class Operations {
    *
    * `GET /v1/webhook-endpoints/{id}`
    */
-  getWebhookEndpoint(id: string): Promise<Versioned<WebhookEndpoint>>
+  getWebhookEndpoint(id: string, options?: GetWebhookEndpointOptions): Promise<Versioned<WebhookEndpoint>>
 
   /**
    * Get a webhook endpoint
@@ -1510,14 +1747,14 @@ export declare class Operations {
    *
    * `GET /v1/webhook-endpoints/{id}`
    */
-  getWebhookEndpointIfChanged(id: string, etag: string): Promise<Versioned<WebhookEndpoint> | null>
+  getWebhookEndpointIfChanged(id: string, etag: string, options?: GetWebhookEndpointIfChangedOptions): Promise<Versioned<WebhookEndpoint> | null>
 
   /**
    * Update a webhook endpoint (JSON merge patch)
    *
    * `PATCH /v1/webhook-endpoints/{id}`
    */
-  updateWebhookEndpoint(id: string, etag: string, patch: UpdateWebhookEndpoint): Promise<Versioned<WebhookEndpoint>>
+  updateWebhookEndpoint(id: string, etag: string, patch: UpdateWebhookEndpoint, options?: UpdateWebhookEndpointOptions): Promise<Versioned<WebhookEndpoint>>
 
   /**
    * Delete a webhook endpoint
@@ -1526,7 +1763,7 @@ export declare class Operations {
    *
    * `DELETE /v1/webhook-endpoints/{id}`
    */
-  deleteWebhookEndpoint(id: string, etag: string): Promise<void>
+  deleteWebhookEndpoint(id: string, etag: string, options?: DeleteWebhookEndpointOptions): Promise<void>
 
   /**
    * Rotate the signing secret
@@ -1544,7 +1781,7 @@ export declare class Operations {
    *
    * `GET /v1/webhook-endpoints/{id}/secret`
    */
-  getWebhookEndpointSecret(id: string): Promise<WebhookEndpointSecret>
+  getWebhookEndpointSecret(id: string, options?: GetWebhookEndpointSecretOptions): Promise<WebhookEndpointSecret>
 
   /**
    * Send a `ping` event to this endpoint
@@ -1577,7 +1814,7 @@ export declare class Operations {
    *
    * `GET /v1/webhook-deliveries/{id}`
    */
-  getWebhookDelivery(id: string): Promise<WebhookDelivery>
+  getWebhookDelivery(id: string, options?: GetWebhookDeliveryOptions): Promise<WebhookDelivery>
 
   /**
    * Send a delivery again now
@@ -1595,7 +1832,7 @@ export declare class Operations {
    *
    * `GET /v1/plans`
    */
-  listPlans(): Promise<PlanInfo[]>
+  listPlans(options?: ListPlansOptions): Promise<PlanInfo[]>
 
   /**
    * The sandbox's plan and current billing period
@@ -1604,7 +1841,7 @@ export declare class Operations {
    *
    * `GET /v1/subscription`
    */
-  getSubscription(): Promise<Subscription>
+  getSubscription(options?: GetSubscriptionOptions): Promise<Subscription>
 
   /**
    * Change the plan
@@ -1663,7 +1900,7 @@ export declare class Operations {
    *
    * `GET /v1/invoices/{id}`
    */
-  getInvoice(id: string): Promise<Invoice>
+  getInvoice(id: string, options?: GetInvoiceOptions): Promise<Invoice>
 
   /**
    * Get an invoice
@@ -1674,7 +1911,7 @@ export declare class Operations {
    *
    * `GET /v1/invoices/{id}`
    */
-  getInvoiceCsv(id: string): Promise<string>
+  getInvoiceCsv(id: string, options?: GetInvoiceCsvOptions): Promise<string>
 
   /**
    * List reconciliation runs
@@ -1702,7 +1939,7 @@ export declare class Operations {
    *
    * `GET /v1/reconciliations/{id}`
    */
-  getReconciliation(id: string): Promise<Reconciliation>
+  getReconciliation(id: string, options?: GetReconciliationOptions): Promise<Reconciliation>
 
   /**
    * Get a reconciliation run
@@ -1713,7 +1950,7 @@ export declare class Operations {
    *
    * `GET /v1/reconciliations/{id}`
    */
-  getReconciliationCsv(id: string): Promise<string>
+  getReconciliationCsv(id: string, options?: GetReconciliationCsvOptions): Promise<string>
 
   /**
    * Import stock movements from CSV in the background
@@ -1729,5 +1966,5 @@ export declare class Operations {
    *
    * `GET /v1/jobs/{id}`
    */
-  getJob(id: string): Promise<Job>
+  getJob(id: string, options?: GetJobOptions): Promise<Job>
 }

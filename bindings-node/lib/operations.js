@@ -16,63 +16,63 @@ const MAP_KEYS = ['attributes', 'metadata', 'overageUnitAmount', 'overage_unit_a
  * `etag`: a single resource with its ETag) and its options (`[argument, type, minimum, maximum]`).
  */
 const OPERATIONS = {
-  createSandbox: { name: 'create_sandbox', answer: 'json', etag: false, options: { idempotencyKey: ['idempotency_key', 'string'] } },
-  getSandbox: { name: 'get_sandbox', answer: 'json', etag: false, options: null },
-  deleteSandbox: { name: 'delete_sandbox', answer: 'empty', etag: false, options: null },
-  resetSandbox: { name: 'reset_sandbox', answer: 'json', etag: false, options: { idempotencyKey: ['idempotency_key', 'string'] } },
-  rollApiKey: { name: 'roll_api_key', answer: 'json', etag: false, options: { idempotencyKey: ['idempotency_key', 'string'] } },
-  listItems: { name: 'list_items', answer: 'json', etag: false, options: { sku: ['sku', 'string'], q: ['q', 'string'], status: ['status', 'string'], limit: ['limit', 'integer', 1, 100], cursor: ['cursor', 'string'] } },
-  createItem: { name: 'create_item', answer: 'json', etag: true, options: { idempotencyKey: ['idempotency_key', 'string'] } },
-  getItem: { name: 'get_item', answer: 'json', etag: true, options: null },
-  getItemIfChanged: { name: 'get_item_if_changed', answer: 'json', etag: true, options: null },
-  updateItem: { name: 'update_item', answer: 'json', etag: true, options: null },
-  archiveItem: { name: 'archive_item', answer: 'json', etag: true, options: null },
-  listLocations: { name: 'list_locations', answer: 'json', etag: false, options: { code: ['code', 'string'], q: ['q', 'string'], status: ['status', 'string'], kind: ['kind', 'string'], limit: ['limit', 'integer', 1, 100], cursor: ['cursor', 'string'] } },
-  createLocation: { name: 'create_location', answer: 'json', etag: true, options: { idempotencyKey: ['idempotency_key', 'string'] } },
-  getLocation: { name: 'get_location', answer: 'json', etag: true, options: null },
-  getLocationIfChanged: { name: 'get_location_if_changed', answer: 'json', etag: true, options: null },
-  updateLocation: { name: 'update_location', answer: 'json', etag: true, options: null },
-  archiveLocation: { name: 'archive_location', answer: 'json', etag: true, options: null },
-  listMovements: { name: 'list_movements', answer: 'json', etag: false, options: { itemId: ['item_id', 'string'], locationId: ['location_id', 'string'], type: ['type', 'string'], afterSequence: ['after_sequence', 'integer', 0, null], createdAfter: ['created_after', 'date-time'], createdBefore: ['created_before', 'date-time'], limit: ['limit', 'integer', 1, 100], cursor: ['cursor', 'string'] } },
-  createMovement: { name: 'create_movement', answer: 'json', etag: true, options: { idempotencyKey: ['idempotency_key', 'string'], ifMatch: ['if_match', 'string'] } },
-  createMovementBatch: { name: 'create_movement_batch', answer: 'array', etag: false, options: { idempotencyKey: ['idempotency_key', 'string'] } },
-  getMovement: { name: 'get_movement', answer: 'json', etag: true, options: null },
-  getMovementIfChanged: { name: 'get_movement_if_changed', answer: 'json', etag: true, options: null },
-  reverseMovement: { name: 'reverse_movement', answer: 'json', etag: true, options: { idempotencyKey: ['idempotency_key', 'string'] } },
-  listStockLevels: { name: 'list_stock_levels', answer: 'json', etag: false, options: { itemId: ['item_id', 'string'], locationId: ['location_id', 'string'], belowThreshold: ['below_threshold', 'boolean'], limit: ['limit', 'integer', 1, 100], cursor: ['cursor', 'string'] } },
-  getStockLevel: { name: 'get_stock_level', answer: 'json', etag: true, options: { asOf: ['as_of', 'date-time'] } },
-  getStockLevelIfChanged: { name: 'get_stock_level_if_changed', answer: 'json', etag: true, options: null },
-  listEvents: { name: 'list_events', answer: 'json', etag: false, options: { type: ['type', 'string'], after: ['after', 'string'], limit: ['limit', 'integer', 1, 100], cursor: ['cursor', 'string'] } },
-  getEvent: { name: 'get_event', answer: 'json', etag: true, options: null },
-  getEventIfChanged: { name: 'get_event_if_changed', answer: 'json', etag: true, options: null },
-  listWebhookEndpoints: { name: 'list_webhook_endpoints', answer: 'json', etag: false, options: { limit: ['limit', 'integer', 1, 100], cursor: ['cursor', 'string'] } },
-  createWebhookEndpoint: { name: 'create_webhook_endpoint', answer: 'json', etag: true, options: { idempotencyKey: ['idempotency_key', 'string'] } },
-  getWebhookEndpoint: { name: 'get_webhook_endpoint', answer: 'json', etag: true, options: null },
-  getWebhookEndpointIfChanged: { name: 'get_webhook_endpoint_if_changed', answer: 'json', etag: true, options: null },
-  updateWebhookEndpoint: { name: 'update_webhook_endpoint', answer: 'json', etag: true, options: null },
-  deleteWebhookEndpoint: { name: 'delete_webhook_endpoint', answer: 'empty', etag: false, options: null },
-  rotateWebhookSecret: { name: 'rotate_webhook_secret', answer: 'json', etag: true, options: { idempotencyKey: ['idempotency_key', 'string'] } },
-  getWebhookEndpointSecret: { name: 'get_webhook_endpoint_secret', answer: 'json', etag: false, options: null },
-  testWebhookEndpoint: { name: 'test_webhook_endpoint', answer: 'json', etag: false, options: { idempotencyKey: ['idempotency_key', 'string'] } },
-  replayWebhookEndpoint: { name: 'replay_webhook_endpoint', answer: 'json', etag: false, options: { idempotencyKey: ['idempotency_key', 'string'] } },
-  listWebhookDeliveries: { name: 'list_webhook_deliveries', answer: 'json', etag: false, options: { endpointId: ['endpoint_id', 'string'], eventId: ['event_id', 'string'], status: ['status', 'string'], limit: ['limit', 'integer', 1, 100], cursor: ['cursor', 'string'] } },
-  getWebhookDelivery: { name: 'get_webhook_delivery', answer: 'json', etag: false, options: null },
-  replayWebhookDelivery: { name: 'replay_webhook_delivery', answer: 'json', etag: false, options: { idempotencyKey: ['idempotency_key', 'string'] } },
-  listPlans: { name: 'list_plans', answer: 'array', etag: false, options: null },
-  getSubscription: { name: 'get_subscription', answer: 'json', etag: false, options: null },
-  updateSubscription: { name: 'update_subscription', answer: 'json', etag: false, options: { idempotencyKey: ['idempotency_key', 'string'] } },
-  getUsage: { name: 'get_usage', answer: 'json', etag: false, options: { period: ['period', 'string'] } },
-  exportUsage: { name: 'export_usage', answer: 'json', etag: false, options: { period: ['period', 'string'], format: ['format', 'string'] } },
-  exportUsageCsv: { name: 'export_usage_csv', answer: 'text', etag: false, options: { period: ['period', 'string'] } },
-  listInvoices: { name: 'list_invoices', answer: 'json', etag: false, options: { limit: ['limit', 'integer', 1, 100], cursor: ['cursor', 'string'] } },
-  getInvoice: { name: 'get_invoice', answer: 'json', etag: false, options: null },
-  getInvoiceCsv: { name: 'get_invoice_csv', answer: 'text', etag: false, options: null },
-  listReconciliations: { name: 'list_reconciliations', answer: 'json', etag: false, options: { limit: ['limit', 'integer', 1, 100], cursor: ['cursor', 'string'] } },
-  createReconciliation: { name: 'create_reconciliation', answer: 'json', etag: false, options: { idempotencyKey: ['idempotency_key', 'string'] } },
-  getReconciliation: { name: 'get_reconciliation', answer: 'json', etag: false, options: null },
-  getReconciliationCsv: { name: 'get_reconciliation_csv', answer: 'text', etag: false, options: null },
-  createJob: { name: 'create_job', answer: 'json', etag: false, options: { idempotencyKey: ['idempotency_key', 'string'] } },
-  getJob: { name: 'get_job', answer: 'json', etag: false, options: null },
+  createSandbox: { name: 'create_sandbox', answer: 'json', etag: false, options: { idempotencyKey: ['idempotency_key', 'string'], signal: ['signal', 'signal'] } },
+  getSandbox: { name: 'get_sandbox', answer: 'json', etag: false, options: { signal: ['signal', 'signal'] } },
+  deleteSandbox: { name: 'delete_sandbox', answer: 'empty', etag: false, options: { signal: ['signal', 'signal'] } },
+  resetSandbox: { name: 'reset_sandbox', answer: 'json', etag: false, options: { idempotencyKey: ['idempotency_key', 'string'], signal: ['signal', 'signal'] } },
+  rollApiKey: { name: 'roll_api_key', answer: 'json', etag: false, options: { idempotencyKey: ['idempotency_key', 'string'], signal: ['signal', 'signal'] } },
+  listItems: { name: 'list_items', answer: 'json', etag: false, options: { sku: ['sku', 'string'], q: ['q', 'string'], status: ['status', 'string'], limit: ['limit', 'integer', 1, 100], cursor: ['cursor', 'string'], signal: ['signal', 'signal'] } },
+  createItem: { name: 'create_item', answer: 'json', etag: true, options: { idempotencyKey: ['idempotency_key', 'string'], signal: ['signal', 'signal'] } },
+  getItem: { name: 'get_item', answer: 'json', etag: true, options: { signal: ['signal', 'signal'] } },
+  getItemIfChanged: { name: 'get_item_if_changed', answer: 'json', etag: true, options: { signal: ['signal', 'signal'] } },
+  updateItem: { name: 'update_item', answer: 'json', etag: true, options: { signal: ['signal', 'signal'] } },
+  archiveItem: { name: 'archive_item', answer: 'json', etag: true, options: { signal: ['signal', 'signal'] } },
+  listLocations: { name: 'list_locations', answer: 'json', etag: false, options: { code: ['code', 'string'], q: ['q', 'string'], status: ['status', 'string'], kind: ['kind', 'string'], limit: ['limit', 'integer', 1, 100], cursor: ['cursor', 'string'], signal: ['signal', 'signal'] } },
+  createLocation: { name: 'create_location', answer: 'json', etag: true, options: { idempotencyKey: ['idempotency_key', 'string'], signal: ['signal', 'signal'] } },
+  getLocation: { name: 'get_location', answer: 'json', etag: true, options: { signal: ['signal', 'signal'] } },
+  getLocationIfChanged: { name: 'get_location_if_changed', answer: 'json', etag: true, options: { signal: ['signal', 'signal'] } },
+  updateLocation: { name: 'update_location', answer: 'json', etag: true, options: { signal: ['signal', 'signal'] } },
+  archiveLocation: { name: 'archive_location', answer: 'json', etag: true, options: { signal: ['signal', 'signal'] } },
+  listMovements: { name: 'list_movements', answer: 'json', etag: false, options: { itemId: ['item_id', 'string'], locationId: ['location_id', 'string'], type: ['type', 'string'], afterSequence: ['after_sequence', 'integer', 0, null], createdAfter: ['created_after', 'date-time'], createdBefore: ['created_before', 'date-time'], limit: ['limit', 'integer', 1, 100], cursor: ['cursor', 'string'], signal: ['signal', 'signal'] } },
+  createMovement: { name: 'create_movement', answer: 'json', etag: true, options: { idempotencyKey: ['idempotency_key', 'string'], ifMatch: ['if_match', 'string'], signal: ['signal', 'signal'] } },
+  createMovementBatch: { name: 'create_movement_batch', answer: 'array', etag: false, options: { idempotencyKey: ['idempotency_key', 'string'], signal: ['signal', 'signal'] } },
+  getMovement: { name: 'get_movement', answer: 'json', etag: true, options: { signal: ['signal', 'signal'] } },
+  getMovementIfChanged: { name: 'get_movement_if_changed', answer: 'json', etag: true, options: { signal: ['signal', 'signal'] } },
+  reverseMovement: { name: 'reverse_movement', answer: 'json', etag: true, options: { idempotencyKey: ['idempotency_key', 'string'], signal: ['signal', 'signal'] } },
+  listStockLevels: { name: 'list_stock_levels', answer: 'json', etag: false, options: { itemId: ['item_id', 'string'], locationId: ['location_id', 'string'], belowThreshold: ['below_threshold', 'boolean'], limit: ['limit', 'integer', 1, 100], cursor: ['cursor', 'string'], signal: ['signal', 'signal'] } },
+  getStockLevel: { name: 'get_stock_level', answer: 'json', etag: true, options: { asOf: ['as_of', 'date-time'], signal: ['signal', 'signal'] } },
+  getStockLevelIfChanged: { name: 'get_stock_level_if_changed', answer: 'json', etag: true, options: { signal: ['signal', 'signal'] } },
+  listEvents: { name: 'list_events', answer: 'json', etag: false, options: { type: ['type', 'string'], after: ['after', 'string'], limit: ['limit', 'integer', 1, 100], cursor: ['cursor', 'string'], signal: ['signal', 'signal'] } },
+  getEvent: { name: 'get_event', answer: 'json', etag: true, options: { signal: ['signal', 'signal'] } },
+  getEventIfChanged: { name: 'get_event_if_changed', answer: 'json', etag: true, options: { signal: ['signal', 'signal'] } },
+  listWebhookEndpoints: { name: 'list_webhook_endpoints', answer: 'json', etag: false, options: { limit: ['limit', 'integer', 1, 100], cursor: ['cursor', 'string'], signal: ['signal', 'signal'] } },
+  createWebhookEndpoint: { name: 'create_webhook_endpoint', answer: 'json', etag: true, options: { idempotencyKey: ['idempotency_key', 'string'], signal: ['signal', 'signal'] } },
+  getWebhookEndpoint: { name: 'get_webhook_endpoint', answer: 'json', etag: true, options: { signal: ['signal', 'signal'] } },
+  getWebhookEndpointIfChanged: { name: 'get_webhook_endpoint_if_changed', answer: 'json', etag: true, options: { signal: ['signal', 'signal'] } },
+  updateWebhookEndpoint: { name: 'update_webhook_endpoint', answer: 'json', etag: true, options: { signal: ['signal', 'signal'] } },
+  deleteWebhookEndpoint: { name: 'delete_webhook_endpoint', answer: 'empty', etag: false, options: { signal: ['signal', 'signal'] } },
+  rotateWebhookSecret: { name: 'rotate_webhook_secret', answer: 'json', etag: true, options: { idempotencyKey: ['idempotency_key', 'string'], signal: ['signal', 'signal'] } },
+  getWebhookEndpointSecret: { name: 'get_webhook_endpoint_secret', answer: 'json', etag: false, options: { signal: ['signal', 'signal'] } },
+  testWebhookEndpoint: { name: 'test_webhook_endpoint', answer: 'json', etag: false, options: { idempotencyKey: ['idempotency_key', 'string'], signal: ['signal', 'signal'] } },
+  replayWebhookEndpoint: { name: 'replay_webhook_endpoint', answer: 'json', etag: false, options: { idempotencyKey: ['idempotency_key', 'string'], signal: ['signal', 'signal'] } },
+  listWebhookDeliveries: { name: 'list_webhook_deliveries', answer: 'json', etag: false, options: { endpointId: ['endpoint_id', 'string'], eventId: ['event_id', 'string'], status: ['status', 'string'], limit: ['limit', 'integer', 1, 100], cursor: ['cursor', 'string'], signal: ['signal', 'signal'] } },
+  getWebhookDelivery: { name: 'get_webhook_delivery', answer: 'json', etag: false, options: { signal: ['signal', 'signal'] } },
+  replayWebhookDelivery: { name: 'replay_webhook_delivery', answer: 'json', etag: false, options: { idempotencyKey: ['idempotency_key', 'string'], signal: ['signal', 'signal'] } },
+  listPlans: { name: 'list_plans', answer: 'array', etag: false, options: { signal: ['signal', 'signal'] } },
+  getSubscription: { name: 'get_subscription', answer: 'json', etag: false, options: { signal: ['signal', 'signal'] } },
+  updateSubscription: { name: 'update_subscription', answer: 'json', etag: false, options: { idempotencyKey: ['idempotency_key', 'string'], signal: ['signal', 'signal'] } },
+  getUsage: { name: 'get_usage', answer: 'json', etag: false, options: { period: ['period', 'string'], signal: ['signal', 'signal'] } },
+  exportUsage: { name: 'export_usage', answer: 'json', etag: false, options: { period: ['period', 'string'], format: ['format', 'string'], signal: ['signal', 'signal'] } },
+  exportUsageCsv: { name: 'export_usage_csv', answer: 'text', etag: false, options: { period: ['period', 'string'], signal: ['signal', 'signal'] } },
+  listInvoices: { name: 'list_invoices', answer: 'json', etag: false, options: { limit: ['limit', 'integer', 1, 100], cursor: ['cursor', 'string'], signal: ['signal', 'signal'] } },
+  getInvoice: { name: 'get_invoice', answer: 'json', etag: false, options: { signal: ['signal', 'signal'] } },
+  getInvoiceCsv: { name: 'get_invoice_csv', answer: 'text', etag: false, options: { signal: ['signal', 'signal'] } },
+  listReconciliations: { name: 'list_reconciliations', answer: 'json', etag: false, options: { limit: ['limit', 'integer', 1, 100], cursor: ['cursor', 'string'], signal: ['signal', 'signal'] } },
+  createReconciliation: { name: 'create_reconciliation', answer: 'json', etag: false, options: { idempotencyKey: ['idempotency_key', 'string'], signal: ['signal', 'signal'] } },
+  getReconciliation: { name: 'get_reconciliation', answer: 'json', etag: false, options: { signal: ['signal', 'signal'] } },
+  getReconciliationCsv: { name: 'get_reconciliation_csv', answer: 'text', etag: false, options: { signal: ['signal', 'signal'] } },
+  createJob: { name: 'create_job', answer: 'json', etag: false, options: { idempotencyKey: ['idempotency_key', 'string'], signal: ['signal', 'signal'] } },
+  getJob: { name: 'get_job', answer: 'json', etag: false, options: { signal: ['signal', 'signal'] } },
 }
 
 class Operations {
@@ -92,8 +92,8 @@ class Operations {
    *
    * `GET /v1/sandbox`
    */
-  getSandbox() {
-    return call(this, OPERATIONS.getSandbox, {})
+  getSandbox(options) {
+    return call(this, OPERATIONS.getSandbox, {}, undefined, options)
   }
 
   /**
@@ -101,8 +101,8 @@ class Operations {
    *
    * `DELETE /v1/sandbox`
    */
-  deleteSandbox() {
-    return call(this, OPERATIONS.deleteSandbox, {})
+  deleteSandbox(options) {
+    return call(this, OPERATIONS.deleteSandbox, {}, undefined, options)
   }
 
   /**
@@ -153,8 +153,8 @@ class Operations {
    *
    * `GET /v1/items/{id}`
    */
-  getItem(id) {
-    return call(this, OPERATIONS.getItem, { id })
+  getItem(id, options) {
+    return call(this, OPERATIONS.getItem, { id }, undefined, options)
   }
 
   /**
@@ -164,8 +164,8 @@ class Operations {
    *
    * `GET /v1/items/{id}`
    */
-  getItemIfChanged(id, etag) {
-    return call(this, OPERATIONS.getItemIfChanged, { id, if_none_match: etag })
+  getItemIfChanged(id, etag, options) {
+    return call(this, OPERATIONS.getItemIfChanged, { id, if_none_match: etag }, undefined, options)
   }
 
   /**
@@ -173,8 +173,8 @@ class Operations {
    *
    * `PATCH /v1/items/{id}`
    */
-  updateItem(id, etag, patch) {
-    return call(this, OPERATIONS.updateItem, { id, if_match: etag }, patch)
+  updateItem(id, etag, patch, options) {
+    return call(this, OPERATIONS.updateItem, { id, if_match: etag }, patch, options)
   }
 
   /**
@@ -184,8 +184,8 @@ class Operations {
    *
    * `DELETE /v1/items/{id}`
    */
-  archiveItem(id, etag) {
-    return call(this, OPERATIONS.archiveItem, { id, if_match: etag })
+  archiveItem(id, etag, options) {
+    return call(this, OPERATIONS.archiveItem, { id, if_match: etag }, undefined, options)
   }
 
   /**
@@ -216,8 +216,8 @@ class Operations {
    *
    * `GET /v1/locations/{id}`
    */
-  getLocation(id) {
-    return call(this, OPERATIONS.getLocation, { id })
+  getLocation(id, options) {
+    return call(this, OPERATIONS.getLocation, { id }, undefined, options)
   }
 
   /**
@@ -227,8 +227,8 @@ class Operations {
    *
    * `GET /v1/locations/{id}`
    */
-  getLocationIfChanged(id, etag) {
-    return call(this, OPERATIONS.getLocationIfChanged, { id, if_none_match: etag })
+  getLocationIfChanged(id, etag, options) {
+    return call(this, OPERATIONS.getLocationIfChanged, { id, if_none_match: etag }, undefined, options)
   }
 
   /**
@@ -236,8 +236,8 @@ class Operations {
    *
    * `PATCH /v1/locations/{id}`
    */
-  updateLocation(id, etag, patch) {
-    return call(this, OPERATIONS.updateLocation, { id, if_match: etag }, patch)
+  updateLocation(id, etag, patch, options) {
+    return call(this, OPERATIONS.updateLocation, { id, if_match: etag }, patch, options)
   }
 
   /**
@@ -247,8 +247,8 @@ class Operations {
    *
    * `DELETE /v1/locations/{id}`
    */
-  archiveLocation(id, etag) {
-    return call(this, OPERATIONS.archiveLocation, { id, if_match: etag })
+  archiveLocation(id, etag, options) {
+    return call(this, OPERATIONS.archiveLocation, { id, if_match: etag }, undefined, options)
   }
 
   /**
@@ -292,8 +292,8 @@ class Operations {
    *
    * `GET /v1/stock-movements/{id}`
    */
-  getMovement(id) {
-    return call(this, OPERATIONS.getMovement, { id })
+  getMovement(id, options) {
+    return call(this, OPERATIONS.getMovement, { id }, undefined, options)
   }
 
   /**
@@ -303,8 +303,8 @@ class Operations {
    *
    * `GET /v1/stock-movements/{id}`
    */
-  getMovementIfChanged(id, etag) {
-    return call(this, OPERATIONS.getMovementIfChanged, { id, if_none_match: etag })
+  getMovementIfChanged(id, etag, options) {
+    return call(this, OPERATIONS.getMovementIfChanged, { id, if_none_match: etag }, undefined, options)
   }
 
   /**
@@ -352,8 +352,8 @@ class Operations {
    *
    * `GET /v1/items/{item_id}/stock-levels/{location_id}`
    */
-  getStockLevelIfChanged(itemId, locationId, etag) {
-    return call(this, OPERATIONS.getStockLevelIfChanged, { item_id: itemId, location_id: locationId, if_none_match: etag })
+  getStockLevelIfChanged(itemId, locationId, etag, options) {
+    return call(this, OPERATIONS.getStockLevelIfChanged, { item_id: itemId, location_id: locationId, if_none_match: etag }, undefined, options)
   }
 
   /**
@@ -375,8 +375,8 @@ class Operations {
    *
    * `GET /v1/events/{id}`
    */
-  getEvent(id) {
-    return call(this, OPERATIONS.getEvent, { id })
+  getEvent(id, options) {
+    return call(this, OPERATIONS.getEvent, { id }, undefined, options)
   }
 
   /**
@@ -386,8 +386,8 @@ class Operations {
    *
    * `GET /v1/events/{id}`
    */
-  getEventIfChanged(id, etag) {
-    return call(this, OPERATIONS.getEventIfChanged, { id, if_none_match: etag })
+  getEventIfChanged(id, etag, options) {
+    return call(this, OPERATIONS.getEventIfChanged, { id, if_none_match: etag }, undefined, options)
   }
 
   /**
@@ -420,8 +420,8 @@ class Operations {
    *
    * `GET /v1/webhook-endpoints/{id}`
    */
-  getWebhookEndpoint(id) {
-    return call(this, OPERATIONS.getWebhookEndpoint, { id })
+  getWebhookEndpoint(id, options) {
+    return call(this, OPERATIONS.getWebhookEndpoint, { id }, undefined, options)
   }
 
   /**
@@ -431,8 +431,8 @@ class Operations {
    *
    * `GET /v1/webhook-endpoints/{id}`
    */
-  getWebhookEndpointIfChanged(id, etag) {
-    return call(this, OPERATIONS.getWebhookEndpointIfChanged, { id, if_none_match: etag })
+  getWebhookEndpointIfChanged(id, etag, options) {
+    return call(this, OPERATIONS.getWebhookEndpointIfChanged, { id, if_none_match: etag }, undefined, options)
   }
 
   /**
@@ -440,8 +440,8 @@ class Operations {
    *
    * `PATCH /v1/webhook-endpoints/{id}`
    */
-  updateWebhookEndpoint(id, etag, patch) {
-    return call(this, OPERATIONS.updateWebhookEndpoint, { id, if_match: etag }, patch)
+  updateWebhookEndpoint(id, etag, patch, options) {
+    return call(this, OPERATIONS.updateWebhookEndpoint, { id, if_match: etag }, patch, options)
   }
 
   /**
@@ -451,8 +451,8 @@ class Operations {
    *
    * `DELETE /v1/webhook-endpoints/{id}`
    */
-  deleteWebhookEndpoint(id, etag) {
-    return call(this, OPERATIONS.deleteWebhookEndpoint, { id, if_match: etag })
+  deleteWebhookEndpoint(id, etag, options) {
+    return call(this, OPERATIONS.deleteWebhookEndpoint, { id, if_match: etag }, undefined, options)
   }
 
   /**
@@ -473,8 +473,8 @@ class Operations {
    *
    * `GET /v1/webhook-endpoints/{id}/secret`
    */
-  getWebhookEndpointSecret(id) {
-    return call(this, OPERATIONS.getWebhookEndpointSecret, { id })
+  getWebhookEndpointSecret(id, options) {
+    return call(this, OPERATIONS.getWebhookEndpointSecret, { id }, undefined, options)
   }
 
   /**
@@ -516,8 +516,8 @@ class Operations {
    *
    * `GET /v1/webhook-deliveries/{id}`
    */
-  getWebhookDelivery(id) {
-    return call(this, OPERATIONS.getWebhookDelivery, { id })
+  getWebhookDelivery(id, options) {
+    return call(this, OPERATIONS.getWebhookDelivery, { id }, undefined, options)
   }
 
   /**
@@ -538,8 +538,8 @@ class Operations {
    *
    * `GET /v1/plans`
    */
-  listPlans() {
-    return call(this, OPERATIONS.listPlans, {})
+  listPlans(options) {
+    return call(this, OPERATIONS.listPlans, {}, undefined, options)
   }
 
   /**
@@ -549,8 +549,8 @@ class Operations {
    *
    * `GET /v1/subscription`
    */
-  getSubscription() {
-    return call(this, OPERATIONS.getSubscription, {})
+  getSubscription(options) {
+    return call(this, OPERATIONS.getSubscription, {}, undefined, options)
   }
 
   /**
@@ -622,8 +622,8 @@ class Operations {
    *
    * `GET /v1/invoices/{id}`
    */
-  getInvoice(id) {
-    return call(this, OPERATIONS.getInvoice, { id })
+  getInvoice(id, options) {
+    return call(this, OPERATIONS.getInvoice, { id }, undefined, options)
   }
 
   /**
@@ -635,8 +635,8 @@ class Operations {
    *
    * `GET /v1/invoices/{id}`
    */
-  getInvoiceCsv(id) {
-    return call(this, OPERATIONS.getInvoiceCsv, { id })
+  getInvoiceCsv(id, options) {
+    return call(this, OPERATIONS.getInvoiceCsv, { id }, undefined, options)
   }
 
   /**
@@ -671,8 +671,8 @@ class Operations {
    *
    * `GET /v1/reconciliations/{id}`
    */
-  getReconciliation(id) {
-    return call(this, OPERATIONS.getReconciliation, { id })
+  getReconciliation(id, options) {
+    return call(this, OPERATIONS.getReconciliation, { id }, undefined, options)
   }
 
   /**
@@ -684,8 +684,8 @@ class Operations {
    *
    * `GET /v1/reconciliations/{id}`
    */
-  getReconciliationCsv(id) {
-    return call(this, OPERATIONS.getReconciliationCsv, { id })
+  getReconciliationCsv(id, options) {
+    return call(this, OPERATIONS.getReconciliationCsv, { id }, undefined, options)
   }
 
   /**
@@ -704,8 +704,8 @@ class Operations {
    *
    * `GET /v1/jobs/{id}`
    */
-  getJob(id) {
-    return call(this, OPERATIONS.getJob, { id })
+  getJob(id, options) {
+    return call(this, OPERATIONS.getJob, { id }, undefined, options)
   }
 }
 

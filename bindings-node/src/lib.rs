@@ -78,13 +78,24 @@ pub struct ClientOptions {
     pub user_agent_suffix: Option<String>,
 }
 
-/// A successful answer: the status, the `ETag` if any, and the body (JSON with camelCase keys,
-/// CSV text as sent, or empty).
+/// A successful answer: the status, the `ETag` if any, the body (JSON with camelCase keys,
+/// CSV text as sent, or empty) and the headers as `name: value` lines (split in JS only when
+/// `lastResponse.headers` is read).
 #[napi(object)]
 pub struct Answer {
     pub status: u32,
     pub etag: Option<String>,
     pub body: String,
+    pub headers: String,
+}
+
+/// Settings of `withOptions`: `{ timeoutMs?, maxRetries?, headers? }`.
+#[napi(object)]
+#[derive(Default)]
+pub struct RequestOptions {
+    pub timeout_ms: Option<u32>,
+    pub max_retries: Option<u32>,
+    pub headers: Option<std::collections::HashMap<String, String>>,
 }
 
 /// A TWH API client (native part; `lib/client.js` wraps it).
@@ -129,6 +140,53 @@ impl NativeClient {
         Ok(NativeClient { inner: self.inner.with_api_key(api_key).map_err(to_napi)? })
     }
 
+    /// A client sharing this one's connection pool and key, differing only in `options`.
+    #[napi]
+    pub fn with_options(&self, options: RequestOptions) -> napi::Result<NativeClient> {
+        let mut r = twh::RequestOptions::new();
+        if let Some(ms) = options.timeout_ms {
+            r = r.timeout(Duration::from_millis(u64::from(ms)));
+        }
+        if let Some(n) = options.max_retries {
+            r = r.max_retries(n);
+        }
+        for (name, value) in options.headers.unwrap_or_default() {
+            r = r.header(name, value);
+        }
+        Ok(NativeClient { inner: self.inner.with_options(r).map_err(to_napi)? })
+    }
+
+    /// A client sharing this one's connection pool and settings that reports every attempt to
+    /// `observer` as JSON text `{event, method, url, attempt, requestId, idempotencyKey, status,
+    /// elapsedMs}` (`event`: `"request"` before it, `"response"` after it). The observer is
+    /// weak: it does not keep the process alive.
+    #[napi(ts_args_type = "observer: (event: string) => void")]
+    pub fn with_observer(
+        &self,
+        observer: napi::threadsafe_function::ThreadsafeFunction<String, (), String, napi::Status, false, true>,
+    ) -> napi::Result<NativeClient> {
+        let observer = Arc::new(observer);
+        let notify = move |event: &'static str| {
+            let observer = observer.clone();
+            move |a: &twh::Attempt| {
+                let text = serde_json::json!({
+                    "event": event,
+                    "method": a.method,
+                    "url": a.url,
+                    "attempt": a.attempt,
+                    "requestId": a.request_id,
+                    "idempotencyKey": a.idempotency_key,
+                    "status": a.status,
+                    "elapsedMs": a.elapsed.map(|d| d.as_secs_f64() * 1000.0),
+                })
+                .to_string();
+                let _ = observer.call(text, napi::threadsafe_function::ThreadsafeFunctionCallMode::NonBlocking);
+            }
+        };
+        let options = twh::RequestOptions::new().on_request(notify("request")).on_response(notify("response"));
+        Ok(NativeClient { inner: self.inner.with_options(options).map_err(to_napi)? })
+    }
+
     /// Calls the SDK method `op` (snake_case) with its arguments (a JSON object: see
     /// `twh::dispatch`) and its body (JSON text, camelCase keys).
     #[napi]
@@ -149,6 +207,7 @@ impl NativeClient {
             status: u32::from(answer.status),
             etag: answer.etag().map(str::to_owned),
             body: if json { rekey(text, Case::Camel) } else { text.to_owned() },
+            headers: answer.headers_text(),
         })
     }
 }

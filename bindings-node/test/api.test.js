@@ -35,7 +35,7 @@ test('index.d.ts and lib/operations.d.ts declare exactly the methods of Client a
   assert.deepEqual(declaredMembers('index.d.ts', 'Emulator').sort(), runtimeMembers(twh.Emulator))
   // The native client knows no operation: one `call` for all of them.
   const { NativeClient } = require('../binding.js')
-  assert.deepEqual(Object.getOwnPropertyNames(NativeClient.prototype).sort(), ['baseUrl', 'call', 'constructor', 'withApiKey'])
+  assert.deepEqual(Object.getOwnPropertyNames(NativeClient.prototype).sort(), ['baseUrl', 'call', 'constructor', 'withApiKey', 'withObserver', 'withOptions'])
 })
 
 test('the native layer and the package agree on the version', () => {

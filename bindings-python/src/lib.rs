@@ -59,17 +59,43 @@ fn handle() -> PyResult<Handle> {
     Ok(slot.as_ref().map(|rt| rt.handle().clone()).expect("set above"))
 }
 
+/// How often a blocking call looks for a signal (Ctrl-C) while it waits, in milliseconds.
+const SIGNAL_CHECK_INTERVAL_MS: u64 = 50;
+
 /// Runs `fut` as a task of the runtime and waits for it with the GIL released. Only runtime
 /// threads poll it, so a call still waiting when the runtime shuts down (a daemon thread at
 /// interpreter exit) gets an error instead of polling timers of a dead runtime.
+///
+/// The wait wakes every [`SIGNAL_CHECK_INTERVAL_MS`] to run Python's signal handlers: Ctrl-C
+/// (SIGINT) raises `KeyboardInterrupt` in the caller at once and aborts the task, so its
+/// request is dropped and no retry follows (SDK.md "Per-call control").
 fn block_on<T: Send + 'static, F: Future<Output = T> + Send + 'static>(py: Python<'_>, fut: F) -> PyResult<T> {
     let handle = handle()?;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    handle.spawn(async move {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let task = handle.spawn(async move {
         let _ = tx.send(fut.await);
     });
-    py.detach(move || rx.blocking_recv())
-        .map_err(|_| PyRuntimeError::new_err("the twh runtime shut down before the call finished (interpreter exit)"))
+    let interval = Duration::from_millis(SIGNAL_CHECK_INTERVAL_MS);
+    let mut rx = rx;
+    loop {
+        // The receiver is `Send` but not `Sync`: it goes into the GIL-free closure and back.
+        let (received, back) = py.detach(move || (rx.recv_timeout(interval), rx));
+        rx = back;
+        match received {
+            Ok(value) => return Ok(value),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(PyRuntimeError::new_err(
+                    "the twh runtime shut down before the call finished (interpreter exit)",
+                ));
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if let Err(e) = py.check_signals() {
+                    task.abort();
+                    return Err(e);
+                }
+            }
+        }
+    }
 }
 
 /// Runs a borrowing future on the calling thread (the runtime drives its I/O), GIL released.
@@ -170,8 +196,9 @@ fn to_json<T: serde::Serialize>(value: &T) -> PyResult<String> {
 // ---------------------------------------------------------------------------------------------
 // Client
 
-/// A successful call as Python receives it: status, `ETag` (if any), body bytes.
-type Reply = (u16, Option<String>, Cow<'static, [u8]>);
+/// A successful call as Python receives it: status, `ETag` (if any), body bytes, and the headers
+/// as `name: value` lines (`twh::dispatch::headers_text`; parsed in Python only if asked for).
+type Reply = (u16, Option<String>, Cow<'static, [u8]>, String);
 
 /// Calls operation `op` through the shared dispatch.
 async fn dispatch(client: twh::Client, op: String, args: String, body: Option<Vec<u8>>) -> twh::Result<Reply> {
@@ -179,7 +206,8 @@ async fn dispatch(client: twh::Client, op: String, args: String, body: Option<Ve
         .map_err(|e| twh::Error::InvalidRequest(format!("{op}: the arguments are not a JSON object: {e}")))?;
     let answer = twh::dispatch::call(&client, &op, &args, body.map(bytes::Bytes::from)).await?;
     let etag = answer.etag().map(str::to_owned);
-    Ok((answer.status, etag, Cow::Owned(answer.body.into())))
+    let headers = answer.headers_text();
+    Ok((answer.status, etag, Cow::Owned(answer.body.into()), headers))
 }
 
 /// A client's settings as the Python package passes them (JSON; `null` or absent: the default,
@@ -261,6 +289,60 @@ impl Client {
         Ok(Client { inner: self.inner.with_api_key(api_key).py()? })
     }
 
+    /// A client sharing this one's connection pool with other settings (`options`: JSON
+    /// `{timeout, max_retries, headers}`, each optional) and, if given, an `observer` called once
+    /// before and once after each attempt with `(event, method, url, attempt, request_id,
+    /// idempotency_key, status, elapsed_seconds)` (`event` is `"request"` or `"response"`).
+    #[pyo3(signature = (options="{}", observer=None))]
+    fn with_options(&self, options: &str, observer: Option<Py<PyAny>>) -> PyResult<Client> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Options {
+            timeout: Option<f64>,
+            max_retries: Option<u32>,
+            #[serde(default)]
+            headers: std::collections::BTreeMap<String, String>,
+        }
+        let o: Options = from_json(options, "with_options")?;
+        let mut r = twh::RequestOptions::new();
+        if let Some(t) = o.timeout {
+            r = r.timeout(Duration::try_from_secs_f64(t).map_err(|e| invalid(format!("timeout: {e}")))?);
+        }
+        if let Some(n) = o.max_retries {
+            r = r.max_retries(n);
+        }
+        for (name, value) in o.headers {
+            r = r.header(name, value);
+        }
+        if let Some(observer) = observer {
+            let observer = std::sync::Arc::new(observer);
+            let notify = move |event: &'static str| {
+                let observer = observer.clone();
+                move |a: &twh::Attempt| {
+                    Python::attach(|py| {
+                        let args = (
+                            event,
+                            a.method.as_str(),
+                            a.url.as_str(),
+                            a.attempt,
+                            a.request_id.as_deref(),
+                            a.idempotency_key.as_deref(),
+                            a.status,
+                            a.elapsed.map(|d| d.as_secs_f64()),
+                        );
+                        // A hook that raises must not break the call: Python reports it as
+                        // unraisable (to `sys.unraisablehook`).
+                        if let Err(e) = observer.call1(py, args) {
+                            e.write_unraisable(py, None);
+                        }
+                    });
+                }
+            };
+            r = r.on_request(notify("request")).on_response(notify("response"));
+        }
+        Ok(Client { inner: self.inner.with_options(r).py()? })
+    }
+
     /// Calls the SDK method `op` (`twh::dispatch`: `args` a JSON object of its parameters,
     /// `body` the JSON to send), blocking with the GIL released; answers `(status, etag, body)`.
     #[pyo3(signature = (op, args, body=None))]
@@ -281,9 +363,9 @@ impl Client {
         handle()?;
         let (client, body) = (self.inner.clone(), body.map(<[u8]>::to_vec));
         pyo3_async_runtimes::generic::future_into_py::<TwhRuntime, _, Reply>(py, async move {
-            Ok(dispatch(client, op, args, body)
-                .await
-                .unwrap_or_else(|e| (0, None, Cow::Owned(twh::dispatch::error_details(&e).to_string().into_bytes()))))
+            Ok(dispatch(client, op, args, body).await.unwrap_or_else(|e| {
+                (0, None, Cow::Owned(twh::dispatch::error_details(&e).to_string().into_bytes()), String::new())
+            }))
         })
     }
 

@@ -63,6 +63,10 @@ impl Client {
         Client { raw, settings }
     }
 
+    pub(crate) fn settings(&self) -> &ClientBuilder {
+        &self.settings
+    }
+
     /// A builder: API key, base URL, timeout, retries, user-agent suffix.
     pub fn builder() -> ClientBuilder {
         ClientBuilder::default()

@@ -246,6 +246,103 @@ impl ClientBuilder {
     }
 }
 
+/// Settings for the calls of one client made by [`Client::with_options`]: it shares the
+/// original's connection pool, and only these settings differ (unset ones are kept).
+///
+/// ```no_run
+/// # async fn demo(client: twh::Client) -> twh::Result<()> {
+/// use std::time::Duration;
+/// let quick = client.with_options(twh::RequestOptions::new().timeout(Duration::from_millis(300)).max_retries(0))?;
+/// let sandbox = quick.get_sandbox().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct RequestOptions {
+    timeout: Option<Duration>,
+    max_retries: Option<u32>,
+    headers: Vec<(String, String)>,
+    hooks: crate::hooks::Hooks,
+}
+
+impl RequestOptions {
+    /// No overrides.
+    pub fn new() -> RequestOptions {
+        RequestOptions::default()
+    }
+
+    /// Timeout of each attempt (more than 0, at most 10 min).
+    pub fn timeout(mut self, timeout: Duration) -> RequestOptions {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Retries after the first attempt (at most 10; 0 turns retries off).
+    pub fn max_retries(mut self, retries: u32) -> RequestOptions {
+        self.max_retries = Some(retries);
+        self
+    }
+
+    /// A header to add to every request (replacing one of the same name the SDK would send).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> RequestOptions {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Called before each attempt ([`crate::hooks`]).
+    pub fn on_request(mut self, f: impl Fn(&crate::Attempt) + Send + Sync + 'static) -> RequestOptions {
+        self.hooks.on_request = Some(std::sync::Arc::new(f));
+        self
+    }
+
+    /// Called after each attempt, with its status and elapsed time ([`crate::hooks`]).
+    pub fn on_response(mut self, f: impl Fn(&crate::Attempt) + Send + Sync + 'static) -> RequestOptions {
+        self.hooks.on_response = Some(std::sync::Arc::new(f));
+        self
+    }
+}
+
+impl Client {
+    /// A client that shares this one's connection pool and key and differs only in the settings
+    /// of `options` (this client keeps its own).
+    pub fn with_options(&self, options: RequestOptions) -> Result<Client> {
+        if options.timeout.is_some_and(|t| t.is_zero() || t > TIMEOUT_MAX) {
+            return Err(Error::Configuration(format!("the timeout must be more than 0 and at most {TIMEOUT_MAX:?}")));
+        }
+        if options.max_retries.is_some_and(|n| n > RETRY_COUNT_MAX) {
+            return Err(Error::Configuration(format!("max_retries must be at most {RETRY_COUNT_MAX}")));
+        }
+        let headers = if options.headers.is_empty() {
+            None
+        } else {
+            let mut map = HeaderMap::new();
+            for (name, value) in &options.headers {
+                let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| Error::Configuration(format!("{name:?} is not a header name")))?;
+                let value = HeaderValue::from_str(value)
+                    .map_err(|_| Error::Configuration(format!("the value of header {name} is not a header value")))?;
+                map.insert(name, value);
+            }
+            Some(std::sync::Arc::new(map))
+        };
+        let hooks = (!options.hooks.is_empty()).then(|| std::sync::Arc::new(options.hooks));
+        let policy = <generated::Client as progenitor_client::ClientInfo<RetryPolicy>>::inner(&self.raw).with(
+            options.max_retries,
+            options.timeout,
+            headers,
+            hooks,
+        );
+        let raw = generated::Client::new_with_client(
+            self.base_url(),
+            progenitor_client::ClientInfo::<RetryPolicy>::client(&self.raw).clone(),
+            policy,
+        );
+        let mut settings = self.settings().clone();
+        settings.timeout = options.timeout.or(settings.timeout);
+        settings.max_retries = options.max_retries.or(settings.max_retries);
+        Ok(Client::from_parts(raw, settings))
+    }
+}
+
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }

@@ -129,7 +129,19 @@ impl Answer {
 
     /// The answer replays an earlier one of the same idempotency key.
     pub fn idempotent_replayed(&self) -> bool {
-        self.header("idempotent-replayed") == Some("true")
+        crate::response::idempotent_replayed(&self.headers)
+    }
+
+    /// The answer's metadata (status, headers, request id, rate limit).
+    pub fn response(&self) -> crate::ResponseMeta {
+        crate::ResponseMeta::new(self.status, self.headers.clone())
+    }
+
+    /// The headers as text, one `name: value` line each (`\n`-terminated; values that are not
+    /// visible ASCII are left out): how the bindings receive them, one string to split only if
+    /// the caller asks for the metadata.
+    pub fn headers_text(&self) -> String {
+        headers_text(&self.headers)
     }
 
     /// A conditional read found the caller's copy current: no body.
@@ -265,15 +277,33 @@ pub async fn call(client: &Client, name: &str, args: &Map<String, Value>, body: 
     Ok(answer)
 }
 
+/// Headers as `name: value` lines.
+pub fn headers_text(headers: &HeaderMap) -> String {
+    let mut text = String::with_capacity(headers.len() * 32);
+    for (name, value) in headers {
+        if let Ok(v) = value.to_str() {
+            text.push_str(name.as_str());
+            text.push_str(": ");
+            text.push_str(v);
+            text.push('\n');
+        }
+    }
+    text
+}
+
 /// An error as both bindings receive it: `kind` (see [`crate::error::ErrorKind::as_str`]),
-/// `message`, `status`, `code`, `request_id`, `errors` (`[{field, message}]`), `retry_after`
-/// (seconds), `attempts`, `current_etag`.
+/// `message` (the problem's `detail`, [`Error::message`]), `display` (the full description,
+/// [`Error`]'s `Display`), `status`, `code`, `request_id`, `errors` (`[{field, message}]`),
+/// `retry_after` (seconds), `attempts`, `current_etag`, and `headers` (the answer's, as
+/// [`headers_text`]; `null` when there was no answer).
 pub fn error_details(e: &Error) -> Value {
     let api = e.api_error();
     let errors: Vec<Value> = e.errors().iter().map(|f| json!({ "field": f.field, "message": f.message })).collect();
     json!({
         "kind": e.kind().as_str(),
-        "message": e.to_string(),
+        "message": e.message(),
+        "display": e.to_string(),
+        "headers": api.map(|a| headers_text(&a.headers)),
         "status": e.status(),
         "code": e.code(),
         "request_id": e.request_id(),

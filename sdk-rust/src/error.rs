@@ -58,6 +58,8 @@ pub struct ApiError {
     pub current_etag: Option<ETag>,
     /// Attempts made, this one included.
     pub attempts: u32,
+    /// The answer's headers (its metadata: [`Error::response`]).
+    pub headers: reqwest::header::HeaderMap,
 }
 
 /// Why a webhook delivery was refused ([`crate::webhooks::verify`]).
@@ -317,6 +319,12 @@ impl Error {
         }
     }
 
+    /// The answer's metadata (status, headers, request id, rate limit), for errors that had an
+    /// answer.
+    pub fn response(&self) -> Option<crate::response::ResponseMeta> {
+        self.api_error().map(|e| crate::response::ResponseMeta::new(e.status, e.headers.clone()))
+    }
+
     /// The request id of the answer, to quote to support.
     pub fn request_id(&self) -> Option<&str> {
         self.api_error().and_then(|e| e.request_id.as_deref())
@@ -459,6 +467,7 @@ pub(crate) fn api_error(
         retry_after: crate::retry::retry_after(headers),
         current_etag: problem.current_etag.and_then(ETag::new),
         attempts,
+        headers: headers.clone(),
     }
 }
 

@@ -20,6 +20,7 @@ pub mod enums;
 pub mod dispatch;
 pub mod error;
 pub mod etag;
+pub mod hooks;
 pub mod idempotency;
 // Generated from the document, not formatted: `--check` compares it byte for byte.
 #[rustfmt::skip]
@@ -27,6 +28,7 @@ mod methods;
 mod jobs;
 mod movements;
 pub mod pagination;
+pub mod response;
 pub mod retry;
 mod sandboxes;
 mod stock_levels;
@@ -39,7 +41,7 @@ pub mod emulator;
 pub use client::Client;
 pub use config::{
     API_KEY_ENV, ApiKey, BASE_URL_ENV, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT,
-    USER_AGENT,
+    RequestOptions, USER_AGENT,
 };
 pub use error::{ApiError, Error, ErrorKind, Result};
 pub use etag::{ETag, ResponseValueExt, Versioned};
@@ -49,9 +51,11 @@ pub mod types {
     pub use crate::enums::*;
     pub use crate::generated::types::*;
 }
+pub use hooks::{Attempt, Hooks};
 pub use idempotency::Post;
 pub use methods::*;
 pub use movements::BATCH_SIZE_MAX;
 pub use pagination::Page;
+pub use response::{RateLimit, ResponseMeta};
 pub use sandboxes::{ApiKeyRolled, SandboxCreated};
 pub use webhook_endpoints::{WebhookEndpointSecret, WebhookEndpointWithSecret};

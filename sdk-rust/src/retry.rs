@@ -45,10 +45,19 @@ pub const RETRY_COUNT_MAX: u32 = 10;
 /// Largest error body read to find its problem `code` before deciding on a 409, in bytes.
 const PEEK_BODY_LEN_MAX_BYTES: usize = 64 * 1024;
 
-/// How a client retries. Made by [`crate::ClientBuilder`]; carried inside the generated client.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How a client retries, and what it adds to every attempt (the settings of
+/// [`crate::Client::with_options`]). Made by [`crate::ClientBuilder`]; carried inside the
+/// generated client.
+#[derive(Clone, Debug, Default)]
 pub struct RetryPolicy {
     max_retries: u32,
+    /// Per-attempt timeout overriding the HTTP client's (a client of `with_options` shares the
+    /// HTTP client, and so its connection pool, but may time out sooner or later).
+    timeout: Option<Duration>,
+    /// Headers added to every request (`with_options(headers)`); `None` when there are none.
+    headers: Option<Arc<reqwest::header::HeaderMap>>,
+    /// Hooks called around each attempt.
+    hooks: Option<Arc<crate::hooks::Hooks>>,
 }
 
 impl RetryPolicy {
@@ -56,7 +65,23 @@ impl RetryPolicy {
     /// [`RETRY_COUNT_MAX`].
     pub(crate) fn new(max_retries: u32) -> RetryPolicy {
         debug_assert!(max_retries <= RETRY_COUNT_MAX);
-        RetryPolicy { max_retries: max_retries.min(RETRY_COUNT_MAX) }
+        RetryPolicy { max_retries: max_retries.min(RETRY_COUNT_MAX), ..RetryPolicy::default() }
+    }
+
+    /// This policy with the overrides of [`crate::Client::with_options`].
+    pub(crate) fn with(
+        &self,
+        max_retries: Option<u32>,
+        timeout: Option<Duration>,
+        headers: Option<Arc<reqwest::header::HeaderMap>>,
+        hooks: Option<Arc<crate::hooks::Hooks>>,
+    ) -> RetryPolicy {
+        RetryPolicy {
+            max_retries: max_retries.map_or(self.max_retries, |n| n.min(RETRY_COUNT_MAX)),
+            timeout: timeout.or(self.timeout),
+            headers: headers.or_else(|| self.headers.clone()),
+            hooks: hooks.or_else(|| self.hooks.clone()),
+        }
     }
 
     /// Retries allowed after the first attempt.
@@ -153,8 +178,18 @@ impl ClientHooks<RetryPolicy> for generated::Client {
         Ok(())
     }
 
-    async fn exec(&self, request: reqwest::Request, _info: &OperationInfo) -> reqwest::Result<reqwest::Response> {
-        let max_retries = self.inner().max_retries;
+    async fn exec(&self, mut request: reqwest::Request, _info: &OperationInfo) -> reqwest::Result<reqwest::Response> {
+        let policy = self.inner();
+        let max_retries = policy.max_retries;
+        if let Some(headers) = &policy.headers {
+            for (name, value) in headers.iter() {
+                request.headers_mut().insert(name, value.clone());
+            }
+        }
+        if let Some(timeout) = policy.timeout {
+            *request.timeout_mut() = Some(timeout);
+        }
+        let hooks = policy.hooks.as_deref();
         let mut attempt = 0u32;
         let mut template = Some(request);
         loop {
@@ -173,7 +208,27 @@ impl ClientHooks<RetryPolicy> for generated::Client {
                 Some(t) => t,
                 None => unreachable!("the last attempt returns"),
             };
+            let watch = crate::hooks::watched(hooks).then(|| {
+                let a = crate::hooks::attempt(&this, attempt);
+                if let Some(f) = hooks.and_then(|h| h.on_request.as_ref()) {
+                    f(&a);
+                }
+                (a, std::time::Instant::now())
+            });
             let outcome = self.client().execute(this).await;
+            if let Some((mut a, started)) = watch {
+                a.status = outcome.as_ref().ok().map(|r| r.status().as_u16());
+                a.elapsed = Some(started.elapsed());
+                if let Some(r) =
+                    outcome.as_ref().ok().and_then(|r| r.headers().get(crate::idempotency::REQUEST_ID_HEADER))
+                {
+                    a.request_id = r.to_str().ok().map(str::to_owned).or(a.request_id);
+                }
+                crate::hooks::log(&a);
+                if let Some(f) = hooks.and_then(|h| h.on_response.as_ref()) {
+                    f(&a);
+                }
+            }
             let (outcome, next) = match outcome {
                 Err(e) if e.is_builder() || e.is_redirect() => (Err(e), Next::Done),
                 Err(e) => (Err(e), Next::Retry(None)),

@@ -9,6 +9,7 @@ from . import _native, params, types, webhooks
 from ._async_client import AsyncClient
 from ._emulator import Emulator
 from ._sync_client import Client
+from ._response import Attempt, RateLimit, Response
 from ._transport import READ_MODIFY_WRITE_ATTEMPTS_MAX, Page
 from ._errors import (
     APIConnectionError,
@@ -41,6 +42,9 @@ __all__ = [
     "Emulator",
     "Model",
     "Page",
+    "Response",
+    "RateLimit",
+    "Attempt",
     "READ_MODIFY_WRITE_ATTEMPTS_MAX",
     "params",
     "types",

@@ -12,10 +12,11 @@ from the Rust runtime (no thread per call).
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Mapping, Optional, Tuple
 
 from . import _native
 from ._operations import _AsyncOperations
+from ._response import Hook
 from ._transport import READ_MODIFY_WRITE_ATTEMPTS_MAX, _clean, _encode
 from .types import Job, Plan, SandboxCreated, Seed
 
@@ -81,6 +82,24 @@ class AsyncClient(_AsyncOperations):
         self = cls.__new__(cls)
         self._native = native
         return self
+
+    def with_options(
+        self,
+        *,
+        timeout: Optional[float] = None,
+        max_retries: Optional[int] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        on_request: Optional[Hook] = None,
+        on_response: Optional[Hook] = None,
+    ) -> "AsyncClient":
+        """A client that shares this one's connections and key and differs only in what is given:
+        ``timeout`` (seconds per attempt), ``max_retries``, ``headers`` added to every request,
+        and hooks called once per attempt (``on_request`` before it, ``on_response`` after it,
+        each with a :class:`twh.Attempt`). This client keeps its own settings."""
+        native, observed = self._options(timeout, max_retries, headers, on_request, on_response)
+        client = AsyncClient._wrap(native)
+        client._observed = observed
+        return client
 
     def with_api_key(self, api_key: str) -> "AsyncClient":
         """The same client with another API key (after :meth:`roll_api_key`, or a restricted key)."""

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List, Optional, Type, Union
 
+from ._response import Response
+
 __all__ = [
     "TWHError",
     "ConfigurationError",
@@ -46,6 +48,8 @@ class TWHError(Exception):
     retry_after: Optional[float]
     attempts: int
     current_etag: Optional[str]
+    #: The answer's metadata (status, headers, request id, rate limit), if there was an answer.
+    last_response: Optional[Response]
 
     def __init__(
         self,
@@ -58,9 +62,14 @@ class TWHError(Exception):
         retry_after: Optional[float] = None,
         attempts: int = 0,
         current_etag: Optional[str] = None,
+        last_response: Optional[Response] = None,
+        display: Optional[str] = None,
     ) -> None:
-        super().__init__(message)
+        # str(error) is the full description (kind, status, code, request id, attempts);
+        # `message` is the problem's `detail` alone, the same in every language.
+        super().__init__(display or message)
         self.message = message
+        self.last_response = last_response
         self.status = status
         self.code = code
         self.request_id = request_id
@@ -182,4 +191,6 @@ def _from_details(details: Union[str, bytes]) -> TWHError:
         retry_after=d.get("retry_after"),
         attempts=d.get("attempts") or 0,
         current_etag=d.get("current_etag"),
+        last_response=Response(d["status"], d["headers"]) if d.get("headers") is not None else None,
+        display=d.get("display"),
     )

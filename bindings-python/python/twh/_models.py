@@ -17,6 +17,8 @@ import datetime as _dt
 import re
 from typing import Any, Dict, Iterator, Optional, Type, TypeVar
 
+from ._response import Response
+
 __all__ = ["Model", "parse_datetime"]
 
 M = TypeVar("M", bound="Model")
@@ -48,16 +50,20 @@ class Model:
     ``to_dict()``. Results are read-only.
     """
 
-    __slots__ = ("_data", "etag")
+    __slots__ = ("_data", "etag", "last_response")
 
     _data: Dict[str, Any]
     etag: Optional[str]
+    #: The metadata of the answer this result came in (status, headers, request id, rate limit);
+    #: ``None`` for a result nested in another or made by hand.
+    last_response: Optional[Response]
 
     def __init__(self, data: Dict[str, Any], etag: Optional[str] = None) -> None:
         if not isinstance(data, dict):
             raise TypeError(f"{type(self).__name__} is made from a JSON object, not {type(data).__name__}")
         object.__setattr__(self, "_data", data)
         object.__setattr__(self, "etag", etag)
+        object.__setattr__(self, "last_response", None)
 
     @classmethod
     def from_dict(cls: Type[M], data: Dict[str, Any], etag: Optional[str] = None) -> M:

@@ -1,6 +1,6 @@
 # Stubs of the private native module (src/lib.rs).
 # Checked against the compiled module: `python -m mypy.stubtest twh._native`.
-from typing import Awaitable, Dict, List, Optional, Tuple, final
+from typing import Awaitable, Callable, Dict, List, Optional, Tuple, final
 
 from typing_extensions import Self
 
@@ -18,12 +18,15 @@ class Client:
     @property
     def base_url(self) -> str: ...
     def with_api_key(self, api_key: str) -> Client: ...
-    # (status, etag, body); an error raises its exception class.
-    def call(self, op: str, args: str, body: Optional[bytes] = None) -> Tuple[int, Optional[str], bytes]: ...
-    # (status, etag, body), or (0, None, error details JSON) for the caller to raise.
+    # options: {timeout, max_retries, headers} as JSON; observer(event, method, url, attempt,
+    # request_id, idempotency_key, status, elapsed_seconds) once per attempt and event.
+    def with_options(self, options: str = "{}", observer: Optional[Callable[..., None]] = None) -> Client: ...
+    # (status, etag, body, headers text); an error raises its exception class.
+    def call(self, op: str, args: str, body: Optional[bytes] = None) -> Tuple[int, Optional[str], bytes, str]: ...
+    # (status, etag, body, headers text), or (0, None, error details JSON, "") for the caller to raise.
     def call_async(
         self, op: str, args: str, body: Optional[bytes] = None
-    ) -> Awaitable[Tuple[int, Optional[str], bytes]]: ...
+    ) -> Awaitable[Tuple[int, Optional[str], bytes, str]]: ...
 
 @final
 class Emulator:

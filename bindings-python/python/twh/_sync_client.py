@@ -7,10 +7,11 @@ Calls run the Rust SDK with the GIL released, so other Python threads run meanwh
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Mapping, Optional, Tuple
 
 from . import _native
 from ._operations import _SyncOperations
+from ._response import Hook
 from ._transport import READ_MODIFY_WRITE_ATTEMPTS_MAX, _clean, _encode
 from .types import Job, Plan, SandboxCreated, Seed
 
@@ -76,6 +77,24 @@ class Client(_SyncOperations):
         self = cls.__new__(cls)
         self._native = native
         return self
+
+    def with_options(
+        self,
+        *,
+        timeout: Optional[float] = None,
+        max_retries: Optional[int] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        on_request: Optional[Hook] = None,
+        on_response: Optional[Hook] = None,
+    ) -> "Client":
+        """A client that shares this one's connections and key and differs only in what is given:
+        ``timeout`` (seconds per attempt), ``max_retries``, ``headers`` added to every request,
+        and hooks called once per attempt (``on_request`` before it, ``on_response`` after it,
+        each with a :class:`twh.Attempt`). This client keeps its own settings."""
+        native, observed = self._options(timeout, max_retries, headers, on_request, on_response)
+        client = Client._wrap(native)
+        client._observed = observed
+        return client
 
     def with_api_key(self, api_key: str) -> "Client":
         """The same client with another API key (after :meth:`roll_api_key`, or a restricted key)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime as _dt
 import json
+import logging
 import random
 import time
 from typing import (
@@ -35,14 +36,20 @@ from typing import (
 from . import _native
 from ._errors import PreconditionFailedError, UnexpectedResponseError, _from_details
 from ._models import Model
+from ._response import Hook, Response, _observer
 from .types import SandboxCreated
 
 __all__ = ["Page", "READ_MODIFY_WRITE_ATTEMPTS_MAX"]
 
 M = TypeVar("M", bound=Model)
 
-#: What the native call answers: the status, the ``ETag`` header (if any) and the body.
-Answer = Tuple[int, Optional[str], bytes]
+#: What the native call answers: the status, the ``ETag`` header (if any), the body and the
+#: headers as ``name: value`` lines.
+Answer = Tuple[int, Optional[str], bytes, str]
+
+_log = logging.getLogger("twh")
+
+_NativeClient = _native.Client
 
 #: Most pages an ``iter_*`` iterator reads before it gives up (a server that kept answering a
 #: cursor would otherwise be followed for ever): 100,000 pages of up to 100 results.
@@ -79,11 +86,13 @@ def _body(fields: Mapping[str, Any]) -> bytes:
 class Page(Generic[M]):
     """One page of a list: ``data`` (results) and ``next_cursor`` (``None`` on the last)."""
 
-    __slots__ = ("data", "next_cursor")
+    __slots__ = ("data", "next_cursor", "last_response")
 
-    def __init__(self, data: List[M], next_cursor: Optional[str]) -> None:
+    def __init__(self, data: List[M], next_cursor: Optional[str], last_response: Optional[Response] = None) -> None:
         self.data = data
         self.next_cursor = next_cursor
+        #: The metadata of the answer this page came in.
+        self.last_response = last_response
 
     @property
     def has_more(self) -> bool:
@@ -106,12 +115,14 @@ class Page(Generic[M]):
 
 
 def _one(cls: Type[M], answer: Answer) -> M:
-    return cls(json.loads(answer[2]), answer[1])
+    result = cls(json.loads(answer[2]), answer[1])
+    object.__setattr__(result, "last_response", Response(answer[0], answer[3]))
+    return result
 
 
 def _maybe(cls: Type[M], answer: Answer) -> Optional[M]:
     """A conditional read: ``None`` when the caller's copy is current (304)."""
-    return None if answer[0] == 304 else cls(json.loads(answer[2]), answer[1])
+    return None if answer[0] == 304 else _one(cls, answer)
 
 
 def _list(cls: Type[M], answer: Answer) -> List[M]:
@@ -120,7 +131,7 @@ def _list(cls: Type[M], answer: Answer) -> List[M]:
 
 def _page(cls: Type[M], answer: Answer) -> Page[M]:
     raw = json.loads(answer[2])
-    return Page([cls(d) for d in raw["data"]], raw.get("next_cursor"))
+    return Page([cls(d) for d in raw["data"]], raw.get("next_cursor"), Response(answer[0], answer[3]))
 
 
 def _text(answer: Answer) -> str:
@@ -152,16 +163,43 @@ def _check_attempts(attempts_max: int) -> None:
 
 class _Transport:
     _native: "_native.Client"
+    #: Whether `_native` already reports attempts (hooks given to `with_options`).
+    _observed: bool = False
+    #: `_native` with an observer that only logs, made when the `twh` logger is first found at DEBUG.
+    _logged: "Optional[_NativeClient]" = None
 
     @property
     def base_url(self) -> str:
         """The base URL requests go to."""
         return self._native.base_url
 
+    def _client(self) -> "_NativeClient":
+        """The native client of a call: the one that logs each attempt when the `twh` logger is
+        at DEBUG (checked per call, so logging configured later still applies; off, it costs one
+        cached level check)."""
+        if self._observed or not _log.isEnabledFor(logging.DEBUG):
+            return self._native
+        if self._logged is None:
+            self._logged = self._native.with_options("{}", _observer(None, None))
+        return self._logged
+
+    def _options(
+        self,
+        timeout: Optional[float],
+        max_retries: Optional[int],
+        headers: Optional[Mapping[str, str]],
+        on_request: Optional[Hook],
+        on_response: Optional[Hook],
+    ) -> "Tuple[_NativeClient, bool]":
+        options = _encode(_clean({"timeout": timeout, "max_retries": max_retries, "headers": dict(headers or {})}))
+        hooked = on_request is not None or on_response is not None
+        observer = _observer(on_request, on_response) if hooked else None
+        return self._native.with_options(options, observer), hooked or self._observed
+
 
 class _SyncTransport(_Transport):
     def _send(self, op: str, args: Dict[str, Any], body: Optional[bytes]) -> Answer:
-        return self._native.call(op, _encode(args), body)
+        return self._client().call(op, _encode(args), body)
 
     def _paginate(self, list_page: Callable[..., Page[M]], args: Dict[str, Any]) -> Iterator[M]:
         cursor: Optional[str] = args.get("cursor")
@@ -201,10 +239,10 @@ class _SyncTransport(_Transport):
 
 class _AsyncTransport(_Transport):
     async def _send(self, op: str, args: Dict[str, Any], body: Optional[bytes]) -> Answer:
-        status, etag, payload = await self._native.call_async(op, _encode(args), body)
+        status, etag, payload, headers = await self._client().call_async(op, _encode(args), body)
         if status == 0:  # an error, described for its exception class
             raise _from_details(payload)
-        return status, etag, payload
+        return status, etag, payload, headers
 
     async def _apaginate(self, list_page: Callable[..., Awaitable[Page[M]]], args: Dict[str, Any]) -> AsyncIterator[M]:
         cursor: Optional[str] = args.get("cursor")

@@ -17,6 +17,8 @@ mod webhooks;
 
 #[cfg(feature = "emulator")]
 mod billing;
+#[cfg(all(feature = "emulator", feature = "dispatch"))]
+mod call_control;
 #[cfg(feature = "emulator")]
 mod concurrency;
 #[cfg(all(feature = "emulator", feature = "dispatch"))]

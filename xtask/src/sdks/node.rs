@@ -176,6 +176,14 @@ impl<'a> Method<'a> {
                 });
             }
         }
+        // Every call can be abandoned (SDK.md "Per-call control"); lib/call.js takes it out of
+        // the options before the others are checked.
+        options.push(Opt {
+            key: "signal".into(),
+            ts: "AbortSignal".into(),
+            check: "['signal', 'signal']".into(),
+            description: "Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts.".into(),
+        });
         Ok(Method { op, name: camel(&op.name), positional, options })
     }
 
@@ -489,8 +497,9 @@ fn dts(methods: &[Method], schemas: &Map<String, Value>) -> String {
         "// The API's types (the component schemas, camelCase keys) and the Client's operation methods.\n// An enum also takes a string this package does not know yet; a result keeps fields it does not\n// know. Keys inside `metadata`, `attributes` and per-meter maps are data, left as sent.\n\n",
     );
     out.push_str("/** A time: an RFC 3339 string, or a `Date`. */\nexport type Timestamp = string | Date\n\n");
-    out.push_str("/** A single resource with the ETag it was answered with (for `If-Match`). */\nexport type Versioned<T> = T & { etag: string }\n\n");
-    out.push_str("/** One page of a list; `nextCursor` is `null` on the last page. */\nexport interface Page<T> {\n  data: T[]\n  nextCursor?: string | null\n}\n");
+    out.push_str("/** An answer's metadata: `result.lastResponse` (non-enumerable) and `error.lastResponse`. */\nexport interface LastResponse {\n  readonly status: number\n  /** Header names in lower case. */\n  readonly headers: Record<string, string>\n  readonly requestId: string | null\n  readonly idempotentReplayed: boolean\n  readonly rateLimit: { limit: number; remaining: number; reset: number } | null\n}\n\n");
+    out.push_str("/** A single resource with the ETag it was answered with (for `If-Match`). */\nexport type Versioned<T> = T & { etag: string; readonly lastResponse?: LastResponse }\n\n");
+    out.push_str("/** One page of a list; `nextCursor` is `null` on the last page. */\nexport interface Page<T> {\n  data: T[]\n  nextCursor?: string | null\n  readonly lastResponse?: LastResponse\n}\n");
     let inputs = input_schemas(methods, schemas);
     for (name, schema) in schemas {
         out.push('\n');
