@@ -15,6 +15,7 @@
 //! one source of "now"; [`openapi`] generates the document from these types.
 
 pub mod api;
+pub mod cli;
 pub mod clock;
 pub mod dispatch;
 pub mod domain;
