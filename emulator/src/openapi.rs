@@ -9,6 +9,7 @@
 use std::sync::OnceLock;
 
 use schemars::generate::{SchemaGenerator, SchemaSettings};
+use schemars::transform::RecursiveTransform;
 use schemars::{JsonSchema, Schema};
 use serde_json::{Map, Value, json};
 
@@ -166,6 +167,15 @@ impl Op {
     }
 }
 
+/// A merge-patch field that may be absent but never `null` gets `"default": null` from serde's
+/// `default`; the document drops it, since `null` is not a value of that schema.
+fn drop_null_default_of_non_nullable(schema: &mut Schema) {
+    let nullable = schema.get("nullable").and_then(|v| v.as_bool()).unwrap_or(false);
+    if !nullable && schema.get("default").is_some_and(|v| v.is_null()) {
+        schema.remove("default");
+    }
+}
+
 fn schema<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
     g.subschema_for::<T>()
 }
@@ -251,6 +261,7 @@ fn catalogue<List: JsonSchema, Create: JsonSchema, One: JsonSchema, Update: Json
         op(id("update", k.one), k.plural, format!("Update {} {} (JSON merge patch)", k.article, k.one))
             .path_id("id", k.one)
             .if_match()
+            .idempotent(false)
             .body(update, true)
             .returns(200, one.clone())
             .etag()
@@ -262,6 +273,7 @@ fn catalogue<List: JsonSchema, Create: JsonSchema, One: JsonSchema, Update: Json
             ))
             .path_id("id", k.one)
             .if_match()
+            .idempotent(false)
             .returns(200, one)
             .etag(),
     ]
@@ -373,6 +385,7 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
         op("update_webhook_endpoint", "webhooks", "Update a webhook endpoint (JSON merge patch)")
             .path_id("id", "webhook endpoint")
             .if_match()
+            .idempotent(false)
             .body(schema::<UpdateWebhookEndpoint>(g), true)
             .returns(200, schema::<WebhookEndpoint>(g))
             .etag(),
@@ -380,6 +393,7 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             .describe("Its pending deliveries stop (they become `dead`).")
             .path_id("id", "webhook endpoint")
             .if_match()
+            .idempotent(false)
             .empty(204),
         op("rotate_webhook_secret", "webhooks", "Rotate the signing secret")
             .describe("For 24 h of emulator time the old secret signs too: deliveries carry both signatures.")
@@ -579,7 +593,10 @@ fn error_response(code: u16) -> (&'static str, &'static str) {
 }
 
 fn build() -> Value {
-    let mut g = SchemaSettings::openapi3().with(|s| s.meta_schema = None).into_generator();
+    let mut g = SchemaSettings::openapi3()
+        .with(|s| s.meta_schema = None)
+        .with_transform(RecursiveTransform(drop_null_default_of_non_nullable))
+        .into_generator();
     let problem = g.subschema_for::<Problem>();
     let ops = operations(&mut g);
     let described: Vec<&str> = ops.iter().map(|o| o.id).collect();

@@ -23,7 +23,7 @@ use super::chunked::ChunkedVec;
 use super::error::{DomainError, ErrorKind};
 use super::index::{Postings, Seek, page};
 use super::ledger::{EventType, IfMatch, Ledger};
-use super::model::FieldError;
+use super::model::{FieldError, double_option, not_null};
 use super::paging::{Page, Window};
 use crate::clock::Timestamp;
 use crate::ids;
@@ -69,24 +69,25 @@ pub struct CreateWebhookEndpoint {
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhookEndpoint {
     /// New URL.
-    #[serde(default)]
-    #[schemars(length(min = 1, max = 2048))]
+    #[serde(default, deserialize_with = "not_null")]
+    #[schemars(with = "String", length(min = 1, max = 2048))]
     pub url: Option<String>,
     /// New event types.
-    #[serde(default)]
-    #[schemars(length(min = 1, max = 50))]
+    #[serde(default, deserialize_with = "not_null")]
+    #[schemars(with = "Vec<String>", length(min = 1, max = 50))]
     pub event_types: Option<Vec<String>>,
-    /// New description.
-    #[serde(default)]
-    #[schemars(length(max = 500))]
-    pub description: Option<String>,
+    /// New description; `null` clears it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schemars(with = "Option<String>", length(max = 500))]
+    pub description: Option<Option<String>>,
     /// Enable (for example after a 410 disabled it) or disable.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
+    #[schemars(with = "bool")]
     pub enabled: Option<bool>,
-    /// New retry schedule.
-    #[serde(default)]
-    #[schemars(length(max = 20))]
-    pub retry_schedule_seconds: Option<Vec<u64>>,
+    /// New retry schedule; `null` goes back to the emulator's default.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schemars(with = "Option<Vec<u64>>", length(max = 20))]
+    pub retry_schedule_seconds: Option<Option<Vec<u64>>>,
 }
 
 /// A webhook endpoint.
@@ -646,8 +647,8 @@ impl Webhooks {
         validate_endpoint(
             patch.url.as_deref(),
             patch.event_types.as_deref(),
-            patch.description.as_deref(),
-            patch.retry_schedule_seconds.as_deref(),
+            patch.description.as_ref().and_then(|d| d.as_deref()),
+            patch.retry_schedule_seconds.as_ref().and_then(|r| r.as_deref()),
         )?;
         let e = &mut self.endpoints[i];
         if let Some(v) = patch.url {
@@ -657,13 +658,13 @@ impl Webhooks {
             e.event_types = v;
         }
         if let Some(v) = patch.description {
-            e.description = Some(v);
+            e.description = v;
         }
         if let Some(v) = patch.enabled {
             e.enabled = v;
         }
         if let Some(v) = patch.retry_schedule_seconds {
-            e.retry_schedule_seconds = Some(v);
+            e.retry_schedule_seconds = v;
         }
         e.version += 1;
         e.updated_at = now;
