@@ -176,13 +176,13 @@ export interface CreateItem {
  */
 export interface UpdateItem {
   /** New SKU (unique). */
-  sku?: string | null
+  sku?: string
   /** New name. */
-  name?: string | null
+  name?: string
   /** New unit. */
-  unit?: string | null
+  unit?: string
   /** Merged into the attributes (RFC 7396). */
-  attributes?: Record<string, unknown> | null
+  attributes?: Record<string, unknown>
   /** New threshold; `null` clears it. */
   lowStockThreshold?: number | null
 }
@@ -237,11 +237,11 @@ export interface CreateLocation {
 /** `PATCH /v1/locations/{id}` (JSON merge patch). */
 export interface UpdateLocation {
   /** New code (unique). */
-  code?: string | null
+  code?: string
   /** New name. */
-  name?: string | null
+  name?: string
   /** New kind. */
-  kind?: LocationKind | null
+  kind?: LocationKind
 }
 
 /** A page of movements. */
@@ -460,14 +460,14 @@ export interface WebhookEndpointWithSecret {
 /** `PATCH /v1/webhook-endpoints/{id}` (JSON merge patch). */
 export interface UpdateWebhookEndpoint {
   /** New URL. */
-  url?: string | null
+  url?: string
   /** New event types. */
-  eventTypes?: string[] | null
-  /** New description. */
+  eventTypes?: string[]
+  /** New description; `null` clears it. */
   description?: string | null
   /** Enable (for example after a 410 disabled it) or disable. */
-  enabled?: boolean | null
-  /** New retry schedule. */
+  enabled?: boolean
+  /** New retry schedule; `null` goes back to the emulator's default. */
   retryScheduleSeconds?: number[] | null
 }
 
@@ -1076,12 +1076,16 @@ export interface GetItemIfChangedOptions {
 
 /** Options of `updateItem`. */
 export interface UpdateItemOptions {
+  /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
+  idempotencyKey?: string
   /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
   signal?: AbortSignal
 }
 
 /** Options of `archiveItem`. */
 export interface ArchiveItemOptions {
+  /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
+  idempotencyKey?: string
   /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
   signal?: AbortSignal
 }
@@ -1126,12 +1130,16 @@ export interface GetLocationIfChangedOptions {
 
 /** Options of `updateLocation`. */
 export interface UpdateLocationOptions {
+  /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
+  idempotencyKey?: string
   /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
   signal?: AbortSignal
 }
 
 /** Options of `archiveLocation`. */
 export interface ArchiveLocationOptions {
+  /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
+  idempotencyKey?: string
   /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
   signal?: AbortSignal
 }
@@ -1284,12 +1292,16 @@ export interface GetWebhookEndpointIfChangedOptions {
 
 /** Options of `updateWebhookEndpoint`. */
 export interface UpdateWebhookEndpointOptions {
+  /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
+  idempotencyKey?: string
   /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
   signal?: AbortSignal
 }
 
 /** Options of `deleteWebhookEndpoint`. */
 export interface DeleteWebhookEndpointOptions {
+  /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
+  idempotencyKey?: string
   /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
   signal?: AbortSignal
 }

@@ -24,6 +24,131 @@ pub mod types {
             Default::default()
         }
     }
+    ///`ArchiveItemIdempotencyKey`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct ArchiveItemIdempotencyKey(::std::string::String);
+    impl ::std::ops::Deref for ArchiveItemIdempotencyKey {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ArchiveItemIdempotencyKey> for ::std::string::String {
+        fn from(value: ArchiveItemIdempotencyKey) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ArchiveItemIdempotencyKey {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            { ::regress::Regex::new("^[\\x20-\\x7E]+$").unwrap() });
+            if PATTERN.find(value).is_none() {
+                return Err("doesn't match pattern \"^[\\x20-\\x7E]+$\"".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ArchiveItemIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ArchiveItemIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ArchiveItemIdempotencyKey {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`ArchiveLocationIdempotencyKey`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct ArchiveLocationIdempotencyKey(::std::string::String);
+    impl ::std::ops::Deref for ArchiveLocationIdempotencyKey {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ArchiveLocationIdempotencyKey> for ::std::string::String {
+        fn from(value: ArchiveLocationIdempotencyKey) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ArchiveLocationIdempotencyKey {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            { ::regress::Regex::new("^[\\x20-\\x7E]+$").unwrap() });
+            if PATTERN.find(value).is_none() {
+                return Err("doesn't match pattern \"^[\\x20-\\x7E]+$\"".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ArchiveLocationIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for ArchiveLocationIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ArchiveLocationIdempotencyKey {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
     ///One attempt of a delivery.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct Attempt {
@@ -1387,6 +1512,70 @@ are required), at most 4 MiB and 50,000 rows.*/
         }
     }
     impl<'de> ::serde::Deserialize<'de> for CreateWebhookEndpointUrl {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`DeleteWebhookEndpointIdempotencyKey`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct DeleteWebhookEndpointIdempotencyKey(::std::string::String);
+    impl ::std::ops::Deref for DeleteWebhookEndpointIdempotencyKey {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<DeleteWebhookEndpointIdempotencyKey>
+    for ::std::string::String {
+        fn from(value: DeleteWebhookEndpointIdempotencyKey) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for DeleteWebhookEndpointIdempotencyKey {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            { ::regress::Regex::new("^[\\x20-\\x7E]+$").unwrap() });
+            if PATTERN.find(value).is_none() {
+                return Err("doesn't match pattern \"^[\\x20-\\x7E]+$\"".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for DeleteWebhookEndpointIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for DeleteWebhookEndpointIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for DeleteWebhookEndpointIdempotencyKey {
         fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
         where
             D: ::serde::Deserializer<'de>,
@@ -3110,10 +3299,8 @@ are required), at most 4 MiB and 50,000 rows.*/
     #[serde(deny_unknown_fields)]
     pub struct UpdateItem {
         ///Merged into the attributes (RFC 7396).
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub attributes: ::std::option::Option<
-            ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-        >,
+        #[serde(default, skip_serializing_if = "::serde_json::Map::is_empty")]
+        pub attributes: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
         ///New threshold; `null` clears it.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub low_stock_threshold: ::std::option::Option<i64>,
@@ -3130,6 +3317,68 @@ are required), at most 4 MiB and 50,000 rows.*/
     impl UpdateItem {
         pub fn builder() -> builder::UpdateItem {
             Default::default()
+        }
+    }
+    ///`UpdateItemIdempotencyKey`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct UpdateItemIdempotencyKey(::std::string::String);
+    impl ::std::ops::Deref for UpdateItemIdempotencyKey {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UpdateItemIdempotencyKey> for ::std::string::String {
+        fn from(value: UpdateItemIdempotencyKey) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UpdateItemIdempotencyKey {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            { ::regress::Regex::new("^[\\x20-\\x7E]+$").unwrap() });
+            if PATTERN.find(value).is_none() {
+                return Err("doesn't match pattern \"^[\\x20-\\x7E]+$\"".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UpdateItemIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UpdateItemIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UpdateItemIdempotencyKey {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
         }
     }
     ///New name.
@@ -3389,6 +3638,69 @@ are required), at most 4 MiB and 50,000 rows.*/
                 })
         }
     }
+    ///`UpdateLocationIdempotencyKey`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct UpdateLocationIdempotencyKey(::std::string::String);
+    impl ::std::ops::Deref for UpdateLocationIdempotencyKey {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UpdateLocationIdempotencyKey> for ::std::string::String {
+        fn from(value: UpdateLocationIdempotencyKey) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UpdateLocationIdempotencyKey {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            { ::regress::Regex::new("^[\\x20-\\x7E]+$").unwrap() });
+            if PATTERN.find(value).is_none() {
+                return Err("doesn't match pattern \"^[\\x20-\\x7E]+$\"".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UpdateLocationIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for UpdateLocationIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UpdateLocationIdempotencyKey {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
     ///New name.
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
@@ -3526,16 +3838,16 @@ are required), at most 4 MiB and 50,000 rows.*/
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
     #[serde(deny_unknown_fields)]
     pub struct UpdateWebhookEndpoint {
-        ///New description.
+        ///New description; `null` clears it.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub description: ::std::option::Option<UpdateWebhookEndpointDescription>,
         ///Enable (for example after a 410 disabled it) or disable.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub enabled: ::std::option::Option<bool>,
         ///New event types.
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub event_types: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-        ///New retry schedule.
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub event_types: ::std::vec::Vec<::std::string::String>,
+        ///New retry schedule; `null` goes back to the emulator's default.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub retry_schedule_seconds: ::std::option::Option<::std::vec::Vec<u64>>,
         ///New URL.
@@ -3547,7 +3859,7 @@ are required), at most 4 MiB and 50,000 rows.*/
             Default::default()
         }
     }
-    ///New description.
+    ///New description; `null` clears it.
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct UpdateWebhookEndpointDescription(::std::string::String);
@@ -3592,6 +3904,70 @@ are required), at most 4 MiB and 50,000 rows.*/
         }
     }
     impl<'de> ::serde::Deserialize<'de> for UpdateWebhookEndpointDescription {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`UpdateWebhookEndpointIdempotencyKey`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct UpdateWebhookEndpointIdempotencyKey(::std::string::String);
+    impl ::std::ops::Deref for UpdateWebhookEndpointIdempotencyKey {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UpdateWebhookEndpointIdempotencyKey>
+    for ::std::string::String {
+        fn from(value: UpdateWebhookEndpointIdempotencyKey) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UpdateWebhookEndpointIdempotencyKey {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            { ::regress::Regex::new("^[\\x20-\\x7E]+$").unwrap() });
+            if PATTERN.find(value).is_none() {
+                return Err("doesn't match pattern \"^[\\x20-\\x7E]+$\"".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UpdateWebhookEndpointIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for UpdateWebhookEndpointIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UpdateWebhookEndpointIdempotencyKey {
         fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
         where
             D: ::serde::Deserializer<'de>,
@@ -9017,9 +9393,7 @@ are required), at most 4 MiB and 50,000 rows.*/
         #[derive(Clone, Debug)]
         pub struct UpdateItem {
             attributes: ::std::result::Result<
-                ::std::option::Option<
-                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-                >,
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
                 ::std::string::String,
             >,
             low_stock_threshold: ::std::result::Result<
@@ -9054,9 +9428,7 @@ are required), at most 4 MiB and 50,000 rows.*/
             pub fn attributes<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
-                    ::std::option::Option<
-                        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-                    >,
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
                 >,
                 T::Error: ::std::fmt::Display,
             {
@@ -9281,7 +9653,7 @@ are required), at most 4 MiB and 50,000 rows.*/
                 ::std::string::String,
             >,
             event_types: ::std::result::Result<
-                ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+                ::std::vec::Vec<::std::string::String>,
                 ::std::string::String,
             >,
             retry_schedule_seconds: ::std::result::Result<
@@ -9333,9 +9705,7 @@ are required), at most 4 MiB and 50,000 rows.*/
             }
             pub fn event_types<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<
-                    ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-                >,
+                T: ::std::convert::TryInto<::std::vec::Vec<::std::string::String>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.event_types = value
@@ -10450,10 +10820,12 @@ Sends a `DELETE` request to `/v1/items/{id}`
 
 Arguments:
 - `id`: The item's id.
+- `idempotency_key`: Makes the request safe to retry: the first response is stored for 24 h and replayed byte-identical (`Idempotent-Replayed: true`). Bare or as an RFC 8941 quoted string.
 - `if_match`: The ETag you read (`"<version>"`) or `*`.
 ```ignore
 let response = client.archive_item()
     .id(id)
+    .idempotency_key(idempotency_key)
     .if_match(if_match)
     .send()
     .await;
@@ -10467,11 +10839,13 @@ Sends a `PATCH` request to `/v1/items/{id}`
 
 Arguments:
 - `id`: The item's id.
+- `idempotency_key`: Makes the request safe to retry: the first response is stored for 24 h and replayed byte-identical (`Idempotent-Replayed: true`). Bare or as an RFC 8941 quoted string.
 - `if_match`: The ETag you read (`"<version>"`) or `*`.
 - `body`
 ```ignore
 let response = client.update_item()
     .id(id)
+    .idempotency_key(idempotency_key)
     .if_match(if_match)
     .body(body)
     .send()
@@ -10547,10 +10921,12 @@ Sends a `DELETE` request to `/v1/locations/{id}`
 
 Arguments:
 - `id`: The location's id.
+- `idempotency_key`: Makes the request safe to retry: the first response is stored for 24 h and replayed byte-identical (`Idempotent-Replayed: true`). Bare or as an RFC 8941 quoted string.
 - `if_match`: The ETag you read (`"<version>"`) or `*`.
 ```ignore
 let response = client.archive_location()
     .id(id)
+    .idempotency_key(idempotency_key)
     .if_match(if_match)
     .send()
     .await;
@@ -10564,11 +10940,13 @@ Sends a `PATCH` request to `/v1/locations/{id}`
 
 Arguments:
 - `id`: The location's id.
+- `idempotency_key`: Makes the request safe to retry: the first response is stored for 24 h and replayed byte-identical (`Idempotent-Replayed: true`). Bare or as an RFC 8941 quoted string.
 - `if_match`: The ETag you read (`"<version>"`) or `*`.
 - `body`
 ```ignore
 let response = client.update_location()
     .id(id)
+    .idempotency_key(idempotency_key)
     .if_match(if_match)
     .body(body)
     .send()
@@ -10829,10 +11207,12 @@ Sends a `DELETE` request to `/v1/webhook-endpoints/{id}`
 
 Arguments:
 - `id`: The webhook endpoint's id.
+- `idempotency_key`: Makes the request safe to retry: the first response is stored for 24 h and replayed byte-identical (`Idempotent-Replayed: true`). Bare or as an RFC 8941 quoted string.
 - `if_match`: The ETag you read (`"<version>"`) or `*`.
 ```ignore
 let response = client.delete_webhook_endpoint()
     .id(id)
+    .idempotency_key(idempotency_key)
     .if_match(if_match)
     .send()
     .await;
@@ -10846,11 +11226,13 @@ Sends a `PATCH` request to `/v1/webhook-endpoints/{id}`
 
 Arguments:
 - `id`: The webhook endpoint's id.
+- `idempotency_key`: Makes the request safe to retry: the first response is stored for 24 h and replayed byte-identical (`Idempotent-Replayed: true`). Bare or as an RFC 8941 quoted string.
 - `if_match`: The ETag you read (`"<version>"`) or `*`.
 - `body`
 ```ignore
 let response = client.update_webhook_endpoint()
     .id(id)
+    .idempotency_key(idempotency_key)
     .if_match(if_match)
     .body(body)
     .send()
@@ -12115,6 +12497,7 @@ pub mod builder {
     pub struct ArchiveItem<'a> {
         client: &'a super::Client,
         id: Result<::std::string::String, String>,
+        idempotency_key: Result<Option<types::ArchiveItemIdempotencyKey>, String>,
         if_match: Result<::std::string::String, String>,
     }
     impl<'a> ArchiveItem<'a> {
@@ -12122,6 +12505,7 @@ pub mod builder {
             Self {
                 client: client,
                 id: Err("id was not initialized".to_string()),
+                idempotency_key: Ok(None),
                 if_match: Err("if_match was not initialized".to_string()),
             }
         }
@@ -12133,6 +12517,19 @@ pub mod builder {
                 .try_into()
                 .map_err(|_| {
                     "conversion to `:: std :: string :: String` for id failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn idempotency_key<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::ArchiveItemIdempotencyKey>,
+        {
+            self.idempotency_key = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `ArchiveItemIdempotencyKey` for idempotency_key failed"
                         .to_string()
                 });
             self
@@ -12153,13 +12550,14 @@ pub mod builder {
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::Item>, Error<ByteStream>> {
-            let Self { client, id, if_match } = self;
+            let Self { client, id, idempotency_key, if_match } = self;
             let id = id.map_err(Error::InvalidRequest)?;
+            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
             let if_match = if_match.map_err(Error::InvalidRequest)?;
             let url = format!(
                 "{}/v1/items/{}", client.baseurl, encode_path(& id.to_string()),
             );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
             header_map
                 .append(
                     ::reqwest::header::HeaderName::from_static("api-version"),
@@ -12167,6 +12565,9 @@ pub mod builder {
                         super::Client::api_version(),
                     ),
                 );
+            if let Some(value) = idempotency_key {
+                header_map.append("Idempotency-Key", value.to_string().try_into()?);
+            }
             header_map.append("If-Match", if_match.to_string().try_into()?);
             #[allow(unused_mut)]
             let mut request = client
@@ -12191,6 +12592,7 @@ pub mod builder {
                 401u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 403u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 404u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                409u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 412u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 413u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 415u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
@@ -12209,6 +12611,7 @@ pub mod builder {
     pub struct UpdateItem<'a> {
         client: &'a super::Client,
         id: Result<::std::string::String, String>,
+        idempotency_key: Result<Option<types::UpdateItemIdempotencyKey>, String>,
         if_match: Result<::std::string::String, String>,
         body: Result<types::builder::UpdateItem, String>,
     }
@@ -12217,6 +12620,7 @@ pub mod builder {
             Self {
                 client: client,
                 id: Err("id was not initialized".to_string()),
+                idempotency_key: Ok(None),
                 if_match: Err("if_match was not initialized".to_string()),
                 body: Ok(::std::default::Default::default()),
             }
@@ -12229,6 +12633,19 @@ pub mod builder {
                 .try_into()
                 .map_err(|_| {
                     "conversion to `:: std :: string :: String` for id failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn idempotency_key<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::UpdateItemIdempotencyKey>,
+        {
+            self.idempotency_key = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `UpdateItemIdempotencyKey` for idempotency_key failed"
                         .to_string()
                 });
             self
@@ -12271,8 +12688,9 @@ pub mod builder {
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::Item>, Error<ByteStream>> {
-            let Self { client, id, if_match, body } = self;
+            let Self { client, id, idempotency_key, if_match, body } = self;
             let id = id.map_err(Error::InvalidRequest)?;
+            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
             let if_match = if_match.map_err(Error::InvalidRequest)?;
             let body = body
                 .and_then(|v| types::UpdateItem::try_from(v).map_err(|e| e.to_string()))
@@ -12280,7 +12698,7 @@ pub mod builder {
             let url = format!(
                 "{}/v1/items/{}", client.baseurl, encode_path(& id.to_string()),
             );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
             header_map
                 .append(
                     ::reqwest::header::HeaderName::from_static("api-version"),
@@ -12288,6 +12706,9 @@ pub mod builder {
                         super::Client::api_version(),
                     ),
                 );
+            if let Some(value) = idempotency_key {
+                header_map.append("Idempotency-Key", value.to_string().try_into()?);
+            }
             header_map.append("If-Match", if_match.to_string().try_into()?);
             #[allow(unused_mut)]
             let mut request = client
@@ -12686,6 +13107,7 @@ pub mod builder {
     pub struct ArchiveLocation<'a> {
         client: &'a super::Client,
         id: Result<::std::string::String, String>,
+        idempotency_key: Result<Option<types::ArchiveLocationIdempotencyKey>, String>,
         if_match: Result<::std::string::String, String>,
     }
     impl<'a> ArchiveLocation<'a> {
@@ -12693,6 +13115,7 @@ pub mod builder {
             Self {
                 client: client,
                 id: Err("id was not initialized".to_string()),
+                idempotency_key: Ok(None),
                 if_match: Err("if_match was not initialized".to_string()),
             }
         }
@@ -12704,6 +13127,19 @@ pub mod builder {
                 .try_into()
                 .map_err(|_| {
                     "conversion to `:: std :: string :: String` for id failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn idempotency_key<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::ArchiveLocationIdempotencyKey>,
+        {
+            self.idempotency_key = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `ArchiveLocationIdempotencyKey` for idempotency_key failed"
                         .to_string()
                 });
             self
@@ -12724,13 +13160,14 @@ pub mod builder {
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::Location>, Error<ByteStream>> {
-            let Self { client, id, if_match } = self;
+            let Self { client, id, idempotency_key, if_match } = self;
             let id = id.map_err(Error::InvalidRequest)?;
+            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
             let if_match = if_match.map_err(Error::InvalidRequest)?;
             let url = format!(
                 "{}/v1/locations/{}", client.baseurl, encode_path(& id.to_string()),
             );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
             header_map
                 .append(
                     ::reqwest::header::HeaderName::from_static("api-version"),
@@ -12738,6 +13175,9 @@ pub mod builder {
                         super::Client::api_version(),
                     ),
                 );
+            if let Some(value) = idempotency_key {
+                header_map.append("Idempotency-Key", value.to_string().try_into()?);
+            }
             header_map.append("If-Match", if_match.to_string().try_into()?);
             #[allow(unused_mut)]
             let mut request = client
@@ -12762,6 +13202,7 @@ pub mod builder {
                 401u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 403u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 404u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                409u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 412u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 413u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 415u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
@@ -12780,6 +13221,7 @@ pub mod builder {
     pub struct UpdateLocation<'a> {
         client: &'a super::Client,
         id: Result<::std::string::String, String>,
+        idempotency_key: Result<Option<types::UpdateLocationIdempotencyKey>, String>,
         if_match: Result<::std::string::String, String>,
         body: Result<types::builder::UpdateLocation, String>,
     }
@@ -12788,6 +13230,7 @@ pub mod builder {
             Self {
                 client: client,
                 id: Err("id was not initialized".to_string()),
+                idempotency_key: Ok(None),
                 if_match: Err("if_match was not initialized".to_string()),
                 body: Ok(::std::default::Default::default()),
             }
@@ -12800,6 +13243,19 @@ pub mod builder {
                 .try_into()
                 .map_err(|_| {
                     "conversion to `:: std :: string :: String` for id failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn idempotency_key<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::UpdateLocationIdempotencyKey>,
+        {
+            self.idempotency_key = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `UpdateLocationIdempotencyKey` for idempotency_key failed"
                         .to_string()
                 });
             self
@@ -12844,8 +13300,9 @@ pub mod builder {
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::Location>, Error<ByteStream>> {
-            let Self { client, id, if_match, body } = self;
+            let Self { client, id, idempotency_key, if_match, body } = self;
             let id = id.map_err(Error::InvalidRequest)?;
+            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
             let if_match = if_match.map_err(Error::InvalidRequest)?;
             let body = body
                 .and_then(|v| {
@@ -12855,7 +13312,7 @@ pub mod builder {
             let url = format!(
                 "{}/v1/locations/{}", client.baseurl, encode_path(& id.to_string()),
             );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
             header_map
                 .append(
                     ::reqwest::header::HeaderName::from_static("api-version"),
@@ -12863,6 +13320,9 @@ pub mod builder {
                         super::Client::api_version(),
                     ),
                 );
+            if let Some(value) = idempotency_key {
+                header_map.append("Idempotency-Key", value.to_string().try_into()?);
+            }
             header_map.append("If-Match", if_match.to_string().try_into()?);
             #[allow(unused_mut)]
             let mut request = client
@@ -14356,6 +14816,10 @@ pub mod builder {
     pub struct DeleteWebhookEndpoint<'a> {
         client: &'a super::Client,
         id: Result<::std::string::String, String>,
+        idempotency_key: Result<
+            Option<types::DeleteWebhookEndpointIdempotencyKey>,
+            String,
+        >,
         if_match: Result<::std::string::String, String>,
     }
     impl<'a> DeleteWebhookEndpoint<'a> {
@@ -14363,6 +14827,7 @@ pub mod builder {
             Self {
                 client: client,
                 id: Err("id was not initialized".to_string()),
+                idempotency_key: Ok(None),
                 if_match: Err("if_match was not initialized".to_string()),
             }
         }
@@ -14374,6 +14839,19 @@ pub mod builder {
                 .try_into()
                 .map_err(|_| {
                     "conversion to `:: std :: string :: String` for id failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn idempotency_key<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::DeleteWebhookEndpointIdempotencyKey>,
+        {
+            self.idempotency_key = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `DeleteWebhookEndpointIdempotencyKey` for idempotency_key failed"
                         .to_string()
                 });
             self
@@ -14392,14 +14870,15 @@ pub mod builder {
         }
         ///Sends a `DELETE` request to `/v1/webhook-endpoints/{id}`
         pub async fn send(self) -> Result<ResponseValue<()>, Error<ByteStream>> {
-            let Self { client, id, if_match } = self;
+            let Self { client, id, idempotency_key, if_match } = self;
             let id = id.map_err(Error::InvalidRequest)?;
+            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
             let if_match = if_match.map_err(Error::InvalidRequest)?;
             let url = format!(
                 "{}/v1/webhook-endpoints/{}", client.baseurl, encode_path(& id
                 .to_string()),
             );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
             header_map
                 .append(
                     ::reqwest::header::HeaderName::from_static("api-version"),
@@ -14407,6 +14886,9 @@ pub mod builder {
                         super::Client::api_version(),
                     ),
                 );
+            if let Some(value) = idempotency_key {
+                header_map.append("Idempotency-Key", value.to_string().try_into()?);
+            }
             header_map.append("If-Match", if_match.to_string().try_into()?);
             #[allow(unused_mut)]
             let mut request = client.client.delete(url).headers(header_map).build()?;
@@ -14423,6 +14905,7 @@ pub mod builder {
                 401u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 403u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 404u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                409u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 412u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 413u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 415u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
@@ -14441,6 +14924,10 @@ pub mod builder {
     pub struct UpdateWebhookEndpoint<'a> {
         client: &'a super::Client,
         id: Result<::std::string::String, String>,
+        idempotency_key: Result<
+            Option<types::UpdateWebhookEndpointIdempotencyKey>,
+            String,
+        >,
         if_match: Result<::std::string::String, String>,
         body: Result<types::builder::UpdateWebhookEndpoint, String>,
     }
@@ -14449,6 +14936,7 @@ pub mod builder {
             Self {
                 client: client,
                 id: Err("id was not initialized".to_string()),
+                idempotency_key: Ok(None),
                 if_match: Err("if_match was not initialized".to_string()),
                 body: Ok(::std::default::Default::default()),
             }
@@ -14461,6 +14949,19 @@ pub mod builder {
                 .try_into()
                 .map_err(|_| {
                     "conversion to `:: std :: string :: String` for id failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn idempotency_key<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::UpdateWebhookEndpointIdempotencyKey>,
+        {
+            self.idempotency_key = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `UpdateWebhookEndpointIdempotencyKey` for idempotency_key failed"
                         .to_string()
                 });
             self
@@ -14507,8 +15008,9 @@ pub mod builder {
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::WebhookEndpoint>, Error<ByteStream>> {
-            let Self { client, id, if_match, body } = self;
+            let Self { client, id, idempotency_key, if_match, body } = self;
             let id = id.map_err(Error::InvalidRequest)?;
+            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
             let if_match = if_match.map_err(Error::InvalidRequest)?;
             let body = body
                 .and_then(|v| {
@@ -14519,7 +15021,7 @@ pub mod builder {
                 "{}/v1/webhook-endpoints/{}", client.baseurl, encode_path(& id
                 .to_string()),
             );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
             header_map
                 .append(
                     ::reqwest::header::HeaderName::from_static("api-version"),
@@ -14527,6 +15029,9 @@ pub mod builder {
                         super::Client::api_version(),
                     ),
                 );
+            if let Some(value) = idempotency_key {
+                header_map.append("Idempotency-Key", value.to_string().try_into()?);
+            }
             header_map.append("If-Match", if_match.to_string().try_into()?);
             #[allow(unused_mut)]
             let mut request = client
@@ -14552,6 +15057,7 @@ pub mod builder {
                 401u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 403u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 404u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                409u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 412u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 413u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 415u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
