@@ -88,6 +88,11 @@ struct Serve {
     /// Requests per API key allowed in a burst (the bucket's size).
     #[arg(long, default_value_t = 2000, env = "TWH_RATE_LIMIT_BURST")]
     rate_limit_burst: u64,
+    /// Deterministic mode: ids, keys, webhook secrets, request ids and retry jitter come from a
+    /// generator seeded by SEED, and the clock starts at 2030-01-01T00:00:00Z and moves only when
+    /// advanced, so the same requests (sent one at a time) get the same answers on every run.
+    #[arg(long, value_name = "SEED", env = "TWH_DETERMINISTIC")]
+    deterministic: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -187,6 +192,7 @@ async fn serve(args: Serve) -> ExitCode {
             ..WebhookSettings::default()
         },
         data_dir: args.data_dir.clone(),
+        deterministic: args.deterministic,
     };
     let emulator = match Emulator::start(config).await {
         Ok(e) => e,
