@@ -1,6 +1,6 @@
 //! Idempotency keys and request ids: one of each per logical call, the same on every retry.
 //!
-//! Every POST carries an `Idempotency-Key` (SDK.md "Idempotency"): the caller's, given with
+//! Every POST carries an `Idempotency-Key` (docs/guide/idempotency-and-concurrency.md): the caller's, given with
 //! [`Post::idempotency_key`], or a random UUIDv4 made once per call. The key is put on the
 //! request before the first attempt, and the retry loop ([`crate::retry`]) re-sends that same
 //! request, so a call creates at most one ledger entry however many attempts it takes: the
@@ -28,7 +28,7 @@ use crate::etag::ETag;
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 /// The request id header.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
-/// Longest idempotency key the API accepts, in characters (API.md §2).
+/// Longest idempotency key the API accepts, in characters (the API's bound).
 pub const IDEMPOTENCY_KEY_LEN_MAX: usize = 255;
 
 /// A random UUIDv4 from the thread-local CSPRNG (`uuid`'s own `new_v4` asks the OS for every
