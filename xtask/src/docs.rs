@@ -308,7 +308,9 @@ impl Doc<'_> {
                 "These routes belong to the emulator, not to the product API: no SDK client method calls \
                  them (each language's emulator handle wraps the ones a test needs). With `--admin-token` \
                  they need `Authorization: Bearer <token>`; without one they answer only requests from \
-                 this machine. See [the emulator guide](../guide/emulator.md).\n\n",
+                 this machine. On these routes a 401 means the admin token is missing or wrong, and a \
+                 403 is `forbidden_origin` (another origin or host). See \
+                 [the emulator guide](../guide/emulator.md).\n\n",
             );
         }
         out.push_str("[Index](README.md) · [Schemas](schemas.md)\n");
@@ -522,4 +524,399 @@ pub fn all(check: bool) -> Result<(), String> {
         }
     }
     if problems.is_empty() { Ok(()) } else { Err(problems.join("\n")) }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The documentation covers the API, and points at nothing outside the repository.
+
+    use std::path::{Component, Path, PathBuf};
+
+    use super::*;
+
+    fn document() -> Value {
+        let text = std::fs::read_to_string(root().join("openapi/openapi.json")).expect("document");
+        serde_json::from_str(&text).expect("json")
+    }
+
+    fn read(path: &Path) -> String {
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// Files under `dir` (recursively) whose name ends with one of `suffixes`, skipping build
+    /// outputs, installed packages and hidden folders.
+    fn files_under(dir: &Path, suffixes: &[&str]) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(d) = todo.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else { continue };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if path.is_dir() {
+                    if !name.starts_with('.')
+                        && !["target", "node_modules", "dist", "__pycache__"].contains(&name.as_str())
+                    {
+                        todo.push(path);
+                    }
+                } else if suffixes.iter().any(|s| name.ends_with(s)) {
+                    out.push(path);
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// The text of every page of `docs/<sub>`.
+    fn pages(sub: &str) -> String {
+        files_under(&root().join("docs").join(sub), &[".md"]).iter().map(|p| read(p)).collect::<Vec<_>>().join("\n")
+    }
+
+    /// Whether `text` holds `needle` not followed by a character that would make it a longer
+    /// name (`/v1/sandbox` is not found in `/v1/sandboxes`).
+    fn mentions(text: &str, needle: &str) -> bool {
+        text.match_indices(needle).any(|(at, _)| {
+            text[at + needle.len()..].chars().next().is_none_or(|c| !(c.is_alphanumeric() || c == '-' || c == '_'))
+        })
+    }
+
+    #[test]
+    fn the_committed_reference_is_what_the_document_generates() {
+        for (file, text) in files(&document()).expect("reference") {
+            assert!(read(&root().join(&file)) == text, "{file} is stale: run `cargo xtask generate`");
+        }
+    }
+
+    #[test]
+    fn every_path_and_sdk_method_is_in_the_reference() {
+        let doc = document();
+        let reference = pages("reference");
+        let mut missing = Vec::new();
+        for (path, item) in doc.get("paths").and_then(Value::as_object).expect("paths") {
+            for method in METHODS.iter().filter(|m| item.get(**m).is_some()) {
+                let line = format!("`{} {path}`", method.to_ascii_uppercase());
+                if !reference.contains(&line) {
+                    missing.push(line);
+                }
+            }
+        }
+        let api = Api::from_document(&doc).expect("api");
+        for o in &api.operations {
+            let (rust, python, node) = sdk_methods(&[o]);
+            for name in rust.iter().chain(&python).chain(&node) {
+                if !mentions(&reference, &format!("`{name}`")) {
+                    missing.push(name.clone());
+                }
+            }
+        }
+        assert!(missing.is_empty(), "not in docs/reference: {missing:?}");
+    }
+
+    /// What the guide must name for a path: `/v1/<resource>` for the product API,
+    /// `/_emulator/<route>` for the control plane, the path itself otherwise (`/metrics`).
+    fn guide_name(path: &str) -> String {
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        match segments.as_slice() {
+            ["v1" | "_emulator", first, ..] => format!("/{}/{first}", segments[0]),
+            _ => path.to_owned(),
+        }
+    }
+
+    #[test]
+    fn the_guide_covers_every_resource_and_control_plane_route() {
+        let guide = format!("{}\n{}", read(&root().join("docs/README.md")), pages("guide"));
+        let doc = document();
+        let paths = doc.get("paths").and_then(Value::as_object).expect("paths");
+        let missing: BTreeSet<String> =
+            paths.keys().map(|p| guide_name(p)).filter(|name| !mentions(&guide, name)).collect();
+        assert!(missing.is_empty(), "the guide (docs/guide) never mentions {missing:?}");
+        // The rule bites: a resource the guide does not name is found.
+        assert!(!mentions(&guide, "/v1/no-such-resource"));
+        assert_eq!(guide_name("/v1/items/{id}"), "/v1/items");
+        assert_eq!(guide_name("/_emulator/sink/{name}"), "/_emulator/sink");
+        assert_eq!(guide_name("/openapi/postman.json"), "/openapi/postman.json");
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Links. The rule, for the READMEs, docs/, the crates' doc comments, the Python package and
+    // the Node package:
+    // - an `http(s)://` URL names a loopback host (`127.0.0.1`, `localhost`, `[::1]`,
+    //   `0.0.0.0`), a reserved example host (`example.com`/`.net`/`.org`, `*.example`,
+    //   `*.invalid`, `*.test`) or a placeholder without a dot (`http://host:port`); no other
+    //   host is allowed;
+    // - a Markdown link or `href` to a file is relative, and lands on a file or folder inside
+    //   the repository (no absolute path, no `../` out of it, no `file:`);
+    // - a Markdown file named in the text (`README.md`, `docs/guide/webhooks.md`) exists in the
+    //   repository (or is an output of its tools, in a folder `.gitignore` names from the root),
+    //   so no page cites a document that ships elsewhere;
+    // - no path of a development machine (`/work/`, `/root/`, `/home/`).
+
+    const LOOPBACK: [&str; 4] = ["127.0.0.1", "localhost", "[::1]", "0.0.0.0"];
+
+    fn host_allowed(host: &str) -> bool {
+        let host = host.to_ascii_lowercase();
+        let bare = host.split(':').next().unwrap_or_default();
+        // A host without a dot is a placeholder (`http://host:port`), not a place on the web.
+        host.is_empty()
+            || !bare.contains('.') && !bare.starts_with('[')
+            || LOOPBACK.contains(&bare)
+            || host.starts_with("[::1]")
+            || ["example.com", "example.net", "example.org"]
+                .iter()
+                .any(|e| bare == *e || bare.ends_with(&format!(".{e}")))
+            || [".example", ".invalid", ".test"].iter().any(|t| bare.ends_with(t))
+    }
+
+    /// The hosts of every `http://` / `https://` URL in `text`.
+    fn url_hosts(text: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for scheme in ["http://", "https://"] {
+            for (at, _) in text.match_indices(scheme) {
+                let rest = &text[at + scheme.len()..];
+                let end = rest
+                    .find(|c: char| {
+                        c.is_whitespace() || "/?#)>\"'`<,;|\\".contains(c) || c == ']' && !rest.starts_with('[')
+                    })
+                    .unwrap_or(rest.len());
+                let host = &rest[..end];
+                // `[::1]:4010`: the bracket is part of the host.
+                let host = if rest.starts_with('[') { &rest[..rest.find(']').map_or(end, |i| i + 1)] } else { host };
+                out.push(host.to_owned());
+            }
+        }
+        out
+    }
+
+    /// The targets of Markdown links `](target)` and of `href="target"` in `text`.
+    fn link_targets(text: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for (at, _) in text.match_indices("](") {
+            let rest = &text[at + 2..];
+            if let Some(end) = rest.find(')') {
+                out.push(rest[..end].trim().trim_matches(['<', '>']).to_owned());
+            }
+        }
+        for open in ["href=\"", "src=\""] {
+            for (at, _) in text.match_indices(open) {
+                let rest = &text[at + open.len()..];
+                if let Some(end) = rest.find('"') {
+                    out.push(rest[..end].to_owned());
+                }
+            }
+        }
+        out
+    }
+
+    /// A heading as GitHub renders it for its anchor: `[text](target)` is `text`.
+    fn link_text(heading: &str) -> String {
+        let mut out = String::new();
+        let mut rest = heading;
+        while let Some(at) = rest.find("](") {
+            out.push_str(&rest[..at]);
+            rest = rest[at + 2..].split_once(')').map_or("", |(_, after)| after);
+        }
+        out.push_str(rest);
+        out.replace('[', "")
+    }
+
+    /// `path` without `.` and `..` (lexically), or `None` when `..` climbs above the start.
+    fn normalize(path: &Path) -> Option<PathBuf> {
+        let mut out = PathBuf::new();
+        for c in path.components() {
+            match c {
+                Component::ParentDir => {
+                    if !out.pop() {
+                        return None;
+                    }
+                }
+                Component::CurDir => {}
+                other => out.push(other),
+            }
+        }
+        Some(out)
+    }
+
+    /// The Markdown file names cited in `text` (`docs/guide/webhooks.md`, `API.md`).
+    fn cited_markdown(text: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for (at, _) in text.match_indices(".md") {
+            let after = text[at + 3..].chars().next();
+            if after.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                continue; // `.mdx`, `.md_file`: not a Markdown name
+            }
+            let start = text[..at]
+                .rfind(|c: char| !(c.is_alphanumeric() || "_-./".contains(c)))
+                .map_or(0, |i| i + text[i..].chars().next().map_or(1, char::len_utf8));
+            let name = &text[start..at + 3];
+            if name.len() > 3 && !name.starts_with('.') {
+                out.push(name.to_owned());
+            }
+        }
+        out
+    }
+
+    /// Every problem of `text` (from `file`, relative to the repository) under the rule above.
+    fn problems(file: &Path, text: &str, markdown_names: &BTreeSet<String>) -> Vec<String> {
+        let repo = root();
+        let dir = file.parent().unwrap_or(Path::new(""));
+        // Folders the repository's `.gitignore` names from its root (`/bench/results/`): where
+        // its own tools write their outputs, which a page may name.
+        let ignored: Vec<String> = std::fs::read_to_string(repo.join(".gitignore"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix('/'))
+            .filter(|l| l.ends_with('/'))
+            .map(str::to_owned)
+            .collect();
+        let mut out = Vec::new();
+        for host in url_hosts(text) {
+            if !host_allowed(&host) {
+                out.push(format!("{}: a link to {host}, outside the repository", file.display()));
+            }
+        }
+        for target in link_targets(text) {
+            let path = target.split('#').next().unwrap_or_default();
+            if target.contains("://") || target.contains("::") || target.starts_with("mailto:") {
+                continue; // a URL (checked above), a rustdoc intra-doc link
+            }
+            // An anchor into a Markdown page of the repository names one of its headings.
+            if let Some((page, fragment)) = target.split_once('#') {
+                let same = page.is_empty();
+                let page = if same { Some(file.to_path_buf()) } else { normalize(&dir.join(page)) };
+                let is_markdown = page.as_ref().is_some_and(|p| p.extension().is_some_and(|e| e == "md"));
+                if let (Some(page), true) = (page, is_markdown) {
+                    let headings = if same {
+                        text.to_owned()
+                    } else {
+                        std::fs::read_to_string(repo.join(&page)).unwrap_or_default()
+                    };
+                    let found = headings
+                        .lines()
+                        .filter(|l| l.starts_with('#'))
+                        .any(|l| anchor(&link_text(l.trim_start_matches('#').trim())) == fragment);
+                    if !found {
+                        out.push(format!("{}: `{target}`: no such heading", file.display()));
+                    }
+                }
+            }
+            if path.is_empty() {
+                continue;
+            }
+            if !(path.contains('/') || path.contains('.'))
+                || path.contains(|c: char| c.is_whitespace() || "{}(),'\"".contains(c))
+            {
+                continue; // `[Client](Client)`-style rustdoc names; code (`a[i]({ x })`), not a link
+            }
+            if path.starts_with('/') || path.starts_with('~') || path.starts_with("file:") {
+                out.push(format!("{}: `{target}` is an absolute path", file.display()));
+                continue;
+            }
+            match normalize(&dir.join(path)) {
+                None => out.push(format!("{}: `{target}` leaves the repository", file.display())),
+                Some(p) if !repo.join(&p).exists() => {
+                    out.push(format!("{}: `{target}` is not a file of the repository", file.display()))
+                }
+                Some(_) => {}
+            }
+        }
+        for name in cited_markdown(text) {
+            let here = normalize(&dir.join(&name)).is_some_and(|p| repo.join(p).exists());
+            let base = name.rsplit('/').next().unwrap_or(&name);
+            let output = ignored.iter().any(|dir| name.starts_with(dir.as_str()));
+            if !(here || output || repo.join(name.trim_start_matches("./")).exists() || markdown_names.contains(base)) {
+                out.push(format!("{}: cites {name}, which is not in the repository", file.display()));
+            }
+        }
+        for machine in ["/work/", "/root/", "/home/"] {
+            if text.contains(machine) {
+                out.push(format!("{}: names a machine's path ({machine})", file.display()));
+            }
+        }
+        out
+    }
+
+    /// The doc comments (`//!`, `///`) of a Rust source.
+    fn rust_docs(text: &str) -> String {
+        text.lines()
+            .map(str::trim_start)
+            .filter(|l| l.starts_with("//!") || l.starts_with("///"))
+            .map(|l| l.trim_start_matches('/').trim_start_matches('!'))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Every documentation text the rule covers: `(path relative to the repository, text)`.
+    fn documentation() -> Vec<(PathBuf, String)> {
+        let repo = root();
+        let rel = |p: &Path| p.strip_prefix(&repo).unwrap_or(p).to_path_buf();
+        let mut out = Vec::new();
+        // Every Markdown page (READMEs, docs/, quickstarts, the kitchen sink).
+        for p in files_under(&repo, &[".md"]) {
+            out.push((rel(&p), read(&p)));
+        }
+        // The crates' documentation: what rustdoc renders.
+        for krate in ["sdk-rust/src", "emulator/src", "webhooks/src"] {
+            for p in files_under(&repo.join(krate), &[".rs"]) {
+                out.push((rel(&p), rust_docs(&read(&p))));
+            }
+        }
+        // The Python package (docstrings and the stubs), the Node package (JSDoc and `.d.ts`).
+        for p in files_under(&repo.join("bindings-python/python"), &[".py", ".pyi"]) {
+            out.push((rel(&p), read(&p)));
+        }
+        for p in files_under(&repo.join("bindings-node/lib"), &[".js", ".d.ts"]) {
+            out.push((rel(&p), read(&p)));
+        }
+        for name in ["index.js", "index.mjs", "index.d.ts", "binding.d.ts"] {
+            let p = repo.join("bindings-node").join(name);
+            if p.exists() {
+                out.push((rel(&p), read(&p)));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn no_documentation_points_outside_the_repository() {
+        let docs = documentation();
+        assert!(docs.len() > 50, "the walk found the documentation ({} files)", docs.len());
+        let markdown_names: BTreeSet<String> = files_under(&root(), &[".md"])
+            .iter()
+            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect();
+        let found: Vec<String> = docs.iter().flat_map(|(file, text)| problems(file, text, &markdown_names)).collect();
+        assert!(found.is_empty(), "documentation points outside the repository:\n{}", found.join("\n"));
+    }
+
+    #[test]
+    fn the_link_rule_refuses_what_it_should() {
+        let names: BTreeSet<String> = ["README.md".to_owned()].into();
+        let file = Path::new("docs/guide/x.md");
+        let bad = [
+            "see [the spec](https://github.com/acme/spec)",
+            "see <https://www.standardwebhooks.com>",
+            "[design](../../../shared/design/API.md)",
+            "[abs](/etc/passwd)",
+            "as API.md §5 says",
+            "[gone](../reference/no-such-page.md)",
+            "[no heading](../reference/README.md#no-such-tag)",
+            "built in /work/main",
+            "http://[2001:db8::1]/x and https://10.0.0.1/",
+        ];
+        for text in bad {
+            assert!(!problems(file, text, &names).is_empty(), "allowed: {text}");
+        }
+        let good = [
+            "[index](../README.md), [reference](../reference/README.md#items)",
+            "http://127.0.0.1:4010/v1/items and http://localhost:4010 and http://[::1]:4010/x",
+            "POST to https://shop.example.com/hooks or https://example.org",
+            "[`Error`](crate::Error) and [anchor](#faults)\n\n## Faults",
+            "`http://` or `https://`, `http://host:port`",
+            "js code: args[i]({ ...options, cursor })",
+        ];
+        for text in good {
+            assert_eq!(problems(file, text, &names), Vec::<String>::new(), "refused: {text}");
+        }
+    }
 }
