@@ -613,6 +613,34 @@ mod tests {
         assert!(missing.is_empty(), "not in docs/reference: {missing:?}");
     }
 
+    /// The concatenated text of the files of `dir` ending with `suffix`.
+    fn sources(dir: &str, suffix: &str) -> String {
+        files_under(&root().join(dir), &[suffix]).iter().map(|p| read(p)).collect::<Vec<_>>().join("\n")
+    }
+
+    #[test]
+    fn every_sdk_method_the_reference_names_exists_in_its_sdk() {
+        // The reference derives the names (`iter_items`, `iterItems`, `list_items_stream`); the
+        // packages are the truth.
+        let api = Api::from_document(&document()).expect("api");
+        let rust = sources("sdk-rust/src", ".rs");
+        let python = sources("bindings-python/python/twh", ".py");
+        let node = sources("bindings-node/lib", ".js");
+        let mut missing = Vec::new();
+        for o in &api.operations {
+            let (r, p, n) = sdk_methods(&[o]);
+            missing.extend(
+                r.into_iter().filter(|m| !rust.contains(&format!("fn {m}(")) && !rust.contains(&format!("fn {m}<"))),
+            );
+            missing.extend(p.into_iter().filter(|m| !python.contains(&format!("def {m}("))));
+            missing.extend(
+                n.into_iter()
+                    .filter(|m| !node.contains(&format!("\n  {m}(")) && !node.contains(&format!("\n  async *{m}("))),
+            );
+        }
+        assert!(missing.is_empty(), "the reference names methods the SDKs do not have: {missing:?}");
+    }
+
     /// What the guide must name for a path: `/v1/<resource>` for the product API,
     /// `/_emulator/<route>` for the control plane, the path itself otherwise (`/metrics`).
     fn guide_name(path: &str) -> String {
