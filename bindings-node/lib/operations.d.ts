@@ -430,8 +430,8 @@ export interface CreateWebhookEndpoint {
 }
 
 /**
- * A webhook endpoint with its signing secret: the answer of create and rotate-secret only
- * (API.md §4). Every other answer is a [`WebhookEndpoint`], which has no secret, so a
+ * A webhook endpoint with its signing secret: the answer of create and rotate-secret only.
+ * Every other answer is a [`WebhookEndpoint`], which has no secret, so a
  * restricted key, which may read endpoints, never sees one.
  */
 export interface WebhookEndpointWithSecret {

@@ -33,7 +33,7 @@
 //! (plan `free`) the dispatcher claims no more than the quota leaves (attempts in flight count),
 //! and what is due beyond it waits for the next period (`usage.quota_exceeded` once).
 //!
-//! `webhook-timestamp` is the wall-clock time of the attempt (API.md), so standard verifiers
+//! `webhook-timestamp` is the wall-clock time of the attempt, so standard verifiers
 //! accept deliveries after the emulator clock was advanced.
 //!
 //! **Sharing the tenant lock with the request path.** The dispatcher runs at the lowest OS

@@ -279,7 +279,7 @@ fn catalogue<List: JsonSchema, Create: JsonSchema, One: JsonSchema, Update: Json
     ]
 }
 
-/// Every operation, in the order of API.md.
+/// Every operation, in the documented order (the product API by resource, then the control plane).
 fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
     let statuses = string_enum(&["active", "archived"]);
     vec![

@@ -1,6 +1,6 @@
 //! Idempotency keys and request ids: one of each per logical call, the same on every retry.
 //!
-//! Every POST, PATCH and DELETE carries an `Idempotency-Key`: the caller's, given with
+//! Every POST, PATCH and DELETE carries an `Idempotency-Key` (docs/guide/idempotency-and-concurrency.md): the caller's, given with
 //! [`Post::idempotency_key`], or a random UUIDv4 made once per call. (A PATCH or DELETE retried
 //! after its first attempt committed then gets the stored answer: not a 412 for its now-stale
 //! `If-Match`, and with `If-Match: *` not a second change.) The key is put on the
@@ -30,7 +30,7 @@ use crate::etag::ETag;
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 /// The request id header.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
-/// Longest idempotency key the API accepts, in characters (API.md §2).
+/// Longest idempotency key the API accepts, in characters (the API's bound).
 pub const IDEMPOTENCY_KEY_LEN_MAX: usize = 255;
 
 /// A random UUIDv4 from the thread-local CSPRNG (`uuid`'s own `new_v4` asks the OS for every

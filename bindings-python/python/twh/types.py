@@ -607,7 +607,7 @@ class WebhookEndpoint(Model):
 
 
 class WebhookEndpointWithSecret(Model):
-    """A webhook endpoint with its signing secret: the answer of create and rotate-secret only (API.md §4). Every other answer is a [`WebhookEndpoint`], which has no secret, so a restricted key, which may read endpoints, never sees one."""
+    """A webhook endpoint with its signing secret: the answer of create and rotate-secret only. Every other answer is a [`WebhookEndpoint`], which has no secret, so a restricted key, which may read endpoints, never sees one."""
 
     __slots__ = ()
 

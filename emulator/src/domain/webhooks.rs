@@ -112,8 +112,8 @@ pub struct WebhookEndpoint {
     pub updated_at: Timestamp,
 }
 
-/// A webhook endpoint with its signing secret: the answer of create and rotate-secret only
-/// (API.md §4). Every other answer is a [`WebhookEndpoint`], which has no secret, so a
+/// A webhook endpoint with its signing secret: the answer of create and rotate-secret only.
+/// Every other answer is a [`WebhookEndpoint`], which has no secret, so a
 /// restricted key, which may read endpoints, never sees one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct WebhookEndpointWithSecret {

@@ -36,7 +36,7 @@ pub const EXPORT_CHUNK_ROWS: usize = 4096;
 /// The format of a usage export.
 ///
 /// - `json`: `{period, period_start, period_end, data: [...]}`.
-/// - `csv`: Header `time,meter,quantity,request_id` (API.md's order).
+/// - `csv`: Header `time,meter,quantity,request_id` (the documented order).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ExportFormat {

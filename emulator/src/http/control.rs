@@ -1,4 +1,4 @@
-//! The emulator's own control plane (`/_emulator`, API.md §5). (The served OpenAPI document is
+//! The emulator's own control plane (`/_emulator`, docs/guide/emulator.md). (The served OpenAPI document is
 //! `http/docs.rs`'s: the document describes these handlers' types, so serving it from here made
 //! this module and the OpenAPI module import each other.)
 

@@ -1,5 +1,5 @@
 //! Admission of authenticated requests: the per-key rate limit, the hard `api_requests` quota,
-//! and the `api_requests` meter (API.md "Metering, quotas and billing").
+//! and the `api_requests` meter (docs/guide/billing.md).
 //!
 //! A step inside the request id's and outside the fault step's. For every request under
 //! `/v1/` that carries a working key (not `POST /v1/sandboxes`, which takes the admin token):

@@ -1,5 +1,5 @@
 //! How a write runs: the idempotency check, the change, its record, and the store commit, all in
-//! one critical section of the tenant (API.md §2).
+//! one critical section of the tenant (docs/guide/idempotency-and-concurrency.md).
 //!
 //! 1. Under the tenant lock, look the key up: a finished record is replayed (byte-identical
 //!    body, `Idempotent-Replayed: true`); a different fingerprint is 422; a running one is 409
