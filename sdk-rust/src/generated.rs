@@ -3317,32 +3317,6 @@ the emulator's start), in seconds: the emulator clock's offset plus the sandbox'
                 })
         }
     }
-    /**`PATCH /v1/items/{id}` (JSON merge patch): every field optional; `null` clears
-`low_stock_threshold` and removes an attribute.*/
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
-    #[serde(deny_unknown_fields)]
-    pub struct UpdateItem {
-        ///Merged into the attributes (RFC 7396).
-        #[serde(default, skip_serializing_if = "::serde_json::Map::is_empty")]
-        pub attributes: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-        ///New threshold; `null` clears it.
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub low_stock_threshold: ::std::option::Option<i64>,
-        ///New name.
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub name: ::std::option::Option<UpdateItemName>,
-        ///New SKU (unique).
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub sku: ::std::option::Option<UpdateItemSku>,
-        ///New unit.
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub unit: ::std::option::Option<UpdateItemUnit>,
-    }
-    impl UpdateItem {
-        pub fn builder() -> builder::UpdateItem {
-            Default::default()
-        }
-    }
     ///`UpdateItemIdempotencyKey`
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
@@ -3394,263 +3368,6 @@ the emulator's start), in seconds: the emulator clock's offset plus the sandbox'
         }
     }
     impl<'de> ::serde::Deserialize<'de> for UpdateItemIdempotencyKey {
-        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-        where
-            D: ::serde::Deserializer<'de>,
-        {
-            ::std::string::String::deserialize(deserializer)?
-                .parse()
-                .map_err(|e: self::error::ConversionError| {
-                    <D::Error as ::serde::de::Error>::custom(e.to_string())
-                })
-        }
-    }
-    ///New name.
-    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-    #[serde(transparent)]
-    pub struct UpdateItemName(::std::string::String);
-    impl ::std::ops::Deref for UpdateItemName {
-        type Target = ::std::string::String;
-        fn deref(&self) -> &::std::string::String {
-            &self.0
-        }
-    }
-    impl ::std::convert::From<UpdateItemName> for ::std::string::String {
-        fn from(value: UpdateItemName) -> Self {
-            value.0
-        }
-    }
-    impl ::std::str::FromStr for UpdateItemName {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            if value.chars().count() > 200usize {
-                return Err("longer than 200 characters".into());
-            }
-            if value.chars().count() < 1usize {
-                return Err("shorter than 1 characters".into());
-            }
-            Ok(Self(value.to_string()))
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for UpdateItemName {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for UpdateItemName {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl<'de> ::serde::Deserialize<'de> for UpdateItemName {
-        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-        where
-            D: ::serde::Deserializer<'de>,
-        {
-            ::std::string::String::deserialize(deserializer)?
-                .parse()
-                .map_err(|e: self::error::ConversionError| {
-                    <D::Error as ::serde::de::Error>::custom(e.to_string())
-                })
-        }
-    }
-    ///New SKU (unique).
-    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-    #[serde(transparent)]
-    pub struct UpdateItemSku(::std::string::String);
-    impl ::std::ops::Deref for UpdateItemSku {
-        type Target = ::std::string::String;
-        fn deref(&self) -> &::std::string::String {
-            &self.0
-        }
-    }
-    impl ::std::convert::From<UpdateItemSku> for ::std::string::String {
-        fn from(value: UpdateItemSku) -> Self {
-            value.0
-        }
-    }
-    impl ::std::str::FromStr for UpdateItemSku {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            if value.chars().count() > 64usize {
-                return Err("longer than 64 characters".into());
-            }
-            if value.chars().count() < 1usize {
-                return Err("shorter than 1 characters".into());
-            }
-            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
-            { ::regress::Regex::new("^\\S+$").unwrap() });
-            if PATTERN.find(value).is_none() {
-                return Err("doesn't match pattern \"^\\S+$\"".into());
-            }
-            Ok(Self(value.to_string()))
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for UpdateItemSku {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for UpdateItemSku {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl<'de> ::serde::Deserialize<'de> for UpdateItemSku {
-        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-        where
-            D: ::serde::Deserializer<'de>,
-        {
-            ::std::string::String::deserialize(deserializer)?
-                .parse()
-                .map_err(|e: self::error::ConversionError| {
-                    <D::Error as ::serde::de::Error>::custom(e.to_string())
-                })
-        }
-    }
-    ///New unit.
-    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-    #[serde(transparent)]
-    pub struct UpdateItemUnit(::std::string::String);
-    impl ::std::ops::Deref for UpdateItemUnit {
-        type Target = ::std::string::String;
-        fn deref(&self) -> &::std::string::String {
-            &self.0
-        }
-    }
-    impl ::std::convert::From<UpdateItemUnit> for ::std::string::String {
-        fn from(value: UpdateItemUnit) -> Self {
-            value.0
-        }
-    }
-    impl ::std::str::FromStr for UpdateItemUnit {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            if value.chars().count() > 32usize {
-                return Err("longer than 32 characters".into());
-            }
-            if value.chars().count() < 1usize {
-                return Err("shorter than 1 characters".into());
-            }
-            Ok(Self(value.to_string()))
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for UpdateItemUnit {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for UpdateItemUnit {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl<'de> ::serde::Deserialize<'de> for UpdateItemUnit {
-        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-        where
-            D: ::serde::Deserializer<'de>,
-        {
-            ::std::string::String::deserialize(deserializer)?
-                .parse()
-                .map_err(|e: self::error::ConversionError| {
-                    <D::Error as ::serde::de::Error>::custom(e.to_string())
-                })
-        }
-    }
-    ///`PATCH /v1/locations/{id}` (JSON merge patch).
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
-    #[serde(deny_unknown_fields)]
-    pub struct UpdateLocation {
-        ///New code (unique).
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub code: ::std::option::Option<UpdateLocationCode>,
-        ///New kind.
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub kind: ::std::option::Option<crate::enums::LocationKind>,
-        ///New name.
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub name: ::std::option::Option<UpdateLocationName>,
-    }
-    impl UpdateLocation {
-        pub fn builder() -> builder::UpdateLocation {
-            Default::default()
-        }
-    }
-    ///New code (unique).
-    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-    #[serde(transparent)]
-    pub struct UpdateLocationCode(::std::string::String);
-    impl ::std::ops::Deref for UpdateLocationCode {
-        type Target = ::std::string::String;
-        fn deref(&self) -> &::std::string::String {
-            &self.0
-        }
-    }
-    impl ::std::convert::From<UpdateLocationCode> for ::std::string::String {
-        fn from(value: UpdateLocationCode) -> Self {
-            value.0
-        }
-    }
-    impl ::std::str::FromStr for UpdateLocationCode {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            if value.chars().count() > 64usize {
-                return Err("longer than 64 characters".into());
-            }
-            if value.chars().count() < 1usize {
-                return Err("shorter than 1 characters".into());
-            }
-            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
-            { ::regress::Regex::new("^\\S+$").unwrap() });
-            if PATTERN.find(value).is_none() {
-                return Err("doesn't match pattern \"^\\S+$\"".into());
-            }
-            Ok(Self(value.to_string()))
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for UpdateLocationCode {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for UpdateLocationCode {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl<'de> ::serde::Deserialize<'de> for UpdateLocationCode {
         fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
         where
             D: ::serde::Deserializer<'de>,
@@ -3714,63 +3431,6 @@ the emulator's start), in seconds: the emulator clock's offset plus the sandbox'
         }
     }
     impl<'de> ::serde::Deserialize<'de> for UpdateLocationIdempotencyKey {
-        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-        where
-            D: ::serde::Deserializer<'de>,
-        {
-            ::std::string::String::deserialize(deserializer)?
-                .parse()
-                .map_err(|e: self::error::ConversionError| {
-                    <D::Error as ::serde::de::Error>::custom(e.to_string())
-                })
-        }
-    }
-    ///New name.
-    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-    #[serde(transparent)]
-    pub struct UpdateLocationName(::std::string::String);
-    impl ::std::ops::Deref for UpdateLocationName {
-        type Target = ::std::string::String;
-        fn deref(&self) -> &::std::string::String {
-            &self.0
-        }
-    }
-    impl ::std::convert::From<UpdateLocationName> for ::std::string::String {
-        fn from(value: UpdateLocationName) -> Self {
-            value.0
-        }
-    }
-    impl ::std::str::FromStr for UpdateLocationName {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            if value.chars().count() > 200usize {
-                return Err("longer than 200 characters".into());
-            }
-            if value.chars().count() < 1usize {
-                return Err("shorter than 1 characters".into());
-            }
-            Ok(Self(value.to_string()))
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for UpdateLocationName {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for UpdateLocationName {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl<'de> ::serde::Deserialize<'de> for UpdateLocationName {
         fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
         where
             D: ::serde::Deserializer<'de>,
@@ -3858,87 +3518,6 @@ the emulator's start), in seconds: the emulator clock's offset plus the sandbox'
                 })
         }
     }
-    ///`PATCH /v1/webhook-endpoints/{id}` (JSON merge patch).
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
-    #[serde(deny_unknown_fields)]
-    pub struct UpdateWebhookEndpoint {
-        ///New description; `null` clears it.
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub description: ::std::option::Option<UpdateWebhookEndpointDescription>,
-        ///Enable (for example after a 410 disabled it) or disable.
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub enabled: ::std::option::Option<bool>,
-        ///New event types.
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
-        pub event_types: ::std::vec::Vec<::std::string::String>,
-        ///New retry schedule; `null` goes back to the emulator's default.
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub retry_schedule_seconds: ::std::option::Option<::std::vec::Vec<u64>>,
-        ///New URL.
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub url: ::std::option::Option<UpdateWebhookEndpointUrl>,
-    }
-    impl UpdateWebhookEndpoint {
-        pub fn builder() -> builder::UpdateWebhookEndpoint {
-            Default::default()
-        }
-    }
-    ///New description; `null` clears it.
-    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-    #[serde(transparent)]
-    pub struct UpdateWebhookEndpointDescription(::std::string::String);
-    impl ::std::ops::Deref for UpdateWebhookEndpointDescription {
-        type Target = ::std::string::String;
-        fn deref(&self) -> &::std::string::String {
-            &self.0
-        }
-    }
-    impl ::std::convert::From<UpdateWebhookEndpointDescription>
-    for ::std::string::String {
-        fn from(value: UpdateWebhookEndpointDescription) -> Self {
-            value.0
-        }
-    }
-    impl ::std::str::FromStr for UpdateWebhookEndpointDescription {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            if value.chars().count() > 500usize {
-                return Err("longer than 500 characters".into());
-            }
-            Ok(Self(value.to_string()))
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for UpdateWebhookEndpointDescription {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String>
-    for UpdateWebhookEndpointDescription {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl<'de> ::serde::Deserialize<'de> for UpdateWebhookEndpointDescription {
-        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-        where
-            D: ::serde::Deserializer<'de>,
-        {
-            ::std::string::String::deserialize(deserializer)?
-                .parse()
-                .map_err(|e: self::error::ConversionError| {
-                    <D::Error as ::serde::de::Error>::custom(e.to_string())
-                })
-        }
-    }
     ///`UpdateWebhookEndpointIdempotencyKey`
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
@@ -3992,63 +3571,6 @@ the emulator's start), in seconds: the emulator clock's offset plus the sandbox'
         }
     }
     impl<'de> ::serde::Deserialize<'de> for UpdateWebhookEndpointIdempotencyKey {
-        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-        where
-            D: ::serde::Deserializer<'de>,
-        {
-            ::std::string::String::deserialize(deserializer)?
-                .parse()
-                .map_err(|e: self::error::ConversionError| {
-                    <D::Error as ::serde::de::Error>::custom(e.to_string())
-                })
-        }
-    }
-    ///New URL.
-    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-    #[serde(transparent)]
-    pub struct UpdateWebhookEndpointUrl(::std::string::String);
-    impl ::std::ops::Deref for UpdateWebhookEndpointUrl {
-        type Target = ::std::string::String;
-        fn deref(&self) -> &::std::string::String {
-            &self.0
-        }
-    }
-    impl ::std::convert::From<UpdateWebhookEndpointUrl> for ::std::string::String {
-        fn from(value: UpdateWebhookEndpointUrl) -> Self {
-            value.0
-        }
-    }
-    impl ::std::str::FromStr for UpdateWebhookEndpointUrl {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            if value.chars().count() > 2048usize {
-                return Err("longer than 2048 characters".into());
-            }
-            if value.chars().count() < 1usize {
-                return Err("shorter than 1 characters".into());
-            }
-            Ok(Self(value.to_string()))
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for UpdateWebhookEndpointUrl {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for UpdateWebhookEndpointUrl {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl<'de> ::serde::Deserialize<'de> for UpdateWebhookEndpointUrl {
         fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
         where
             D: ::serde::Deserializer<'de>,
@@ -9557,220 +9079,6 @@ the emulator's start), in seconds: the emulator clock's offset plus the sandbox'
             }
         }
         #[derive(Clone, Debug)]
-        pub struct UpdateItem {
-            attributes: ::std::result::Result<
-                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-                ::std::string::String,
-            >,
-            low_stock_threshold: ::std::result::Result<
-                ::std::option::Option<i64>,
-                ::std::string::String,
-            >,
-            name: ::std::result::Result<
-                ::std::option::Option<super::UpdateItemName>,
-                ::std::string::String,
-            >,
-            sku: ::std::result::Result<
-                ::std::option::Option<super::UpdateItemSku>,
-                ::std::string::String,
-            >,
-            unit: ::std::result::Result<
-                ::std::option::Option<super::UpdateItemUnit>,
-                ::std::string::String,
-            >,
-        }
-        impl ::std::default::Default for UpdateItem {
-            fn default() -> Self {
-                Self {
-                    attributes: Ok(Default::default()),
-                    low_stock_threshold: Ok(Default::default()),
-                    name: Ok(Default::default()),
-                    sku: Ok(Default::default()),
-                    unit: Ok(Default::default()),
-                }
-            }
-        }
-        impl UpdateItem {
-            pub fn attributes<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<
-                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-                >,
-                T::Error: ::std::fmt::Display,
-            {
-                self.attributes = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for attributes: {e}")
-                    });
-                self
-            }
-            pub fn low_stock_threshold<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<i64>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.low_stock_threshold = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!(
-                            "error converting supplied value for low_stock_threshold: {e}"
-                        )
-                    });
-                self
-            }
-            pub fn name<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<super::UpdateItemName>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.name = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for name: {e}")
-                    });
-                self
-            }
-            pub fn sku<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<super::UpdateItemSku>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.sku = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for sku: {e}")
-                    });
-                self
-            }
-            pub fn unit<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<super::UpdateItemUnit>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.unit = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for unit: {e}")
-                    });
-                self
-            }
-        }
-        impl ::std::convert::TryFrom<UpdateItem> for super::UpdateItem {
-            type Error = super::error::ConversionError;
-            fn try_from(
-                value: UpdateItem,
-            ) -> ::std::result::Result<Self, super::error::ConversionError> {
-                Ok(Self {
-                    attributes: value.attributes?,
-                    low_stock_threshold: value.low_stock_threshold?,
-                    name: value.name?,
-                    sku: value.sku?,
-                    unit: value.unit?,
-                })
-            }
-        }
-        impl ::std::convert::From<super::UpdateItem> for UpdateItem {
-            fn from(value: super::UpdateItem) -> Self {
-                Self {
-                    attributes: Ok(value.attributes),
-                    low_stock_threshold: Ok(value.low_stock_threshold),
-                    name: Ok(value.name),
-                    sku: Ok(value.sku),
-                    unit: Ok(value.unit),
-                }
-            }
-        }
-        #[derive(Clone, Debug)]
-        pub struct UpdateLocation {
-            code: ::std::result::Result<
-                ::std::option::Option<super::UpdateLocationCode>,
-                ::std::string::String,
-            >,
-            kind: ::std::result::Result<
-                ::std::option::Option<crate::enums::LocationKind>,
-                ::std::string::String,
-            >,
-            name: ::std::result::Result<
-                ::std::option::Option<super::UpdateLocationName>,
-                ::std::string::String,
-            >,
-        }
-        impl ::std::default::Default for UpdateLocation {
-            fn default() -> Self {
-                Self {
-                    code: Ok(Default::default()),
-                    kind: Ok(Default::default()),
-                    name: Ok(Default::default()),
-                }
-            }
-        }
-        impl UpdateLocation {
-            pub fn code<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<
-                    ::std::option::Option<super::UpdateLocationCode>,
-                >,
-                T::Error: ::std::fmt::Display,
-            {
-                self.code = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for code: {e}")
-                    });
-                self
-            }
-            pub fn kind<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<
-                    ::std::option::Option<crate::enums::LocationKind>,
-                >,
-                T::Error: ::std::fmt::Display,
-            {
-                self.kind = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for kind: {e}")
-                    });
-                self
-            }
-            pub fn name<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<
-                    ::std::option::Option<super::UpdateLocationName>,
-                >,
-                T::Error: ::std::fmt::Display,
-            {
-                self.name = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for name: {e}")
-                    });
-                self
-            }
-        }
-        impl ::std::convert::TryFrom<UpdateLocation> for super::UpdateLocation {
-            type Error = super::error::ConversionError;
-            fn try_from(
-                value: UpdateLocation,
-            ) -> ::std::result::Result<Self, super::error::ConversionError> {
-                Ok(Self {
-                    code: value.code?,
-                    kind: value.kind?,
-                    name: value.name?,
-                })
-            }
-        }
-        impl ::std::convert::From<super::UpdateLocation> for UpdateLocation {
-            fn from(value: super::UpdateLocation) -> Self {
-                Self {
-                    code: Ok(value.code),
-                    kind: Ok(value.kind),
-                    name: Ok(value.name),
-                }
-            }
-        }
-        #[derive(Clone, Debug)]
         pub struct UpdateSubscription {
             plan: ::std::result::Result<crate::enums::Plan, ::std::string::String>,
         }
@@ -9806,135 +9114,6 @@ the emulator's start), in seconds: the emulator clock's offset plus the sandbox'
         impl ::std::convert::From<super::UpdateSubscription> for UpdateSubscription {
             fn from(value: super::UpdateSubscription) -> Self {
                 Self { plan: Ok(value.plan) }
-            }
-        }
-        #[derive(Clone, Debug)]
-        pub struct UpdateWebhookEndpoint {
-            description: ::std::result::Result<
-                ::std::option::Option<super::UpdateWebhookEndpointDescription>,
-                ::std::string::String,
-            >,
-            enabled: ::std::result::Result<
-                ::std::option::Option<bool>,
-                ::std::string::String,
-            >,
-            event_types: ::std::result::Result<
-                ::std::vec::Vec<::std::string::String>,
-                ::std::string::String,
-            >,
-            retry_schedule_seconds: ::std::result::Result<
-                ::std::option::Option<::std::vec::Vec<u64>>,
-                ::std::string::String,
-            >,
-            url: ::std::result::Result<
-                ::std::option::Option<super::UpdateWebhookEndpointUrl>,
-                ::std::string::String,
-            >,
-        }
-        impl ::std::default::Default for UpdateWebhookEndpoint {
-            fn default() -> Self {
-                Self {
-                    description: Ok(Default::default()),
-                    enabled: Ok(Default::default()),
-                    event_types: Ok(Default::default()),
-                    retry_schedule_seconds: Ok(Default::default()),
-                    url: Ok(Default::default()),
-                }
-            }
-        }
-        impl UpdateWebhookEndpoint {
-            pub fn description<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<
-                    ::std::option::Option<super::UpdateWebhookEndpointDescription>,
-                >,
-                T::Error: ::std::fmt::Display,
-            {
-                self.description = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for description: {e}")
-                    });
-                self
-            }
-            pub fn enabled<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<bool>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.enabled = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for enabled: {e}")
-                    });
-                self
-            }
-            pub fn event_types<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::vec::Vec<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.event_types = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for event_types: {e}")
-                    });
-                self
-            }
-            pub fn retry_schedule_seconds<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::vec::Vec<u64>>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.retry_schedule_seconds = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!(
-                            "error converting supplied value for retry_schedule_seconds: {e}"
-                        )
-                    });
-                self
-            }
-            pub fn url<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<
-                    ::std::option::Option<super::UpdateWebhookEndpointUrl>,
-                >,
-                T::Error: ::std::fmt::Display,
-            {
-                self.url = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for url: {e}")
-                    });
-                self
-            }
-        }
-        impl ::std::convert::TryFrom<UpdateWebhookEndpoint>
-        for super::UpdateWebhookEndpoint {
-            type Error = super::error::ConversionError;
-            fn try_from(
-                value: UpdateWebhookEndpoint,
-            ) -> ::std::result::Result<Self, super::error::ConversionError> {
-                Ok(Self {
-                    description: value.description?,
-                    enabled: value.enabled?,
-                    event_types: value.event_types?,
-                    retry_schedule_seconds: value.retry_schedule_seconds?,
-                    url: value.url?,
-                })
-            }
-        }
-        impl ::std::convert::From<super::UpdateWebhookEndpoint>
-        for UpdateWebhookEndpoint {
-            fn from(value: super::UpdateWebhookEndpoint) -> Self {
-                Self {
-                    description: Ok(value.description),
-                    enabled: Ok(value.enabled),
-                    event_types: Ok(value.event_types),
-                    retry_schedule_seconds: Ok(value.retry_schedule_seconds),
-                    url: Ok(value.url),
-                }
             }
         }
         #[derive(Clone, Debug)]
@@ -12817,7 +11996,7 @@ pub mod builder {
         id: Result<::std::string::String, String>,
         idempotency_key: Result<Option<types::UpdateItemIdempotencyKey>, String>,
         if_match: Result<::std::string::String, String>,
-        body: Result<types::builder::UpdateItem, String>,
+        body: Result<crate::patches::UpdateItem, String>,
     }
     impl<'a> UpdateItem<'a> {
         pub fn new(client: &'a super::Client) -> Self {
@@ -12826,7 +12005,7 @@ pub mod builder {
                 id: Err("id was not initialized".to_string()),
                 idempotency_key: Ok(None),
                 if_match: Err("if_match was not initialized".to_string()),
-                body: Ok(::std::default::Default::default()),
+                body: Err("body was not initialized".to_string()),
             }
         }
         pub fn id<V>(mut self, value: V) -> Self
@@ -12868,24 +12047,14 @@ pub mod builder {
         }
         pub fn body<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<types::UpdateItem>,
-            <V as std::convert::TryInto<types::UpdateItem>>::Error: std::fmt::Display,
+            V: std::convert::TryInto<crate::patches::UpdateItem>,
         {
             self.body = value
                 .try_into()
-                .map(From::from)
-                .map_err(|s| {
-                    format!("conversion to `UpdateItem` for body failed: {}", s)
+                .map_err(|_| {
+                    "conversion to `crate :: patches :: UpdateItem` for body failed"
+                        .to_string()
                 });
-            self
-        }
-        pub fn body_map<F>(mut self, f: F) -> Self
-        where
-            F: std::ops::FnOnce(
-                types::builder::UpdateItem,
-            ) -> types::builder::UpdateItem,
-        {
-            self.body = self.body.map(f);
             self
         }
         ///Sends a `PATCH` request to `/v1/items/{id}`
@@ -12896,9 +12065,7 @@ pub mod builder {
             let id = id.map_err(Error::InvalidRequest)?;
             let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
             let if_match = if_match.map_err(Error::InvalidRequest)?;
-            let body = body
-                .and_then(|v| types::UpdateItem::try_from(v).map_err(|e| e.to_string()))
-                .map_err(Error::InvalidRequest)?;
+            let body = body.map_err(Error::InvalidRequest)?;
             let url = format!(
                 "{}/v1/items/{}", client.baseurl, encode_path(& id.to_string()),
             );
@@ -13427,7 +12594,7 @@ pub mod builder {
         id: Result<::std::string::String, String>,
         idempotency_key: Result<Option<types::UpdateLocationIdempotencyKey>, String>,
         if_match: Result<::std::string::String, String>,
-        body: Result<types::builder::UpdateLocation, String>,
+        body: Result<crate::patches::UpdateLocation, String>,
     }
     impl<'a> UpdateLocation<'a> {
         pub fn new(client: &'a super::Client) -> Self {
@@ -13436,7 +12603,7 @@ pub mod builder {
                 id: Err("id was not initialized".to_string()),
                 idempotency_key: Ok(None),
                 if_match: Err("if_match was not initialized".to_string()),
-                body: Ok(::std::default::Default::default()),
+                body: Err("body was not initialized".to_string()),
             }
         }
         pub fn id<V>(mut self, value: V) -> Self
@@ -13478,26 +12645,14 @@ pub mod builder {
         }
         pub fn body<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<types::UpdateLocation>,
-            <V as std::convert::TryInto<
-                types::UpdateLocation,
-            >>::Error: std::fmt::Display,
+            V: std::convert::TryInto<crate::patches::UpdateLocation>,
         {
             self.body = value
                 .try_into()
-                .map(From::from)
-                .map_err(|s| {
-                    format!("conversion to `UpdateLocation` for body failed: {}", s)
+                .map_err(|_| {
+                    "conversion to `crate :: patches :: UpdateLocation` for body failed"
+                        .to_string()
                 });
-            self
-        }
-        pub fn body_map<F>(mut self, f: F) -> Self
-        where
-            F: std::ops::FnOnce(
-                types::builder::UpdateLocation,
-            ) -> types::builder::UpdateLocation,
-        {
-            self.body = self.body.map(f);
             self
         }
         ///Sends a `PATCH` request to `/v1/locations/{id}`
@@ -13508,11 +12663,7 @@ pub mod builder {
             let id = id.map_err(Error::InvalidRequest)?;
             let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
             let if_match = if_match.map_err(Error::InvalidRequest)?;
-            let body = body
-                .and_then(|v| {
-                    types::UpdateLocation::try_from(v).map_err(|e| e.to_string())
-                })
-                .map_err(Error::InvalidRequest)?;
+            let body = body.map_err(Error::InvalidRequest)?;
             let url = format!(
                 "{}/v1/locations/{}", client.baseurl, encode_path(& id.to_string()),
             );
@@ -15133,7 +14284,7 @@ pub mod builder {
             String,
         >,
         if_match: Result<::std::string::String, String>,
-        body: Result<types::builder::UpdateWebhookEndpoint, String>,
+        body: Result<crate::patches::UpdateWebhookEndpoint, String>,
     }
     impl<'a> UpdateWebhookEndpoint<'a> {
         pub fn new(client: &'a super::Client) -> Self {
@@ -15142,7 +14293,7 @@ pub mod builder {
                 id: Err("id was not initialized".to_string()),
                 idempotency_key: Ok(None),
                 if_match: Err("if_match was not initialized".to_string()),
-                body: Ok(::std::default::Default::default()),
+                body: Err("body was not initialized".to_string()),
             }
         }
         pub fn id<V>(mut self, value: V) -> Self
@@ -15184,28 +14335,14 @@ pub mod builder {
         }
         pub fn body<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<types::UpdateWebhookEndpoint>,
-            <V as std::convert::TryInto<
-                types::UpdateWebhookEndpoint,
-            >>::Error: std::fmt::Display,
+            V: std::convert::TryInto<crate::patches::UpdateWebhookEndpoint>,
         {
             self.body = value
                 .try_into()
-                .map(From::from)
-                .map_err(|s| {
-                    format!(
-                        "conversion to `UpdateWebhookEndpoint` for body failed: {}", s
-                    )
+                .map_err(|_| {
+                    "conversion to `crate :: patches :: UpdateWebhookEndpoint` for body failed"
+                        .to_string()
                 });
-            self
-        }
-        pub fn body_map<F>(mut self, f: F) -> Self
-        where
-            F: std::ops::FnOnce(
-                types::builder::UpdateWebhookEndpoint,
-            ) -> types::builder::UpdateWebhookEndpoint,
-        {
-            self.body = self.body.map(f);
             self
         }
         ///Sends a `PATCH` request to `/v1/webhook-endpoints/{id}`
@@ -15216,11 +14353,7 @@ pub mod builder {
             let id = id.map_err(Error::InvalidRequest)?;
             let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
             let if_match = if_match.map_err(Error::InvalidRequest)?;
-            let body = body
-                .and_then(|v| {
-                    types::UpdateWebhookEndpoint::try_from(v).map_err(|e| e.to_string())
-                })
-                .map_err(Error::InvalidRequest)?;
+            let body = body.map_err(Error::InvalidRequest)?;
             let url = format!(
                 "{}/v1/webhook-endpoints/{}", client.baseurl, encode_path(& id
                 .to_string()),

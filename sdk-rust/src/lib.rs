@@ -28,6 +28,8 @@ mod methods;
 mod jobs;
 mod movements;
 pub mod pagination;
+pub mod patch;
+mod patches;
 pub mod response;
 pub mod retry;
 mod sandboxes;
@@ -50,12 +52,14 @@ pub use etag::{ETag, ResponseValueExt, Versioned};
 pub mod types {
     pub use crate::enums::*;
     pub use crate::generated::types::*;
+    pub use crate::patches::*;
 }
 pub use hooks::{Attempt, Hooks};
 pub use idempotency::Post;
 pub use methods::*;
 pub use movements::BATCH_SIZE_MAX;
 pub use pagination::Page;
+pub use patch::Patch;
 pub use response::{RateLimit, ResponseMeta};
 pub use sandboxes::{ApiKeyRolled, SandboxCreated};
 pub use webhook_endpoints::{WebhookEndpointSecret, WebhookEndpointWithSecret};

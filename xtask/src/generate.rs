@@ -51,6 +51,11 @@ pub fn client(document: &Path) -> Result<String, String> {
             [progenitor::TypeImpl::Display, progenitor::TypeImpl::FromStr].into_iter(),
         );
     }
+    // The merge patches with a clearable field are `crate::patches` types (generated beside this
+    // client): progenitor's `Option` fields cannot send `null`.
+    for name in crate::sdks::rust::patch_types(&api) {
+        settings.with_replacement(&name, format!("crate::patches::{name}"), std::iter::empty());
+    }
     let tokens = Generator::new(&settings).generate_tokens(&spec).map_err(|e| format!("progenitor: {e}"))?;
     let file: syn::File = syn::parse2(tokens).map_err(|e| format!("generated code does not parse: {e}"))?;
     Ok(format!("{HEADER}\n{}", prettyplease::unparse(&file)))

@@ -139,3 +139,32 @@ async fn patch_and_delete_retried_after_commit_change_once() {
     assert_eq!(client.get_item(&item.id).await.expect("read").version, item.version + 3);
     emulator.shutdown().await;
 }
+
+/// Clearing a field: `Patch::Clear` (or `None`) sends `null`; a field left alone is not sent.
+#[tokio::test]
+async fn a_patch_clears_keeps_or_sets_a_clearable_field() {
+    let emulator = emu::start().await;
+    let client = emulator.create_sandbox().expect("sandbox");
+    let item = client.create_item(crate::common::new_item("CLEAR-1").low_stock_threshold(4)).await.expect("item");
+    let renamed = client
+        .update_item(&item.id, &item.etag, twh::types::UpdateItem::builder().name("Renamed"))
+        .await
+        .expect("kept");
+    assert_eq!((renamed.name.as_str(), renamed.low_stock_threshold), ("Renamed", Some(4)));
+    let cleared = client
+        .update_item(&item.id, &renamed.etag, twh::types::UpdateItem::builder().low_stock_threshold(twh::Patch::Clear))
+        .await
+        .expect("cleared");
+    assert_eq!(cleared.low_stock_threshold, None);
+    let set = client
+        .update_item(&item.id, &cleared.etag, twh::types::UpdateItem::builder().low_stock_threshold(9))
+        .await
+        .expect("set");
+    assert_eq!(set.low_stock_threshold, Some(9));
+    let by_none = client
+        .update_item(&item.id, &set.etag, twh::types::UpdateItem::builder().low_stock_threshold(None))
+        .await
+        .expect("cleared");
+    assert_eq!(by_none.low_stock_threshold, None);
+    emulator.shutdown().await;
+}

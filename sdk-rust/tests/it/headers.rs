@@ -51,11 +51,7 @@ async fn updates_send_the_etag_as_if_match() {
         .await;
     let client = crate::common::mock_client(&server, 0);
     client
-        .update_item(
-            "itm_1",
-            &twh::ETag::from_version(7),
-            twh::types::UpdateItem::builder().name("New name".parse::<twh::types::UpdateItemName>().ok()),
-        )
+        .update_item("itm_1", &twh::ETag::from_version(7), twh::types::UpdateItem::builder().name("New name"))
         .await
         .expect("patched with If-Match");
     client.archive_item("itm_1", &twh::ETag::any()).await.expect("archived with If-Match: *");

@@ -19,6 +19,7 @@ pub fn all(check: bool) -> Result<(), String> {
         ("sdk-rust/src/operations.rs".to_owned(), rust::table(&api)),
         ("sdk-rust/src/enums.rs".to_owned(), rust::enums(&api)),
         ("sdk-rust/src/methods.rs".to_owned(), rust::methods(&api)),
+        ("sdk-rust/src/patches.rs".to_owned(), rust::patches(&api)?),
     ];
     files.extend(python::files(&api)?);
     files.extend(node::files(&api)?);
