@@ -15,6 +15,8 @@
 //! - `reconciliation`: on demand and nightly, before and after a corrupted snapshot.
 //! - `jobs`: background CSV imports, idempotent by reference, bad rows by line number.
 //! - `clocks`: per-sandbox clocks, faults scoped to a sandbox, deterministic mode (§5).
+//! - `fixtures`: `POST /_emulator/fixtures` and `serve --fixtures FILE`: known keys and contents,
+//!   all or nothing, errors naming the entry, `key_taken`, with and without `--data-dir`.
 //! - `durable`: `--data-dir` under SIGKILL and SIGTERM, its lock, damaged files, what a restart
 //!   restores.
 
@@ -23,6 +25,7 @@ mod clocks;
 mod common;
 mod durable;
 mod errors;
+mod fixtures;
 mod idempotency;
 mod indexes;
 mod jobs;
