@@ -884,6 +884,30 @@ export interface DispatchStats {
   attempts: number
 }
 
+/** `GET /_emulator/sandboxes`. */
+export interface SandboxSummaryList {
+  /** In creation order. */
+  data: SandboxSummary[]
+  /** Pass as `cursor` for the next page; `null` at the end. */
+  nextCursor?: string | null
+}
+
+/** One sandbox, with the keys that work for it now. */
+export interface SandboxSummary {
+  /** `sbx_…` */
+  id: string
+  /** Its name. */
+  name: string
+  /** Its plan. */
+  plan: Plan
+  /** When it was created. */
+  createdAt: string
+  /** Its permanent secret key (`sk_test_…`); `null` only while none is permanent. */
+  secretKey?: string | null
+  /** Its restricted (read-only) key (`rk_test_…`). */
+  restrictedKey?: string | null
+}
+
 /** The emulator clock. */
 export interface ClockState {
   /** Emulator time. */

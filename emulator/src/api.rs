@@ -72,6 +72,7 @@ pub const OPERATIONS: &[Operation] = &[
     op("post", "/v1/jobs", "create_job"),
     op("get", "/v1/jobs/{id}", "get_job"),
     op("get", "/_emulator/health", "emulator_health"),
+    op("get", "/_emulator/sandboxes", "emulator_list_sandboxes"),
     op("get", "/_emulator/clock", "emulator_get_clock"),
     op("post", "/_emulator/clock/advance", "emulator_advance_clock"),
     op("get", "/_emulator/faults", "emulator_list_faults"),

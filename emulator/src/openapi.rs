@@ -25,6 +25,7 @@ use crate::domain::webhooks::{
 use crate::http::control::{AdvanceClock, ClockState, FaultList, Health};
 use crate::http::extract::{IDEMPOTENCY_KEY_LEN_MAX, LIMIT_DEFAULT, LIMIT_MAX};
 use crate::http::faults::{CorruptStockLevel, CorruptedStockLevel, Fault, FaultSpec};
+use crate::http::sandboxes::SandboxSummaryList;
 use crate::http::webhooks::{SinkList, WebhookDeliveryList, WebhookEndpointList};
 
 /// Who may call an operation.
@@ -483,6 +484,11 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             .returns(200, schema::<Job>(g))
             .errors(&[422]),
         op("emulator_health", "emulator", "Health").admin().returns(200, schema::<Health>(g)),
+        op("emulator_list_sandboxes", "emulator", "List the sandboxes with their keys")
+            .describe("In creation order, each with its plan and the keys that work for it now (a rolled key in its grace period is not shown). The dashboard (`/_emulator/ui`) reads a sandbox through `/v1` with these keys.")
+            .admin()
+            .list()
+            .returns(200, schema::<SandboxSummaryList>(g)),
         op("emulator_get_clock", "emulator", "The emulator clock")
             .admin()
             .returns(200, schema::<ClockState>(g))

@@ -2959,6 +2959,43 @@ are required), at most 4 MiB and 50,000 rows.*/
             Default::default()
         }
     }
+    ///One sandbox, with the keys that work for it now.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct SandboxSummary {
+        ///When it was created.
+        pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///`sbx_…`
+        pub id: ::std::string::String,
+        ///Its name.
+        pub name: ::std::string::String,
+        ///Its plan.
+        pub plan: crate::enums::Plan,
+        ///Its restricted (read-only) key (`rk_test_…`).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub restricted_key: ::std::option::Option<::std::string::String>,
+        ///Its permanent secret key (`sk_test_…`); `null` only while none is permanent.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub secret_key: ::std::option::Option<::std::string::String>,
+    }
+    impl SandboxSummary {
+        pub fn builder() -> builder::SandboxSummary {
+            Default::default()
+        }
+    }
+    ///`GET /_emulator/sandboxes`.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct SandboxSummaryList {
+        ///In creation order.
+        pub data: ::std::vec::Vec<SandboxSummary>,
+        ///Pass as `cursor` for the next page; `null` at the end.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub next_cursor: ::std::option::Option<::std::string::String>,
+    }
+    impl SandboxSummaryList {
+        pub fn builder() -> builder::SandboxSummaryList {
+            Default::default()
+        }
+    }
     ///A request the sink received.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct SinkEntry {
@@ -8607,6 +8644,201 @@ are required), at most 4 MiB and 50,000 rows.*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct SandboxSummary {
+            created_at: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+            id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+            plan: ::std::result::Result<crate::enums::Plan, ::std::string::String>,
+            restricted_key: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            secret_key: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for SandboxSummary {
+            fn default() -> Self {
+                Self {
+                    created_at: Err("no value supplied for created_at".to_string()),
+                    id: Err("no value supplied for id".to_string()),
+                    name: Err("no value supplied for name".to_string()),
+                    plan: Err("no value supplied for plan".to_string()),
+                    restricted_key: Ok(Default::default()),
+                    secret_key: Ok(Default::default()),
+                }
+            }
+        }
+        impl SandboxSummary {
+            pub fn created_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.created_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for created_at: {e}")
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for name: {e}")
+                    });
+                self
+            }
+            pub fn plan<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<crate::enums::Plan>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.plan = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for plan: {e}")
+                    });
+                self
+            }
+            pub fn restricted_key<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.restricted_key = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for restricted_key: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn secret_key<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.secret_key = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for secret_key: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<SandboxSummary> for super::SandboxSummary {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: SandboxSummary,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    created_at: value.created_at?,
+                    id: value.id?,
+                    name: value.name?,
+                    plan: value.plan?,
+                    restricted_key: value.restricted_key?,
+                    secret_key: value.secret_key?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::SandboxSummary> for SandboxSummary {
+            fn from(value: super::SandboxSummary) -> Self {
+                Self {
+                    created_at: Ok(value.created_at),
+                    id: Ok(value.id),
+                    name: Ok(value.name),
+                    plan: Ok(value.plan),
+                    restricted_key: Ok(value.restricted_key),
+                    secret_key: Ok(value.secret_key),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct SandboxSummaryList {
+            data: ::std::result::Result<
+                ::std::vec::Vec<super::SandboxSummary>,
+                ::std::string::String,
+            >,
+            next_cursor: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for SandboxSummaryList {
+            fn default() -> Self {
+                Self {
+                    data: Err("no value supplied for data".to_string()),
+                    next_cursor: Ok(Default::default()),
+                }
+            }
+        }
+        impl SandboxSummaryList {
+            pub fn data<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::SandboxSummary>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.data = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for data: {e}")
+                    });
+                self
+            }
+            pub fn next_cursor<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.next_cursor = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for next_cursor: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<SandboxSummaryList> for super::SandboxSummaryList {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: SandboxSummaryList,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    data: value.data?,
+                    next_cursor: value.next_cursor?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::SandboxSummaryList> for SandboxSummaryList {
+            fn from(value: super::SandboxSummaryList) -> Self {
+                Self {
+                    data: Ok(value.data),
+                    next_cursor: Ok(value.next_cursor),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct SinkEntry {
             body: ::std::result::Result<::std::string::String, ::std::string::String>,
             headers: ::std::result::Result<
@@ -11207,6 +11439,25 @@ let response = client.emulator_health()
 ```*/
     pub fn emulator_health(&self) -> builder::EmulatorHealth<'_> {
         builder::EmulatorHealth::new(self)
+    }
+    /**List the sandboxes with their keys
+
+In creation order, each with its plan and the keys that work for it now (a rolled key in its grace period is not shown). The dashboard (`/_emulator/ui`) reads a sandbox through `/v1` with these keys.
+
+Sends a `GET` request to `/_emulator/sandboxes`
+
+Arguments:
+- `cursor`: `next_cursor` of the previous page.
+- `limit`: Page size.
+```ignore
+let response = client.emulator_list_sandboxes()
+    .cursor(cursor)
+    .limit(limit)
+    .send()
+    .await;
+```*/
+    pub fn emulator_list_sandboxes(&self) -> builder::EmulatorListSandboxes<'_> {
+        builder::EmulatorListSandboxes::new(self)
     }
     /**The emulator clock
 
@@ -16316,6 +16567,95 @@ pub mod builder {
                 200u16 => ResponseValue::from_response(response).await,
                 401u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 403u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                500u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::emulator_list_sandboxes`]
+
+[`Client::emulator_list_sandboxes`]: super::Client::emulator_list_sandboxes*/
+    #[derive(Debug, Clone)]
+    pub struct EmulatorListSandboxes<'a> {
+        client: &'a super::Client,
+        cursor: Result<Option<::std::string::String>, String>,
+        limit: Result<Option<::std::num::NonZeroU64>, String>,
+    }
+    impl<'a> EmulatorListSandboxes<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                cursor: Ok(None),
+                limit: Ok(None),
+            }
+        }
+        pub fn cursor<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.cursor = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for cursor failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn limit<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::num::NonZeroU64>,
+        {
+            self.limit = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: num :: NonZeroU64` for limit failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/_emulator/sandboxes`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::SandboxSummaryList>, Error<ByteStream>> {
+            let Self { client, cursor, limit } = self;
+            let cursor = cursor.map_err(Error::InvalidRequest)?;
+            let limit = limit.map_err(Error::InvalidRequest)?;
+            let url = format!("{}/_emulator/sandboxes", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .query(&progenitor_client::QueryParam::new("cursor", &cursor))
+                .query(&progenitor_client::QueryParam::new("limit", &limit))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "emulator_list_sandboxes",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                401u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                403u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                422u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 500u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 _ => Err(Error::UnexpectedResponse(response)),
             }

@@ -158,6 +158,9 @@ fn folders() -> Vec<Folder> {
                     .check("an OpenAPI 3 document", r#"pm.expect(json().openapi).to.match(/^3\./);"#),
                 step("This collection", "get_postman_collection")
                     .check("a v2.1 collection", &format!(r#"pm.expect(json().info.schema).to.eql("{SCHEMA_V2_1}");"#)),
+                step("The sandboxes, with their keys", "emulator_list_sandboxes")
+                    .query("limit", "100")
+                    .check("sandboxes with keys", r#"pm.expect(json().data.length).to.be.above(0); json().data.forEach(s => { pm.expect(s.id).to.match(/^sbx_/); pm.expect(s.restricted_key).to.match(/^rk_test_/); });"#),
                 step("Your sandbox", "get_sandbox")
                     .check("a sandbox id", r#"pm.expect(json().id).to.match(/^sbx_/);"#)
                     .save("sandboxId", "json().id"),

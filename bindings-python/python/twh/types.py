@@ -62,6 +62,7 @@ __all__ = [
     "JobError",
     "Health",
     "DispatchStats",
+    "SandboxSummary",
     "ClockState",
     "Fault",
     "CorruptedStockLevel",
@@ -1498,6 +1499,54 @@ class DispatchStats(Model):
         """Attempts made since start."""
         v = self._data["attempts"]
         r: int = v
+        return r
+
+
+class SandboxSummary(Model):
+    """One sandbox, with the keys that work for it now."""
+
+    __slots__ = ()
+
+    @property
+    def id(self) -> str:
+        """`sbx_…`"""
+        v = self._data["id"]
+        r: str = v
+        return r
+
+    @property
+    def name(self) -> str:
+        """Its name."""
+        v = self._data["name"]
+        r: str = v
+        return r
+
+    @property
+    def plan(self) -> Plan:
+        """Its plan."""
+        v = self._data["plan"]
+        r: Plan = v
+        return r
+
+    @property
+    def created_at(self) -> datetime.datetime:
+        """When it was created."""
+        v = self._data["created_at"]
+        r: datetime.datetime = parse_datetime(v)
+        return r
+
+    @property
+    def secret_key(self) -> Optional[str]:
+        """Its permanent secret key (`sk_test_…`); `null` only while none is permanent."""
+        v = self._data.get("secret_key")
+        r: Optional[str] = None if v is None else v
+        return r
+
+    @property
+    def restricted_key(self) -> Optional[str]:
+        """Its restricted (read-only) key (`rk_test_…`)."""
+        v = self._data.get("restricted_key")
+        r: Optional[str] = None if v is None else v
         return r
 
 

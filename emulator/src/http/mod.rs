@@ -24,6 +24,8 @@ pub mod ops;
 pub mod origin;
 pub mod pipeline;
 pub mod respond;
+pub mod sandboxes;
+pub mod ui;
 pub mod webhooks;
 
 use std::collections::HashMap;
@@ -305,6 +307,7 @@ fn routes() -> Routes {
         .op("create_job", o::create_job)
         .op("get_job", o::get_job)
         .op("emulator_health", c::health)
+        .op("emulator_list_sandboxes", sandboxes::list_sandboxes)
         .op("emulator_get_clock", c::clock)
         .op("emulator_advance_clock", c::advance)
         .op("emulator_list_faults", c::list_faults)
@@ -334,7 +337,7 @@ pub fn route_paths() -> Vec<&'static str> {
 /// The whole HTTP application over `state`: what the binary serves and tests drive in-process.
 pub fn app(state: Arc<AppState>) -> App {
     let (router, direct) = routes().router();
-    let router = router.fallback(|| async { ApiError::no_route() }).with_state(state.clone());
+    let router = router.merge(ui::router()).fallback(|| async { ApiError::no_route() }).with_state(state.clone());
     App { next: Next { state, router, direct: Arc::new(direct) } }
 }
 
