@@ -236,6 +236,7 @@ async fn serve(args: Serve) -> ExitCode {
             }
         }
     }
+    println!("# dashboard: {}/_emulator/ui", emulator.base_url());
     println!("# Ctrl-C stops it. Try: curl -H \"Authorization: Bearer $TWH_API_KEY\" $TWH_BASE_URL/v1/items");
     wait_for_signal().await;
     tracing::info!("shutting down");

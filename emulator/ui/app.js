@@ -27,7 +27,7 @@ const state = {
   selected: null,
   tab: "stock",
   perSandboxClock: null, // unknown until asked
-  journal: { available: null, cursor: null, entries: [], seen: new Set(), paused: false },
+  journal: { available: null, cursor: null, caughtUp: false, entries: [], seen: new Set(), paused: false },
   events: new Map(), // sandbox id → { list, lastId }
   refreshTimer: null,
   busy: false,
@@ -433,6 +433,7 @@ async function pollJournal() {
   if (j.available === false || j.paused) return;
   let changed = false;
   let touched = false;
+  let sandboxesChanged = false;
   try {
     for (let i = 0; i < 20; i++) {
       const path = `/_emulator/requests?limit=100${j.cursor ? `&cursor=${encodeURIComponent(j.cursor)}` : ""}`;
@@ -445,13 +446,18 @@ async function pollJournal() {
         j.entries.unshift(e);
         changed = true;
         const own = String(e.request_id || "").startsWith(OWN_REQUEST_PREFIX);
-        if (!own && e.sandbox_id && e.sandbox_id === state.selected) touched = true;
-        if (!own && e.method === "POST" && e.path === "/v1/sandboxes") loadSandboxes().catch(failed);
+        // Only what arrives after the page caught up with the journal is news.
+        if (!j.caughtUp || own) continue;
+        if (e.sandbox_id && e.sandbox_id === state.selected) touched = true;
+        if (e.path === "/v1/sandboxes" || e.path === "/v1/sandbox") sandboxesChanged = true;
       }
-      // At the end of the journal, keep asking from the last page's cursor (entries already
-      // seen are skipped) so the next poll starts where this one stopped.
-      if (!page.next_cursor) break;
-      j.cursor = page.next_cursor;
+      // The cursor is an entry's id and the page holds what came after it: the last id seen
+      // is where the next poll starts, also at the end of the journal (next_cursor null).
+      if (page.data.length) j.cursor = page.data[page.data.length - 1].id;
+      if (!page.next_cursor) {
+        j.caughtUp = true;
+        break;
+      }
     }
   } catch (e) {
     if (e instanceof ApiError && e.status === 404 && j.available === null) {
@@ -468,6 +474,7 @@ async function pollJournal() {
     for (const old of j.entries.splice(JOURNAL_KEPT_MAX)) j.seen.delete(old.id);
   }
   if (changed && state.tab === "requests") renderJournal();
+  if (sandboxesChanged) await loadSandboxes().catch(failed);
   if (touched) refreshSoon();
 }
 

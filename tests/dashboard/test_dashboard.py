@@ -246,19 +246,21 @@ def main_flow(emu, screenshot):
         form.find_element(By.NAME, "path_prefix").send_keys("/v1/plans")
         form.find_element(By.NAME, "times").clear()
         form.find_element(By.NAME, "times").send_keys("3")
+        # Faults scoped to a sandbox come with per-sandbox clocks (API.md §5); without them
+        # the page arms an unscoped one.
+        scoped = emu.call("GET", f"/_emulator/sandboxes/{sb['id']}/clock")[0] == 200
         checkbox = form.find_element(By.NAME, "this_sandbox")
-        status, _, faults = emu.call("GET", "/_emulator/faults")
-        scoped = status == 200 and any("sandbox_id" in f for f in faults["data"]) or False
-        if checkbox.is_selected():
-            checkbox.click()  # unscoped works on every emulator; scoping is the clocks' work
+        if checkbox.is_selected() != scoped:
+            checkbox.click()
         form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         armed = until("the armed fault", lambda: [f for f in emu.call("GET", "/_emulator/faults")[2]["data"] if f.get("path_prefix") == "/v1/plans"])
         ok(armed[0]["remaining"] == 3, "the page armed a fault (3 times, /v1/plans)")
+        if scoped:
+            ok(armed[0].get("sandbox_id") == sb["id"], "the fault is scoped to the sandbox")
         wait(driver, "the fault in the list", lambda d: "/v1/plans" in d.find_element(By.ID, "faults").text)
         driver.find_element(By.ID, "clear-faults").click()
         until("the faults to be cleared", lambda: emu.call("GET", "/_emulator/faults")[2]["data"] == [])
         ok(True, "the page's clear button disarmed every fault")
-        del scoped
 
         check_same_origin(driver, emu.base)
 
