@@ -471,7 +471,10 @@ async function pollJournal() {
     failed(e);
   }
   if (j.entries.length > JOURNAL_KEPT_MAX) {
-    for (const old of j.entries.splice(JOURNAL_KEPT_MAX)) j.seen.delete(old.id);
+    for (const old of j.entries.splice(JOURNAL_KEPT_MAX)) {
+      j.seen.delete(old.id);
+      journalNodes.delete(old.id);
+    }
   }
   if (changed && state.tab === "requests") renderJournal();
   if (sandboxesChanged) await loadSandboxes().catch(failed);
@@ -484,6 +487,52 @@ function headerLines(headers) {
   return pairs.map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(", ") : v}`).join("\n");
 }
 
+// One element per entry, made once and kept while the entry is: a re-render moves the same
+// elements, so an entry opened to its exchange stays open as new ones arrive above it.
+const journalNodes = new Map();
+
+function journalNode(e) {
+  let node = journalNodes.get(e.id);
+  if (node) return node;
+  const target = e.path + (e.query ? `?${e.query}` : "");
+  node = h(
+    "details",
+    { class: "entry", dataset: { requestId: e.request_id || "", path: e.path } },
+    h(
+      "summary",
+      {},
+      h("span", { class: "mono dim" }, time(e.at)),
+      h("span", { class: `mono status ${statusClass(e.status)}` }, e.status),
+      h("span", { class: "mono method" }, e.method),
+      h("span", { class: "mono path", title: target }, target),
+      h("span", { class: "mono dim num" }, e.duration_us !== undefined ? `${(e.duration_us / 1000).toFixed(1)} ms` : ""),
+      h(
+        "span",
+        { class: "marks" },
+        e.idempotent_replayed ? pill("replayed", "warn") : "",
+        e.fault ? pill(`fault: ${typeof e.fault === "string" ? e.fault : e.fault.action || "armed"}`, "bad") : "",
+        e.idempotency_key ? h("span", { class: "mono dim idem", title: `Idempotency-Key: ${e.idempotency_key}` }, `key ${e.idempotency_key}`) : "",
+      ),
+      h("span", { class: "mono dim rid", title: e.request_id }, e.request_id),
+    ),
+  );
+  // The exchange is built when first opened: most entries never are.
+  node.addEventListener("toggle", () => {
+    if (!node.open || node.querySelector(".exchange")) return;
+    const message = (title, m) =>
+      h(
+        "div",
+        {},
+        h("h4", {}, title, m?.truncated ? h("span", { class: "dim" }, ` (truncated; ${num(m.size_bytes)} bytes in all)`) : ""),
+        h("pre", { class: "headers" }, headerLines(m?.headers)),
+        m?.body === null || m?.body === undefined ? h("p", { class: "dim" }, "no body") : h("pre", {}, json(m.body)),
+      );
+    node.append(h("div", { class: "exchange" }, message("request", e.request), message("response", e.response)));
+  });
+  journalNodes.set(e.id, node);
+  return node;
+}
+
 function renderJournal() {
   const j = state.journal;
   if (j.available === false) return;
@@ -491,34 +540,7 @@ function renderJournal() {
   const own = $("journal-own").checked;
   const shown = j.entries.filter((e) => (own || !String(e.request_id || "").startsWith(OWN_REQUEST_PREFIX)) && (!onlyThis || e.sandbox_id === state.selected));
   $("journal-count").textContent = `${shown.length} shown of the last ${j.entries.length}`;
-  replace(
-    $("journal"),
-    shown.length
-      ? shown.map((e) =>
-          h(
-            "details",
-            { class: "entry", dataset: { requestId: e.request_id || "", path: e.path } },
-            h(
-              "summary",
-              {},
-              h("span", { class: "mono dim" }, time(e.at)),
-              h("span", { class: `mono status ${statusClass(e.status)}` }, e.status),
-              h("span", { class: "mono method" }, e.method),
-              h("span", { class: "mono path" }, e.path + (e.query ? `?${e.query}` : "")),
-              h("span", { class: "mono dim num" }, e.duration_us !== undefined ? `${(e.duration_us / 1000).toFixed(1)} ms` : ""),
-              h("span", { class: "marks" }, e.idempotent_replayed ? pill("replayed", "warn") : "", e.fault ? pill(`fault: ${typeof e.fault === "string" ? e.fault : e.fault.action || "armed"}`, "bad") : "", e.idempotency_key ? h("span", { class: "mono dim", title: "Idempotency-Key" }, `⚿ ${e.idempotency_key}`) : ""),
-              h("span", { class: "mono dim" }, e.request_id),
-            ),
-            h(
-              "div",
-              { class: "exchange" },
-              h("div", {}, h("h4", {}, "request"), h("pre", { class: "headers" }, headerLines(e.request?.headers)), h("pre", {}, json(e.request?.body))),
-              h("div", {}, h("h4", {}, "response"), h("pre", { class: "headers" }, headerLines(e.response?.headers)), h("pre", {}, json(e.response?.body))),
-            ),
-          ),
-        )
-      : h("p", { class: "empty dim" }, "No requests yet: they appear here as they arrive."),
-  );
+  replace($("journal"), shown.length ? shown.map(journalNode) : h("p", { class: "empty dim" }, "No requests yet: they appear here as they arrive."));
 }
 
 // ---------- controls ----------

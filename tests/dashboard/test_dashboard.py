@@ -208,8 +208,14 @@ def main_flow(emu, screenshot):
             emu.call("GET", f"/v1/items?sku={SKU}", key=key, headers={"X-Request-Id": rid})
             entry = wait(driver, "the new request in the journal", lambda d: d.find_elements(By.CSS_SELECTOR, f'details.entry[data-request-id="{rid}"]'))[0]
             entry.find_element(By.TAG_NAME, "summary").click()
-            wait(driver, "the entry to open to its headers and bodies", lambda d: "response" in entry.text and SKU in entry.text)
+            exchange = wait(driver, "the entry to open to its headers and bodies", lambda d: entry.find_elements(By.CSS_SELECTOR, ".exchange pre"))
+            texts = [p.text for p in exchange]
+            ok(any(rid in t.lower() or "x-request-id" in t.lower() for t in texts), "the entry shows the request's headers")
+            ok(any(SKU in t and '"data"' in t for t in texts), "the entry shows the response's body")
             ok(True, "a request made after load appeared in the journal and opens to its exchange")
+            _, _, recent = emu.call("GET", "/_emulator/requests?limit=100")
+            ok(any(e["request_id"].startswith("dash_") for e in recent["data"]), "the page's own /v1 reads are journaled (as dash_…)")
+            ok(not driver.find_elements(By.CSS_SELECTOR, 'details.entry[data-request-id^="dash_"]'), "and the journal tab hides them")
         else:
             print("  --  this emulator has no request journal (GET /_emulator/requests: 404); checking the open tab refreshes instead")
             emu.call("POST", "/v1/items", {"sku": "DASH-LIVE", "name": "Made after load"}, key)
@@ -264,9 +270,14 @@ def main_flow(emu, screenshot):
 
         check_same_origin(driver, emu.base)
 
-        # The screenshot: the stock tab of the demo-seeded sandbox.
-        driver.find_element(By.CSS_SELECTOR, '[data-tab="stock"]').click()
-        wait(driver, "the stock tab", lambda d: d.find_elements(By.CSS_SELECTOR, f'tr[data-sku="{SKU}"]'))
+        # The screenshot: the request journal with the live request open, where there is one;
+        # else the stock tab of the demo-seeded sandbox.
+        if journal == 200:
+            driver.find_element(By.CSS_SELECTOR, '[data-tab="requests"]').click()
+            wait(driver, "the open entry", lambda d: d.find_elements(By.CSS_SELECTOR, "details.entry[open] .exchange"))
+        else:
+            driver.find_element(By.CSS_SELECTOR, '[data-tab="stock"]').click()
+            wait(driver, "the stock tab", lambda d: d.find_elements(By.CSS_SELECTOR, f'tr[data-sku="{SKU}"]'))
         time.sleep(0.3)
         os.makedirs(os.path.dirname(os.path.abspath(screenshot)), exist_ok=True)
         driver.save_screenshot(screenshot)
