@@ -581,7 +581,11 @@ async function armFault(form) {
 }
 
 function bind() {
-  for (const b of document.querySelectorAll("#tabs [role=tab]")) b.addEventListener("click", () => showTab(b.dataset.tab));
+  for (const b of document.querySelectorAll("#tabs [role=tab]")) {
+    b.addEventListener("click", () => showTab(b.dataset.tab));
+    b.setAttribute("aria-controls", `tab-${b.dataset.tab}`);
+    b.tabIndex = b.dataset.tab === state.tab ? 0 : -1;
+  }
   $("tabs").addEventListener("keydown", (ev) => {
     const all = [...document.querySelectorAll("#tabs [role=tab]")];
     const i = all.indexOf(document.activeElement);
