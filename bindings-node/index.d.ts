@@ -143,7 +143,7 @@ export declare const webhooks: {
 }
 
 // ------------------------------------------------------------------------------------------
-// Errors (SDK.md "Errors")
+// Errors (docs/guide/errors.md)
 
 export declare class TwhError extends Error {
   /** HTTP status, or null (connection, timeout, configuration). */

@@ -1,5 +1,5 @@
 'use strict'
-// Hand-written: the in-process emulator (SDK.md "The emulator from each language").
+// Hand-written: the in-process emulator (docs/guide/testing-in-ci.md).
 
 const { NativeEmulator } = require('../binding.js')
 const { Client } = require('./client.js')

@@ -1,7 +1,7 @@
 'use strict'
 // Hand-written. The native layer throws `Error("TWH_ERROR:{json}")`, the JSON being
 // `twh::dispatch::error_details` (snake_case); `fromNative` turns that into the TwhError
-// subclass of its `kind` (SDK.md "Errors"), keeping status, code, requestId, retryAfter and the
+// subclass of its `kind` (docs/guide/errors.md), keeping status, code, requestId, retryAfter and the
 // answer's metadata (`lastResponse`); `message` is the problem's `detail`.
 
 const { LastResponse } = require('./response.js')

@@ -176,13 +176,13 @@ export interface CreateItem {
  */
 export interface UpdateItem {
   /** New SKU (unique). */
-  sku?: string | null
+  sku?: string
   /** New name. */
-  name?: string | null
+  name?: string
   /** New unit. */
-  unit?: string | null
+  unit?: string
   /** Merged into the attributes (RFC 7396). */
-  attributes?: Record<string, unknown> | null
+  attributes?: Record<string, unknown>
   /** New threshold; `null` clears it. */
   lowStockThreshold?: number | null
 }
@@ -237,11 +237,11 @@ export interface CreateLocation {
 /** `PATCH /v1/locations/{id}` (JSON merge patch). */
 export interface UpdateLocation {
   /** New code (unique). */
-  code?: string | null
+  code?: string
   /** New name. */
-  name?: string | null
+  name?: string
   /** New kind. */
-  kind?: LocationKind | null
+  kind?: LocationKind
 }
 
 /** A page of movements. */
@@ -430,8 +430,8 @@ export interface CreateWebhookEndpoint {
 }
 
 /**
- * A webhook endpoint with its signing secret: the answer of create and rotate-secret only
- * (API.md §4). Every other answer is a [`WebhookEndpoint`], which has no secret, so a
+ * A webhook endpoint with its signing secret: the answer of create and rotate-secret only.
+ * Every other answer is a [`WebhookEndpoint`], which has no secret, so a
  * restricted key, which may read endpoints, never sees one.
  */
 export interface WebhookEndpointWithSecret {
@@ -460,14 +460,14 @@ export interface WebhookEndpointWithSecret {
 /** `PATCH /v1/webhook-endpoints/{id}` (JSON merge patch). */
 export interface UpdateWebhookEndpoint {
   /** New URL. */
-  url?: string | null
+  url?: string
   /** New event types. */
-  eventTypes?: string[] | null
-  /** New description. */
+  eventTypes?: string[]
+  /** New description; `null` clears it. */
   description?: string | null
   /** Enable (for example after a 410 disabled it) or disable. */
-  enabled?: boolean | null
-  /** New retry schedule. */
+  enabled?: boolean
+  /** New retry schedule; `null` goes back to the emulator's default. */
   retryScheduleSeconds?: number[] | null
 }
 
@@ -924,6 +924,21 @@ export interface AdvanceClock {
   to?: string | null
 }
 
+/** One sandbox's clock: the emulator clock plus the sandbox's own offset. */
+export interface SandboxClockState {
+  /** The sandbox (`sbx_…`). */
+  sandboxId: string
+  /** The sandbox's time. */
+  now: string
+  /**
+   * How far the sandbox's clock runs ahead of the system clock (in deterministic mode, of
+   * the emulator's start), in seconds: the emulator clock's offset plus the sandbox's own.
+   */
+  offsetSeconds: number
+  /** How far the sandbox's clock runs ahead of the emulator clock, in seconds (only grows). */
+  sandboxOffsetSeconds: number
+}
+
 /** The armed faults. */
 export interface FaultList {
   /** In order of arming. */
@@ -938,6 +953,8 @@ export interface Fault {
   method?: string | null
   /** Path prefix filter. */
   pathPrefix?: string | null
+  /** Sandbox filter: only requests authenticated to it. */
+  sandboxId?: string | null
   /** What it does. */
   action: FaultAction
   /** Status of injected errors. */
@@ -964,6 +981,8 @@ export interface FaultSpec {
   method?: string | null
   /** Only paths starting with this (any if absent). */
   pathPrefix?: string | null
+  /** Only requests authenticated to this sandbox (`sbx_…`; any if absent). */
+  sandboxId?: string | null
   /** What to do. */
   action: FaultAction
   /** Status of injected errors (400..=599, default 500). */
@@ -1172,12 +1191,16 @@ export interface GetItemIfChangedOptions {
 
 /** Options of `updateItem`. */
 export interface UpdateItemOptions {
+  /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
+  idempotencyKey?: string
   /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
   signal?: AbortSignal
 }
 
 /** Options of `archiveItem`. */
 export interface ArchiveItemOptions {
+  /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
+  idempotencyKey?: string
   /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
   signal?: AbortSignal
 }
@@ -1222,12 +1245,16 @@ export interface GetLocationIfChangedOptions {
 
 /** Options of `updateLocation`. */
 export interface UpdateLocationOptions {
+  /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
+  idempotencyKey?: string
   /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
   signal?: AbortSignal
 }
 
 /** Options of `archiveLocation`. */
 export interface ArchiveLocationOptions {
+  /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
+  idempotencyKey?: string
   /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
   signal?: AbortSignal
 }
@@ -1380,12 +1407,16 @@ export interface GetWebhookEndpointIfChangedOptions {
 
 /** Options of `updateWebhookEndpoint`. */
 export interface UpdateWebhookEndpointOptions {
+  /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
+  idempotencyKey?: string
   /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
   signal?: AbortSignal
 }
 
 /** Options of `deleteWebhookEndpoint`. */
 export interface DeleteWebhookEndpointOptions {
+  /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
+  idempotencyKey?: string
   /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
   signal?: AbortSignal
 }

@@ -1,5 +1,5 @@
 'use strict'
-// Hand-written: response metadata (SDK.md "Per-call control"). Every result made from one answer
+// Hand-written: response metadata (per-call control). Every result made from one answer
 // (a resource, a page, a list) and every error with an answer has a non-enumerable
 // `lastResponse`: `status`, `headers`, `requestId`, `idempotentReplayed`, `rateLimit`
 // (`{ limit, remaining, reset }`). The native layer hands the headers over as one string of

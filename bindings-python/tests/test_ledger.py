@@ -113,3 +113,31 @@ def test_emulator_context_manager_and_clock() -> None:
         assert emu.running
     assert not emu.running
     emu.stop()  # idempotent
+
+
+def test_none_clears_a_clearable_field_and_not_given_keeps_it(twh_client: twh.Client) -> None:
+    client = twh_client
+    item = client.create_item(sku="CLEAR-1", name="Clear", low_stock_threshold=4)
+    # Left out (NOT_GIVEN): kept.
+    renamed = client.update_item(item.id, etag=item.etag, name="Renamed")
+    assert renamed.low_stock_threshold == 4
+    # None on a clearable field: sent as null, cleared.
+    cleared = client.update_item(item.id, etag=renamed.etag, low_stock_threshold=None)
+    assert cleared.low_stock_threshold is None and cleared.name == "Renamed"
+    # None on a field that cannot be cleared: not sent, nothing changes but the version.
+    same = client.update_item(item.id, etag=cleared.etag, name=None, low_stock_threshold=twh.NOT_GIVEN)
+    assert same.name == "Renamed" and same.low_stock_threshold is None
+    # Read-modify-write: a key the change answers with None is cleared too.
+    restored = client.update_item_with(item.id, lambda cur: {"low_stock_threshold": 2})
+    assert restored.low_stock_threshold == 2
+    again = client.update_item_with(item.id, lambda cur: {"low_stock_threshold": None})
+    assert again.low_stock_threshold is None
+
+    ep = client.create_webhook_endpoint(
+        url="http://127.0.0.1:9/hook", event_types=["*"], description="orders", retry_schedule_seconds=[1, 2]
+    )
+    kept = client.update_webhook_endpoint(ep.id, etag=ep.etag, enabled=False)
+    assert kept.description == "orders" and kept.retry_schedule_seconds == [1, 2]
+    cleared_ep = client.update_webhook_endpoint(ep.id, etag=kept.etag, description=None, retry_schedule_seconds=None)
+    assert cleared_ep.description is None and cleared_ep.retry_schedule_seconds is None
+    assert repr(twh.NOT_GIVEN) == "NOT_GIVEN" and not twh.NOT_GIVEN

@@ -99,6 +99,11 @@ struct Serve {
     /// Most bytes the request journal keeps; the oldest entries go first.
     #[arg(long, default_value_t = crate::http::journal::BYTES_MAX_DEFAULT, env = "TWH_JOURNAL_BYTES")]
     journal_bytes: usize,
+    /// Deterministic mode: ids, keys, webhook secrets, request ids and retry jitter come from a
+    /// generator seeded by SEED, and the clock starts at 2030-01-01T00:00:00Z and moves only when
+    /// advanced, so the same requests (sent one at a time) get the same answers on every run.
+    #[arg(long, value_name = "SEED", env = "TWH_DETERMINISTIC")]
+    deterministic: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -203,6 +208,7 @@ async fn serve(args: Serve) -> ExitCode {
             ..WebhookSettings::default()
         },
         data_dir: args.data_dir.clone(),
+        deterministic: args.deterministic,
     };
     let emulator = match Emulator::start(config).await {
         Ok(e) => e,

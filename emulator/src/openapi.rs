@@ -9,6 +9,7 @@
 use std::sync::OnceLock;
 
 use schemars::generate::{SchemaGenerator, SchemaSettings};
+use schemars::transform::RecursiveTransform;
 use schemars::{JsonSchema, Schema};
 use serde_json::{Map, Value, json};
 
@@ -22,7 +23,7 @@ use crate::domain::webhooks::{
     CreateWebhookEndpoint, ReplayCount, ReplayDeliveries, UpdateWebhookEndpoint, WebhookDelivery, WebhookEndpoint,
     WebhookEndpointSecret, WebhookEndpointWithSecret,
 };
-use crate::http::control::{AdvanceClock, ClockState, FaultList, Health};
+use crate::http::control::{AdvanceClock, ClockState, FaultList, Health, SandboxClockState};
 use crate::http::extract::{IDEMPOTENCY_KEY_LEN_MAX, LIMIT_DEFAULT, LIMIT_MAX};
 use crate::http::faults::{CorruptStockLevel, CorruptedStockLevel, Fault, FaultSpec};
 use crate::http::journal::{JournalEntry, JournalPage};
@@ -176,6 +177,15 @@ impl Op {
     }
 }
 
+/// A merge-patch field that may be absent but never `null` gets `"default": null` from serde's
+/// `default`; the document drops it, since `null` is not a value of that schema.
+fn drop_null_default_of_non_nullable(schema: &mut Schema) {
+    let nullable = schema.get("nullable").and_then(|v| v.as_bool()).unwrap_or(false);
+    if !nullable && schema.get("default").is_some_and(|v| v.is_null()) {
+        schema.remove("default");
+    }
+}
+
 fn schema<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
     g.subschema_for::<T>()
 }
@@ -261,6 +271,7 @@ fn catalogue<List: JsonSchema, Create: JsonSchema, One: JsonSchema, Update: Json
         op(id("update", k.one), k.plural, format!("Update {} {} (JSON merge patch)", k.article, k.one))
             .path_id("id", k.one)
             .if_match()
+            .idempotent(false)
             .body(update, true)
             .returns(200, one.clone())
             .etag()
@@ -272,12 +283,13 @@ fn catalogue<List: JsonSchema, Create: JsonSchema, One: JsonSchema, Update: Json
             ))
             .path_id("id", k.one)
             .if_match()
+            .idempotent(false)
             .returns(200, one)
             .etag(),
     ]
 }
 
-/// Every operation, in the order of API.md.
+/// Every operation, in the documented order (the product API by resource, then the control plane).
 fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
     let statuses = string_enum(&["active", "archived"]);
     vec![
@@ -383,6 +395,7 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
         op("update_webhook_endpoint", "webhooks", "Update a webhook endpoint (JSON merge patch)")
             .path_id("id", "webhook endpoint")
             .if_match()
+            .idempotent(false)
             .body(schema::<UpdateWebhookEndpoint>(g), true)
             .returns(200, schema::<WebhookEndpoint>(g))
             .etag(),
@@ -390,6 +403,7 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             .describe("Its pending deliveries stop (they become `dead`).")
             .path_id("id", "webhook endpoint")
             .if_match()
+            .idempotent(false)
             .empty(204),
         op("rotate_webhook_secret", "webhooks", "Rotate the signing secret")
             .describe("For 24 h of emulator time the old secret signs too: deliveries carry both signatures.")
@@ -503,16 +517,29 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             .returns(200, schema::<ClockState>(g))
             .errors(&[422]),
         op("emulator_advance_clock", "emulator", "Move the clock forward")
-            .describe("Fires everything that became due, in time order, before answering: webhook attempts, period ends (invoices, `invoice.created`), nightly reconciliations at 00:00 UTC, idempotency-key expiry, key grace periods.")
+            .describe("Moves every sandbox's clock. Fires everything that became due, in time order, before answering: webhook attempts, period ends (invoices, `invoice.created`), nightly reconciliations at 00:00 UTC, idempotency-key expiry, key grace periods.")
             .admin()
             .body(schema::<AdvanceClock>(g), true)
             .returns(200, schema::<ClockState>(g)),
+        op("emulator_get_sandbox_clock", "emulator", "One sandbox's clock")
+            .describe("Every sandbox has its own clock: the emulator clock plus the sandbox's own offset.")
+            .admin()
+            .path_id("id", "sandbox")
+            .returns(200, schema::<SandboxClockState>(g))
+            .errors(&[422]),
+        op("emulator_advance_sandbox_clock", "emulator", "Move one sandbox's clock forward")
+            .describe("Moves this sandbox's clock only (`seconds`, or `to` in the sandbox's time) and fires what became due in it, in time order, before answering: its webhook attempts, period ends and invoices, nightly reconciliations, idempotency-key expiry and key grace periods. Its rate limit refills and its new records are stamped by its clock. No other sandbox moves.")
+            .admin()
+            .path_id("id", "sandbox")
+            .body(schema::<AdvanceClock>(g), true)
+            .returns(200, schema::<SandboxClockState>(g)),
         op("emulator_list_faults", "emulator", "List armed faults").admin().returns(200, schema::<FaultList>(g)),
         op("emulator_add_fault", "emulator", "Arm a fault")
-            .describe("`error_after_commit` and `drop_connection_after_commit` keep the stored idempotent response, so a retry with the same key receives the original result.")
+            .describe("`error_after_commit` and `drop_connection_after_commit` keep the stored idempotent response, so a retry with the same key receives the original result. With `sandbox_id` it matches only requests authenticated to that sandbox (404 for an unknown one).")
             .admin()
             .body(schema::<FaultSpec>(g), true)
-            .returns(201, schema::<Fault>(g)),
+            .returns(201, schema::<Fault>(g))
+            .errors(&[404]),
         op("emulator_clear_faults", "emulator", "Disarm every fault").admin().empty(204),
         op("emulator_corrupt_stock_level", "emulator", "Skew one stock level's snapshot")
             .describe("Adds `delta` to what the (item, location) snapshot reads, leaving the ledger alone, so that reconciliation finds exactly that pair. The pair must have ledger lines.")
@@ -614,7 +641,10 @@ fn error_response(code: u16) -> (&'static str, &'static str) {
 }
 
 fn build() -> Value {
-    let mut g = SchemaSettings::openapi3().with(|s| s.meta_schema = None).into_generator();
+    let mut g = SchemaSettings::openapi3()
+        .with(|s| s.meta_schema = None)
+        .with_transform(RecursiveTransform(drop_null_default_of_non_nullable))
+        .into_generator();
     let problem = g.subschema_for::<Problem>();
     let ops = operations(&mut g);
     let described: Vec<&str> = ops.iter().map(|o| o.id).collect();

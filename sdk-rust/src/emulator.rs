@@ -106,7 +106,7 @@ impl Options {
     }
 }
 
-/// A running emulator (SDK.md "The emulator from each language").
+/// A running emulator (docs/guide/testing-in-ci.md).
 #[derive(Debug)]
 pub struct Emulator {
     inner: twh_emulator::Emulator,

@@ -2,7 +2,7 @@
 //!
 //! Every answer with an error status becomes an [`ApiError`] read from the RFC 9457 problem
 //! body (`code`, `detail`, `request_id`, `errors`, `current_etag`) and its headers
-//! (`X-Request-Id`, `Retry-After`), wrapped in the variant of its kind (SDK.md "Errors"):
+//! (`X-Request-Id`, `Retry-After`), wrapped in the variant of its kind (docs/guide/errors.md):
 //!
 //! | status | variant |
 //! | --- | --- |

@@ -24,6 +24,131 @@ pub mod types {
             Default::default()
         }
     }
+    ///`ArchiveItemIdempotencyKey`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct ArchiveItemIdempotencyKey(::std::string::String);
+    impl ::std::ops::Deref for ArchiveItemIdempotencyKey {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ArchiveItemIdempotencyKey> for ::std::string::String {
+        fn from(value: ArchiveItemIdempotencyKey) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ArchiveItemIdempotencyKey {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            { ::regress::Regex::new("^[\\x20-\\x7E]+$").unwrap() });
+            if PATTERN.find(value).is_none() {
+                return Err("doesn't match pattern \"^[\\x20-\\x7E]+$\"".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ArchiveItemIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ArchiveItemIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ArchiveItemIdempotencyKey {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`ArchiveLocationIdempotencyKey`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct ArchiveLocationIdempotencyKey(::std::string::String);
+    impl ::std::ops::Deref for ArchiveLocationIdempotencyKey {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ArchiveLocationIdempotencyKey> for ::std::string::String {
+        fn from(value: ArchiveLocationIdempotencyKey) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ArchiveLocationIdempotencyKey {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            { ::regress::Regex::new("^[\\x20-\\x7E]+$").unwrap() });
+            if PATTERN.find(value).is_none() {
+                return Err("doesn't match pattern \"^[\\x20-\\x7E]+$\"".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ArchiveLocationIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for ArchiveLocationIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ArchiveLocationIdempotencyKey {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
     ///One attempt of a delivery.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct Attempt {
@@ -1398,6 +1523,70 @@ are required), at most 4 MiB and 50,000 rows.*/
                 })
         }
     }
+    ///`DeleteWebhookEndpointIdempotencyKey`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct DeleteWebhookEndpointIdempotencyKey(::std::string::String);
+    impl ::std::ops::Deref for DeleteWebhookEndpointIdempotencyKey {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<DeleteWebhookEndpointIdempotencyKey>
+    for ::std::string::String {
+        fn from(value: DeleteWebhookEndpointIdempotencyKey) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for DeleteWebhookEndpointIdempotencyKey {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            { ::regress::Regex::new("^[\\x20-\\x7E]+$").unwrap() });
+            if PATTERN.find(value).is_none() {
+                return Err("doesn't match pattern \"^[\\x20-\\x7E]+$\"".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for DeleteWebhookEndpointIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for DeleteWebhookEndpointIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for DeleteWebhookEndpointIdempotencyKey {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
     ///A pair whose snapshot disagrees with its ledger lines.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct Discrepancy {
@@ -1598,6 +1787,9 @@ are required), at most 4 MiB and 50,000 rows.*/
         pub path_prefix: ::std::option::Option<::std::string::String>,
         ///How many more requests it applies to.
         pub remaining: u32,
+        ///Sandbox filter: only requests authenticated to it.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub sandbox_id: ::std::option::Option<::std::string::String>,
         ///Status of injected errors.
         pub status: u16,
     }
@@ -1632,6 +1824,9 @@ are required), at most 4 MiB and 50,000 rows.*/
         ///Only paths starting with this (any if absent).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub path_prefix: ::std::option::Option<::std::string::String>,
+        ///Only requests authenticated to this sandbox (`sbx_…`; any if absent).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub sandbox_id: ::std::option::Option<::std::string::String>,
         ///Status of injected errors (400..=599, default 500).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub status: ::std::option::Option<u16>,
@@ -3050,6 +3245,24 @@ follows what is recorded later).*/
             Default::default()
         }
     }
+    ///One sandbox's clock: the emulator clock plus the sandbox's own offset.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct SandboxClockState {
+        ///The sandbox's time.
+        pub now: ::chrono::DateTime<::chrono::offset::Utc>,
+        /**How far the sandbox's clock runs ahead of the system clock (in deterministic mode, of
+the emulator's start), in seconds: the emulator clock's offset plus the sandbox's own.*/
+        pub offset_seconds: f64,
+        ///The sandbox (`sbx_…`).
+        pub sandbox_id: ::std::string::String,
+        ///How far the sandbox's clock runs ahead of the emulator clock, in seconds (only grows).
+        pub sandbox_offset_seconds: f64,
+    }
+    impl SandboxClockState {
+        pub fn builder() -> builder::SandboxClockState {
+            Default::default()
+        }
+    }
     ///One sandbox, with the keys that work for it now.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct SandboxSummary {
@@ -3238,10 +3451,8 @@ follows what is recorded later).*/
     #[serde(deny_unknown_fields)]
     pub struct UpdateItem {
         ///Merged into the attributes (RFC 7396).
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub attributes: ::std::option::Option<
-            ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-        >,
+        #[serde(default, skip_serializing_if = "::serde_json::Map::is_empty")]
+        pub attributes: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
         ///New threshold; `null` clears it.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub low_stock_threshold: ::std::option::Option<i64>,
@@ -3258,6 +3469,68 @@ follows what is recorded later).*/
     impl UpdateItem {
         pub fn builder() -> builder::UpdateItem {
             Default::default()
+        }
+    }
+    ///`UpdateItemIdempotencyKey`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct UpdateItemIdempotencyKey(::std::string::String);
+    impl ::std::ops::Deref for UpdateItemIdempotencyKey {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UpdateItemIdempotencyKey> for ::std::string::String {
+        fn from(value: UpdateItemIdempotencyKey) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UpdateItemIdempotencyKey {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            { ::regress::Regex::new("^[\\x20-\\x7E]+$").unwrap() });
+            if PATTERN.find(value).is_none() {
+                return Err("doesn't match pattern \"^[\\x20-\\x7E]+$\"".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UpdateItemIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UpdateItemIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UpdateItemIdempotencyKey {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
         }
     }
     ///New name.
@@ -3517,6 +3790,69 @@ follows what is recorded later).*/
                 })
         }
     }
+    ///`UpdateLocationIdempotencyKey`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct UpdateLocationIdempotencyKey(::std::string::String);
+    impl ::std::ops::Deref for UpdateLocationIdempotencyKey {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UpdateLocationIdempotencyKey> for ::std::string::String {
+        fn from(value: UpdateLocationIdempotencyKey) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UpdateLocationIdempotencyKey {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            { ::regress::Regex::new("^[\\x20-\\x7E]+$").unwrap() });
+            if PATTERN.find(value).is_none() {
+                return Err("doesn't match pattern \"^[\\x20-\\x7E]+$\"".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UpdateLocationIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for UpdateLocationIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UpdateLocationIdempotencyKey {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
     ///New name.
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
@@ -3654,16 +3990,16 @@ follows what is recorded later).*/
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
     #[serde(deny_unknown_fields)]
     pub struct UpdateWebhookEndpoint {
-        ///New description.
+        ///New description; `null` clears it.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub description: ::std::option::Option<UpdateWebhookEndpointDescription>,
         ///Enable (for example after a 410 disabled it) or disable.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub enabled: ::std::option::Option<bool>,
         ///New event types.
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub event_types: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-        ///New retry schedule.
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub event_types: ::std::vec::Vec<::std::string::String>,
+        ///New retry schedule; `null` goes back to the emulator's default.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub retry_schedule_seconds: ::std::option::Option<::std::vec::Vec<u64>>,
         ///New URL.
@@ -3675,7 +4011,7 @@ follows what is recorded later).*/
             Default::default()
         }
     }
-    ///New description.
+    ///New description; `null` clears it.
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
     pub struct UpdateWebhookEndpointDescription(::std::string::String);
@@ -3720,6 +4056,70 @@ follows what is recorded later).*/
         }
     }
     impl<'de> ::serde::Deserialize<'de> for UpdateWebhookEndpointDescription {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`UpdateWebhookEndpointIdempotencyKey`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct UpdateWebhookEndpointIdempotencyKey(::std::string::String);
+    impl ::std::ops::Deref for UpdateWebhookEndpointIdempotencyKey {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UpdateWebhookEndpointIdempotencyKey>
+    for ::std::string::String {
+        fn from(value: UpdateWebhookEndpointIdempotencyKey) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UpdateWebhookEndpointIdempotencyKey {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            { ::regress::Regex::new("^[\\x20-\\x7E]+$").unwrap() });
+            if PATTERN.find(value).is_none() {
+                return Err("doesn't match pattern \"^[\\x20-\\x7E]+$\"".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UpdateWebhookEndpointIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for UpdateWebhookEndpointIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UpdateWebhookEndpointIdempotencyKey {
         fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
         where
             D: ::serde::Deserializer<'de>,
@@ -5578,6 +5978,10 @@ follows what is recorded later).*/
                 ::std::string::String,
             >,
             remaining: ::std::result::Result<u32, ::std::string::String>,
+            sandbox_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
             status: ::std::result::Result<u16, ::std::string::String>,
         }
         impl ::std::default::Default for Fault {
@@ -5589,6 +5993,7 @@ follows what is recorded later).*/
                     method: Ok(Default::default()),
                     path_prefix: Ok(Default::default()),
                     remaining: Err("no value supplied for remaining".to_string()),
+                    sandbox_id: Ok(Default::default()),
                     status: Err("no value supplied for status".to_string()),
                 }
             }
@@ -5664,6 +6069,18 @@ follows what is recorded later).*/
                     });
                 self
             }
+            pub fn sandbox_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.sandbox_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for sandbox_id: {e}")
+                    });
+                self
+            }
             pub fn status<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<u16>,
@@ -5689,6 +6106,7 @@ follows what is recorded later).*/
                     method: value.method?,
                     path_prefix: value.path_prefix?,
                     remaining: value.remaining?,
+                    sandbox_id: value.sandbox_id?,
                     status: value.status?,
                 })
             }
@@ -5702,6 +6120,7 @@ follows what is recorded later).*/
                     method: Ok(value.method),
                     path_prefix: Ok(value.path_prefix),
                     remaining: Ok(value.remaining),
+                    sandbox_id: Ok(value.sandbox_id),
                     status: Ok(value.status),
                 }
             }
@@ -5765,6 +6184,10 @@ follows what is recorded later).*/
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
             >,
+            sandbox_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
             status: ::std::result::Result<
                 ::std::option::Option<u16>,
                 ::std::string::String,
@@ -5778,6 +6201,7 @@ follows what is recorded later).*/
                     delay_ms: Ok(Default::default()),
                     method: Ok(Default::default()),
                     path_prefix: Ok(Default::default()),
+                    sandbox_id: Ok(Default::default()),
                     status: Ok(Default::default()),
                     times: Err("no value supplied for times".to_string()),
                 }
@@ -5832,6 +6256,18 @@ follows what is recorded later).*/
                     });
                 self
             }
+            pub fn sandbox_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.sandbox_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for sandbox_id: {e}")
+                    });
+                self
+            }
             pub fn status<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<u16>>,
@@ -5867,6 +6303,7 @@ follows what is recorded later).*/
                     delay_ms: value.delay_ms?,
                     method: value.method?,
                     path_prefix: value.path_prefix?,
+                    sandbox_id: value.sandbox_id?,
                     status: value.status?,
                     times: value.times?,
                 })
@@ -5879,6 +6316,7 @@ follows what is recorded later).*/
                     delay_ms: Ok(value.delay_ms),
                     method: Ok(value.method),
                     path_prefix: Ok(value.path_prefix),
+                    sandbox_id: Ok(value.sandbox_id),
                     status: Ok(value.status),
                     times: Ok(value.times),
                 }
@@ -9226,6 +9664,110 @@ follows what is recorded later).*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct SandboxClockState {
+            now: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+            offset_seconds: ::std::result::Result<f64, ::std::string::String>,
+            sandbox_id: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            sandbox_offset_seconds: ::std::result::Result<f64, ::std::string::String>,
+        }
+        impl ::std::default::Default for SandboxClockState {
+            fn default() -> Self {
+                Self {
+                    now: Err("no value supplied for now".to_string()),
+                    offset_seconds: Err(
+                        "no value supplied for offset_seconds".to_string(),
+                    ),
+                    sandbox_id: Err("no value supplied for sandbox_id".to_string()),
+                    sandbox_offset_seconds: Err(
+                        "no value supplied for sandbox_offset_seconds".to_string(),
+                    ),
+                }
+            }
+        }
+        impl SandboxClockState {
+            pub fn now<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.now = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for now: {e}")
+                    });
+                self
+            }
+            pub fn offset_seconds<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<f64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.offset_seconds = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for offset_seconds: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn sandbox_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.sandbox_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for sandbox_id: {e}")
+                    });
+                self
+            }
+            pub fn sandbox_offset_seconds<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<f64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.sandbox_offset_seconds = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for sandbox_offset_seconds: {e}"
+                        )
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<SandboxClockState> for super::SandboxClockState {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: SandboxClockState,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    now: value.now?,
+                    offset_seconds: value.offset_seconds?,
+                    sandbox_id: value.sandbox_id?,
+                    sandbox_offset_seconds: value.sandbox_offset_seconds?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::SandboxClockState> for SandboxClockState {
+            fn from(value: super::SandboxClockState) -> Self {
+                Self {
+                    now: Ok(value.now),
+                    offset_seconds: Ok(value.offset_seconds),
+                    sandbox_id: Ok(value.sandbox_id),
+                    sandbox_offset_seconds: Ok(value.sandbox_offset_seconds),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct SandboxSummary {
             created_at: ::std::result::Result<
                 ::chrono::DateTime<::chrono::offset::Utc>,
@@ -9831,9 +10373,7 @@ follows what is recorded later).*/
         #[derive(Clone, Debug)]
         pub struct UpdateItem {
             attributes: ::std::result::Result<
-                ::std::option::Option<
-                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-                >,
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
                 ::std::string::String,
             >,
             low_stock_threshold: ::std::result::Result<
@@ -9868,9 +10408,7 @@ follows what is recorded later).*/
             pub fn attributes<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
-                    ::std::option::Option<
-                        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-                    >,
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
                 >,
                 T::Error: ::std::fmt::Display,
             {
@@ -10095,7 +10633,7 @@ follows what is recorded later).*/
                 ::std::string::String,
             >,
             event_types: ::std::result::Result<
-                ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+                ::std::vec::Vec<::std::string::String>,
                 ::std::string::String,
             >,
             retry_schedule_seconds: ::std::result::Result<
@@ -10147,9 +10685,7 @@ follows what is recorded later).*/
             }
             pub fn event_types<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<
-                    ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-                >,
+                T: ::std::convert::TryInto<::std::vec::Vec<::std::string::String>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.event_types = value
@@ -11264,10 +11800,12 @@ Sends a `DELETE` request to `/v1/items/{id}`
 
 Arguments:
 - `id`: The item's id.
+- `idempotency_key`: Makes the request safe to retry: the first response is stored for 24 h and replayed byte-identical (`Idempotent-Replayed: true`). Bare or as an RFC 8941 quoted string.
 - `if_match`: The ETag you read (`"<version>"`) or `*`.
 ```ignore
 let response = client.archive_item()
     .id(id)
+    .idempotency_key(idempotency_key)
     .if_match(if_match)
     .send()
     .await;
@@ -11281,11 +11819,13 @@ Sends a `PATCH` request to `/v1/items/{id}`
 
 Arguments:
 - `id`: The item's id.
+- `idempotency_key`: Makes the request safe to retry: the first response is stored for 24 h and replayed byte-identical (`Idempotent-Replayed: true`). Bare or as an RFC 8941 quoted string.
 - `if_match`: The ETag you read (`"<version>"`) or `*`.
 - `body`
 ```ignore
 let response = client.update_item()
     .id(id)
+    .idempotency_key(idempotency_key)
     .if_match(if_match)
     .body(body)
     .send()
@@ -11361,10 +11901,12 @@ Sends a `DELETE` request to `/v1/locations/{id}`
 
 Arguments:
 - `id`: The location's id.
+- `idempotency_key`: Makes the request safe to retry: the first response is stored for 24 h and replayed byte-identical (`Idempotent-Replayed: true`). Bare or as an RFC 8941 quoted string.
 - `if_match`: The ETag you read (`"<version>"`) or `*`.
 ```ignore
 let response = client.archive_location()
     .id(id)
+    .idempotency_key(idempotency_key)
     .if_match(if_match)
     .send()
     .await;
@@ -11378,11 +11920,13 @@ Sends a `PATCH` request to `/v1/locations/{id}`
 
 Arguments:
 - `id`: The location's id.
+- `idempotency_key`: Makes the request safe to retry: the first response is stored for 24 h and replayed byte-identical (`Idempotent-Replayed: true`). Bare or as an RFC 8941 quoted string.
 - `if_match`: The ETag you read (`"<version>"`) or `*`.
 - `body`
 ```ignore
 let response = client.update_location()
     .id(id)
+    .idempotency_key(idempotency_key)
     .if_match(if_match)
     .body(body)
     .send()
@@ -11643,10 +12187,12 @@ Sends a `DELETE` request to `/v1/webhook-endpoints/{id}`
 
 Arguments:
 - `id`: The webhook endpoint's id.
+- `idempotency_key`: Makes the request safe to retry: the first response is stored for 24 h and replayed byte-identical (`Idempotent-Replayed: true`). Bare or as an RFC 8941 quoted string.
 - `if_match`: The ETag you read (`"<version>"`) or `*`.
 ```ignore
 let response = client.delete_webhook_endpoint()
     .id(id)
+    .idempotency_key(idempotency_key)
     .if_match(if_match)
     .send()
     .await;
@@ -11660,11 +12206,13 @@ Sends a `PATCH` request to `/v1/webhook-endpoints/{id}`
 
 Arguments:
 - `id`: The webhook endpoint's id.
+- `idempotency_key`: Makes the request safe to retry: the first response is stored for 24 h and replayed byte-identical (`Idempotent-Replayed: true`). Bare or as an RFC 8941 quoted string.
 - `if_match`: The ETag you read (`"<version>"`) or `*`.
 - `body`
 ```ignore
 let response = client.update_webhook_endpoint()
     .id(id)
+    .idempotency_key(idempotency_key)
     .if_match(if_match)
     .body(body)
     .send()
@@ -12055,7 +12603,7 @@ let response = client.emulator_get_clock()
     }
     /**Move the clock forward
 
-Fires everything that became due, in time order, before answering: webhook attempts, period ends (invoices, `invoice.created`), nightly reconciliations at 00:00 UTC, idempotency-key expiry, key grace periods.
+Moves every sandbox's clock. Fires everything that became due, in time order, before answering: webhook attempts, period ends (invoices, `invoice.created`), nightly reconciliations at 00:00 UTC, idempotency-key expiry, key grace periods.
 
 Sends a `POST` request to `/_emulator/clock/advance`
 
@@ -12067,6 +12615,44 @@ let response = client.emulator_advance_clock()
 ```*/
     pub fn emulator_advance_clock(&self) -> builder::EmulatorAdvanceClock<'_> {
         builder::EmulatorAdvanceClock::new(self)
+    }
+    /**One sandbox's clock
+
+Every sandbox has its own clock: the emulator clock plus the sandbox's own offset.
+
+Sends a `GET` request to `/_emulator/sandboxes/{id}/clock`
+
+Arguments:
+- `id`: The sandbox's id.
+```ignore
+let response = client.emulator_get_sandbox_clock()
+    .id(id)
+    .send()
+    .await;
+```*/
+    pub fn emulator_get_sandbox_clock(&self) -> builder::EmulatorGetSandboxClock<'_> {
+        builder::EmulatorGetSandboxClock::new(self)
+    }
+    /**Move one sandbox's clock forward
+
+Moves this sandbox's clock only (`seconds`, or `to` in the sandbox's time) and fires what became due in it, in time order, before answering: its webhook attempts, period ends and invoices, nightly reconciliations, idempotency-key expiry and key grace periods. Its rate limit refills and its new records are stamped by its clock. No other sandbox moves.
+
+Sends a `POST` request to `/_emulator/sandboxes/{id}/clock/advance`
+
+Arguments:
+- `id`: The sandbox's id.
+- `body`
+```ignore
+let response = client.emulator_advance_sandbox_clock()
+    .id(id)
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn emulator_advance_sandbox_clock(
+        &self,
+    ) -> builder::EmulatorAdvanceSandboxClock<'_> {
+        builder::EmulatorAdvanceSandboxClock::new(self)
     }
     /**List armed faults
 
@@ -12082,7 +12668,7 @@ let response = client.emulator_list_faults()
     }
     /**Arm a fault
 
-`error_after_commit` and `drop_connection_after_commit` keep the stored idempotent response, so a retry with the same key receives the original result.
+`error_after_commit` and `drop_connection_after_commit` keep the stored idempotent response, so a retry with the same key receives the original result. With `sandbox_id` it matches only requests authenticated to that sandbox (404 for an unknown one).
 
 Sends a `POST` request to `/_emulator/faults`
 
@@ -13020,6 +13606,7 @@ pub mod builder {
     pub struct ArchiveItem<'a> {
         client: &'a super::Client,
         id: Result<::std::string::String, String>,
+        idempotency_key: Result<Option<types::ArchiveItemIdempotencyKey>, String>,
         if_match: Result<::std::string::String, String>,
     }
     impl<'a> ArchiveItem<'a> {
@@ -13027,6 +13614,7 @@ pub mod builder {
             Self {
                 client: client,
                 id: Err("id was not initialized".to_string()),
+                idempotency_key: Ok(None),
                 if_match: Err("if_match was not initialized".to_string()),
             }
         }
@@ -13038,6 +13626,19 @@ pub mod builder {
                 .try_into()
                 .map_err(|_| {
                     "conversion to `:: std :: string :: String` for id failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn idempotency_key<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::ArchiveItemIdempotencyKey>,
+        {
+            self.idempotency_key = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `ArchiveItemIdempotencyKey` for idempotency_key failed"
                         .to_string()
                 });
             self
@@ -13058,13 +13659,14 @@ pub mod builder {
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::Item>, Error<ByteStream>> {
-            let Self { client, id, if_match } = self;
+            let Self { client, id, idempotency_key, if_match } = self;
             let id = id.map_err(Error::InvalidRequest)?;
+            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
             let if_match = if_match.map_err(Error::InvalidRequest)?;
             let url = format!(
                 "{}/v1/items/{}", client.baseurl, encode_path(& id.to_string()),
             );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
             header_map
                 .append(
                     ::reqwest::header::HeaderName::from_static("api-version"),
@@ -13072,6 +13674,9 @@ pub mod builder {
                         super::Client::api_version(),
                     ),
                 );
+            if let Some(value) = idempotency_key {
+                header_map.append("Idempotency-Key", value.to_string().try_into()?);
+            }
             header_map.append("If-Match", if_match.to_string().try_into()?);
             #[allow(unused_mut)]
             let mut request = client
@@ -13096,6 +13701,7 @@ pub mod builder {
                 401u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 403u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 404u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                409u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 412u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 413u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 415u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
@@ -13114,6 +13720,7 @@ pub mod builder {
     pub struct UpdateItem<'a> {
         client: &'a super::Client,
         id: Result<::std::string::String, String>,
+        idempotency_key: Result<Option<types::UpdateItemIdempotencyKey>, String>,
         if_match: Result<::std::string::String, String>,
         body: Result<types::builder::UpdateItem, String>,
     }
@@ -13122,6 +13729,7 @@ pub mod builder {
             Self {
                 client: client,
                 id: Err("id was not initialized".to_string()),
+                idempotency_key: Ok(None),
                 if_match: Err("if_match was not initialized".to_string()),
                 body: Ok(::std::default::Default::default()),
             }
@@ -13134,6 +13742,19 @@ pub mod builder {
                 .try_into()
                 .map_err(|_| {
                     "conversion to `:: std :: string :: String` for id failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn idempotency_key<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::UpdateItemIdempotencyKey>,
+        {
+            self.idempotency_key = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `UpdateItemIdempotencyKey` for idempotency_key failed"
                         .to_string()
                 });
             self
@@ -13176,8 +13797,9 @@ pub mod builder {
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::Item>, Error<ByteStream>> {
-            let Self { client, id, if_match, body } = self;
+            let Self { client, id, idempotency_key, if_match, body } = self;
             let id = id.map_err(Error::InvalidRequest)?;
+            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
             let if_match = if_match.map_err(Error::InvalidRequest)?;
             let body = body
                 .and_then(|v| types::UpdateItem::try_from(v).map_err(|e| e.to_string()))
@@ -13185,7 +13807,7 @@ pub mod builder {
             let url = format!(
                 "{}/v1/items/{}", client.baseurl, encode_path(& id.to_string()),
             );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
             header_map
                 .append(
                     ::reqwest::header::HeaderName::from_static("api-version"),
@@ -13193,6 +13815,9 @@ pub mod builder {
                         super::Client::api_version(),
                     ),
                 );
+            if let Some(value) = idempotency_key {
+                header_map.append("Idempotency-Key", value.to_string().try_into()?);
+            }
             header_map.append("If-Match", if_match.to_string().try_into()?);
             #[allow(unused_mut)]
             let mut request = client
@@ -13591,6 +14216,7 @@ pub mod builder {
     pub struct ArchiveLocation<'a> {
         client: &'a super::Client,
         id: Result<::std::string::String, String>,
+        idempotency_key: Result<Option<types::ArchiveLocationIdempotencyKey>, String>,
         if_match: Result<::std::string::String, String>,
     }
     impl<'a> ArchiveLocation<'a> {
@@ -13598,6 +14224,7 @@ pub mod builder {
             Self {
                 client: client,
                 id: Err("id was not initialized".to_string()),
+                idempotency_key: Ok(None),
                 if_match: Err("if_match was not initialized".to_string()),
             }
         }
@@ -13609,6 +14236,19 @@ pub mod builder {
                 .try_into()
                 .map_err(|_| {
                     "conversion to `:: std :: string :: String` for id failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn idempotency_key<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::ArchiveLocationIdempotencyKey>,
+        {
+            self.idempotency_key = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `ArchiveLocationIdempotencyKey` for idempotency_key failed"
                         .to_string()
                 });
             self
@@ -13629,13 +14269,14 @@ pub mod builder {
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::Location>, Error<ByteStream>> {
-            let Self { client, id, if_match } = self;
+            let Self { client, id, idempotency_key, if_match } = self;
             let id = id.map_err(Error::InvalidRequest)?;
+            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
             let if_match = if_match.map_err(Error::InvalidRequest)?;
             let url = format!(
                 "{}/v1/locations/{}", client.baseurl, encode_path(& id.to_string()),
             );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
             header_map
                 .append(
                     ::reqwest::header::HeaderName::from_static("api-version"),
@@ -13643,6 +14284,9 @@ pub mod builder {
                         super::Client::api_version(),
                     ),
                 );
+            if let Some(value) = idempotency_key {
+                header_map.append("Idempotency-Key", value.to_string().try_into()?);
+            }
             header_map.append("If-Match", if_match.to_string().try_into()?);
             #[allow(unused_mut)]
             let mut request = client
@@ -13667,6 +14311,7 @@ pub mod builder {
                 401u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 403u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 404u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                409u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 412u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 413u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 415u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
@@ -13685,6 +14330,7 @@ pub mod builder {
     pub struct UpdateLocation<'a> {
         client: &'a super::Client,
         id: Result<::std::string::String, String>,
+        idempotency_key: Result<Option<types::UpdateLocationIdempotencyKey>, String>,
         if_match: Result<::std::string::String, String>,
         body: Result<types::builder::UpdateLocation, String>,
     }
@@ -13693,6 +14339,7 @@ pub mod builder {
             Self {
                 client: client,
                 id: Err("id was not initialized".to_string()),
+                idempotency_key: Ok(None),
                 if_match: Err("if_match was not initialized".to_string()),
                 body: Ok(::std::default::Default::default()),
             }
@@ -13705,6 +14352,19 @@ pub mod builder {
                 .try_into()
                 .map_err(|_| {
                     "conversion to `:: std :: string :: String` for id failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn idempotency_key<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::UpdateLocationIdempotencyKey>,
+        {
+            self.idempotency_key = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `UpdateLocationIdempotencyKey` for idempotency_key failed"
                         .to_string()
                 });
             self
@@ -13749,8 +14409,9 @@ pub mod builder {
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::Location>, Error<ByteStream>> {
-            let Self { client, id, if_match, body } = self;
+            let Self { client, id, idempotency_key, if_match, body } = self;
             let id = id.map_err(Error::InvalidRequest)?;
+            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
             let if_match = if_match.map_err(Error::InvalidRequest)?;
             let body = body
                 .and_then(|v| {
@@ -13760,7 +14421,7 @@ pub mod builder {
             let url = format!(
                 "{}/v1/locations/{}", client.baseurl, encode_path(& id.to_string()),
             );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
             header_map
                 .append(
                     ::reqwest::header::HeaderName::from_static("api-version"),
@@ -13768,6 +14429,9 @@ pub mod builder {
                         super::Client::api_version(),
                     ),
                 );
+            if let Some(value) = idempotency_key {
+                header_map.append("Idempotency-Key", value.to_string().try_into()?);
+            }
             header_map.append("If-Match", if_match.to_string().try_into()?);
             #[allow(unused_mut)]
             let mut request = client
@@ -15261,6 +15925,10 @@ pub mod builder {
     pub struct DeleteWebhookEndpoint<'a> {
         client: &'a super::Client,
         id: Result<::std::string::String, String>,
+        idempotency_key: Result<
+            Option<types::DeleteWebhookEndpointIdempotencyKey>,
+            String,
+        >,
         if_match: Result<::std::string::String, String>,
     }
     impl<'a> DeleteWebhookEndpoint<'a> {
@@ -15268,6 +15936,7 @@ pub mod builder {
             Self {
                 client: client,
                 id: Err("id was not initialized".to_string()),
+                idempotency_key: Ok(None),
                 if_match: Err("if_match was not initialized".to_string()),
             }
         }
@@ -15279,6 +15948,19 @@ pub mod builder {
                 .try_into()
                 .map_err(|_| {
                     "conversion to `:: std :: string :: String` for id failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn idempotency_key<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::DeleteWebhookEndpointIdempotencyKey>,
+        {
+            self.idempotency_key = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `DeleteWebhookEndpointIdempotencyKey` for idempotency_key failed"
                         .to_string()
                 });
             self
@@ -15297,14 +15979,15 @@ pub mod builder {
         }
         ///Sends a `DELETE` request to `/v1/webhook-endpoints/{id}`
         pub async fn send(self) -> Result<ResponseValue<()>, Error<ByteStream>> {
-            let Self { client, id, if_match } = self;
+            let Self { client, id, idempotency_key, if_match } = self;
             let id = id.map_err(Error::InvalidRequest)?;
+            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
             let if_match = if_match.map_err(Error::InvalidRequest)?;
             let url = format!(
                 "{}/v1/webhook-endpoints/{}", client.baseurl, encode_path(& id
                 .to_string()),
             );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
             header_map
                 .append(
                     ::reqwest::header::HeaderName::from_static("api-version"),
@@ -15312,6 +15995,9 @@ pub mod builder {
                         super::Client::api_version(),
                     ),
                 );
+            if let Some(value) = idempotency_key {
+                header_map.append("Idempotency-Key", value.to_string().try_into()?);
+            }
             header_map.append("If-Match", if_match.to_string().try_into()?);
             #[allow(unused_mut)]
             let mut request = client.client.delete(url).headers(header_map).build()?;
@@ -15328,6 +16014,7 @@ pub mod builder {
                 401u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 403u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 404u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                409u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 412u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 413u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 415u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
@@ -15346,6 +16033,10 @@ pub mod builder {
     pub struct UpdateWebhookEndpoint<'a> {
         client: &'a super::Client,
         id: Result<::std::string::String, String>,
+        idempotency_key: Result<
+            Option<types::UpdateWebhookEndpointIdempotencyKey>,
+            String,
+        >,
         if_match: Result<::std::string::String, String>,
         body: Result<types::builder::UpdateWebhookEndpoint, String>,
     }
@@ -15354,6 +16045,7 @@ pub mod builder {
             Self {
                 client: client,
                 id: Err("id was not initialized".to_string()),
+                idempotency_key: Ok(None),
                 if_match: Err("if_match was not initialized".to_string()),
                 body: Ok(::std::default::Default::default()),
             }
@@ -15366,6 +16058,19 @@ pub mod builder {
                 .try_into()
                 .map_err(|_| {
                     "conversion to `:: std :: string :: String` for id failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn idempotency_key<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::UpdateWebhookEndpointIdempotencyKey>,
+        {
+            self.idempotency_key = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `UpdateWebhookEndpointIdempotencyKey` for idempotency_key failed"
                         .to_string()
                 });
             self
@@ -15412,8 +16117,9 @@ pub mod builder {
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::WebhookEndpoint>, Error<ByteStream>> {
-            let Self { client, id, if_match, body } = self;
+            let Self { client, id, idempotency_key, if_match, body } = self;
             let id = id.map_err(Error::InvalidRequest)?;
+            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
             let if_match = if_match.map_err(Error::InvalidRequest)?;
             let body = body
                 .and_then(|v| {
@@ -15424,7 +16130,7 @@ pub mod builder {
                 "{}/v1/webhook-endpoints/{}", client.baseurl, encode_path(& id
                 .to_string()),
             );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
             header_map
                 .append(
                     ::reqwest::header::HeaderName::from_static("api-version"),
@@ -15432,6 +16138,9 @@ pub mod builder {
                         super::Client::api_version(),
                     ),
                 );
+            if let Some(value) = idempotency_key {
+                header_map.append("Idempotency-Key", value.to_string().try_into()?);
+            }
             header_map.append("If-Match", if_match.to_string().try_into()?);
             #[allow(unused_mut)]
             let mut request = client
@@ -15457,6 +16166,7 @@ pub mod builder {
                 401u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 403u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 404u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                409u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 412u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 413u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 415u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
@@ -17454,6 +18164,185 @@ pub mod builder {
             }
         }
     }
+    /**Builder for [`Client::emulator_get_sandbox_clock`]
+
+[`Client::emulator_get_sandbox_clock`]: super::Client::emulator_get_sandbox_clock*/
+    #[derive(Debug, Clone)]
+    pub struct EmulatorGetSandboxClock<'a> {
+        client: &'a super::Client,
+        id: Result<::std::string::String, String>,
+    }
+    impl<'a> EmulatorGetSandboxClock<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+            }
+        }
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for id failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/_emulator/sandboxes/{id}/clock`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::SandboxClockState>, Error<ByteStream>> {
+            let Self { client, id } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/_emulator/sandboxes/{}/clock", client.baseurl, encode_path(& id
+                .to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "emulator_get_sandbox_clock",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                403u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                404u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                422u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                500u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::emulator_advance_sandbox_clock`]
+
+[`Client::emulator_advance_sandbox_clock`]: super::Client::emulator_advance_sandbox_clock*/
+    #[derive(Debug, Clone)]
+    pub struct EmulatorAdvanceSandboxClock<'a> {
+        client: &'a super::Client,
+        id: Result<::std::string::String, String>,
+        body: Result<types::builder::AdvanceClock, String>,
+    }
+    impl<'a> EmulatorAdvanceSandboxClock<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for id failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::AdvanceClock>,
+            <V as std::convert::TryInto<types::AdvanceClock>>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `AdvanceClock` for body failed: {}", s)
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::AdvanceClock,
+            ) -> types::builder::AdvanceClock,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/_emulator/sandboxes/{id}/clock/advance`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::SandboxClockState>, Error<ByteStream>> {
+            let Self { client, id, body } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::AdvanceClock::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/_emulator/sandboxes/{}/clock/advance", client.baseurl, encode_path(&
+                id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "emulator_advance_sandbox_clock",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                401u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                403u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                404u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                413u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                415u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                422u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                500u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
     /**Builder for [`Client::emulator_list_faults`]
 
 [`Client::emulator_list_faults`]: super::Client::emulator_list_faults*/
@@ -17580,6 +18469,7 @@ pub mod builder {
                 400u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 401u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 403u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                404u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 413u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 415u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 422u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),

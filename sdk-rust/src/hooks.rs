@@ -1,4 +1,4 @@
-//! Hooks and logging: one event before and one after every attempt (SDK.md "Per-call control").
+//! Hooks and logging: one event before and one after every attempt (per-call control).
 //!
 //! The retry loop ([`crate::retry`]) reports each attempt, not each call: a call retried twice
 //! shows three `on_request` and three `on_response` events, all with the call's one request id

@@ -1,14 +1,16 @@
 //! Idempotency keys and request ids: one of each per logical call, the same on every retry.
 //!
-//! Every POST carries an `Idempotency-Key` (SDK.md "Idempotency"): the caller's, given with
-//! [`Post::idempotency_key`], or a random UUIDv4 made once per call. The key is put on the
+//! Every POST, PATCH and DELETE carries an `Idempotency-Key` (docs/guide/idempotency-and-concurrency.md): the caller's, given with
+//! [`Post::idempotency_key`], or a random UUIDv4 made once per call. (A PATCH or DELETE retried
+//! after its first attempt committed then gets the stored answer: not a 412 for its now-stale
+//! `If-Match`, and with `If-Match: *` not a second change.) The key is put on the
 //! request before the first attempt, and the retry loop ([`crate::retry`]) re-sends that same
 //! request, so a call creates at most one ledger entry however many attempts it takes: the
 //! server replays the stored answer to a repeated key.
 //!
 //! The SDK's methods pass the key to the generated builders (whose `Idempotency-Key` header is a
 //! typed argument); `prepare`, run by the generated client's `pre` hook, adds one to any POST
-//! that still has none (e.g. a call through [`Client::raw`](crate::Client::raw)), and adds
+//! (or PATCH or DELETE) that still has none (e.g. a call through [`Client::raw`](crate::Client::raw)), and adds
 //! the `X-Request-Id` to every request. The request id, `req_` and a UUIDv4, is likewise one per
 //! logical call: the server echoes it, it is in every error ([`Error::request_id`]), and it
 //! names all the attempts of one call in the server's logs.
@@ -28,7 +30,7 @@ use crate::etag::ETag;
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 /// The request id header.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
-/// Longest idempotency key the API accepts, in characters (API.md §2).
+/// Longest idempotency key the API accepts, in characters (the API's bound).
 pub const IDEMPOTENCY_KEY_LEN_MAX: usize = 255;
 
 /// A random UUIDv4 from the thread-local CSPRNG (`uuid`'s own `new_v4` asks the OS for every
@@ -47,15 +49,16 @@ pub fn new_request_id() -> String {
     format!("req_{}", uuid_v4().simple())
 }
 
-/// Adds an `X-Request-Id` to a request without one, and an `Idempotency-Key` to a POST without
-/// one. Runs once per logical call, before the first attempt.
+/// Adds an `X-Request-Id` to a request without one, and an `Idempotency-Key` to a POST, PATCH or
+/// DELETE without one. Runs once per logical call, before the first attempt.
 pub(crate) fn prepare(request: &mut reqwest::Request) {
-    let is_post = request.method() == reqwest::Method::POST;
+    use reqwest::Method;
+    let is_write = matches!(*request.method(), Method::POST | Method::PATCH | Method::DELETE);
     let headers = request.headers_mut();
     if !headers.contains_key(REQUEST_ID_HEADER) {
         headers.insert(REQUEST_ID_HEADER, header_value(new_request_id()));
     }
-    if is_post && !headers.contains_key(IDEMPOTENCY_KEY_HEADER) {
+    if is_write && !headers.contains_key(IDEMPOTENCY_KEY_HEADER) {
         headers.insert(IDEMPOTENCY_KEY_HEADER, header_value(new_key()));
     }
 }
@@ -132,7 +135,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn prepare_adds_a_request_id_everywhere_and_a_key_to_posts_only() {
+    fn prepare_adds_a_request_id_everywhere_and_a_key_to_writes_only() {
         let url = reqwest::Url::parse("http://x.invalid/v1/items").expect("url");
         let mut get = reqwest::Request::new(reqwest::Method::GET, url.clone());
         prepare(&mut get);
@@ -143,6 +146,12 @@ mod tests {
         prepare(&mut post);
         let key = post.headers()[IDEMPOTENCY_KEY_HEADER].to_str().expect("ascii").to_owned();
         assert_eq!(uuid::Uuid::parse_str(&key).expect("a uuid").get_version_num(), 4);
+
+        for method in [reqwest::Method::PATCH, reqwest::Method::DELETE] {
+            let mut write = reqwest::Request::new(method, url.clone());
+            prepare(&mut write);
+            assert!(write.headers().get(IDEMPOTENCY_KEY_HEADER).is_some());
+        }
 
         let mut mine = reqwest::Request::new(reqwest::Method::POST, url);
         mine.headers_mut().insert(IDEMPOTENCY_KEY_HEADER, HeaderValue::from_static("order-1"));

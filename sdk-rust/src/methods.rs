@@ -245,22 +245,28 @@ impl Client {
     }
 
     /// Update an item (JSON merge patch).
-    pub async fn update_item<B>(&self, id: &str, etag: &ETag, patch: B) -> Result<Versioned<types::Item>>
+    pub fn update_item<'a, B>(&'a self, id: &'a str, etag: &'a ETag, body: B) -> Post<'a, Versioned<types::Item>>
     where
         B: TryInto<types::UpdateItem>,
         B::Error: Display,
     {
-        let patch: types::UpdateItem = convert(patch)?;
-        let answer = self.send(self.raw.update_item().id(id).if_match(etag.as_str()).body(patch).send()).await?;
-        answer.into_versioned()
+        let body = convert(body);
+        Post::new(move |key, _| async move {
+            let call = self.raw.update_item().id(id).idempotency_key(key).if_match(etag.as_str()).body(body?);
+            let answer = self.send(call.send()).await?;
+            answer.into_versioned()
+        })
     }
 
     /// Archive an item.
     ///
     /// The item stays readable with `status: archived`; new movements for it answer 409 `item_archived`.
-    pub async fn archive_item(&self, id: &str, etag: &ETag) -> Result<Versioned<types::Item>> {
-        let answer = self.send(self.raw.archive_item().id(id).if_match(etag.as_str()).send()).await?;
-        answer.into_versioned()
+    pub fn archive_item<'a>(&'a self, id: &'a str, etag: &'a ETag) -> Post<'a, Versioned<types::Item>> {
+        Post::new(move |key, _| async move {
+            let call = self.raw.archive_item().id(id).idempotency_key(key).if_match(etag.as_str());
+            let answer = self.send(call.send()).await?;
+            answer.into_versioned()
+        })
     }
 
     /// List locations.
@@ -323,22 +329,28 @@ impl Client {
     }
 
     /// Update a location (JSON merge patch).
-    pub async fn update_location<B>(&self, id: &str, etag: &ETag, patch: B) -> Result<Versioned<types::Location>>
+    pub fn update_location<'a, B>(&'a self, id: &'a str, etag: &'a ETag, body: B) -> Post<'a, Versioned<types::Location>>
     where
         B: TryInto<types::UpdateLocation>,
         B::Error: Display,
     {
-        let patch: types::UpdateLocation = convert(patch)?;
-        let answer = self.send(self.raw.update_location().id(id).if_match(etag.as_str()).body(patch).send()).await?;
-        answer.into_versioned()
+        let body = convert(body);
+        Post::new(move |key, _| async move {
+            let call = self.raw.update_location().id(id).idempotency_key(key).if_match(etag.as_str()).body(body?);
+            let answer = self.send(call.send()).await?;
+            answer.into_versioned()
+        })
     }
 
     /// Archive a location.
     ///
     /// The location stays readable with `status: archived`; new movements at it answer 409 `location_archived`.
-    pub async fn archive_location(&self, id: &str, etag: &ETag) -> Result<Versioned<types::Location>> {
-        let answer = self.send(self.raw.archive_location().id(id).if_match(etag.as_str()).send()).await?;
-        answer.into_versioned()
+    pub fn archive_location<'a>(&'a self, id: &'a str, etag: &'a ETag) -> Post<'a, Versioned<types::Location>> {
+        Post::new(move |key, _| async move {
+            let call = self.raw.archive_location().id(id).idempotency_key(key).if_match(etag.as_str());
+            let answer = self.send(call.send()).await?;
+            answer.into_versioned()
+        })
     }
 
     /// List stock movements (the ledger).
@@ -562,22 +574,28 @@ impl Client {
     }
 
     /// Update a webhook endpoint (JSON merge patch).
-    pub async fn update_webhook_endpoint<B>(&self, id: &str, etag: &ETag, patch: B) -> Result<Versioned<types::WebhookEndpoint>>
+    pub fn update_webhook_endpoint<'a, B>(&'a self, id: &'a str, etag: &'a ETag, body: B) -> Post<'a, Versioned<types::WebhookEndpoint>>
     where
         B: TryInto<types::UpdateWebhookEndpoint>,
         B::Error: Display,
     {
-        let patch: types::UpdateWebhookEndpoint = convert(patch)?;
-        let answer = self.send(self.raw.update_webhook_endpoint().id(id).if_match(etag.as_str()).body(patch).send()).await?;
-        answer.into_versioned()
+        let body = convert(body);
+        Post::new(move |key, _| async move {
+            let call = self.raw.update_webhook_endpoint().id(id).idempotency_key(key).if_match(etag.as_str()).body(body?);
+            let answer = self.send(call.send()).await?;
+            answer.into_versioned()
+        })
     }
 
     /// Delete a webhook endpoint.
     ///
     /// Its pending deliveries stop (they become `dead`).
-    pub async fn delete_webhook_endpoint(&self, id: &str, etag: &ETag) -> Result<()> {
-        let answer = self.send(self.raw.delete_webhook_endpoint().id(id).if_match(etag.as_str()).send()).await?;
-        { let _ = answer; Ok(()) }
+    pub fn delete_webhook_endpoint<'a>(&'a self, id: &'a str, etag: &'a ETag) -> Post<'a, ()> {
+        Post::new(move |key, _| async move {
+            let call = self.raw.delete_webhook_endpoint().id(id).idempotency_key(key).if_match(etag.as_str());
+            let answer = self.send(call.send()).await?;
+            { let _ = answer; Ok(()) }
+        })
     }
 
     /// Rotate the signing secret.

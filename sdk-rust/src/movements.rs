@@ -11,7 +11,7 @@ use crate::idempotency::Post;
 use crate::types::{self, CreateMovement, Movement, MovementType};
 use crate::{Client, Error, Result};
 
-/// Most movements in one batch (API.md: 1..=1000).
+/// Most movements in one batch (the API's bound: 1..=1000).
 pub const BATCH_SIZE_MAX: usize = 1000;
 
 impl CreateMovement {

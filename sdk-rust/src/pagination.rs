@@ -1,7 +1,7 @@
 //! Pagination: one page at a time, or everything as a `Stream`.
 //!
 //! Every list of the API answers `{data, next_cursor}` in creation order, and its cursor is
-//! opaque: the SDK passes it back unread. Each list has two calls (SDK.md "Pagination"):
+//! opaque: the SDK passes it back unread. Each list has two calls (docs/guide/pagination.md):
 //! `list_…(&query)` returns one [`Page`], and `list_…_stream(query)` returns a
 //! [`Stream`] of every matching value, fetching the next page only when the
 //! previous one is used up (so at most one page is held in memory) and ending after the page whose

@@ -1,5 +1,5 @@
-//! Response metadata: what every answer says about itself, apart from its body (SDK.md
-//! "Per-call control"): the status, the headers, the request id the server answered with,
+//! Response metadata: what every answer says about itself, apart from its body (per-call
+//! control): the status, the headers, the request id the server answered with,
 //! whether it replays an earlier answer of the same idempotency key, and the rate limit.
 //!
 //! Both successes ([`crate::dispatch::Answer::response`]) and errors ([`crate::Error::response`])
@@ -11,7 +11,7 @@ use reqwest::header::HeaderMap;
 use crate::idempotency::REQUEST_ID_HEADER;
 
 /// The rate limit an answer reports (`RateLimit-Limit`, `RateLimit-Remaining`,
-/// `RateLimit-Reset`; API.md §4).
+/// `RateLimit-Reset`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RateLimit {
     /// Requests the bucket holds.

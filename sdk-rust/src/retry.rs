@@ -1,6 +1,6 @@
 //! Retries: which failures are tried again, how long to wait, and how attempts are counted.
 //!
-//! The policy (SDK.md "Retries") lives in progenitor's [`ClientHooks::exec`] for the generated
+//! The policy (docs/guide/errors.md, "What the SDKs retry") lives in progenitor's [`ClientHooks::exec`] for the generated
 //! client, so every operation gets it, including calls made through [`Client::raw`](crate::Client::raw). `exec`
 //! receives the fully built request and sends `request.try_clone()` once per attempt, so each
 //! retry sends the same bytes: the same body, the same `Idempotency-Key` and the same
@@ -34,11 +34,11 @@ use reqwest::StatusCode;
 
 use crate::generated;
 
-/// First backoff step (SDK.md: base 0.5 s).
+/// First backoff step (base 0.5 s).
 pub const BACKOFF_BASE: Duration = Duration::from_millis(500);
-/// Longest backoff wait (SDK.md: cap 8 s).
+/// Longest backoff wait (cap 8 s).
 pub const BACKOFF_CAP: Duration = Duration::from_secs(8);
-/// Longest `Retry-After` the client waits for (SDK.md: cap 60 s); longer ones end the call.
+/// Longest `Retry-After` the client waits for (cap 60 s); longer ones end the call.
 pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(60);
 /// Most retries a client may be configured with.
 pub const RETRY_COUNT_MAX: u32 = 10;

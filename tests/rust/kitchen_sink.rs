@@ -276,6 +276,7 @@ async fn step_5(s: &mut Sink) -> Result<()> {
         path_prefix: Some("/v1/stock-movements".to_owned()),
         status: Some(500),
         delay_ms: None,
+        sandbox_id: None,
         times: 1.try_into()?,
     })?;
     let receipt = CreateMovement::receipt(&item, &wh, 100);

@@ -1,4 +1,4 @@
-//! Standard Webhooks signatures (<https://www.standardwebhooks.com>), as TWH sends them.
+//! Standard Webhooks signatures, as TWH sends them.
 //!
 //! A delivery carries `webhook-id`, `webhook-timestamp` (unix seconds) and `webhook-signature`:
 //! one or more space-separated `v1,<base64 HMAC-SHA256>` over `"{id}.{timestamp}.{body}"`, keyed
@@ -16,7 +16,7 @@ use sha2::Sha256;
 
 /// The prefix of a secret's text form.
 pub const SECRET_PREFIX: &str = "whsec_";
-/// Bytes of key material in a generated secret (API.md allows 24..=64).
+/// Bytes of key material in a generated secret (the API allows 24..=64).
 pub const SECRET_LEN_BYTES: usize = 32;
 /// Fewest bytes of key material accepted.
 pub const SECRET_LEN_MIN_BYTES: usize = 24;

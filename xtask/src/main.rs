@@ -9,6 +9,7 @@
 //!   and stubs, and the Node methods and `.d.ts` ([`sdks`]); with `--check`, fails instead when a
 //!   committed file is stale.
 
+mod docs;
 mod generate;
 mod ops;
 mod postman;
@@ -50,7 +51,8 @@ fn main() -> ExitCode {
         .and_then(|text| write_or_check(root().join("openapi/postman.json"), &text, check, "openapi")),
         Some("generate") => generate::client(&root().join("openapi/openapi.json"))
             .and_then(|text| write_or_check(root().join("sdk-rust/src/generated.rs"), &text, check, "generate"))
-            .and_then(|()| sdks::all(check)),
+            .and_then(|()| sdks::all(check))
+            .and_then(|()| docs::all(check)),
         _ => Err("usage: cargo xtask openapi [--check] | cargo xtask generate [--check]".to_owned()),
     };
     match result {

@@ -10,7 +10,7 @@ from ._async_client import AsyncClient
 from ._emulator import Emulator
 from ._sync_client import Client
 from ._response import Attempt, RateLimit, Response
-from ._transport import READ_MODIFY_WRITE_ATTEMPTS_MAX, Page
+from ._transport import NOT_GIVEN, READ_MODIFY_WRITE_ATTEMPTS_MAX, NotGiven, Page
 from ._errors import (
     APIConnectionError,
     APIStatusError,
@@ -37,6 +37,8 @@ from ._models import Model
 __version__: str = _native.__version__
 
 __all__ = [
+    "NOT_GIVEN",
+    "NotGiven",
     "Client",
     "AsyncClient",
     "Emulator",

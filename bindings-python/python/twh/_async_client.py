@@ -27,7 +27,7 @@ class AsyncClient(_AsyncOperations):
     """A TWH API client (asyncio). Safe to share between tasks and threads.
 
     ``api_key`` defaults to ``TWH_API_KEY``, ``base_url`` to ``TWH_BASE_URL``; ``timeout``
-    (seconds per attempt, default 30) and ``max_retries`` (default 3) as in SDK.md. A missing
+    (seconds per attempt, default 30) and ``max_retries`` (default 3) as in every TWH SDK. A missing
     key or a malformed URL raises :class:`twh.ConfigurationError` here, not at the first call.
     """
 

@@ -1,4 +1,4 @@
-"""The exception hierarchy of SDK.md "Errors".
+"""The exception hierarchy of the SDK (docs/guide/errors.md).
 
 Every error the SDK raises is a :class:`TWHError`. Errors that had an answer from the API are
 :class:`APIStatusError` subclasses, one per kind, and carry ``status``, ``code``, ``message``,

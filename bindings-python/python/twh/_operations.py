@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import datetime
 import functools
-from typing import Any, AsyncIterator, Callable, Dict, Iterator, List, Literal, Optional
+from typing import Any, AsyncIterator, Callable, Dict, Iterator, List, Literal, Optional, Union
 
 from ._errors import InvalidRequestError
 from ._transport import (
+    NOT_GIVEN,
     READ_MODIFY_WRITE_ATTEMPTS_MAX,
+    NotGiven,
     Page,
     _AsyncTransport,
     _body,
@@ -183,8 +185,9 @@ class _AsyncOperations(_AsyncTransport):
         name: Optional[str] = None,
         unit: Optional[str] = None,
         attributes: Optional[Dict[str, Any]] = None,
-        low_stock_threshold: Optional[int] = None,
+        low_stock_threshold: Union[int, None, NotGiven] = NOT_GIVEN,
         etag: Optional[str],
+        idempotency_key: Optional[str] = None,
     ) -> Item:
         """Update an item (JSON merge patch).
 
@@ -197,10 +200,11 @@ class _AsyncOperations(_AsyncTransport):
         :param low_stock_threshold: New threshold; `null` clears it.
         :param etag: the ETag you read (sent as ``If-Match``); a stale one raises
             :class:`twh.PreconditionFailedError`.
+        :param idempotency_key: yours, or one made for this call; every retry re-sends it.
         """
         if etag is None:
             raise InvalidRequestError("update_item: etag is required")
-        return _one(Item, await self._send("update_item", {"id": id, "if_match": etag}, _body({"sku": sku, "name": name, "unit": unit, "attributes": attributes, "low_stock_threshold": low_stock_threshold})))
+        return _one(Item, await self._send("update_item", {"id": id, "if_match": etag, "idempotency_key": idempotency_key}, _body({"sku": sku, "name": name, "unit": unit, "attributes": attributes, "low_stock_threshold": low_stock_threshold}, nullable=("low_stock_threshold",))))
 
     async def update_item_with(
         self,
@@ -216,7 +220,7 @@ class _AsyncOperations(_AsyncTransport):
         """
         return await self._read_modify_write(functools.partial(self.get_item, id), functools.partial(self.update_item, id), change, attempts_max)
 
-    async def archive_item(self, id: str, *, etag: Optional[str]) -> Item:
+    async def archive_item(self, id: str, *, etag: Optional[str], idempotency_key: Optional[str] = None) -> Item:
         """Archive an item.
 
         ``DELETE /v1/items/{id}``. The result carries its ``etag``. The item stays readable with
@@ -224,10 +228,11 @@ class _AsyncOperations(_AsyncTransport):
 
         :param etag: the ETag you read (sent as ``If-Match``); a stale one raises
             :class:`twh.PreconditionFailedError`.
+        :param idempotency_key: yours, or one made for this call; every retry re-sends it.
         """
         if etag is None:
             raise InvalidRequestError("archive_item: etag is required")
-        return _one(Item, await self._send("archive_item", {"id": id, "if_match": etag}, None))
+        return _one(Item, await self._send("archive_item", {"id": id, "if_match": etag, "idempotency_key": idempotency_key}, None))
 
     async def list_locations(
         self,
@@ -311,6 +316,7 @@ class _AsyncOperations(_AsyncTransport):
         name: Optional[str] = None,
         kind: Optional[LocationKind] = None,
         etag: Optional[str],
+        idempotency_key: Optional[str] = None,
     ) -> Location:
         """Update a location (JSON merge patch).
 
@@ -321,10 +327,11 @@ class _AsyncOperations(_AsyncTransport):
         :param kind: New kind.
         :param etag: the ETag you read (sent as ``If-Match``); a stale one raises
             :class:`twh.PreconditionFailedError`.
+        :param idempotency_key: yours, or one made for this call; every retry re-sends it.
         """
         if etag is None:
             raise InvalidRequestError("update_location: etag is required")
-        return _one(Location, await self._send("update_location", {"id": id, "if_match": etag}, _body({"code": code, "name": name, "kind": kind})))
+        return _one(Location, await self._send("update_location", {"id": id, "if_match": etag, "idempotency_key": idempotency_key}, _body({"code": code, "name": name, "kind": kind})))
 
     async def update_location_with(
         self,
@@ -341,7 +348,13 @@ class _AsyncOperations(_AsyncTransport):
         """
         return await self._read_modify_write(functools.partial(self.get_location, id), functools.partial(self.update_location, id), change, attempts_max)
 
-    async def archive_location(self, id: str, *, etag: Optional[str]) -> Location:
+    async def archive_location(
+        self,
+        id: str,
+        *,
+        etag: Optional[str],
+        idempotency_key: Optional[str] = None,
+    ) -> Location:
         """Archive a location.
 
         ``DELETE /v1/locations/{id}``. The result carries its ``etag``. The location stays readable
@@ -349,10 +362,11 @@ class _AsyncOperations(_AsyncTransport):
 
         :param etag: the ETag you read (sent as ``If-Match``); a stale one raises
             :class:`twh.PreconditionFailedError`.
+        :param idempotency_key: yours, or one made for this call; every retry re-sends it.
         """
         if etag is None:
             raise InvalidRequestError("archive_location: etag is required")
-        return _one(Location, await self._send("archive_location", {"id": id, "if_match": etag}, None))
+        return _one(Location, await self._send("archive_location", {"id": id, "if_match": etag, "idempotency_key": idempotency_key}, None))
 
     async def list_movements(
         self,
@@ -682,10 +696,11 @@ class _AsyncOperations(_AsyncTransport):
         *,
         url: Optional[str] = None,
         event_types: Optional[List[str]] = None,
-        description: Optional[str] = None,
+        description: Union[str, None, NotGiven] = NOT_GIVEN,
         enabled: Optional[bool] = None,
-        retry_schedule_seconds: Optional[List[int]] = None,
+        retry_schedule_seconds: Union[List[int], None, NotGiven] = NOT_GIVEN,
         etag: Optional[str],
+        idempotency_key: Optional[str] = None,
     ) -> WebhookEndpoint:
         """Update a webhook endpoint (JSON merge patch).
 
@@ -693,15 +708,17 @@ class _AsyncOperations(_AsyncTransport):
 
         :param url: New URL.
         :param event_types: New event types.
-        :param description: New description.
+        :param description: New description; `null` clears it.
         :param enabled: Enable (for example after a 410 disabled it) or disable.
-        :param retry_schedule_seconds: New retry schedule.
+        :param retry_schedule_seconds: New retry schedule; `null` goes back to the emulator's
+            default.
         :param etag: the ETag you read (sent as ``If-Match``); a stale one raises
             :class:`twh.PreconditionFailedError`.
+        :param idempotency_key: yours, or one made for this call; every retry re-sends it.
         """
         if etag is None:
             raise InvalidRequestError("update_webhook_endpoint: etag is required")
-        return _one(WebhookEndpoint, await self._send("update_webhook_endpoint", {"id": id, "if_match": etag}, _body({"url": url, "event_types": event_types, "description": description, "enabled": enabled, "retry_schedule_seconds": retry_schedule_seconds})))
+        return _one(WebhookEndpoint, await self._send("update_webhook_endpoint", {"id": id, "if_match": etag, "idempotency_key": idempotency_key}, _body({"url": url, "event_types": event_types, "description": description, "enabled": enabled, "retry_schedule_seconds": retry_schedule_seconds}, nullable=("description", "retry_schedule_seconds",))))
 
     async def update_webhook_endpoint_with(
         self,
@@ -718,17 +735,24 @@ class _AsyncOperations(_AsyncTransport):
         """
         return await self._read_modify_write(functools.partial(self.get_webhook_endpoint, id), functools.partial(self.update_webhook_endpoint, id), change, attempts_max)
 
-    async def delete_webhook_endpoint(self, id: str, *, etag: Optional[str]) -> None:
+    async def delete_webhook_endpoint(
+        self,
+        id: str,
+        *,
+        etag: Optional[str],
+        idempotency_key: Optional[str] = None,
+    ) -> None:
         """Delete a webhook endpoint.
 
         ``DELETE /v1/webhook-endpoints/{id}``. Its pending deliveries stop (they become `dead`).
 
         :param etag: the ETag you read (sent as ``If-Match``); a stale one raises
             :class:`twh.PreconditionFailedError`.
+        :param idempotency_key: yours, or one made for this call; every retry re-sends it.
         """
         if etag is None:
             raise InvalidRequestError("delete_webhook_endpoint: etag is required")
-        await self._send("delete_webhook_endpoint", {"id": id, "if_match": etag}, None)
+        await self._send("delete_webhook_endpoint", {"id": id, "if_match": etag, "idempotency_key": idempotency_key}, None)
 
     async def rotate_webhook_secret(
         self,
@@ -1146,8 +1170,9 @@ class _SyncOperations(_SyncTransport):
         name: Optional[str] = None,
         unit: Optional[str] = None,
         attributes: Optional[Dict[str, Any]] = None,
-        low_stock_threshold: Optional[int] = None,
+        low_stock_threshold: Union[int, None, NotGiven] = NOT_GIVEN,
         etag: Optional[str],
+        idempotency_key: Optional[str] = None,
     ) -> Item:
         """Update an item (JSON merge patch).
 
@@ -1160,10 +1185,11 @@ class _SyncOperations(_SyncTransport):
         :param low_stock_threshold: New threshold; `null` clears it.
         :param etag: the ETag you read (sent as ``If-Match``); a stale one raises
             :class:`twh.PreconditionFailedError`.
+        :param idempotency_key: yours, or one made for this call; every retry re-sends it.
         """
         if etag is None:
             raise InvalidRequestError("update_item: etag is required")
-        return _one(Item, self._send("update_item", {"id": id, "if_match": etag}, _body({"sku": sku, "name": name, "unit": unit, "attributes": attributes, "low_stock_threshold": low_stock_threshold})))
+        return _one(Item, self._send("update_item", {"id": id, "if_match": etag, "idempotency_key": idempotency_key}, _body({"sku": sku, "name": name, "unit": unit, "attributes": attributes, "low_stock_threshold": low_stock_threshold}, nullable=("low_stock_threshold",))))
 
     def update_item_with(
         self,
@@ -1179,7 +1205,7 @@ class _SyncOperations(_SyncTransport):
         """
         return self._read_modify_write(functools.partial(self.get_item, id), functools.partial(self.update_item, id), change, attempts_max)
 
-    def archive_item(self, id: str, *, etag: Optional[str]) -> Item:
+    def archive_item(self, id: str, *, etag: Optional[str], idempotency_key: Optional[str] = None) -> Item:
         """Archive an item.
 
         ``DELETE /v1/items/{id}``. The result carries its ``etag``. The item stays readable with
@@ -1187,10 +1213,11 @@ class _SyncOperations(_SyncTransport):
 
         :param etag: the ETag you read (sent as ``If-Match``); a stale one raises
             :class:`twh.PreconditionFailedError`.
+        :param idempotency_key: yours, or one made for this call; every retry re-sends it.
         """
         if etag is None:
             raise InvalidRequestError("archive_item: etag is required")
-        return _one(Item, self._send("archive_item", {"id": id, "if_match": etag}, None))
+        return _one(Item, self._send("archive_item", {"id": id, "if_match": etag, "idempotency_key": idempotency_key}, None))
 
     def list_locations(
         self,
@@ -1274,6 +1301,7 @@ class _SyncOperations(_SyncTransport):
         name: Optional[str] = None,
         kind: Optional[LocationKind] = None,
         etag: Optional[str],
+        idempotency_key: Optional[str] = None,
     ) -> Location:
         """Update a location (JSON merge patch).
 
@@ -1284,10 +1312,11 @@ class _SyncOperations(_SyncTransport):
         :param kind: New kind.
         :param etag: the ETag you read (sent as ``If-Match``); a stale one raises
             :class:`twh.PreconditionFailedError`.
+        :param idempotency_key: yours, or one made for this call; every retry re-sends it.
         """
         if etag is None:
             raise InvalidRequestError("update_location: etag is required")
-        return _one(Location, self._send("update_location", {"id": id, "if_match": etag}, _body({"code": code, "name": name, "kind": kind})))
+        return _one(Location, self._send("update_location", {"id": id, "if_match": etag, "idempotency_key": idempotency_key}, _body({"code": code, "name": name, "kind": kind})))
 
     def update_location_with(
         self,
@@ -1304,7 +1333,7 @@ class _SyncOperations(_SyncTransport):
         """
         return self._read_modify_write(functools.partial(self.get_location, id), functools.partial(self.update_location, id), change, attempts_max)
 
-    def archive_location(self, id: str, *, etag: Optional[str]) -> Location:
+    def archive_location(self, id: str, *, etag: Optional[str], idempotency_key: Optional[str] = None) -> Location:
         """Archive a location.
 
         ``DELETE /v1/locations/{id}``. The result carries its ``etag``. The location stays readable
@@ -1312,10 +1341,11 @@ class _SyncOperations(_SyncTransport):
 
         :param etag: the ETag you read (sent as ``If-Match``); a stale one raises
             :class:`twh.PreconditionFailedError`.
+        :param idempotency_key: yours, or one made for this call; every retry re-sends it.
         """
         if etag is None:
             raise InvalidRequestError("archive_location: etag is required")
-        return _one(Location, self._send("archive_location", {"id": id, "if_match": etag}, None))
+        return _one(Location, self._send("archive_location", {"id": id, "if_match": etag, "idempotency_key": idempotency_key}, None))
 
     def list_movements(
         self,
@@ -1645,10 +1675,11 @@ class _SyncOperations(_SyncTransport):
         *,
         url: Optional[str] = None,
         event_types: Optional[List[str]] = None,
-        description: Optional[str] = None,
+        description: Union[str, None, NotGiven] = NOT_GIVEN,
         enabled: Optional[bool] = None,
-        retry_schedule_seconds: Optional[List[int]] = None,
+        retry_schedule_seconds: Union[List[int], None, NotGiven] = NOT_GIVEN,
         etag: Optional[str],
+        idempotency_key: Optional[str] = None,
     ) -> WebhookEndpoint:
         """Update a webhook endpoint (JSON merge patch).
 
@@ -1656,15 +1687,17 @@ class _SyncOperations(_SyncTransport):
 
         :param url: New URL.
         :param event_types: New event types.
-        :param description: New description.
+        :param description: New description; `null` clears it.
         :param enabled: Enable (for example after a 410 disabled it) or disable.
-        :param retry_schedule_seconds: New retry schedule.
+        :param retry_schedule_seconds: New retry schedule; `null` goes back to the emulator's
+            default.
         :param etag: the ETag you read (sent as ``If-Match``); a stale one raises
             :class:`twh.PreconditionFailedError`.
+        :param idempotency_key: yours, or one made for this call; every retry re-sends it.
         """
         if etag is None:
             raise InvalidRequestError("update_webhook_endpoint: etag is required")
-        return _one(WebhookEndpoint, self._send("update_webhook_endpoint", {"id": id, "if_match": etag}, _body({"url": url, "event_types": event_types, "description": description, "enabled": enabled, "retry_schedule_seconds": retry_schedule_seconds})))
+        return _one(WebhookEndpoint, self._send("update_webhook_endpoint", {"id": id, "if_match": etag, "idempotency_key": idempotency_key}, _body({"url": url, "event_types": event_types, "description": description, "enabled": enabled, "retry_schedule_seconds": retry_schedule_seconds}, nullable=("description", "retry_schedule_seconds",))))
 
     def update_webhook_endpoint_with(
         self,
@@ -1681,17 +1714,18 @@ class _SyncOperations(_SyncTransport):
         """
         return self._read_modify_write(functools.partial(self.get_webhook_endpoint, id), functools.partial(self.update_webhook_endpoint, id), change, attempts_max)
 
-    def delete_webhook_endpoint(self, id: str, *, etag: Optional[str]) -> None:
+    def delete_webhook_endpoint(self, id: str, *, etag: Optional[str], idempotency_key: Optional[str] = None) -> None:
         """Delete a webhook endpoint.
 
         ``DELETE /v1/webhook-endpoints/{id}``. Its pending deliveries stop (they become `dead`).
 
         :param etag: the ETag you read (sent as ``If-Match``); a stale one raises
             :class:`twh.PreconditionFailedError`.
+        :param idempotency_key: yours, or one made for this call; every retry re-sends it.
         """
         if etag is None:
             raise InvalidRequestError("delete_webhook_endpoint: etag is required")
-        self._send("delete_webhook_endpoint", {"id": id, "if_match": etag}, None)
+        self._send("delete_webhook_endpoint", {"id": id, "if_match": etag, "idempotency_key": idempotency_key}, None)
 
     def rotate_webhook_secret(self, id: str, *, idempotency_key: Optional[str] = None) -> WebhookEndpointWithSecret:
         """Rotate the signing secret.

@@ -1,4 +1,4 @@
-"""Response metadata and attempt events (SDK.md "Per-call control").
+"""Response metadata and attempt events (per-call control).
 
 Every result made from one answer (a resource, a page) and every error with an answer has
 ``last_response``: its ``status``, ``headers``, ``request_id``, ``idempotent_replayed`` and

@@ -78,9 +78,30 @@ def _clean(fields: Mapping[str, Any]) -> Dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
-def _body(fields: Mapping[str, Any]) -> bytes:
-    """A request body: the JSON object of the fields given (those at ``None`` are not sent)."""
-    return _encode(_clean(fields)).encode()
+class NotGiven:
+    """The type of :data:`NOT_GIVEN`: a merge-patch argument left out (not sent), as opposed to
+    ``None``, which is sent as ``null`` and clears a clearable field (``low_stock_threshold``,
+    ``description``, ``retry_schedule_seconds``)."""
+
+    __slots__ = ()
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+
+NOT_GIVEN = NotGiven()
+"""The default of a clearable merge-patch argument: the field is not sent and keeps its value."""
+
+
+def _body(fields: Mapping[str, Any], nullable: Tuple[str, ...] = ()) -> bytes:
+    """A request body: the JSON object of the fields given. ``NOT_GIVEN`` is never sent; ``None``
+    is not sent either, except for the ``nullable`` fields, where it is sent as ``null``."""
+    return _encode(
+        {k: v for k, v in fields.items() if v is not NOT_GIVEN and (v is not None or k in nullable)}
+    ).encode()
 
 
 class Page(Generic[M]):

@@ -81,8 +81,8 @@ class WebhookEndpointChanges(TypedDict, total=False):
     event_types: Optional[List[str]]
     """New event types."""
     description: Optional[str]
-    """New description."""
+    """New description; `null` clears it."""
     enabled: Optional[bool]
     """Enable (for example after a 410 disabled it) or disable."""
     retry_schedule_seconds: Optional[List[int]]
-    """New retry schedule."""
+    """New retry schedule; `null` goes back to the emulator's default."""

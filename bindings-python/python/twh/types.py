@@ -64,6 +64,7 @@ __all__ = [
     "DispatchStats",
     "SandboxSummary",
     "ClockState",
+    "SandboxClockState",
     "Fault",
     "CorruptedStockLevel",
     "SinkEntry",
@@ -610,7 +611,7 @@ class WebhookEndpoint(Model):
 
 
 class WebhookEndpointWithSecret(Model):
-    """A webhook endpoint with its signing secret: the answer of create and rotate-secret only (API.md §4). Every other answer is a [`WebhookEndpoint`], which has no secret, so a restricted key, which may read endpoints, never sees one."""
+    """A webhook endpoint with its signing secret: the answer of create and rotate-secret only. Every other answer is a [`WebhookEndpoint`], which has no secret, so a restricted key, which may read endpoints, never sees one."""
 
     __slots__ = ()
 
@@ -1573,6 +1574,40 @@ class ClockState(Model):
         return r
 
 
+class SandboxClockState(Model):
+    """One sandbox's clock: the emulator clock plus the sandbox's own offset."""
+
+    __slots__ = ()
+
+    @property
+    def sandbox_id(self) -> str:
+        """The sandbox (`sbx_…`)."""
+        v = self._data["sandbox_id"]
+        r: str = v
+        return r
+
+    @property
+    def now(self) -> datetime.datetime:
+        """The sandbox's time."""
+        v = self._data["now"]
+        r: datetime.datetime = parse_datetime(v)
+        return r
+
+    @property
+    def offset_seconds(self) -> float:
+        """How far the sandbox's clock runs ahead of the system clock (in deterministic mode, of the emulator's start), in seconds: the emulator clock's offset plus the sandbox's own."""
+        v = self._data["offset_seconds"]
+        r: float = v
+        return r
+
+    @property
+    def sandbox_offset_seconds(self) -> float:
+        """How far the sandbox's clock runs ahead of the emulator clock, in seconds (only grows)."""
+        v = self._data["sandbox_offset_seconds"]
+        r: float = v
+        return r
+
+
 class Fault(Model):
     """An armed fault."""
 
@@ -1596,6 +1631,13 @@ class Fault(Model):
     def path_prefix(self) -> Optional[str]:
         """Path prefix filter."""
         v = self._data.get("path_prefix")
+        r: Optional[str] = None if v is None else v
+        return r
+
+    @property
+    def sandbox_id(self) -> Optional[str]:
+        """Sandbox filter: only requests authenticated to it."""
+        v = self._data.get("sandbox_id")
         r: Optional[str] = None if v is None else v
         return r
 

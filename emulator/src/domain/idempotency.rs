@@ -1,4 +1,4 @@
-//! The idempotency store of one tenant (API.md §2).
+//! The idempotency store of one tenant (docs/guide/idempotency-and-concurrency.md).
 //!
 //! Records live inside the tenant's state and are read and written under the same lock as the
 //! ledger, so a record and the change it answers commit together: no number of concurrent or

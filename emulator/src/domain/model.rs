@@ -170,19 +170,20 @@ pub struct CreateItem {
 #[serde(deny_unknown_fields)]
 pub struct UpdateItem {
     /// New SKU (unique).
-    #[serde(default)]
-    #[schemars(length(min = 1, max = 64), regex(pattern = r"^\S+$"))]
+    #[serde(default, deserialize_with = "not_null")]
+    #[schemars(with = "String", length(min = 1, max = 64), regex(pattern = r"^\S+$"))]
     pub sku: Option<String>,
     /// New name.
-    #[serde(default)]
-    #[schemars(length(min = 1, max = 200))]
+    #[serde(default, deserialize_with = "not_null")]
+    #[schemars(with = "String", length(min = 1, max = 200))]
     pub name: Option<String>,
     /// New unit.
-    #[serde(default)]
-    #[schemars(length(min = 1, max = 32))]
+    #[serde(default, deserialize_with = "not_null")]
+    #[schemars(with = "String", length(min = 1, max = 32))]
     pub unit: Option<String>,
     /// Merged into the attributes (RFC 7396).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
+    #[schemars(with = "Map<String, Value>")]
     pub attributes: Option<Map<String, Value>>,
     /// New threshold; `null` clears it.
     #[serde(default, deserialize_with = "double_option")]
@@ -249,15 +250,16 @@ pub struct CreateLocation {
 #[serde(deny_unknown_fields)]
 pub struct UpdateLocation {
     /// New code (unique).
-    #[serde(default)]
-    #[schemars(length(min = 1, max = 64), regex(pattern = r"^\S+$"))]
+    #[serde(default, deserialize_with = "not_null")]
+    #[schemars(with = "String", length(min = 1, max = 64), regex(pattern = r"^\S+$"))]
     pub code: Option<String>,
     /// New name.
-    #[serde(default)]
-    #[schemars(length(min = 1, max = 200))]
+    #[serde(default, deserialize_with = "not_null")]
+    #[schemars(with = "String", length(min = 1, max = 200))]
     pub name: Option<String>,
     /// New kind.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
+    #[schemars(with = "LocationKind")]
     pub kind: Option<LocationKind>,
 }
 
@@ -468,10 +470,24 @@ pub struct MovementBatch {
 }
 
 /// Tells a present `null` apart from an absent field (merge patch).
-fn double_option<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+pub(crate) fn double_option<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de>,
 {
     Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// A merge-patch field that cannot be cleared: absent leaves it, a value sets it, and `null` is
+/// refused (422 naming the field) instead of being read as "absent". The document marks such
+/// fields not nullable.
+pub(crate) fn not_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    match Option::<T>::deserialize(deserializer)? {
+        Some(value) => Ok(Some(value)),
+        None => Err(serde::de::Error::custom("cannot be null: leave the field out to keep its value")),
+    }
 }

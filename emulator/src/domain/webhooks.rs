@@ -15,7 +15,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use rand::Rng;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -23,7 +22,7 @@ use super::chunked::ChunkedVec;
 use super::error::{DomainError, ErrorKind};
 use super::index::{Postings, Seek, page};
 use super::ledger::{EventType, IfMatch, Ledger};
-use super::model::FieldError;
+use super::model::{FieldError, double_option, not_null};
 use super::paging::{Page, Window};
 use crate::clock::Timestamp;
 use crate::ids;
@@ -69,24 +68,25 @@ pub struct CreateWebhookEndpoint {
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhookEndpoint {
     /// New URL.
-    #[serde(default)]
-    #[schemars(length(min = 1, max = 2048))]
+    #[serde(default, deserialize_with = "not_null")]
+    #[schemars(with = "String", length(min = 1, max = 2048))]
     pub url: Option<String>,
     /// New event types.
-    #[serde(default)]
-    #[schemars(length(min = 1, max = 50))]
+    #[serde(default, deserialize_with = "not_null")]
+    #[schemars(with = "Vec<String>", length(min = 1, max = 50))]
     pub event_types: Option<Vec<String>>,
-    /// New description.
-    #[serde(default)]
-    #[schemars(length(max = 500))]
-    pub description: Option<String>,
+    /// New description; `null` clears it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schemars(with = "Option<String>", length(max = 500))]
+    pub description: Option<Option<String>>,
     /// Enable (for example after a 410 disabled it) or disable.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
+    #[schemars(with = "bool")]
     pub enabled: Option<bool>,
-    /// New retry schedule.
-    #[serde(default)]
-    #[schemars(length(max = 20))]
-    pub retry_schedule_seconds: Option<Vec<u64>>,
+    /// New retry schedule; `null` goes back to the emulator's default.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schemars(with = "Option<Vec<u64>>", length(max = 20))]
+    pub retry_schedule_seconds: Option<Option<Vec<u64>>>,
 }
 
 /// A webhook endpoint.
@@ -112,8 +112,8 @@ pub struct WebhookEndpoint {
     pub updated_at: Timestamp,
 }
 
-/// A webhook endpoint with its signing secret: the answer of create and rotate-secret only
-/// (API.md §4). Every other answer is a [`WebhookEndpoint`], which has no secret, so a
+/// A webhook endpoint with its signing secret: the answer of create and rotate-secret only.
+/// Every other answer is a [`WebhookEndpoint`], which has no secret, so a
 /// restricted key, which may read endpoints, never sees one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct WebhookEndpointWithSecret {
@@ -582,11 +582,22 @@ impl Webhooks {
         })
     }
 
-    /// `POST /v1/webhook-endpoints`.
+    /// `POST /v1/webhook-endpoints`, with a new random secret.
     pub fn create_endpoint(
         &mut self,
         tag: &str,
         req: CreateWebhookEndpoint,
+        now: Timestamp,
+    ) -> Result<WebhookEndpointWithSecret, DomainError> {
+        self.create_endpoint_with(tag, req, twh_webhooks::Secret::generate(), now)
+    }
+
+    /// `POST /v1/webhook-endpoints`, signing with `secret` (see [`new_secret`]).
+    pub fn create_endpoint_with(
+        &mut self,
+        tag: &str,
+        req: CreateWebhookEndpoint,
+        secret: twh_webhooks::Secret,
         now: Timestamp,
     ) -> Result<WebhookEndpointWithSecret, DomainError> {
         validate_endpoint(
@@ -606,7 +617,7 @@ impl Webhooks {
             event_types: req.event_types,
             description: req.description,
             enabled: true,
-            secret: twh_webhooks::Secret::generate(),
+            secret,
             previous: None,
             retry_schedule_seconds: req.retry_schedule_seconds,
             version: 1,
@@ -646,8 +657,8 @@ impl Webhooks {
         validate_endpoint(
             patch.url.as_deref(),
             patch.event_types.as_deref(),
-            patch.description.as_deref(),
-            patch.retry_schedule_seconds.as_deref(),
+            patch.description.as_ref().and_then(|d| d.as_deref()),
+            patch.retry_schedule_seconds.as_ref().and_then(|r| r.as_deref()),
         )?;
         let e = &mut self.endpoints[i];
         if let Some(v) = patch.url {
@@ -657,13 +668,13 @@ impl Webhooks {
             e.event_types = v;
         }
         if let Some(v) = patch.description {
-            e.description = Some(v);
+            e.description = v;
         }
         if let Some(v) = patch.enabled {
             e.enabled = v;
         }
         if let Some(v) = patch.retry_schedule_seconds {
-            e.retry_schedule_seconds = Some(v);
+            e.retry_schedule_seconds = v;
         }
         e.version += 1;
         e.updated_at = now;
@@ -702,9 +713,20 @@ impl Webhooks {
         id: &str,
         now: Timestamp,
     ) -> Result<WebhookEndpointWithSecret, DomainError> {
+        self.rotate_secret_to(tag, id, twh_webhooks::Secret::generate(), now)
+    }
+
+    /// [`Webhooks::rotate_secret`] to `secret` (see [`new_secret`]).
+    pub fn rotate_secret_to(
+        &mut self,
+        tag: &str,
+        id: &str,
+        secret: twh_webhooks::Secret,
+        now: Timestamp,
+    ) -> Result<WebhookEndpointWithSecret, DomainError> {
         let i = self.endpoint_index(tag, id)?;
         let e = &mut self.endpoints[i];
-        let old = std::mem::replace(&mut e.secret, twh_webhooks::Secret::generate());
+        let old = std::mem::replace(&mut e.secret, secret);
         e.previous = Some(PreviousSecret { secret: old, until: now.plus_seconds(SECRET_OVERLAP_SECONDS) });
         e.version += 1;
         e.updated_at = now;
@@ -838,6 +860,7 @@ impl Webhooks {
         at: Timestamp,
         result: AttemptResult,
         default_schedule: &[u64],
+        ids: &ids::Generator,
     ) -> Vec<(EventType, serde_json::Value)> {
         let mut events = Vec::new();
         mark(&mut self.dirty, delivery);
@@ -882,7 +905,8 @@ impl Webhooks {
             return events;
         }
         let delay = schedule[failures - 1];
-        let jitter = if delay >= 100 { rand::rng().random_range(0..=(delay * 10).min(30_000)) } else { 0 };
+        let jitter =
+            if delay >= 100 { ids.jitter(&ledger.tag, delivery, failures as u64, (delay * 10).min(30_000)) } else { 0 };
         let delay_ms =
             (delay * 1000 + jitter).max(result.retry_after_seconds.unwrap_or(0).min(RETRY_DELAY_MAX_SECONDS) * 1000);
         let next = Timestamp(at.micros().saturating_add(delay_ms as i64 * 1000));
@@ -1023,4 +1047,15 @@ impl Webhooks {
         }
         Ok(matches.len() as u64)
     }
+}
+
+/// A new webhook signing secret (32 bytes) from the emulator's generator, so that deterministic
+/// mode issues the same secrets on every run.
+pub fn new_secret(ids: &ids::Generator) -> twh_webhooks::Secret {
+    use base64::Engine;
+    let text = format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(ids.bytes(twh_webhooks::SECRET_LEN_BYTES))
+    );
+    twh_webhooks::Secret::parse(&text).unwrap_or_else(|_| twh_webhooks::Secret::generate())
 }

@@ -174,6 +174,14 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for Json<T> {
     }
 }
 
+/// The idempotency fingerprint of a request without a body (`DELETE`): its method and path, with
+/// the canonical form of an empty body, so a retried DELETE with the same key replays and the
+/// same key on another resource is `idempotency_key_reused`.
+pub fn bodiless_fingerprint(method: &http::Method, uri: &http::Uri) -> Digest128 {
+    let path = uri.path_and_query().map_or_else(|| uri.path(), |p| p.as_str());
+    fingerprint(method.as_str(), path, b"{}")
+}
+
 /// A whole body. One that came in one frame (the usual case) is that frame's bytes, not copied;
 /// `BodyExt::collect` would queue the frames in a list first, an allocation per request.
 async fn read_body<B>(body: B) -> Result<bytes::Bytes, B::Error>

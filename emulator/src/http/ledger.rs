@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
-use super::extract::{Admin, Auth, Json, NoFields, OptionalIfMatch, OptionalKey, Query, RequiredIfMatch, RequiredKey};
+use super::extract::{
+    Admin, Auth, Json, NoFields, OptionalIfMatch, OptionalKey, Query, RequiredIfMatch, RequiredKey,
+    bodiless_fingerprint,
+};
 use super::pipeline::{self, FaultDelay, stored_json};
 use super::respond::{ok_json, page};
 use crate::clock::Timestamp;
@@ -13,7 +16,7 @@ use crate::domain::ledger::{CatalogueFilter, Catalogued, MovementFilter};
 use crate::domain::model::*;
 use axum::Extension;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -56,7 +59,7 @@ pub async fn reset_sandbox(
     body: Json<NoFields>,
 ) -> ApiResult {
     Ok(pipeline::write(&s, &auth, key, body.fingerprint, delay(d), |st, _| {
-        st.reset();
+        st.reset(s.world.ids.tag());
         Ok(stored_json(StatusCode::OK, &st.sandbox, None, None))
     })
     .await)
@@ -166,9 +169,11 @@ pub async fn update_entry<T: Resource>(
     auth: Auth,
     Path(id): Path<String>,
     RequiredIfMatch(m): RequiredIfMatch,
+    OptionalKey(key): OptionalKey,
+    d: Delay,
     body: Json<T::Update>,
 ) -> Response {
-    pipeline::write(&s, &auth, None, 0, None, |st, now| {
+    pipeline::write(&s, &auth, key, body.fingerprint, delay(d), |st, now| {
         let v = st.ledger.update::<T>(&id, body.value, &m, now)?;
         Ok(stored_json(StatusCode::OK, &v, Some(v.version()), None))
     })
@@ -181,8 +186,11 @@ pub async fn archive_entry<T: Resource>(
     auth: Auth,
     Path(id): Path<String>,
     RequiredIfMatch(m): RequiredIfMatch,
+    OptionalKey(key): OptionalKey,
+    d: Delay,
+    uri: Uri,
 ) -> Response {
-    pipeline::write(&s, &auth, None, 0, None, |st, now| {
+    pipeline::write(&s, &auth, key, bodiless_fingerprint(&Method::DELETE, &uri), delay(d), |st, now| {
         let v = st.ledger.archive::<T>(&id, &m, now)?;
         Ok(stored_json(StatusCode::OK, &v, Some(v.version()), None))
     })

@@ -1,5 +1,5 @@
 //! Admission of authenticated requests: the per-key rate limit, the hard `api_requests` quota,
-//! and the `api_requests` meter (API.md "Metering, quotas and billing").
+//! and the `api_requests` meter (docs/guide/billing.md).
 //!
 //! A step inside the request id's and outside the fault step's. For every request under
 //! `/v1/` that carries a working key (not `POST /v1/sandboxes`, which takes the admin token):
@@ -186,7 +186,8 @@ fn metered(app: &AppState, req: &Request) -> Option<(Arc<KeyGrant>, Arc<Tenant>)
 pub fn before(app: &AppState, req: &mut Request) -> Result<Option<Decision>, Response> {
     let Some((grant, tenant)) = metered(app, req) else { return Ok(None) };
     let refusable = !billing_path(req.uri().path());
-    let now = app.world.clock.now();
+    // The sandbox's own clock: its rate-limit refill and usage rows follow it.
+    let now = tenant.now(&app.world.clock);
     let decision = app.limiter.take(&grant.id, now);
     let refused = |mut r: Response| {
         if let Some(d) = &decision {

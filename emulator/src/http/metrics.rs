@@ -1,4 +1,4 @@
-//! `GET /metrics`: Prometheus text exposition (API.md §5 "Metrics"), with `prometheus-client`,
+//! `GET /metrics`: Prometheus text exposition (docs/guide/emulator.md, "Metrics"), with `prometheus-client`,
 //! the Prometheus project's own Rust client (typed families, its text encoder).
 //!
 //! Families: `twh_http_requests_total{method,route,status}`,

@@ -1,4 +1,4 @@
-//! Who may call the admin routes (API.md §5 "Who may call it"): the control plane
+//! Who may call the admin routes (docs/guide/emulator.md, "Who may call it"): the control plane
 //! (`/_emulator/*`), `/metrics` and `POST /v1/sandboxes`.
 //!
 //! With an admin token, they need `Authorization: Bearer <token>`, compared in constant time

@@ -1,4 +1,4 @@
-//! The dashboard: `GET /_emulator/ui` (API.md §5 "Dashboard"), a page the emulator serves itself.
+//! The dashboard: `GET /_emulator/ui` (docs/guide/emulator.md, "Dashboard"), a page the emulator serves itself.
 //!
 //! The page is plain HTML, CSS and JavaScript modules from `emulator/ui/`, compiled into the
 //! binary (`include_str!`): no build step, nothing fetched from another host (the answer's

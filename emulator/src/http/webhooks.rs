@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
 use schemars::JsonSchema;
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
-use super::extract::{Admin, Auth, Json, NoFields, OptionalKey, Query, RequiredIfMatch};
+use super::extract::{Admin, Auth, Json, NoFields, OptionalKey, Query, RequiredIfMatch, bodiless_fingerprint};
 use super::pipeline::{self, FaultDelay, stored_json};
 use super::respond::{ok_json, page};
 use crate::clock::Timestamp;
@@ -52,7 +52,8 @@ pub async fn create_endpoint(
     body: Json<CreateWebhookEndpoint>,
 ) -> Response {
     pipeline::write(&s, &auth, key, body.fingerprint, d.map(|Extension(d)| d), |st, now| {
-        let e = st.webhooks.create_endpoint(&st.ledger.tag, body.value, now)?;
+        let secret = crate::domain::webhooks::new_secret(&s.world.ids);
+        let e = st.webhooks.create_endpoint_with(&st.ledger.tag, body.value, secret, now)?;
         let location = format!("/v1/webhook-endpoints/{}", e.id);
         Ok(stored_json(StatusCode::CREATED, &e, Some(e.version), Some(location)))
     })
@@ -92,9 +93,11 @@ pub async fn update_endpoint(
     auth: Auth,
     Path(id): Path<String>,
     RequiredIfMatch(m): RequiredIfMatch,
+    OptionalKey(key): OptionalKey,
+    d: Delay,
     body: Json<UpdateWebhookEndpoint>,
 ) -> Response {
-    pipeline::write(&s, &auth, None, 0, None, |st, now| {
+    pipeline::write(&s, &auth, key, body.fingerprint, d.map(|Extension(d)| d), |st, now| {
         let e = st.webhooks.update_endpoint(&st.ledger.tag, &id, body.value, &m, now)?;
         Ok(stored_json(StatusCode::OK, &e, Some(e.version), None))
     })
@@ -107,8 +110,12 @@ pub async fn delete_endpoint(
     auth: Auth,
     Path(id): Path<String>,
     RequiredIfMatch(m): RequiredIfMatch,
+    OptionalKey(key): OptionalKey,
+    d: Delay,
+    uri: Uri,
 ) -> Response {
-    pipeline::write(&s, &auth, None, 0, None, |st, _| {
+    let fingerprint = bodiless_fingerprint(&Method::DELETE, &uri);
+    pipeline::write(&s, &auth, key, fingerprint, d.map(|Extension(d)| d), |st, _| {
         st.webhooks.delete_endpoint(&st.ledger.tag, &id, &m)?;
         Ok(crate::domain::idempotency::Outcome::Response(Box::new(crate::domain::idempotency::StoredResponse {
             status: 204,
@@ -131,7 +138,8 @@ pub async fn rotate_secret(
     body: Json<NoFields>,
 ) -> ApiResult {
     Ok(pipeline::write(&s, &auth, key, body.fingerprint, d.map(|Extension(d)| d), |st, now| {
-        let e = st.webhooks.rotate_secret(&st.ledger.tag, &id, now)?;
+        let secret = crate::domain::webhooks::new_secret(&s.world.ids);
+        let e = st.webhooks.rotate_secret_to(&st.ledger.tag, &id, secret, now)?;
         Ok(stored_json(StatusCode::OK, &e, Some(e.version), None))
     })
     .await)

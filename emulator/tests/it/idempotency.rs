@@ -20,6 +20,7 @@ fn fault(action: FaultAction, path_prefix: &str) -> FaultSpec {
     FaultSpec {
         method: Some("POST".to_owned()),
         path_prefix: Some(path_prefix.to_owned()),
+        sandbox_id: None,
         action,
         status: None,
         delay_ms: None,
@@ -260,6 +261,7 @@ async fn a_key_in_flight_is_409_in_use_with_retry_after() {
         .inject_fault(FaultSpec {
             method: Some("POST".to_owned()),
             path_prefix: Some("/v1/stock-movements".to_owned()),
+            sandbox_id: None,
             action: FaultAction::Delay,
             status: None,
             // Long enough that the duplicate below surely lands while the first still runs.
@@ -484,5 +486,136 @@ async fn faults_over_http_control_plane() {
     ctl.post("/_emulator/faults", &json!({"action": "error_after_commit", "times": 0}))
         .await
         .expect(422, "validation_failed");
+    env.shutdown().await;
+}
+
+fn fault_on(method: &str, action: FaultAction, path_prefix: &str) -> FaultSpec {
+    FaultSpec { method: Some(method.to_owned()), ..fault(action, path_prefix) }
+}
+
+/// API.md §2: a PATCH or DELETE whose first attempt committed, retried with its key, gets the
+/// stored answer: never a spurious 412 (its If-Match is stale by then), never a second change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patch_and_delete_retried_after_commit_replay_the_first_answer() {
+    let env = Env::new().await;
+    let a = &env.api;
+    let item = a.new_item().await;
+    let path = format!("/v1/items/{item}");
+    let send = |method: Method, if_match: &str, k: &str, body: Option<Value>| {
+        let rb = match body {
+            Some(b) => a.req_json(method, &path, &b),
+            None => a.req(method, &path),
+        };
+        a.send(rb.header("if-match", if_match).header("idempotency-key", k))
+    };
+
+    // PATCH with If-Match "1": the fault answers 500 after the change committed.
+    env.emu.inject_fault(fault_on("PATCH", FaultAction::ErrorAfterCommit, "/v1/items/")).expect("fault");
+    let k = key();
+    let body = json!({"name": "Renamed"});
+    send(Method::PATCH, "\"1\"", &k, Some(body.clone())).await.expect(500, "injected_fault");
+    assert_eq!(a.get(&path).await.json()["version"], 2, "it committed");
+    let retry = send(Method::PATCH, "\"1\"", &k, Some(body.clone())).await;
+    assert_eq!(retry.status, 200, "not 412: {}", retry.text());
+    assert!(retry.replayed());
+    assert_eq!(retry.header("etag"), Some("\"2\""));
+    assert_eq!(retry.json()["name"], "Renamed");
+
+    // With `If-Match: *` a plain retry would apply twice; with its key it does not.
+    env.emu.inject_fault(fault_on("PATCH", FaultAction::ErrorAfterCommit, "/v1/items/")).expect("fault");
+    let k = key();
+    let body = json!({"attributes": {"colour": "blue"}});
+    send(Method::PATCH, "*", &k, Some(body.clone())).await.expect(500, "injected_fault");
+    let retry = send(Method::PATCH, "*", &k, Some(body.clone())).await;
+    assert_eq!(retry.status, 200);
+    assert!(retry.replayed());
+    assert_eq!(a.get(&path).await.json()["version"], 3, "one change, not two");
+
+    // The same key with another body or on another resource is refused and changes nothing.
+    send(Method::PATCH, "*", &k, Some(json!({"name": "Other"}))).await.expect(422, "idempotency_key_reused");
+    let other = a.new_item().await;
+    a.send(
+        a.req_json(Method::PATCH, &format!("/v1/items/{other}"), &body)
+            .header("if-match", "*")
+            .header("idempotency-key", &k),
+    )
+    .await
+    .expect(422, "idempotency_key_reused");
+
+    // DELETE (archive) likewise.
+    env.emu.inject_fault(fault_on("DELETE", FaultAction::ErrorAfterCommit, "/v1/items/")).expect("fault");
+    let k = key();
+    send(Method::DELETE, "\"3\"", &k, None).await.expect(500, "injected_fault");
+    let retry = send(Method::DELETE, "\"3\"", &k, None).await;
+    assert_eq!(retry.status, 200, "not 412: {}", retry.text());
+    assert!(retry.replayed());
+    assert_eq!(retry.json()["status"], "archived");
+    assert_eq!(a.get(&path).await.json()["version"], 4);
+
+    // A webhook endpoint's PATCH and DELETE (204) too.
+    let created =
+        a.post("/v1/webhook-endpoints", &json!({"url": "http://127.0.0.1:9/hook", "event_types": ["*"]})).await;
+    let ep = format!("/v1/webhook-endpoints/{}", id(&created.ok(201)));
+    let k = key();
+    let patch = |k: String| {
+        a.send(
+            a.req_json(Method::PATCH, &ep, &json!({"description": "orders"}))
+                .header("if-match", "\"1\"")
+                .header("idempotency-key", k),
+        )
+    };
+    assert_eq!(patch(k.clone()).await.ok(200)["version"], 2);
+    let again = patch(k).await;
+    assert!(again.replayed(), "{}", again.text());
+    assert_eq!(again.json()["version"], 2);
+    let k = key();
+    let delete =
+        |k: String| a.send(a.req(Method::DELETE, &ep).header("if-match", "\"2\"").header("idempotency-key", k));
+    assert_eq!(delete(k.clone()).await.status, 204);
+    let again = delete(k).await;
+    assert_eq!(again.status, 204, "{}", again.text());
+    assert!(again.replayed());
+    env.shutdown().await;
+}
+
+/// API.md §3: in a merge patch `null` clears a nullable field and is refused (422, nothing
+/// changed) for a field that cannot be cleared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn null_clears_nullable_fields_and_is_refused_elsewhere() {
+    let env = Env::new().await;
+    let a = &env.api;
+    let item = a.post("/v1/items", &json!({"sku": "NULL-1", "name": "n", "low_stock_threshold": 3})).await.ok(201);
+    let path = format!("/v1/items/{}", id(&item));
+    for field in ["sku", "name", "unit", "attributes"] {
+        let r = a.patch(&path, Some("*"), &json!({ field: null })).await;
+        r.expect(422, "validation_failed");
+        assert_eq!(r.error_fields(), vec![field.to_owned()], "{}", r.text());
+        assert!(r.text().contains("cannot be null"), "{}", r.text());
+    }
+    assert_eq!(a.get(&path).await.json()["version"], 1, "nothing changed");
+    let cleared = a.patch(&path, Some("\"1\""), &json!({"low_stock_threshold": null})).await.ok(200);
+    assert_eq!(cleared["low_stock_threshold"], Value::Null);
+    assert_eq!(cleared["sku"], "NULL-1");
+
+    let loc = a.new_location().await;
+    let r = a.patch(&format!("/v1/locations/{loc}"), Some("*"), &json!({"kind": null})).await;
+    r.expect(422, "validation_failed");
+
+    let ep = a
+        .post(
+            "/v1/webhook-endpoints",
+            &json!({"url": "http://127.0.0.1:9/hook", "event_types": ["*"], "description": "d", "retry_schedule_seconds": [1, 2]}),
+        )
+        .await
+        .ok(201);
+    let ep_path = format!("/v1/webhook-endpoints/{}", id(&ep));
+    for field in ["url", "event_types", "enabled"] {
+        a.patch(&ep_path, Some("*"), &json!({ field: null })).await.expect(422, "validation_failed");
+    }
+    let cleared =
+        a.patch(&ep_path, Some("\"1\""), &json!({"description": null, "retry_schedule_seconds": null})).await.ok(200);
+    assert_eq!(cleared["description"], Value::Null);
+    assert_eq!(cleared["retry_schedule_seconds"], Value::Null);
+    assert_eq!(cleared["url"], "http://127.0.0.1:9/hook");
     env.shutdown().await;
 }

@@ -15,10 +15,12 @@
 //! - `billing`: plans, quotas, rate limits, and a month's invoice against the ledger and a request log.
 //! - `reconciliation`: on demand and nightly, before and after a corrupted snapshot.
 //! - `jobs`: background CSV imports, idempotent by reference, bad rows by line number.
+//! - `clocks`: per-sandbox clocks, faults scoped to a sandbox, deterministic mode (§5).
 //! - `durable`: `--data-dir` under SIGKILL and SIGTERM, its lock, damaged files, what a restart
 //!   restores.
 
 mod billing;
+mod clocks;
 mod common;
 mod dashboard;
 mod durable;

@@ -106,3 +106,36 @@ async fn hooks_see_every_attempt_with_one_key() {
     call(&client, "get_sandbox", &args(json!({})), None).await.expect("plain");
     emulator.shutdown().await;
 }
+
+/// A PATCH or DELETE whose first attempt committed before a 500: the retry carries the same
+/// `Idempotency-Key`, gets the stored answer, and the version rose by exactly one.
+#[tokio::test]
+async fn patch_and_delete_retried_after_commit_change_once() {
+    let emulator = emu::start().await;
+    let client = emulator.create_sandbox().expect("sandbox");
+    let item = client.create_item(crate::common::new_item("ONCE-1")).await.expect("item");
+    let etag = item.etag.clone();
+
+    emulator.inject_fault(&emu::fault(FaultAction::ErrorAfterCommit, "PATCH", "/v1/items/", 1)).expect("fault");
+    let renamed = client
+        .update_item(&item.id, &etag, twh::types::UpdateItem::builder().low_stock_threshold(5i64))
+        .idempotency_key("rename-once-1")
+        .await
+        .expect("retried to the stored answer");
+    assert_eq!(renamed.version, item.version + 1);
+    assert_eq!(renamed.low_stock_threshold, Some(5));
+
+    // `If-Match: *` would apply a retried change twice without the key.
+    emulator.inject_fault(&emu::fault(FaultAction::ErrorAfterCommit, "PATCH", "/v1/items/", 1)).expect("fault");
+    let star = client
+        .update_item(&item.id, &twh::ETag::any(), twh::types::UpdateItem::builder().low_stock_threshold(7i64))
+        .await
+        .expect("retried");
+    assert_eq!(star.version, item.version + 2, "one change, not two");
+
+    emulator.inject_fault(&emu::fault(FaultAction::ErrorAfterCommit, "DELETE", "/v1/items/", 1)).expect("fault");
+    let archived = client.archive_item(&item.id, &star.etag).await.expect("retried, not 412");
+    assert_eq!(archived.version, item.version + 3);
+    assert_eq!(client.get_item(&item.id).await.expect("read").version, item.version + 3);
+    emulator.shutdown().await;
+}

@@ -176,7 +176,7 @@ impl<'a> Method<'a> {
                 });
             }
         }
-        // Every call can be abandoned (SDK.md "Per-call control"); lib/call.js takes it out of
+        // Every call can be abandoned (per-call control); lib/call.js takes it out of
         // the options before the others are checked.
         options.push(Opt {
             key: "signal".into(),

@@ -483,11 +483,13 @@ from __future__ import annotations
 
 import datetime
 import functools
-from typing import Any, AsyncIterator, Callable, Dict, Iterator, List, Literal, Optional
+from typing import Any, AsyncIterator, Callable, Dict, Iterator, List, Literal, Optional, Union
 
 from ._errors import InvalidRequestError
 from ._transport import (
+    NOT_GIVEN,
     READ_MODIFY_WRITE_ATTEMPTS_MAX,
+    NotGiven,
     Page,
     _AsyncTransport,
     _body,
@@ -551,9 +553,22 @@ from ._transport import (
             None => None,
         };
         let one_field = body_schema.as_ref().is_some_and(|(_, f)| f.len() == 1 && f[0].2);
+        // A merge patch's nullable field has three states: not given (`NOT_GIVEN`, the default: not
+        // sent), `None` (sent as `null`: clears it) and a value. Every other optional field is
+        // not sent at `None`.
+        let merge_patch = o.method.eq_ignore_ascii_case("patch");
+        let mut nullable = Vec::new();
         for (i, (name, prop, required)) in body_schema.iter().flat_map(|(_, f)| f.iter()).enumerate() {
             let t = self.input_type(prop)?;
-            let (ann, default) = if *required { (t.clone(), None) } else { (format!("Optional[{t}]"), Some("None")) };
+            let clearable = merge_patch && !*required && prop.get("nullable").and_then(Value::as_bool).unwrap_or(false);
+            let (ann, default) = if *required {
+                (t.clone(), None)
+            } else if clearable {
+                nullable.push(format!("\"{name}\""));
+                (format!("Union[{t}, None, NotGiven]"), Some("NOT_GIVEN"))
+            } else {
+                (format!("Optional[{t}]"), Some("None"))
+            };
             let arg = Arg::new(name, ann, default);
             if one_field && i == 0 {
                 m.positional.push(arg)
@@ -671,7 +686,11 @@ from ._transport import (
             None => "None".to_owned(),
             Some(_) => {
                 let fields = body_fields.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect::<Vec<_>>().join(", ");
-                format!("_body({{{fields}}})")
+                if nullable.is_empty() {
+                    format!("_body({{{fields}}})")
+                } else {
+                    format!("_body({{{fields}}}, nullable=({},))", nullable.join(", "))
+                }
             }
         };
         let send = format!("{{await}}self._send(\"{}\", {{{args}}}, {body})", o.name);

@@ -328,9 +328,15 @@ pub fn methods(api: &Api) -> String {
             continue;
         }
         if o.idempotency_key.taken() {
-            // A POST: its idempotency key is chosen when it is awaited (`Post`).
-            let (lifetime, self_ref, ret) = if ids.is_empty() { ("", "&self", "'_") } else { ("'a", "&'a self", "'a") };
-            let params: String = ids.iter().map(|i| format!(", {i}: &'a str")).collect();
+            // A write (POST, and PATCH or DELETE with their required ETag as an argument): its
+            // idempotency key is chosen when it is awaited (`Post`).
+            let required_etag = o.if_match == Header::Required;
+            let (lifetime, self_ref, ret) =
+                if ids.is_empty() && !required_etag { ("", "&self", "'_") } else { ("'a", "&'a self", "'a") };
+            let mut params: String = ids.iter().map(|i| format!(", {i}: &'a str")).collect();
+            if required_etag {
+                params.push_str(", etag: &'a ETag");
+            }
             let mut generics: Vec<String> = Vec::new();
             if !lifetime.is_empty() {
                 generics.push(lifetime.to_owned());
@@ -352,13 +358,16 @@ pub fn methods(api: &Api) -> String {
             } else {
                 out.push_str(" {\n");
             }
-            let if_match = o.if_match.taken();
+            let if_match = o.if_match == Header::Optional;
             let _ = writeln!(
                 out,
                 "        Post::new(move |key, {}| async move {{",
                 if if_match { "if_match: Option<ETag>" } else { "_" }
             );
             let mut call = format!("{}.idempotency_key(key)", call_chain(o));
+            if required_etag {
+                call.push_str(".if_match(etag.as_str())");
+            }
             if body.is_some() {
                 call.push_str(".body(body?)");
             }

@@ -1,7 +1,7 @@
 //! The ledger's secondary indexes: movements by item, location and type; events by type; levels
 //! by item, location and `below_threshold` (the catalogue keeps its own, in [`super::catalogue`]).
 //!
-//! Why: a list filter answers from these (API.md §1, "Filters answer from indexes"), so a page
+//! Why: a list filter answers from these (docs/guide/pagination.md, "Filters"), so a page
 //! costs the page, not the tenant; see [`crate::domain::index`] for the posting lists and the
 //! intersection. Maintenance on the write path is a push per list an entry joins (three or four
 //! per movement, one per event), with no allocation except when a list grows.

@@ -1,4 +1,4 @@
-//! The request journal (API.md §5 "Request journal"): the last requests to `/v1` and their
+//! The request journal (docs/guide/emulator.md, "Request journal"): the last requests to `/v1` and their
 //! answers, in memory, for `GET /_emulator/requests`, the dashboard and `twh-emulator requests`.
 //!
 //! - **What is journaled**: every request under `/v1` (whatever its answer, including 401s,
