@@ -120,6 +120,10 @@ async function loadClock(s) {
   if (state.perSandboxClock !== false) {
     try {
       const c = await admin.get(`/_emulator/sandboxes/${encodeURIComponent(s.id)}/clock`);
+      if (state.perSandboxClock === null) {
+        // Per-sandbox clocks come with faults scoped to a sandbox: arm for this one by default.
+        document.querySelector('#fault-form [name="this_sandbox"]').checked = true;
+      }
       state.perSandboxClock = true;
       $("sb-clock").textContent = time(c.now);
       $("sb-clock-scope").textContent = "this sandbox";

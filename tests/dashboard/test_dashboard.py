@@ -238,12 +238,17 @@ def main_flow(emu, screenshot):
 
         # Advance the sandbox's clock from the page.
         before = parse_time(sandbox_now(emu, sb["id"]))
+        global_before = parse_time(emu.call("GET", "/_emulator/clock")[2]["now"])
+        per_sandbox = emu.call("GET", f"/_emulator/sandboxes/{sb['id']}/clock")[0] == 200
         field = driver.find_element(By.ID, "advance-seconds")
         field.clear()
         field.send_keys("86400")
         driver.find_element(By.ID, "advance-submit").click()
         after = until("the clock to move a day", lambda: (t := parse_time(sandbox_now(emu, sb["id"]))) >= before + 86400 and t)
         ok(after - before >= 86400, f"the page's control advanced the clock by a day ({after - before:.0f} s)")
+        if per_sandbox:
+            global_after = parse_time(emu.call("GET", "/_emulator/clock")[2]["now"])
+            ok(global_after - global_before < 3600, "only this sandbox's clock moved, not the emulator's")
         wait(driver, "the page to show it", lambda d: "advanced" in d.find_element(By.ID, "status").text)
 
         # Arm a fault from the page, and clear it.
