@@ -72,6 +72,7 @@ pub const OPERATIONS: &[Operation] = &[
     op("post", "/v1/jobs", "create_job"),
     op("get", "/v1/jobs/{id}", "get_job"),
     op("get", "/_emulator/health", "emulator_health"),
+    op("get", "/_emulator/sandboxes", "emulator_list_sandboxes"),
     op("get", "/_emulator/clock", "emulator_get_clock"),
     op("post", "/_emulator/clock/advance", "emulator_advance_clock"),
     op("get", "/_emulator/sandboxes/{id}/clock", "emulator_get_sandbox_clock"),
@@ -87,6 +88,10 @@ pub const OPERATIONS: &[Operation] = &[
     op("get", "/_emulator/sink/{name}", "emulator_list_sink"),
     op("post", "/_emulator/sink/{name}", "emulator_sink_receive"),
     op("delete", "/_emulator/sink/{name}", "emulator_clear_sink"),
+    op("get", "/_emulator/requests", "emulator_list_requests"),
+    op("delete", "/_emulator/requests", "emulator_clear_requests"),
+    op("get", "/_emulator/requests/{id}", "emulator_get_request"),
+    op("get", "/metrics", "get_metrics"),
     op("get", "/openapi.json", "get_openapi_document"),
     op("get", "/openapi/postman.json", "get_postman_collection"),
 ];

@@ -9,6 +9,7 @@
 //! - `indexes`: every list filter against a brute-force scan, on random data (§1).
 //! - `property`: random concurrent operations keep every ledger invariant (§4).
 //! - `state`: export/reset/import, sandbox lifecycle, clock (§4, §5).
+//! - `dashboard`: the sandbox listing the dashboard reads and the page's own files (§5).
 //! - `openapi`: the document matches what is served, routed and committed.
 //! - `webhooks`: signed delivery, schedule, dead-letter queue, replay, sink, isolation.
 //! - `billing`: plans, quotas, rate limits, and a month's invoice against the ledger and a request log.
@@ -23,6 +24,7 @@
 mod billing;
 mod clocks;
 mod common;
+mod dashboard;
 mod durable;
 mod errors;
 mod fixtures;
