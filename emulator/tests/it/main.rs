@@ -14,6 +14,9 @@
 //! - `billing`: plans, quotas, rate limits, and a month's invoice against the ledger and a request log.
 //! - `reconciliation`: on demand and nightly, before and after a corrupted snapshot.
 //! - `jobs`: background CSV imports, idempotent by reference, bad rows by line number.
+//! - `journal`: the request journal: fields, filters, paging, faults and replays, bounds,
+//!   masked secrets (§5).
+//! - `metrics`: `/metrics` parsed as Prometheus text: families, counters, bounded labels (§5).
 //! - `durable`: `--data-dir` under SIGKILL and SIGTERM, its lock, damaged files, what a restart
 //!   restores.
 
@@ -24,7 +27,9 @@ mod errors;
 mod idempotency;
 mod indexes;
 mod jobs;
+mod journal;
 mod ledger;
+mod metrics;
 mod model;
 mod openapi;
 mod paging;
