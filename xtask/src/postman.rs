@@ -31,7 +31,10 @@ const SCHEMA_V2_1: &str = "https://schema.getpostman.com/json/collection/v2.1.0/
 pub const LEFT_OUT: &[(&str, &str)] = &[
     ("emulator_reset", "forgets every sandbox of the emulator, the one whose key the run uses too"),
     ("emulator_import_state", "replaces the state of the whole emulator, every other sandbox's too"),
-    ("emulator_clear_requests", "empties the request journal of the whole emulator, every other sandbox's requests too"),
+    (
+        "emulator_clear_requests",
+        "empties the request journal of the whole emulator, every other sandbox's requests too",
+    ),
 ];
 
 /// How many times a waiting step ([`Step::until`]) asks again, 100 ms apart, before its tests

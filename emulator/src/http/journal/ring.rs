@@ -16,10 +16,10 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, HeaderValue, Method, Uri};
+use axum::http::{HeaderValue, Method, Uri};
 use parking_lot::Mutex;
 
-use super::capture::{Captured, SharedNote, carries_secrets, redact_body, redact_headers};
+use super::capture::{Captured, Head, SharedNote, carries_secrets, redact_body};
 use crate::clock::Timestamp;
 
 /// What an entry costs beyond its text and bodies, in bytes (its struct, vectors and maps).
@@ -49,18 +49,14 @@ pub struct Entry {
     /// The injected fault (id, action).
     pub fault: Option<(String, &'static str)>,
     /// Request headers (credentials masked).
-    pub request_headers: HeaderMap,
+    pub request_headers: Head,
     /// Request body as read.
     pub request_body: Captured,
     /// Response headers (credentials masked).
-    pub response_headers: HeaderMap,
+    pub response_headers: Head,
     /// Response body as sent.
     pub response_body: Captured,
     cost_bytes: usize,
-}
-
-fn headers_bytes(h: &HeaderMap) -> usize {
-    h.iter().map(|(n, v)| n.as_str().len() + v.len()).sum()
 }
 
 /// An entry waiting for its response body.
@@ -82,10 +78,10 @@ pub struct Pending {
     pub duration_us: u64,
     /// Idempotent replay.
     pub replayed: bool,
-    /// Request headers, as received.
-    pub request_headers: HeaderMap,
-    /// Response headers.
-    pub response_headers: HeaderMap,
+    /// Request headers, masked.
+    pub request_headers: Head,
+    /// Response headers, masked.
+    pub response_headers: Head,
     /// What the steps noted.
     pub note: SharedNote,
 }
@@ -102,8 +98,8 @@ impl Pending {
             status,
             duration_us,
             replayed,
-            mut request_headers,
-            mut response_headers,
+            request_headers,
+            response_headers,
             note,
         } = *self;
         let (mut request_body, sandbox_id, fault) = {
@@ -111,16 +107,14 @@ impl Pending {
             (std::mem::take(&mut n.body), n.sandbox_id.take(), n.fault.take())
         };
         let mut response_body = response_body;
-        redact_headers(&mut request_headers);
-        redact_headers(&mut response_headers);
         if carries_secrets(uri.path()) {
             request_body = redact_body(&request_body);
             response_body = redact_body(&response_body);
         }
         let cost_bytes = ENTRY_OVERHEAD_BYTES
             + uri.path_and_query().map_or(0, |p| p.as_str().len())
-            + headers_bytes(&request_headers)
-            + headers_bytes(&response_headers)
+            + request_headers.bytes()
+            + response_headers.bytes()
             + request_body.kept_bytes()
             + response_body.kept_bytes();
         journal.push(Entry {
@@ -187,7 +181,7 @@ impl Filter {
             })
             && self.request_id.as_deref().is_none_or(|r| e.request_id.as_bytes() == r.as_bytes())
             && self.idempotency_key.as_deref().is_none_or(|k| {
-                e.request_headers.get(crate::http::names::IDEMPOTENCY_KEY).is_some_and(|v| v.as_bytes() == k.as_bytes())
+                e.request_headers.get(crate::http::names::IDEMPOTENCY_KEY.as_str()).is_some_and(|v| v == k.as_bytes())
             })
     }
 }
