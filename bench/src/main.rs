@@ -612,7 +612,8 @@ fn scrape_time(rt: &tokio::runtime::Runtime, addr: SocketAddr) -> Option<Duratio
 fn journal_rows(on: &Phase, off: &Phase, main: &Phase, scrape: Option<Duration>, rows: &mut Vec<Row>) {
     rows.push(row(
         format!(
-            "Ledger writes per second, request journal on (default) vs `--journal-size 0` (two more emulators,              {:.1} s each in equal slices alternating with the rest; baseline column: journal off)",
+            "Ledger writes per second, request journal on (default) vs `--journal-size 0` (two more emulators, \
+             {:.1} s each in equal slices alternating with the rest; baseline column: journal off)",
             on.measured_seconds
         ),
         rate(on.rate()),

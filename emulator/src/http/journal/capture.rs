@@ -142,7 +142,7 @@ impl ResponseTee {
 
     fn finish(&mut self) {
         if let Some(pending) = self.pending.take() {
-            pending.record(std::mem::take(&mut self.body));
+            (*pending).record(std::mem::take(&mut self.body));
         }
     }
 }

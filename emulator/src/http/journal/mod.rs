@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -46,7 +46,7 @@ use super::extract::{Admin, LIMIT_DEFAULT, LIMIT_MAX, Query};
 use crate::clock::Timestamp;
 use capture::{Captured, Head, RequestTee, ResponseTee, SharedNote};
 pub use ring::Journal;
-use ring::{Entry, Filter, Pending, StatusFilter};
+use ring::{Entry, Filter, Pending, StatusFilter, Target};
 
 /// Default most entries kept.
 pub const ENTRIES_MAX_DEFAULT: usize = 10_000;
@@ -71,7 +71,7 @@ pub struct Started {
     headers: Head,
     at: Timestamp,
     method: Method,
-    uri: Uri,
+    target: Target,
     started: Instant,
 }
 
@@ -93,7 +93,7 @@ pub fn start(app: &AppState, req: &mut Request) -> Option<Box<Started>> {
         headers: Head::of(req.headers()),
         at: app.world.clock.now(),
         method: req.method().clone(),
-        uri: req.uri().clone(),
+        target: Target::of(req.uri()),
         started: Instant::now(),
     }))
 }
@@ -102,14 +102,15 @@ pub fn start(app: &AppState, req: &mut Request) -> Option<Box<Started>> {
 // Boxed by the caller, whose future (held by every request) then holds one pointer.
 #[allow(clippy::boxed_local)]
 pub fn finish(started: Box<Started>, request_id: HeaderValue, response: Response) -> Response {
-    let Started { journal, note, headers, at, method, uri, started } = *started;
+    let Started { journal, note, headers, at, method, target, started } = *started;
     let replayed = response.headers().get(super::names::IDEMPOTENT_REPLAYED).is_some_and(|v| v == "true");
     let pending = Box::new(Pending {
         journal,
-        request_id,
+        // A copy: a client's id is a slice of the connection's read buffer.
+        request_id: String::from_utf8_lossy(request_id.as_bytes()).into(),
         at,
         method,
-        uri,
+        target,
         status: response.status().as_u16(),
         duration_us: started.elapsed().as_micros() as u64,
         replayed,
@@ -244,15 +245,14 @@ fn message(headers: &Head, body: &Captured) -> JournalMessage {
 }
 
 fn render(e: &Entry) -> JournalEntry {
-    let text = |v: &HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned();
     JournalEntry {
         id: format!("{ID_PREFIX}{}", e.seq),
-        request_id: text(&e.request_id),
+        request_id: e.request_id.to_string(),
         at: e.at,
         sandbox_id: e.sandbox_id.clone(),
         method: e.method.as_str().to_owned(),
-        path: e.uri.path().to_owned(),
-        query: e.uri.query().unwrap_or_default().to_owned(),
+        path: e.target.path().to_owned(),
+        query: e.target.query().to_owned(),
         status: e.status,
         duration_us: e.duration_us,
         idempotency_key: e
