@@ -444,6 +444,10 @@ fn movement_body(item: &str, location: &str) -> String {
     json!({"type": "receipt", "item_id": item, "location_id": location, "quantity": 1}).to_string()
 }
 
+/// What the write phase measured: the emulator, the baseline, the `--data-dir` emulator, the
+/// journal-on and journal-off emulators, and the time of a `/metrics` scrape at the end.
+type Measured = (Phase, Phase, Option<Phase>, Option<(Phase, Phase)>, Option<Duration>);
+
 /// Starts both servers on the server core, then alternates slices of load on them: a slice of
 /// `--window` seconds on the emulator (whose state keeps growing), then a shorter one on the
 /// baseline, until the emulator has written `--movements` or run `--seconds`. Both servers thus
@@ -456,7 +460,7 @@ fn measure_writes(
     run_id: &str,
     rt: &tokio::runtime::Runtime,
     data_dir: Option<&Path>,
-) -> anyhow::Result<(Phase, Phase, Option<Phase>, Option<(Phase, Phase)>, Option<Duration>)> {
+) -> anyhow::Result<Measured> {
     let mut cmd = pinned(cores.0, bare_bin);
     cmd.args(["--port", "0"]);
     let bare = spawn_server(cmd, false)?;
