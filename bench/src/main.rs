@@ -17,6 +17,11 @@
 //!    the other two, so its rate and latency are compared with the in-memory emulator's of the
 //!    same run.
 //!
+//! 5. Request journal: two more emulators, one with the journal on (the default) and one with
+//!    `--journal-size 0`, loaded the same way in equal slices alternating with the others, so
+//!    their rates (same state size, same machine conditions) give the journal's cost as a ratio;
+//!    then `GET /metrics` timed on the main emulator at the size it reached.
+//!
 //! See `bench/README.md` for what each figure means.
 
 use std::io::{Read, Write};
@@ -79,6 +84,10 @@ struct RunArgs {
     /// Measured seconds against the emulator with `--data-dir`, spread over the slices (0 skips it).
     #[arg(long, default_value_t = 10.0)]
     durable_seconds: f64,
+    /// Measured seconds against each of the two journal servers (journal on, and
+    /// `--journal-size 0`), spread over the slices (0 skips them).
+    #[arg(long, default_value_t = 8.0)]
+    journal_seconds: f64,
     /// The data dir of that emulator (default: a new directory under the system temp dir,
     /// removed afterwards). It should be on the disk you want to measure, not a tmpfs.
     #[arg(long)]
@@ -435,6 +444,10 @@ fn movement_body(item: &str, location: &str) -> String {
     json!({"type": "receipt", "item_id": item, "location_id": location, "quantity": 1}).to_string()
 }
 
+/// What the write phase measured: the emulator, the baseline, the `--data-dir` emulator, the
+/// journal-on and journal-off emulators, and the time of a `/metrics` scrape at the end.
+type Measured = (Phase, Phase, Option<Phase>, Option<(Phase, Phase)>, Option<Duration>);
+
 /// Starts both servers on the server core, then alternates slices of load on them: a slice of
 /// `--window` seconds on the emulator (whose state keeps growing), then a shorter one on the
 /// baseline, until the emulator has written `--movements` or run `--seconds`. Both servers thus
@@ -447,7 +460,7 @@ fn measure_writes(
     run_id: &str,
     rt: &tokio::runtime::Runtime,
     data_dir: Option<&Path>,
-) -> anyhow::Result<(Phase, Phase, Option<Phase>)> {
+) -> anyhow::Result<Measured> {
     let mut cmd = pinned(cores.0, bare_bin);
     cmd.args(["--port", "0"]);
     let bare = spawn_server(cmd, false)?;
@@ -472,6 +485,28 @@ fn measure_writes(
         }
         None => None,
     };
+    // Two more emulators for the journal's cost: on (the default) and off, each with its own
+    // sandbox and pairs, loaded in equal slices.
+    let journal = if args.journal_seconds > 0.0 {
+        let mut servers = Vec::new();
+        for size in [None, Some("0")] {
+            let mut cmd = pinned(cores.0, emulator_bin);
+            cmd.args(["serve", "--port", "0", "--log", "warn", "--rate-limit-per-second", "0", "--demo-plan", "pro"]);
+            if let Some(size) = size {
+                cmd.args(["--journal-size", size]);
+            }
+            let server = spawn_server(cmd, true)?;
+            let bearer = format!("Bearer {}", server.api_key.clone().context("no TWH_API_KEY (journal)")?);
+            let (_, bodies) = rt.block_on(pairs(args, server.addr, &bearer, run_id))?;
+            servers.push((server, bearer, bodies));
+        }
+        Some(servers)
+    } else {
+        None
+    };
+    let mut journal_phases: Option<Vec<Phase>> =
+        journal.as_ref().map(|v| v.iter().map(|(s, ..)| Phase::new(procfs::rss_bytes(s.pid()))).collect());
+    let journal_slice = (args.journal_seconds / (args.seconds / args.window).ceil().max(1.0)).max(0.25);
     // The same request shape for the baseline (which ignores it).
     let bare_bodies: Vec<String> = (0..emu_bodies.len())
         .map(|i| movement_body(&format!("itm_bench{i:08}"), &format!("loc_bench{i:08}")))
@@ -529,16 +564,98 @@ fn measure_writes(
             let r = run_load(cores.1, &s)?;
             phase.add(&r, procfs::rss_bytes(server.pid()), cores.0);
         }
+        if let (Some(servers), Some(phases)) = (&journal, journal_phases.as_mut()) {
+            for (j, ((server, bearer, bodies), phase)) in servers.iter().zip(phases.iter_mut()).enumerate() {
+                let s = spec(
+                    args,
+                    server.addr,
+                    Some(bearer.clone()),
+                    bodies.clone(),
+                    warmup,
+                    journal_slice,
+                    None,
+                    server.pid(),
+                    format!("{run_id}-j{j}-{k}"),
+                );
+                let r = run_load(cores.1, &s)?;
+                phase.add(&r, procfs::rss_bytes(server.pid()), cores.0);
+            }
+        }
         k += 1;
         eprint!("\rtwh-bench: {:.0} s, {} movements …", emu.measured_seconds, emu.ok_total);
     }
     eprintln!();
 
     emu.ledger_sum = ledger_sum(rt, addr, &bearer, &items);
+    let scrape = scrape_time(rt, addr);
     if let (Some((server, bearer, items, _)), Some(phase)) = (&durable, dur.as_mut()) {
         phase.ledger_sum = ledger_sum(rt, server.addr, bearer, items);
     }
-    Ok((emu, base, dur))
+    let journal = journal_phases.and_then(|mut v| Some((v.remove(0), v.pop()?)));
+    Ok((emu, base, dur, journal, scrape))
+}
+
+/// `GET /metrics` on the main emulator after its write phase: the median of 5 scrapes.
+fn scrape_time(rt: &tokio::runtime::Runtime, addr: SocketAddr) -> Option<Duration> {
+    rt.block_on(async {
+        let mut took = Vec::new();
+        for _ in 0..5 {
+            let started = Instant::now();
+            let (status, _) = client::send(addr, Method::GET, "/metrics", &[], None).await.ok()?;
+            took.push(started.elapsed());
+            if status != 200 {
+                return None;
+            }
+        }
+        median(&took)
+    })
+}
+
+/// The journal's cost: the write rate with the journal on over the rate with it off, same
+/// slices; and the time of a `/metrics` scrape at the size the main emulator reached.
+fn journal_rows(on: &Phase, off: &Phase, main: &Phase, scrape: Option<Duration>, rows: &mut Vec<Row>) {
+    rows.push(row(
+        format!(
+            "Ledger writes per second, request journal on (default) vs `--journal-size 0` (two more emulators, \
+             {:.1} s each in equal slices alternating with the rest; baseline column: journal off)",
+            on.measured_seconds
+        ),
+        rate(on.rate()),
+        rate(off.rate()),
+        ratio(on.rate(), off.rate()),
+        "≥ 0.95× (journal costs ≤ 5%)",
+        yes(off.rate() > 0.0 && on.rate() / off.rate() >= 0.95),
+    ));
+    let per_cpu = |p: &Phase| (p.server_cpu_seconds > 0.0).then(|| p.measured_ok as f64 / p.server_cpu_seconds);
+    if let (Some(a), Some(b)) = (per_cpu(on), per_cpu(off)) {
+        rows.push(row(
+            "Ledger writes per server CPU-second, journal on vs off",
+            rate(a),
+            rate(b),
+            ratio(a, b),
+            "≥ 0.95×",
+            yes(a / b >= 0.95),
+        ));
+    }
+    let (a, b) = (on.percentiles(), off.percentiles());
+    rows.push(row(
+        "Write latency p99, journal on vs off",
+        us_as_ms(a.p99),
+        us_as_ms(b.p99),
+        ratio(a.p99, b.p99),
+        "—",
+        "—".into(),
+    ));
+    if let Some(t) = scrape {
+        rows.push(row(
+            format!("`GET /metrics` at {} movements (median of 5 scrapes)", main.ok_total),
+            ms(t),
+            "—".into(),
+            "—".into(),
+            "milliseconds",
+            yes(t < Duration::from_millis(50)),
+        ));
+    }
 }
 
 /// Our own items and locations; movements are spread over every pair. Returns the items and one
@@ -1062,10 +1179,13 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         if let (Some(dir), None) = (&data_dir, &args.data_dir) {
             let _ = std::fs::remove_dir_all(dir);
         }
-        let (emu, bare, durable) = measured?;
+        let (emu, bare, durable, journal, scrape) = measured?;
         load_rows(&args, cores, &emu, &bare, &mut rows);
         if let Some(d) = &durable {
             durable_rows(&args, &emu, d, &bare, &mut rows);
+        }
+        if let Some((on, off)) = &journal {
+            journal_rows(on, off, &emu, scrape, &mut rows);
         }
         loads = Some((emu, bare, durable));
     }

@@ -4,7 +4,9 @@
 //! `X-Request-Id`, logs the request, turns the router's bare 405 into problem+json), with
 //! `--data-dir` the durable barrier ([`pipeline::durable_barrier`]), then [`metering`] (rate
 //! limit, quota and the `api_requests` meter of authenticated requests), then [`faults`]; then
-//! the router and its handlers (which run writes through [`pipeline`]). Metering and faults are
+//! the router and its handlers (which run writes through [`pipeline`]). The request id step also
+//! counts every answer in [`metrics`] and hands each `/v1` request to the [`journal`] (a note at
+//! arrival, the entry recorded when the answer's body has gone out). Metering and faults are
 //! plain functions before and after one call of the handler, and [`App`] is a hand-written
 //! service with one boxed future per request: as axum layers (`from_fn`), each step cost a boxed
 //! service clone and boxed futures per request and per route, and as nested async functions each

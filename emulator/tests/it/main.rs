@@ -18,6 +18,9 @@
 //! - `clocks`: per-sandbox clocks, faults scoped to a sandbox, deterministic mode (§5).
 //! - `fixtures`: `POST /_emulator/fixtures` and `serve --fixtures FILE`: known keys and contents,
 //!   all or nothing, errors naming the entry, `key_taken`, with and without `--data-dir`.
+//! - `journal`: the request journal: fields, filters, paging, faults and replays, bounds,
+//!   masked secrets (§5).
+//! - `metrics`: `/metrics` parsed as Prometheus text: families, counters, bounded labels (§5).
 //! - `durable`: `--data-dir` under SIGKILL and SIGTERM, its lock, damaged files, what a restart
 //!   restores.
 
@@ -31,7 +34,9 @@ mod fixtures;
 mod idempotency;
 mod indexes;
 mod jobs;
+mod journal;
 mod ledger;
+mod metrics;
 mod model;
 mod openapi;
 mod paging;

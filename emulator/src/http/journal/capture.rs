@@ -4,9 +4,13 @@
 //! [`BODY_BYTES_MAX`](super::BODY_BYTES_MAX)), and the redaction of secrets before anything is
 //! stored.
 //!
-//! Nothing here copies a body on the way (a frame's `Bytes` clone is a reference count) or
-//! parses one: rendering as JSON happens when the journal is read. The one copy is of the first
-//! 64 KiB of a body larger than that, so that a kept prefix never holds a large buffer alive.
+//! Nothing here parses or serialises: rendering as JSON happens when the journal is read. What
+//! is kept is copied into buffers of the journal's own, so that what `--journal-bytes` counts is
+//! what is held: hyper hands out request headers and body frames as slices of its connection's
+//! read buffer, and keeping those slices would keep whole read buffers (8 KiB and more each)
+//! alive. The copies are small (a request's head and body, typically under 1 KiB); a response
+//! body (the emulator's own buffer) is kept by reference count, its first 64 KiB copied only when
+//! it is longer.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -33,13 +37,14 @@ pub struct Captured {
 }
 
 impl Captured {
-    fn push(&mut self, data: &Bytes) {
+    /// Keeps `data` (a copy when `copy`, else a reference) as far as the bound allows.
+    fn push(&mut self, data: &Bytes, copy: bool) {
         let kept: usize = self.chunks.iter().map(Bytes::len).sum();
         self.size_bytes += data.len() as u64;
         let room = BODY_BYTES_MAX.saturating_sub(kept);
         if data.len() <= room {
             if !data.is_empty() {
-                self.chunks.push(data.clone());
+                self.chunks.push(if copy { Bytes::copy_from_slice(data) } else { data.clone() });
             }
         } else {
             if room > 0 {
@@ -100,7 +105,8 @@ impl http_body::Body for RequestTee {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled {
             if let Some(data) = frame.data_ref() {
-                self.note.lock().body.push(data);
+                // A copy: the frame is a slice of the connection's read buffer.
+                self.note.lock().body.push(data, true);
             }
         }
         polled
@@ -136,7 +142,7 @@ impl ResponseTee {
 
     fn finish(&mut self) {
         if let Some(pending) = self.pending.take() {
-            pending.record(std::mem::take(&mut self.body));
+            (*pending).record(std::mem::take(&mut self.body));
         }
     }
 }
@@ -157,7 +163,7 @@ impl http_body::Body for ResponseTee {
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
-                    this.body.push(data);
+                    this.body.push(data, false);
                 }
                 // Recorded before the last bytes go out, so a client that reads the journal
                 // right after its answer finds it there.
@@ -208,25 +214,52 @@ pub fn mask_secret(secret: &str) -> String {
 }
 
 /// A credential header's value masked: the scheme kept (`Bearer sk_test_…a1b2`).
-fn mask_header(value: &HeaderValue) -> HeaderValue {
+fn mask_header(value: &HeaderValue) -> String {
     let text = String::from_utf8_lossy(value.as_bytes());
-    let masked = match text.split_once(' ') {
+    match text.split_once(' ') {
         Some((scheme, secret)) => format!("{scheme} {}", mask_secret(secret.trim())),
         None => mask_secret(&text),
-    };
-    // `from_bytes`: the `…` is UTF-8, which a header value may hold (as obs-text) but
-    // `from_str` refuses.
-    HeaderValue::from_bytes(masked.as_bytes()).unwrap_or(HeaderValue::from_static("redacted"))
+    }
 }
 
-/// Replaces every credential header's value with its mask, in place.
-pub fn redact_headers(headers: &mut HeaderMap) {
-    for name in &SECRET_HEADERS {
-        if let header::Entry::Occupied(mut e) = headers.entry(name) {
-            for v in e.iter_mut() {
-                *v = mask_header(v);
+/// Headers as the journal keeps them: `name: value` lines in one buffer of its own, each
+/// credential header's value replaced by its mask (so no credential is ever stored whole).
+#[derive(Debug, Default)]
+pub struct Head(Vec<u8>);
+
+impl Head {
+    /// The lines of `headers`, masked.
+    pub fn of(headers: &HeaderMap) -> Head {
+        let mut out = Vec::with_capacity(headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 3).sum());
+        for (name, value) in headers {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            if SECRET_HEADERS.contains(name) {
+                out.extend_from_slice(mask_header(value).as_bytes());
+            } else {
+                out.extend_from_slice(value.as_bytes());
             }
+            out.push(b'\n');
         }
+        Head(out)
+    }
+
+    /// (name, value) pairs, in order (a header's name holds no `:`, its value no line break).
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.0.split(|b| *b == b'\n').filter_map(|line| {
+            let colon = line.iter().position(|b| *b == b':')?;
+            Some((&line[..colon], line.get(colon + 2..).unwrap_or_default()))
+        })
+    }
+
+    /// The first value of `name` (lower case).
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.iter().find(|(n, _)| *n == name.as_bytes()).map(|(_, v)| v)
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.0.capacity()
     }
 }
 
@@ -269,8 +302,13 @@ mod tests {
     fn masks() {
         assert_eq!(mask_secret("sk_test_abcdefghijklmnopqrstuvwxa1b2"), "sk_test_…a1b2");
         assert_eq!(mask_secret("short"), "…");
-        let v = mask_header(&HeaderValue::from_static("Bearer rk_test_0123456789abcdefghijwxyz"));
-        assert_eq!(v, "Bearer rk_test_…wxyz");
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer rk_test_0123456789abcdefghijwxyz"));
+        headers.insert(header::ETAG, HeaderValue::from_static("\"1\""));
+        let head = Head::of(&headers);
+        assert_eq!(head.get("authorization"), Some("Bearer rk_test_…wxyz".as_bytes()));
+        assert_eq!(head.iter().count(), 2);
+        assert_eq!(head.get("etag"), Some(&b"\"1\""[..]));
         let body = Captured {
             chunks: vec![Bytes::from_static(br#"{"secret":"whsec_QUJDREVGR0hJSktMTU5PUFFSU1RVVldY","x":1}"#)],
             size_bytes: 10,
@@ -282,8 +320,8 @@ mod tests {
     #[test]
     fn bodies_are_cut_at_the_bound() {
         let mut c = Captured::default();
-        c.push(&Bytes::from(vec![b'a'; BODY_BYTES_MAX - 1]));
-        c.push(&Bytes::from_static(b"bc"));
+        c.push(&Bytes::from(vec![b'a'; BODY_BYTES_MAX - 1]), true);
+        c.push(&Bytes::from_static(b"bc"), false);
         assert_eq!((c.kept_bytes(), c.size_bytes, c.truncated), (BODY_BYTES_MAX, BODY_BYTES_MAX as u64 + 1, true));
     }
 }

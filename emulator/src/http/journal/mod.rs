@@ -18,8 +18,9 @@
 //! - **Bodies** are rendered when read: a body that parses as JSON is that JSON value; any other
 //!   is a string (invalid UTF-8 replaced), a truncated one the string of its kept prefix; an
 //!   empty one is `null`.
-//! - **Cost on the request path** ([`capture`]): a clone of the request headers, a body that
-//!   clones each frame's reference-counted bytes, and one lock to append. Nothing is parsed or
+//! - **Cost on the request path** ([`capture`]): a copy of the request's head and body (typically
+//!   under 1 KiB) into buffers of the journal's own, the response's headers written out the same
+//!   way, its body kept by reference count, and one lock to append. Nothing is parsed or
 //!   serialised until someone reads the journal.
 //! - **Paging**: `?cursor=` is the `id` of an entry; the page holds what was recorded after
 //!   it, so `next_cursor` (the last entry's id, or `null` at the end) and the last id seen both
@@ -33,7 +34,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -43,9 +44,9 @@ use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Admin, LIMIT_DEFAULT, LIMIT_MAX, Query};
 use crate::clock::Timestamp;
-use capture::{Captured, RequestTee, ResponseTee, SharedNote};
+use capture::{Captured, Head, RequestTee, ResponseTee, SharedNote};
 pub use ring::Journal;
-use ring::{Entry, Filter, Pending, StatusFilter};
+use ring::{Entry, Filter, Pending, StatusFilter, Target};
 
 /// Default most entries kept.
 pub const ENTRIES_MAX_DEFAULT: usize = 10_000;
@@ -67,10 +68,10 @@ fn journaled(path: &str) -> bool {
 pub struct Started {
     journal: Arc<Journal>,
     note: SharedNote,
-    headers: HeaderMap,
+    headers: Head,
     at: Timestamp,
     method: Method,
-    uri: Uri,
+    target: Target,
     started: Instant,
 }
 
@@ -89,29 +90,32 @@ pub fn start(app: &AppState, req: &mut Request) -> Option<Box<Started>> {
     Some(Box::new(Started {
         journal: app.journal.clone(),
         note,
-        headers: req.headers().clone(),
+        headers: Head::of(req.headers()),
         at: app.world.clock.now(),
         method: req.method().clone(),
-        uri: req.uri().clone(),
+        target: Target::of(req.uri()),
         started: Instant::now(),
     }))
 }
 
 /// The hook at the answer: the entry is recorded when its body has been sent.
+// Boxed by the caller, whose future (held by every request) then holds one pointer.
+#[allow(clippy::boxed_local)]
 pub fn finish(started: Box<Started>, request_id: HeaderValue, response: Response) -> Response {
-    let Started { journal, note, headers, at, method, uri, started } = *started;
+    let Started { journal, note, headers, at, method, target, started } = *started;
     let replayed = response.headers().get(super::names::IDEMPOTENT_REPLAYED).is_some_and(|v| v == "true");
     let pending = Box::new(Pending {
         journal,
-        request_id,
+        // A copy: a client's id is a slice of the connection's read buffer.
+        request_id: String::from_utf8_lossy(request_id.as_bytes()).into(),
         at,
         method,
-        uri,
+        target,
         status: response.status().as_u16(),
         duration_us: started.elapsed().as_micros() as u64,
         replayed,
         request_headers: headers,
-        response_headers: response.headers().clone(),
+        response_headers: Head::of(response.headers()),
         note,
     });
     response.map(|body| ResponseTee::wrap(body, pending))
@@ -204,11 +208,11 @@ pub struct JournalPage {
     pub next_cursor: Option<String>,
 }
 
-fn render_headers(h: &HeaderMap) -> BTreeMap<String, String> {
+fn render_headers(h: &Head) -> BTreeMap<String, String> {
     let mut out: BTreeMap<String, String> = BTreeMap::new();
-    for (name, value) in h {
-        let v = String::from_utf8_lossy(value.as_bytes());
-        out.entry(name.as_str().to_owned())
+    for (name, value) in h.iter() {
+        let v = String::from_utf8_lossy(value);
+        out.entry(String::from_utf8_lossy(name).into_owned())
             .and_modify(|s| {
                 s.push_str(", ");
                 s.push_str(&v);
@@ -231,7 +235,7 @@ fn render_body(c: &Captured) -> Value {
     Value::String(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-fn message(headers: &HeaderMap, body: &Captured) -> JournalMessage {
+fn message(headers: &Head, body: &Captured) -> JournalMessage {
     JournalMessage {
         headers: render_headers(headers),
         body: render_body(body),
@@ -241,18 +245,20 @@ fn message(headers: &HeaderMap, body: &Captured) -> JournalMessage {
 }
 
 fn render(e: &Entry) -> JournalEntry {
-    let text = |v: &HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned();
     JournalEntry {
         id: format!("{ID_PREFIX}{}", e.seq),
-        request_id: text(&e.request_id),
+        request_id: e.request_id.to_string(),
         at: e.at,
         sandbox_id: e.sandbox_id.clone(),
         method: e.method.as_str().to_owned(),
-        path: e.uri.path().to_owned(),
-        query: e.uri.query().unwrap_or_default().to_owned(),
+        path: e.target.path().to_owned(),
+        query: e.target.query().to_owned(),
         status: e.status,
         duration_us: e.duration_us,
-        idempotency_key: e.request_headers.get(super::names::IDEMPOTENCY_KEY).map(text),
+        idempotency_key: e
+            .request_headers
+            .get(super::names::IDEMPOTENCY_KEY.as_str())
+            .map(|v| String::from_utf8_lossy(v).into_owned()),
         idempotent_replayed: e.replayed,
         fault: e.fault.as_ref().map(|(id, action)| JournalFault { id: id.clone(), action: (*action).to_owned() }),
         request: message(&e.request_headers, &e.request_body),

@@ -16,14 +16,44 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, HeaderValue, Method, Uri};
+use axum::http::{Method, Uri};
 use parking_lot::Mutex;
 
-use super::capture::{Captured, SharedNote, carries_secrets, redact_body, redact_headers};
+use super::capture::{Captured, Head, SharedNote, carries_secrets, redact_body};
 use crate::clock::Timestamp;
 
 /// What an entry costs beyond its text and bodies, in bytes (its struct, vectors and maps).
 pub const ENTRY_OVERHEAD_BYTES: usize = 512;
+
+/// A request's path and query, copied (a `Uri` from hyper is a slice of the connection's read
+/// buffer, which keeping it would keep alive).
+#[derive(Debug)]
+pub struct Target {
+    text: Box<str>,
+    path_len: usize,
+}
+
+impl Target {
+    /// A copy of `uri`'s path and query.
+    pub fn of(uri: &Uri) -> Target {
+        let text: Box<str> = uri.path_and_query().map_or("/", |p| p.as_str()).into();
+        Target { path_len: uri.path().len().min(text.len()), text }
+    }
+
+    /// The path.
+    pub fn path(&self) -> &str {
+        &self.text[..self.path_len]
+    }
+
+    /// The query, without `?` (empty when none).
+    pub fn query(&self) -> &str {
+        self.text[self.path_len..].strip_prefix('?').unwrap_or_default()
+    }
+
+    fn bytes(&self) -> usize {
+        self.text.len()
+    }
+}
 
 /// One journaled request and its answer.
 #[derive(Debug)]
@@ -31,7 +61,7 @@ pub struct Entry {
     /// The journal's own number, in recording order.
     pub seq: u64,
     /// `X-Request-Id` of the answer.
-    pub request_id: HeaderValue,
+    pub request_id: Box<str>,
     /// Arrival (emulator clock).
     pub at: Timestamp,
     /// The sandbox it was authenticated to.
@@ -39,7 +69,7 @@ pub struct Entry {
     /// Method.
     pub method: Method,
     /// Path and query.
-    pub uri: Uri,
+    pub target: Target,
     /// Status of the answer.
     pub status: u16,
     /// From arrival to the answer's head, in microseconds.
@@ -49,18 +79,14 @@ pub struct Entry {
     /// The injected fault (id, action).
     pub fault: Option<(String, &'static str)>,
     /// Request headers (credentials masked).
-    pub request_headers: HeaderMap,
+    pub request_headers: Head,
     /// Request body as read.
     pub request_body: Captured,
     /// Response headers (credentials masked).
-    pub response_headers: HeaderMap,
+    pub response_headers: Head,
     /// Response body as sent.
     pub response_body: Captured,
     cost_bytes: usize,
-}
-
-fn headers_bytes(h: &HeaderMap) -> usize {
-    h.iter().map(|(n, v)| n.as_str().len() + v.len()).sum()
 }
 
 /// An entry waiting for its response body.
@@ -69,58 +95,57 @@ pub struct Pending {
     /// Where it goes.
     pub journal: Arc<Journal>,
     /// `X-Request-Id`.
-    pub request_id: HeaderValue,
+    pub request_id: Box<str>,
     /// Arrival.
     pub at: Timestamp,
     /// Method.
     pub method: Method,
     /// Path and query.
-    pub uri: Uri,
+    pub target: Target,
     /// Status.
     pub status: u16,
     /// Microseconds to the answer's head.
     pub duration_us: u64,
     /// Idempotent replay.
     pub replayed: bool,
-    /// Request headers, as received.
-    pub request_headers: HeaderMap,
-    /// Response headers.
-    pub response_headers: HeaderMap,
+    /// Request headers, masked.
+    pub request_headers: Head,
+    /// Response headers, masked.
+    pub response_headers: Head,
     /// What the steps noted.
     pub note: SharedNote,
 }
 
 impl Pending {
     /// Records the entry with its response body.
-    pub fn record(self: Box<Self>, response_body: Captured) {
+    pub fn record(self, response_body: Captured) {
         let Pending {
             journal,
             request_id,
             at,
             method,
-            uri,
+            target,
             status,
             duration_us,
             replayed,
-            mut request_headers,
-            mut response_headers,
+            request_headers,
+            response_headers,
             note,
-        } = *self;
+        } = self;
         let (mut request_body, sandbox_id, fault) = {
             let mut n = note.lock();
             (std::mem::take(&mut n.body), n.sandbox_id.take(), n.fault.take())
         };
         let mut response_body = response_body;
-        redact_headers(&mut request_headers);
-        redact_headers(&mut response_headers);
-        if carries_secrets(uri.path()) {
+        if carries_secrets(target.path()) {
             request_body = redact_body(&request_body);
             response_body = redact_body(&response_body);
         }
         let cost_bytes = ENTRY_OVERHEAD_BYTES
-            + uri.path_and_query().map_or(0, |p| p.as_str().len())
-            + headers_bytes(&request_headers)
-            + headers_bytes(&response_headers)
+            + target.bytes()
+            + request_id.len()
+            + request_headers.bytes()
+            + response_headers.bytes()
             + request_body.kept_bytes()
             + response_body.kept_bytes();
         journal.push(Entry {
@@ -129,7 +154,7 @@ impl Pending {
             at,
             sandbox_id,
             method,
-            uri,
+            target,
             status,
             duration_us,
             replayed,
@@ -180,14 +205,14 @@ impl Filter {
     fn matches(&self, e: &Entry) -> bool {
         self.sandbox_id.as_deref().is_none_or(|s| e.sandbox_id.as_deref() == Some(s))
             && self.method.as_deref().is_none_or(|m| e.method.as_str() == m)
-            && self.path_prefix.as_deref().is_none_or(|p| e.uri.path().starts_with(p))
+            && self.path_prefix.as_deref().is_none_or(|p| e.target.path().starts_with(p))
             && self.status.is_none_or(|s| match s {
                 StatusFilter::Exact(n) => e.status == n,
                 StatusFilter::Class(c) => e.status / 100 == c,
             })
-            && self.request_id.as_deref().is_none_or(|r| e.request_id.as_bytes() == r.as_bytes())
+            && self.request_id.as_deref().is_none_or(|r| &*e.request_id == r)
             && self.idempotency_key.as_deref().is_none_or(|k| {
-                e.request_headers.get(crate::http::names::IDEMPOTENCY_KEY).is_some_and(|v| v.as_bytes() == k.as_bytes())
+                e.request_headers.get(crate::http::names::IDEMPOTENCY_KEY.as_str()).is_some_and(|v| v == k.as_bytes())
             })
     }
 }
