@@ -78,7 +78,12 @@ def start(*args: str) -> Tuple["subprocess.Popen[str]", Dict[str, str], IO[str]]
     assert proc.stdout is not None
     lines: "queue.Queue[str]" = queue.Queue()
     stdout = proc.stdout
-    threading.Thread(target=lambda: [lines.put(line) for line in stdout], daemon=True).start()
+
+    def read() -> None:
+        for line in stdout:
+            lines.put(line)
+
+    threading.Thread(target=read, daemon=True).start()
     exports: Dict[str, str] = {}
     deadline = time.monotonic() + START_TIMEOUT_S
     while "TWH_API_KEY" not in exports:
