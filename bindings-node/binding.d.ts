@@ -89,6 +89,17 @@ export interface RequestOptions {
   headers?: Record<string, string>
 }
 
+/**
+ * Runs the `twh-emulator` command line (`twh_emulator::cli::run`, the Rust binary's very
+ * function) with `args` (the program name first) until it ends, and answers its exit status.
+ * It blocks the calling thread, event loop included, for as long as the emulator serves: it is
+ * for the package's `bin/twh-emulator.js`, whose process is the emulator. Ctrl-C and SIGTERM
+ * reach the emulator's own handlers (tokio's), which stop it cleanly and make this return; the
+ * process must listen for both first (`process.on`), or Node's default handlers, which tokio's
+ * call in turn, raise them again without end.
+ */
+export declare function runCli(args: Array<string>): number
+
 /** Sets the keys whose values' keys are data, not field names (the first call wins). */
 export declare function setMapKeys(keys: Array<string>): void
 

@@ -353,3 +353,24 @@ pub fn webhooks_verify(
     twh::webhooks::verify(&bytes, &headers, &secret(&secret_text)?, tolerance).map_err(to_napi)?;
     Ok(rekey(&String::from_utf8_lossy(&bytes), Case::Camel))
 }
+
+// ---------------------------------------------------------------------------------------------
+// The `twh-emulator` command
+
+/// Runs the `twh-emulator` command line (`twh_emulator::cli::run`, the Rust binary's very
+/// function) with `args` (the program name first) until it ends, and answers its exit status.
+/// It blocks the calling thread, event loop included, for as long as the emulator serves: it is
+/// for the package's `bin/twh-emulator.js`, whose process is the emulator. Ctrl-C and SIGTERM
+/// reach the emulator's own handlers (tokio's), which stop it cleanly and make this return; the
+/// process must listen for both first (`process.on`), or Node's default handlers, which tokio's
+/// call in turn, raise them again without end.
+#[napi]
+pub fn run_cli(args: Vec<String>) -> u32 {
+    u32::from(exit_status(twh_emulator::cli::run(args)))
+}
+
+/// The number of an [`std::process::ExitCode`] (the standard library compares them but does not
+/// hand the number back).
+fn exit_status(code: std::process::ExitCode) -> u8 {
+    (0..=u8::MAX).find(|&n| std::process::ExitCode::from(n) == code).unwrap_or(1)
+}

@@ -501,6 +501,26 @@ fn sign_webhook(
     Ok(twh::webhooks::sign_with(&refs, msg_id, timestamp, payload).to_pairs().into_iter().collect())
 }
 
+// ---------------------------------------------------------------------------------------------
+// The `twh-emulator` command
+
+/// Runs the `twh-emulator` command line (`twh_emulator::cli::run`, the Rust binary's very
+/// function) with `args` (the program name first) until it ends, with the GIL released, and
+/// answers its exit status. The package's console script (`twh._cli`) calls it after giving
+/// SIGINT back to the operating system's default, so Ctrl-C reaches the emulator's own handler
+/// (tokio's), which stops it cleanly; Python's handler would only record the signal for later.
+#[pyfunction]
+fn run_cli(py: Python<'_>, args: Vec<std::ffi::OsString>) -> u8 {
+    let code = py.detach(move || twh_emulator::cli::run(args));
+    exit_status(code)
+}
+
+/// The number of an [`std::process::ExitCode`] (the standard library compares them but does not
+/// hand the number back).
+fn exit_status(code: std::process::ExitCode) -> u8 {
+    (0..=u8::MAX).find(|&n| std::process::ExitCode::from(n) == code).unwrap_or(1)
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Client>()?;
@@ -508,6 +528,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(shutdown, m)?)?;
     m.add_function(wrap_pyfunction!(verify_webhook, m)?)?;
     m.add_function(wrap_pyfunction!(sign_webhook, m)?)?;
+    m.add_function(wrap_pyfunction!(run_cli, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -237,6 +237,9 @@ async fn serve(args: Serve) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Listening for Ctrl-C and SIGTERM before the lines that tell a caller the server is ready: a
+    // signal sent as soon as they are read stops it cleanly instead of killing it.
+    let stop = stop_signal();
     let recovered = emulator.state().world.tenants().len();
     // Fixtures before the first line is printed, so a caller waiting for it sees the sandboxes
     // ready (or no line, and the error, when the document is refused).
@@ -299,7 +302,7 @@ async fn serve(args: Serve) -> ExitCode {
     }
     println!("# dashboard: {}/_emulator/ui", emulator.base_url());
     println!("# Ctrl-C stops it. Try: curl -H \"Authorization: Bearer $TWH_API_KEY\" $TWH_BASE_URL/v1/items");
-    wait_for_signal().await;
+    stop.await;
     tracing::info!("shutting down");
     emulator.shutdown().await;
     ExitCode::SUCCESS
@@ -365,24 +368,35 @@ fn recovered_fixtures(emulator: &Emulator, doc: &Fixtures) -> Vec<SandboxCreated
         .collect()
 }
 
-async fn wait_for_signal() {
+/// Registers the handlers of Ctrl-C (SIGINT) and SIGTERM now (inside the runtime) and answers a
+/// future that ends at the first of them.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            match (interrupt, terminate) {
+                (Ok(mut interrupt), Ok(mut terminate)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
+                }
+                (Ok(mut interrupt), Err(_)) => {
+                    interrupt.recv().await;
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

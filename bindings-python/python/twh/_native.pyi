@@ -4,7 +4,7 @@ from typing import Awaitable, Callable, Dict, List, Optional, Tuple, final
 
 from typing_extensions import Self
 
-__all__ = ["Client", "Emulator", "__version__", "shutdown", "sign_webhook", "verify_webhook"]
+__all__ = ["Client", "Emulator", "__version__", "run_cli", "shutdown", "sign_webhook", "verify_webhook"]
 __version__: str
 
 @final
@@ -47,3 +47,6 @@ def verify_webhook(
     payload: bytes, headers: Dict[str, str], secret: str, tolerance_seconds: Optional[float] = None
 ) -> None: ...
 def sign_webhook(secrets: List[str], msg_id: str, timestamp: int, payload: bytes) -> Dict[str, str]: ...
+# The `twh-emulator` command line (args: the program name first); blocks until it ends and
+# answers its exit status.
+def run_cli(args: List[str]) -> int: ...
