@@ -23,12 +23,12 @@ fn item_body(sku: &str) -> Option<Bytes> {
 #[tokio::test]
 async fn with_options_times_out_one_client_and_leaves_the_original_alone() {
     let emulator = emu::start().await;
-    let client = emulator.create_sandbox().expect("sandbox");
+    let client = emulator.create_sandbox().await.expect("sandbox");
     let quick =
         client.with_options(RequestOptions::new().timeout(Duration::from_millis(300)).max_retries(0)).expect("options");
     let mut fault = emu::fault(FaultAction::Delay, "GET", "/v1/sandbox", 1);
     fault.delay_ms = Some(2000);
-    emulator.inject_fault(&fault).expect("fault");
+    emulator.inject_fault(&fault).await.expect("fault");
     let started = Instant::now();
     let e = quick.get_sandbox().await.expect_err("too slow");
     let took = started.elapsed();
@@ -36,7 +36,7 @@ async fn with_options_times_out_one_client_and_leaves_the_original_alone() {
     assert!(took >= Duration::from_millis(250) && took < Duration::from_millis(1500), "{took:?}");
 
     // The original keeps its own (30 s) timeout: it waits the delay out.
-    emulator.inject_fault(&fault).expect("fault");
+    emulator.inject_fault(&fault).await.expect("fault");
     client.get_sandbox().await.expect("the original waits");
 
     // Limits are checked when the options are applied.
@@ -49,7 +49,7 @@ async fn with_options_times_out_one_client_and_leaves_the_original_alone() {
 #[tokio::test]
 async fn answers_and_errors_carry_their_response() {
     let emulator = emu::start().await;
-    let client = emulator.create_sandbox().expect("sandbox");
+    let client = emulator.create_sandbox().await.expect("sandbox");
     let created = call(&client, "create_item", &args(json!({"idempotency_key": "k-1"})), item_body("MUG-1"))
         .await
         .expect("create");
@@ -79,7 +79,7 @@ async fn answers_and_errors_carry_their_response() {
 #[tokio::test]
 async fn hooks_see_every_attempt_with_one_key() {
     let emulator = emu::start().await;
-    let client = emulator.create_sandbox().expect("sandbox");
+    let client = emulator.create_sandbox().await.expect("sandbox");
     let seen: Arc<Mutex<Vec<(&'static str, Attempt)>>> = Arc::default();
     let (a, b) = (seen.clone(), seen.clone());
     let watched = client
@@ -91,7 +91,7 @@ async fn hooks_see_every_attempt_with_one_key() {
         .expect("options");
     let mut fault = emu::fault(FaultAction::ErrorBeforeCommit, "POST", "/v1/items", 2);
     fault.status = Some(503);
-    emulator.inject_fault(&fault).expect("fault");
+    emulator.inject_fault(&fault).await.expect("fault");
     call(&watched, "create_item", &args(json!({})), item_body("MUG-2")).await.expect("retried to success");
     let seen = seen.lock().expect("lock").clone();
     let requests: Vec<_> = seen.iter().filter(|(k, _)| *k == "request").map(|(_, a)| a).collect();
