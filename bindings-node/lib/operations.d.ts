@@ -994,6 +994,78 @@ export interface SinkEntry {
   body: string
 }
 
+/** A page of the journal. */
+export interface JournalPage {
+  /** Entries, oldest first. */
+  data: JournalEntry[]
+  /**
+   * Pass as `cursor` for the next page; `null` at the end (the last entry's `id` then
+   * follows what is recorded later).
+   */
+  nextCursor?: string | null
+}
+
+/** One journaled request and its answer. */
+export interface JournalEntry {
+  /** The entry's own id (`jrn_…`), increasing in recording order. */
+  id: string
+  /** The request's `X-Request-Id` (every attempt of one SDK call shares it). */
+  requestId: string
+  /** When it arrived (emulator clock). */
+  at: string
+  /** The sandbox it was authenticated to, if any. */
+  sandboxId?: string | null
+  /** HTTP method. */
+  method: string
+  /** Path. */
+  path: string
+  /** Query string without `?` (empty when none). */
+  query: string
+  /** Status of the answer. */
+  status: number
+  /** From arrival to the answer's head, in microseconds. */
+  durationUs: number
+  /** Its `Idempotency-Key`, if sent. */
+  idempotencyKey?: string | null
+  /** Whether the answer was a stored one (`Idempotent-Replayed: true`). */
+  idempotentReplayed: boolean
+  /** The fault injected into it, if any. */
+  fault?: JournalFault | null
+  /** The request. */
+  request: JournalMessage
+  /** The answer. */
+  response: JournalMessage
+}
+
+/** A fault that hit a journaled request. */
+export interface JournalFault {
+  /** The fault's id (`flt_…`). */
+  id: string
+  /**
+   * What it did: `error_before_commit`, `error_after_commit`, `delay` or
+   * `drop_connection_after_commit`.
+   */
+  action: string
+}
+
+/** One side of an exchange. */
+export interface JournalMessage<D = any> {
+  /**
+   * Header names (lower case) and values; a repeated header's values joined with `, `.
+   * Credentials are masked (`Bearer sk_test_…a1b2`).
+   */
+  headers: Record<string, string>
+  /**
+   * The body: its JSON value when it parses as JSON, else a string (of the kept prefix when
+   * truncated); `null` when empty.
+   */
+  body: D
+  /** Whether the body was longer than 64 KiB and only its first 64 KiB were kept. */
+  truncated: boolean
+  /** The body's whole length, in bytes. */
+  sizeBytes: number
+}
+
 export type VersionedEvent = Versioned<Event>
 export type VersionedItem = Versioned<Item>
 export type VersionedLocation = Versioned<Location>

@@ -84,6 +84,10 @@ pub const OPERATIONS: &[Operation] = &[
     op("get", "/_emulator/sink/{name}", "emulator_list_sink"),
     op("post", "/_emulator/sink/{name}", "emulator_sink_receive"),
     op("delete", "/_emulator/sink/{name}", "emulator_clear_sink"),
+    op("get", "/_emulator/requests", "emulator_list_requests"),
+    op("delete", "/_emulator/requests", "emulator_clear_requests"),
+    op("get", "/_emulator/requests/{id}", "emulator_get_request"),
+    op("get", "/metrics", "get_metrics"),
     op("get", "/openapi.json", "get_openapi_document"),
     op("get", "/openapi/postman.json", "get_postman_collection"),
 ];

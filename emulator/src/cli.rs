@@ -14,6 +14,9 @@ use std::time::Duration;
 
 use crate::{Config, Emulator, HttpConfig, WebhookSettings};
 
+mod requests;
+use requests::Requests;
+
 /// A complete, stateful emulator of the TWH inventory API: ledger, idempotency, ETags, events,
 /// clock control and fault injection, with no cloud account.
 #[derive(Parser, Debug)]
@@ -27,6 +30,8 @@ struct Cli {
 enum Command {
     /// Serve the API; prints the base URL and a ready demo sandbox's secret key.
     Serve(Serve),
+    /// Print a running emulator's request journal, one line per request (`--follow` to tail it).
+    Requests(Requests),
 }
 
 #[derive(Parser, Debug)]
@@ -88,6 +93,12 @@ struct Serve {
     /// Requests per API key allowed in a burst (the bucket's size).
     #[arg(long, default_value_t = 2000, env = "TWH_RATE_LIMIT_BURST")]
     rate_limit_burst: u64,
+    /// Most requests the request journal keeps (`GET /_emulator/requests`); 0 turns it off.
+    #[arg(long, default_value_t = crate::http::journal::ENTRIES_MAX_DEFAULT, env = "TWH_JOURNAL_SIZE")]
+    journal_size: usize,
+    /// Most bytes the request journal keeps; the oldest entries go first.
+    #[arg(long, default_value_t = crate::http::journal::BYTES_MAX_DEFAULT, env = "TWH_JOURNAL_BYTES")]
+    journal_bytes: usize,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -121,7 +132,10 @@ where
             return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
         }
     };
-    let Command::Serve(args) = cli.command;
+    let args = match cli.command {
+        Command::Serve(args) => args,
+        Command::Requests(args) => return requests::run(args),
+    };
     // No transparent huge pages for this process. mimalloc asks for them (`MADV_HUGEPAGE`) on its
     // segments, and as the state grows each first touch of a 2 MiB page zeroes it (and, in a VM,
     // has the host back it) inside whatever request happened to allocate there: in `twh-bench`
@@ -177,6 +191,8 @@ async fn serve(args: Serve) -> ExitCode {
             body_limit_bytes: args.body_limit_bytes,
             rate_limit_per_second: args.rate_limit_per_second,
             rate_limit_burst: args.rate_limit_burst,
+            journal_size: args.journal_size,
+            journal_bytes: args.journal_bytes,
             ..HttpConfig::default()
         },
         webhooks: WebhookSettings {

@@ -194,6 +194,8 @@ pub struct Dispatcher {
     turn: Mutex<()>,
     in_flight: AtomicU64,
     attempts: AtomicU64,
+    /// Attempts by outcome: succeeded (2xx), failed, not sent (see [`Dispatcher::attempt_outcomes`]).
+    outcomes: [AtomicU64; 3],
     unreachable: Unreachable,
 }
 
@@ -216,6 +218,7 @@ impl Dispatcher {
             turn: Mutex::new(()),
             in_flight: AtomicU64::new(0),
             attempts: AtomicU64::new(0),
+            outcomes: Default::default(),
             unreachable,
         }
     }
@@ -240,6 +243,14 @@ impl Dispatcher {
             concurrency: self.settings.concurrency as u64,
             attempts: self.attempts.load(Ordering::Relaxed),
         }
+    }
+
+    /// Attempts made since start by outcome, for `/metrics`: `[succeeded, failed, not_sent]`.
+    /// Succeeded: a 2xx answer; failed: any other answer, a timeout or a connection error;
+    /// not sent: refused without traffic (`--webhook-loopback-only`, or a URL cooling down after
+    /// a failed connection).
+    pub fn attempt_outcomes(&self) -> [u64; 3] {
+        self.outcomes.each_ref().map(|n| n.load(Ordering::Relaxed))
     }
 
     /// The background loop; returns when `stop` turns true.
@@ -366,6 +377,7 @@ impl Dispatcher {
     async fn send(&self, c: &Claimed) -> AttemptResult {
         self.attempts.fetch_add(1, Ordering::Relaxed);
         if self.settings.loopback_only && !is_loopback(&c.url) {
+            self.outcomes[2].fetch_add(1, Ordering::Relaxed);
             return AttemptResult {
                 status_code: None,
                 duration_ms: 0,
@@ -373,7 +385,10 @@ impl Dispatcher {
                 retry_after_seconds: None,
             };
         }
-        let Some(event) = &c.event else { return self.unreachable.not_sent(&c.url) };
+        let Some(event) = &c.event else {
+            self.outcomes[2].fetch_add(1, Ordering::Relaxed);
+            return self.unreachable.not_sent(&c.url);
+        };
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         let payload = serde_json::to_vec(event).unwrap_or_default();
         let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
@@ -433,6 +448,8 @@ impl Dispatcher {
             }
         };
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let succeeded = result.status_code.is_some_and(|s| (200..300).contains(&s));
+        self.outcomes[usize::from(!succeeded)].fetch_add(1, Ordering::Relaxed);
         result
     }
 

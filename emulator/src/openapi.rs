@@ -25,6 +25,7 @@ use crate::domain::webhooks::{
 use crate::http::control::{AdvanceClock, ClockState, FaultList, Health};
 use crate::http::extract::{IDEMPOTENCY_KEY_LEN_MAX, LIMIT_DEFAULT, LIMIT_MAX};
 use crate::http::faults::{CorruptStockLevel, CorruptedStockLevel, Fault, FaultSpec};
+use crate::http::journal::{JournalEntry, JournalPage};
 use crate::http::webhooks::{SinkList, WebhookDeliveryList, WebhookEndpointList};
 
 /// Who may call an operation.
@@ -51,6 +52,8 @@ struct Op {
     ok_schema: Option<Schema>,
     ok_headers: Vec<&'static str>,
     csv: bool,
+    /// The media type of a text answer (no JSON schema), e.g. `/metrics`'s.
+    text: Option<&'static str>,
     errors: Vec<u16>,
     /// The name of the SDK method, where it is not the operation id (`x-sdk-name`).
     sdk_name: Option<&'static str>,
@@ -77,6 +80,7 @@ fn op(id: &'static str, tag: &'static str, summary: impl Into<String>) -> Op {
         ok_schema: None,
         ok_headers: Vec::new(),
         csv: false,
+        text: None,
         errors,
         sdk_name: None,
     }
@@ -139,6 +143,11 @@ impl Op {
     }
     fn location(mut self) -> Op {
         self.ok_headers.push("Location");
+        self
+    }
+    /// Answers text of this media type.
+    fn text(mut self, media: &'static str) -> Op {
+        self.text = Some(media);
         self
     }
     /// Also answers `text/csv` (with `Accept: text/csv`, or a `format` parameter).
@@ -528,6 +537,26 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             .admin()
             .path_id("name", "sink")
             .empty(204),
+        op("emulator_list_requests", "emulator", "The request journal: the last requests to /v1 and their answers")
+            .describe("Entries in the order they were recorded (each when its answer was ready: arrival order for a client that waits for each answer), oldest first. Every request under `/v1` is journaled (not `/_emulator`, `/metrics` or `/openapi`); at most `--journal-size` entries (default 10000; 0 turns the journal off) and `--journal-bytes` bytes (default 64 MiB), the oldest dropped first. Bodies are kept up to 64 KiB each (`truncated: true` past that) and shown as JSON when they parse, else as a string. `Authorization` and other credential headers show only the key prefix and last 4 characters (`Bearer sk_test_…a1b2`); keys and webhook signing secrets in the bodies of `POST /v1/sandboxes`, `POST /v1/api-keys/roll` and `/v1/webhook-endpoints…` are masked the same way. `cursor` is an entry `id`: the page starts after it, so the last id seen follows new entries (`twh-emulator requests --follow`).")
+            .admin()
+            .query("sandbox_id", "Only requests authenticated to this sandbox.", json!({"type": "string"}))
+            .query("method", "Only this HTTP method (any case).", json!({"type": "string"}))
+            .query("path_prefix", "Only paths starting with this.", json!({"type": "string"}))
+            .query("status", "Only this status (`404`) or class (`4xx`).", json!({"type": "string"}))
+            .query("request_id", "Only this `X-Request-Id` (every attempt of one SDK call).", json!({"type": "string"}))
+            .query("idempotency_key", "Only this `Idempotency-Key`.", json!({"type": "string"}))
+            .list()
+            .returns(200, schema::<JournalPage>(g)),
+        op("emulator_clear_requests", "emulator", "Empty the request journal").admin().empty(204),
+        op("emulator_get_request", "emulator", "One journal entry")
+            .admin()
+            .path_id("id", "journal entry")
+            .returns(200, schema::<JournalEntry>(g)),
+        op("get_metrics", "emulator", "Prometheus metrics")
+            .describe("Text exposition (OpenMetrics) of `twh_http_requests_total{method,route,status}`, `twh_http_request_duration_seconds{route}` (histogram), `twh_ledger_lines_total`, `twh_idempotent_replays_total`, `twh_rate_limited_total`, `twh_quota_exceeded_total{meter}`, `twh_webhook_attempts_total{outcome}`, and the gauges `twh_webhook_deliveries{status}`, `twh_sandboxes` and `twh_journal_entries`. `route` is the path template (`/v1/items/{id}`) or `unmatched`, so label sets stay bounded whatever the traffic.")
+            .admin()
+            .text("application/openmetrics-text"),
         op("get_openapi_document", "emulator", "This document")
             .admin()
             .returns(200, Schema::from(json!({"type": "object"}).as_object().cloned().unwrap_or_default())),
@@ -624,6 +653,8 @@ fn build() -> Value {
                 content["text/csv"] = json!({"schema": {"type": "string"}});
             }
             ok.insert("content".into(), content);
+        } else if let Some(media) = o.text {
+            ok.insert("content".into(), json!({media: {"schema": {"type": "string"}}}));
         }
         responses.insert(o.ok.to_string(), Value::Object(ok));
         let mut errors = o.errors;

@@ -1904,6 +1904,97 @@ are required), at most 4 MiB and 50,000 rows.*/
             Default::default()
         }
     }
+    ///One journaled request and its answer.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct JournalEntry {
+        ///When it arrived (emulator clock).
+        pub at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///From arrival to the answer's head, in microseconds.
+        pub duration_us: u64,
+        ///The fault injected into it, if any.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub fault: ::std::option::Option<JournalFault>,
+        ///The entry's own id (`jrn_…`), increasing in recording order.
+        pub id: ::std::string::String,
+        ///Its `Idempotency-Key`, if sent.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub idempotency_key: ::std::option::Option<::std::string::String>,
+        ///Whether the answer was a stored one (`Idempotent-Replayed: true`).
+        pub idempotent_replayed: bool,
+        ///HTTP method.
+        pub method: ::std::string::String,
+        ///Path.
+        pub path: ::std::string::String,
+        ///Query string without `?` (empty when none).
+        pub query: ::std::string::String,
+        ///The request.
+        pub request: JournalMessage,
+        ///The request's `X-Request-Id` (every attempt of one SDK call shares it).
+        pub request_id: ::std::string::String,
+        ///The answer.
+        pub response: JournalMessage,
+        ///The sandbox it was authenticated to, if any.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub sandbox_id: ::std::option::Option<::std::string::String>,
+        ///Status of the answer.
+        pub status: u16,
+    }
+    impl JournalEntry {
+        pub fn builder() -> builder::JournalEntry {
+            Default::default()
+        }
+    }
+    ///A fault that hit a journaled request.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct JournalFault {
+        /**What it did: `error_before_commit`, `error_after_commit`, `delay` or
+`drop_connection_after_commit`.*/
+        pub action: ::std::string::String,
+        ///The fault's id (`flt_…`).
+        pub id: ::std::string::String,
+    }
+    impl JournalFault {
+        pub fn builder() -> builder::JournalFault {
+            Default::default()
+        }
+    }
+    ///One side of an exchange.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct JournalMessage {
+        /**The body: its JSON value when it parses as JSON, else a string (of the kept prefix when
+truncated); `null` when empty.*/
+        pub body: ::serde_json::Value,
+        /**Header names (lower case) and values; a repeated header's values joined with `, `.
+Credentials are masked (`Bearer sk_test_…a1b2`).*/
+        pub headers: ::std::collections::HashMap<
+            ::std::string::String,
+            ::std::string::String,
+        >,
+        ///The body's whole length, in bytes.
+        pub size_bytes: u64,
+        ///Whether the body was longer than 64 KiB and only its first 64 KiB were kept.
+        pub truncated: bool,
+    }
+    impl JournalMessage {
+        pub fn builder() -> builder::JournalMessage {
+            Default::default()
+        }
+    }
+    ///A page of the journal.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct JournalPage {
+        ///Entries, oldest first.
+        pub data: ::std::vec::Vec<JournalEntry>,
+        /**Pass as `cursor` for the next page; `null` at the end (the last entry's `id` then
+follows what is recorded later).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub next_cursor: ::std::option::Option<::std::string::String>,
+    }
+    impl JournalPage {
+        pub fn builder() -> builder::JournalPage {
+            Default::default()
+        }
+    }
     ///`ListItemsStatus`
     #[derive(
         ::serde::Deserialize,
@@ -6925,6 +7016,497 @@ are required), at most 4 MiB and 50,000 rows.*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct JournalEntry {
+            at: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+            duration_us: ::std::result::Result<u64, ::std::string::String>,
+            fault: ::std::result::Result<
+                ::std::option::Option<super::JournalFault>,
+                ::std::string::String,
+            >,
+            id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            idempotency_key: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            idempotent_replayed: ::std::result::Result<bool, ::std::string::String>,
+            method: ::std::result::Result<::std::string::String, ::std::string::String>,
+            path: ::std::result::Result<::std::string::String, ::std::string::String>,
+            query: ::std::result::Result<::std::string::String, ::std::string::String>,
+            request: ::std::result::Result<super::JournalMessage, ::std::string::String>,
+            request_id: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            response: ::std::result::Result<
+                super::JournalMessage,
+                ::std::string::String,
+            >,
+            sandbox_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            status: ::std::result::Result<u16, ::std::string::String>,
+        }
+        impl ::std::default::Default for JournalEntry {
+            fn default() -> Self {
+                Self {
+                    at: Err("no value supplied for at".to_string()),
+                    duration_us: Err("no value supplied for duration_us".to_string()),
+                    fault: Ok(Default::default()),
+                    id: Err("no value supplied for id".to_string()),
+                    idempotency_key: Ok(Default::default()),
+                    idempotent_replayed: Err(
+                        "no value supplied for idempotent_replayed".to_string(),
+                    ),
+                    method: Err("no value supplied for method".to_string()),
+                    path: Err("no value supplied for path".to_string()),
+                    query: Err("no value supplied for query".to_string()),
+                    request: Err("no value supplied for request".to_string()),
+                    request_id: Err("no value supplied for request_id".to_string()),
+                    response: Err("no value supplied for response".to_string()),
+                    sandbox_id: Ok(Default::default()),
+                    status: Err("no value supplied for status".to_string()),
+                }
+            }
+        }
+        impl JournalEntry {
+            pub fn at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.at = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for at: {e}"));
+                self
+            }
+            pub fn duration_us<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.duration_us = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for duration_us: {e}")
+                    });
+                self
+            }
+            pub fn fault<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::JournalFault>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.fault = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for fault: {e}")
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn idempotency_key<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.idempotency_key = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for idempotency_key: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn idempotent_replayed<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.idempotent_replayed = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for idempotent_replayed: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn method<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.method = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for method: {e}")
+                    });
+                self
+            }
+            pub fn path<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.path = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for path: {e}")
+                    });
+                self
+            }
+            pub fn query<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.query = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for query: {e}")
+                    });
+                self
+            }
+            pub fn request<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::JournalMessage>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.request = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for request: {e}")
+                    });
+                self
+            }
+            pub fn request_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.request_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for request_id: {e}")
+                    });
+                self
+            }
+            pub fn response<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::JournalMessage>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.response = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for response: {e}")
+                    });
+                self
+            }
+            pub fn sandbox_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.sandbox_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for sandbox_id: {e}")
+                    });
+                self
+            }
+            pub fn status<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u16>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.status = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for status: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<JournalEntry> for super::JournalEntry {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: JournalEntry,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    at: value.at?,
+                    duration_us: value.duration_us?,
+                    fault: value.fault?,
+                    id: value.id?,
+                    idempotency_key: value.idempotency_key?,
+                    idempotent_replayed: value.idempotent_replayed?,
+                    method: value.method?,
+                    path: value.path?,
+                    query: value.query?,
+                    request: value.request?,
+                    request_id: value.request_id?,
+                    response: value.response?,
+                    sandbox_id: value.sandbox_id?,
+                    status: value.status?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::JournalEntry> for JournalEntry {
+            fn from(value: super::JournalEntry) -> Self {
+                Self {
+                    at: Ok(value.at),
+                    duration_us: Ok(value.duration_us),
+                    fault: Ok(value.fault),
+                    id: Ok(value.id),
+                    idempotency_key: Ok(value.idempotency_key),
+                    idempotent_replayed: Ok(value.idempotent_replayed),
+                    method: Ok(value.method),
+                    path: Ok(value.path),
+                    query: Ok(value.query),
+                    request: Ok(value.request),
+                    request_id: Ok(value.request_id),
+                    response: Ok(value.response),
+                    sandbox_id: Ok(value.sandbox_id),
+                    status: Ok(value.status),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct JournalFault {
+            action: ::std::result::Result<::std::string::String, ::std::string::String>,
+            id: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for JournalFault {
+            fn default() -> Self {
+                Self {
+                    action: Err("no value supplied for action".to_string()),
+                    id: Err("no value supplied for id".to_string()),
+                }
+            }
+        }
+        impl JournalFault {
+            pub fn action<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.action = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for action: {e}")
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<JournalFault> for super::JournalFault {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: JournalFault,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    action: value.action?,
+                    id: value.id?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::JournalFault> for JournalFault {
+            fn from(value: super::JournalFault) -> Self {
+                Self {
+                    action: Ok(value.action),
+                    id: Ok(value.id),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct JournalMessage {
+            body: ::std::result::Result<::serde_json::Value, ::std::string::String>,
+            headers: ::std::result::Result<
+                ::std::collections::HashMap<
+                    ::std::string::String,
+                    ::std::string::String,
+                >,
+                ::std::string::String,
+            >,
+            size_bytes: ::std::result::Result<u64, ::std::string::String>,
+            truncated: ::std::result::Result<bool, ::std::string::String>,
+        }
+        impl ::std::default::Default for JournalMessage {
+            fn default() -> Self {
+                Self {
+                    body: Err("no value supplied for body".to_string()),
+                    headers: Err("no value supplied for headers".to_string()),
+                    size_bytes: Err("no value supplied for size_bytes".to_string()),
+                    truncated: Err("no value supplied for truncated".to_string()),
+                }
+            }
+        }
+        impl JournalMessage {
+            pub fn body<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::serde_json::Value>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.body = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for body: {e}")
+                    });
+                self
+            }
+            pub fn headers<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::collections::HashMap<
+                        ::std::string::String,
+                        ::std::string::String,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.headers = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for headers: {e}")
+                    });
+                self
+            }
+            pub fn size_bytes<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.size_bytes = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for size_bytes: {e}")
+                    });
+                self
+            }
+            pub fn truncated<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.truncated = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for truncated: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<JournalMessage> for super::JournalMessage {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: JournalMessage,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    body: value.body?,
+                    headers: value.headers?,
+                    size_bytes: value.size_bytes?,
+                    truncated: value.truncated?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::JournalMessage> for JournalMessage {
+            fn from(value: super::JournalMessage) -> Self {
+                Self {
+                    body: Ok(value.body),
+                    headers: Ok(value.headers),
+                    size_bytes: Ok(value.size_bytes),
+                    truncated: Ok(value.truncated),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct JournalPage {
+            data: ::std::result::Result<
+                ::std::vec::Vec<super::JournalEntry>,
+                ::std::string::String,
+            >,
+            next_cursor: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for JournalPage {
+            fn default() -> Self {
+                Self {
+                    data: Err("no value supplied for data".to_string()),
+                    next_cursor: Ok(Default::default()),
+                }
+            }
+        }
+        impl JournalPage {
+            pub fn data<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::JournalEntry>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.data = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for data: {e}")
+                    });
+                self
+            }
+            pub fn next_cursor<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.next_cursor = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for next_cursor: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<JournalPage> for super::JournalPage {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: JournalPage,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    data: value.data?,
+                    next_cursor: value.next_cursor?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::JournalPage> for JournalPage {
+            fn from(value: super::JournalPage) -> Self {
+                Self {
+                    data: Ok(value.data),
+                    next_cursor: Ok(value.next_cursor),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct Location {
             code: ::std::result::Result<::std::string::String, ::std::string::String>,
             created_at: ::std::result::Result<
@@ -11376,6 +11958,78 @@ let response = client.emulator_clear_sink()
 ```*/
     pub fn emulator_clear_sink(&self) -> builder::EmulatorClearSink<'_> {
         builder::EmulatorClearSink::new(self)
+    }
+    /**The request journal: the last requests to /v1 and their answers
+
+Entries in the order they were recorded (each when its answer was ready: arrival order for a client that waits for each answer), oldest first. Every request under `/v1` is journaled (not `/_emulator`, `/metrics` or `/openapi`); at most `--journal-size` entries (default 10000; 0 turns the journal off) and `--journal-bytes` bytes (default 64 MiB), the oldest dropped first. Bodies are kept up to 64 KiB each (`truncated: true` past that) and shown as JSON when they parse, else as a string. `Authorization` and other credential headers show only the key prefix and last 4 characters (`Bearer sk_test_…a1b2`); keys and webhook signing secrets in the bodies of `POST /v1/sandboxes`, `POST /v1/api-keys/roll` and `/v1/webhook-endpoints…` are masked the same way. `cursor` is an entry `id`: the page starts after it, so the last id seen follows new entries (`twh-emulator requests --follow`).
+
+Sends a `GET` request to `/_emulator/requests`
+
+Arguments:
+- `cursor`: `next_cursor` of the previous page.
+- `idempotency_key`: Only this `Idempotency-Key`.
+- `limit`: Page size.
+- `method`: Only this HTTP method (any case).
+- `path_prefix`: Only paths starting with this.
+- `request_id`: Only this `X-Request-Id` (every attempt of one SDK call).
+- `sandbox_id`: Only requests authenticated to this sandbox.
+- `status`: Only this status (`404`) or class (`4xx`).
+```ignore
+let response = client.emulator_list_requests()
+    .cursor(cursor)
+    .idempotency_key(idempotency_key)
+    .limit(limit)
+    .method(method)
+    .path_prefix(path_prefix)
+    .request_id(request_id)
+    .sandbox_id(sandbox_id)
+    .status(status)
+    .send()
+    .await;
+```*/
+    pub fn emulator_list_requests(&self) -> builder::EmulatorListRequests<'_> {
+        builder::EmulatorListRequests::new(self)
+    }
+    /**Empty the request journal
+
+Sends a `DELETE` request to `/_emulator/requests`
+
+```ignore
+let response = client.emulator_clear_requests()
+    .send()
+    .await;
+```*/
+    pub fn emulator_clear_requests(&self) -> builder::EmulatorClearRequests<'_> {
+        builder::EmulatorClearRequests::new(self)
+    }
+    /**One journal entry
+
+Sends a `GET` request to `/_emulator/requests/{id}`
+
+Arguments:
+- `id`: The journal entry's id.
+```ignore
+let response = client.emulator_get_request()
+    .id(id)
+    .send()
+    .await;
+```*/
+    pub fn emulator_get_request(&self) -> builder::EmulatorGetRequest<'_> {
+        builder::EmulatorGetRequest::new(self)
+    }
+    /**Prometheus metrics
+
+Text exposition (OpenMetrics) of `twh_http_requests_total{method,route,status}`, `twh_http_request_duration_seconds{route}` (histogram), `twh_ledger_lines_total`, `twh_idempotent_replays_total`, `twh_rate_limited_total`, `twh_quota_exceeded_total{meter}`, `twh_webhook_attempts_total{outcome}`, and the gauges `twh_webhook_deliveries{status}`, `twh_sandboxes` and `twh_journal_entries`. `route` is the path template (`/v1/items/{id}`) or `unmatched`, so label sets stay bounded whatever the traffic.
+
+Sends a `GET` request to `/metrics`
+
+```ignore
+let response = client.get_metrics()
+    .send()
+    .await;
+```*/
+    pub fn get_metrics(&self) -> builder::GetMetrics<'_> {
+        builder::GetMetrics::new(self)
     }
     /**This document
 
@@ -17118,6 +17772,370 @@ pub mod builder {
                 413u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 415u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 422u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                500u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::emulator_list_requests`]
+
+[`Client::emulator_list_requests`]: super::Client::emulator_list_requests*/
+    #[derive(Debug, Clone)]
+    pub struct EmulatorListRequests<'a> {
+        client: &'a super::Client,
+        cursor: Result<Option<::std::string::String>, String>,
+        idempotency_key: Result<Option<::std::string::String>, String>,
+        limit: Result<Option<::std::num::NonZeroU64>, String>,
+        method: Result<Option<::std::string::String>, String>,
+        path_prefix: Result<Option<::std::string::String>, String>,
+        request_id: Result<Option<::std::string::String>, String>,
+        sandbox_id: Result<Option<::std::string::String>, String>,
+        status: Result<Option<::std::string::String>, String>,
+    }
+    impl<'a> EmulatorListRequests<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                cursor: Ok(None),
+                idempotency_key: Ok(None),
+                limit: Ok(None),
+                method: Ok(None),
+                path_prefix: Ok(None),
+                request_id: Ok(None),
+                sandbox_id: Ok(None),
+                status: Ok(None),
+            }
+        }
+        pub fn cursor<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.cursor = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for cursor failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn idempotency_key<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.idempotency_key = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for idempotency_key failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn limit<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::num::NonZeroU64>,
+        {
+            self.limit = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: num :: NonZeroU64` for limit failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn method<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.method = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for method failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn path_prefix<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.path_prefix = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for path_prefix failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn request_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.request_id = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for request_id failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn sandbox_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.sandbox_id = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for sandbox_id failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn status<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.status = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for status failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/_emulator/requests`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::JournalPage>, Error<ByteStream>> {
+            let Self {
+                client,
+                cursor,
+                idempotency_key,
+                limit,
+                method,
+                path_prefix,
+                request_id,
+                sandbox_id,
+                status,
+            } = self;
+            let cursor = cursor.map_err(Error::InvalidRequest)?;
+            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
+            let limit = limit.map_err(Error::InvalidRequest)?;
+            let method = method.map_err(Error::InvalidRequest)?;
+            let path_prefix = path_prefix.map_err(Error::InvalidRequest)?;
+            let request_id = request_id.map_err(Error::InvalidRequest)?;
+            let sandbox_id = sandbox_id.map_err(Error::InvalidRequest)?;
+            let status = status.map_err(Error::InvalidRequest)?;
+            let url = format!("{}/_emulator/requests", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .query(&progenitor_client::QueryParam::new("cursor", &cursor))
+                .query(
+                    &progenitor_client::QueryParam::new(
+                        "idempotency_key",
+                        &idempotency_key,
+                    ),
+                )
+                .query(&progenitor_client::QueryParam::new("limit", &limit))
+                .query(&progenitor_client::QueryParam::new("method", &method))
+                .query(&progenitor_client::QueryParam::new("path_prefix", &path_prefix))
+                .query(&progenitor_client::QueryParam::new("request_id", &request_id))
+                .query(&progenitor_client::QueryParam::new("sandbox_id", &sandbox_id))
+                .query(&progenitor_client::QueryParam::new("status", &status))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "emulator_list_requests",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                401u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                403u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                422u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                500u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::emulator_clear_requests`]
+
+[`Client::emulator_clear_requests`]: super::Client::emulator_clear_requests*/
+    #[derive(Debug, Clone)]
+    pub struct EmulatorClearRequests<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> EmulatorClearRequests<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `DELETE` request to `/_emulator/requests`
+        pub async fn send(self) -> Result<ResponseValue<()>, Error<ByteStream>> {
+            let Self { client } = self;
+            let url = format!("{}/_emulator/requests", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client.client.delete(url).headers(header_map).build()?;
+            let info = OperationInfo {
+                operation_id: "emulator_clear_requests",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                204u16 => Ok(ResponseValue::empty(response)),
+                400u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                401u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                403u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                413u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                415u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                422u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                500u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::emulator_get_request`]
+
+[`Client::emulator_get_request`]: super::Client::emulator_get_request*/
+    #[derive(Debug, Clone)]
+    pub struct EmulatorGetRequest<'a> {
+        client: &'a super::Client,
+        id: Result<::std::string::String, String>,
+    }
+    impl<'a> EmulatorGetRequest<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+            }
+        }
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for id failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/_emulator/requests/{id}`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::JournalEntry>, Error<ByteStream>> {
+            let Self { client, id } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/_emulator/requests/{}", client.baseurl, encode_path(& id
+                .to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "emulator_get_request",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                403u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                404u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                500u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::get_metrics`]
+
+[`Client::get_metrics`]: super::Client::get_metrics*/
+    #[derive(Debug, Clone)]
+    pub struct GetMetrics<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> GetMetrics<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `GET` request to `/metrics`
+        pub async fn send(self) -> Result<ResponseValue<ByteStream>, Error<ByteStream>> {
+            let Self { client } = self;
+            let url = format!("{}/metrics", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client.client.get(url).headers(header_map).build()?;
+            let info = OperationInfo {
+                operation_id: "get_metrics",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => Ok(ResponseValue::stream(response)),
+                401u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                403u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 500u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 _ => Err(Error::UnexpectedResponse(response)),
             }

@@ -31,6 +31,7 @@ const SCHEMA_V2_1: &str = "https://schema.getpostman.com/json/collection/v2.1.0/
 pub const LEFT_OUT: &[(&str, &str)] = &[
     ("emulator_reset", "forgets every sandbox of the emulator, the one whose key the run uses too"),
     ("emulator_import_state", "replaces the state of the whole emulator, every other sandbox's too"),
+    ("emulator_clear_requests", "empties the request journal of the whole emulator, every other sandbox's requests too"),
 ];
 
 /// How many times a waiting step ([`Step::until`]) asks again, 100 ms apart, before its tests
@@ -427,6 +428,17 @@ fn folders() -> Vec<Folder> {
                     .check("one discrepancy of 1", r#"const d = json().discrepancies; pm.expect(d).to.have.lengthOf(1); pm.expect(d[0].item_id).to.eql(pm.collectionVariables.get("itemId")); pm.expect(d[0].difference).to.satisfy(x => Math.abs(x) === 1);"#),
                 step("Export the whole state", "emulator_export_state")
                     .check("an object", r#"pm.expect(json()).to.be.an("object");"#),
+                step("The request journal: this run's requests to /v1/plans", "emulator_list_requests")
+                    .query("sandbox_id", "{{sandboxId}}")
+                    .query("path_prefix", "/v1/plans")
+                    .query("limit", "100")
+                    .check("the faulted request and the one after it", r#"const d = json().data; pm.expect(d.some(e => e.status === 500 && e.fault && e.fault.action === "error_before_commit")).to.eql(true); pm.expect(d[d.length - 1].status).to.eql(200);"#)
+                    .save("journalEntryId", "json().data[json().data.length - 1].id"),
+                step("One journal entry", "emulator_get_request")
+                    .path("id", "{{journalEntryId}}")
+                    .check("the key masked", r#"pm.expect(json().request.headers.authorization).to.include("…"); pm.expect(json().request.headers.authorization).to.not.include(pm.collectionVariables.get("apiKey") || pm.environment.get("apiKey") || "none");"#),
+                step("Prometheus metrics", "get_metrics")
+                    .check("the request counter by route template", r#"pm.expect(pm.response.text()).to.include('twh_http_requests_total{method="GET",route="/v1/plans",status="200"}');"#),
             ],
         },
         Folder {

@@ -66,6 +66,9 @@ __all__ = [
     "Fault",
     "CorruptedStockLevel",
     "SinkEntry",
+    "JournalEntry",
+    "JournalFault",
+    "JournalMessage",
 ]
 
 Seed = Literal["demo", "empty"]
@@ -1648,4 +1651,162 @@ class SinkEntry(Model):
         """Its body, as text."""
         v = self._data["body"]
         r: str = v
+        return r
+
+
+class JournalEntry(Model):
+    """One journaled request and its answer."""
+
+    __slots__ = ()
+
+    @property
+    def id(self) -> str:
+        """The entry's own id (`jrn_…`), increasing in recording order."""
+        v = self._data["id"]
+        r: str = v
+        return r
+
+    @property
+    def request_id(self) -> str:
+        """The request's `X-Request-Id` (every attempt of one SDK call shares it)."""
+        v = self._data["request_id"]
+        r: str = v
+        return r
+
+    @property
+    def at(self) -> datetime.datetime:
+        """When it arrived (emulator clock)."""
+        v = self._data["at"]
+        r: datetime.datetime = parse_datetime(v)
+        return r
+
+    @property
+    def sandbox_id(self) -> Optional[str]:
+        """The sandbox it was authenticated to, if any."""
+        v = self._data.get("sandbox_id")
+        r: Optional[str] = None if v is None else v
+        return r
+
+    @property
+    def method(self) -> str:
+        """HTTP method."""
+        v = self._data["method"]
+        r: str = v
+        return r
+
+    @property
+    def path(self) -> str:
+        """Path."""
+        v = self._data["path"]
+        r: str = v
+        return r
+
+    @property
+    def query(self) -> str:
+        """Query string without `?` (empty when none)."""
+        v = self._data["query"]
+        r: str = v
+        return r
+
+    @property
+    def status(self) -> int:
+        """Status of the answer."""
+        v = self._data["status"]
+        r: int = v
+        return r
+
+    @property
+    def duration_us(self) -> int:
+        """From arrival to the answer's head, in microseconds."""
+        v = self._data["duration_us"]
+        r: int = v
+        return r
+
+    @property
+    def idempotency_key(self) -> Optional[str]:
+        """Its `Idempotency-Key`, if sent."""
+        v = self._data.get("idempotency_key")
+        r: Optional[str] = None if v is None else v
+        return r
+
+    @property
+    def idempotent_replayed(self) -> bool:
+        """Whether the answer was a stored one (`Idempotent-Replayed: true`)."""
+        v = self._data["idempotent_replayed"]
+        r: bool = v
+        return r
+
+    @property
+    def fault(self) -> Optional[JournalFault]:
+        """The fault injected into it, if any."""
+        v = self._data.get("fault")
+        r: Optional[JournalFault] = None if v is None else JournalFault(v)
+        return r
+
+    @property
+    def request(self) -> JournalMessage:
+        """The request."""
+        v = self._data["request"]
+        r: JournalMessage = JournalMessage(v)
+        return r
+
+    @property
+    def response(self) -> JournalMessage:
+        """The answer."""
+        v = self._data["response"]
+        r: JournalMessage = JournalMessage(v)
+        return r
+
+
+class JournalFault(Model):
+    """A fault that hit a journaled request."""
+
+    __slots__ = ()
+
+    @property
+    def id(self) -> str:
+        """The fault's id (`flt_…`)."""
+        v = self._data["id"]
+        r: str = v
+        return r
+
+    @property
+    def action(self) -> str:
+        """What it did: `error_before_commit`, `error_after_commit`, `delay` or `drop_connection_after_commit`."""
+        v = self._data["action"]
+        r: str = v
+        return r
+
+
+class JournalMessage(Model):
+    """One side of an exchange."""
+
+    __slots__ = ()
+
+    @property
+    def headers(self) -> Dict[str, str]:
+        """Header names (lower case) and values; a repeated header's values joined with `, `. Credentials are masked (`Bearer sk_test_…a1b2`)."""
+        v = self._data["headers"]
+        r: Dict[str, str] = dict(v)
+        return r
+
+    @property
+    def body(self) -> Any:
+        """The body: its JSON value when it parses as JSON, else a string (of the kept prefix when truncated); `null` when empty."""
+        v = self._data["body"]
+        r: Any = _wrap(v)
+        return r
+
+    @property
+    def truncated(self) -> bool:
+        """Whether the body was longer than 64 KiB and only its first 64 KiB were kept."""
+        v = self._data["truncated"]
+        r: bool = v
+        return r
+
+    @property
+    def size_bytes(self) -> int:
+        """The body's whole length, in bytes."""
+        v = self._data["size_bytes"]
+        r: int = v
         return r

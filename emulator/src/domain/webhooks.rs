@@ -784,6 +784,11 @@ impl Webhooks {
         self.schedule.len()
     }
 
+    /// How many deliveries have `status` (from the status index: no scan).
+    pub fn status_count(&self, status: DeliveryStatus) -> usize {
+        self.by_status[status as usize].len()
+    }
+
     /// Claims up to `limit` deliveries due at or before `until`, oldest first; `send(url)` says
     /// whether an attempt to `url` will really be sent (else its event is not rendered).
     pub fn claim_due(

@@ -47,6 +47,18 @@ pub enum FaultAction {
     DropConnectionAfterCommit,
 }
 
+impl FaultAction {
+    /// Its name, as the API writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultAction::ErrorBeforeCommit => "error_before_commit",
+            FaultAction::ErrorAfterCommit => "error_after_commit",
+            FaultAction::Delay => "delay",
+            FaultAction::DropConnectionAfterCommit => "drop_connection_after_commit",
+        }
+    }
+}
+
 /// `POST /_emulator/faults`.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -197,6 +209,7 @@ pub fn before(state: &AppState, req: &mut Request) -> Result<Plan, Response> {
         return Ok(Plan::default());
     }
     let Some(fault) = state.faults.take(req.method(), path) else { return Ok(Plan::default()) };
+    super::journal::note_fault(req, &fault.id, fault.action.as_str());
     match fault.action {
         FaultAction::ErrorBeforeCommit => Err(injected(&fault, "before")),
         FaultAction::Delay => {

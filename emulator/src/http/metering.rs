@@ -195,6 +195,7 @@ pub fn before(app: &AppState, req: &mut Request) -> Result<Option<Decision>, Res
         Err(r)
     };
     if let Some(d) = decision.filter(|d| !d.allowed) {
+        app.metrics.rate_limited.inc();
         return refused(
             ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -230,6 +231,7 @@ pub fn before(app: &AppState, req: &mut Request) -> Result<Option<Decision>, Res
             Ok(decision)
         }
         Err((e, woke)) => {
+            app.metrics.quota_exceeded("api_requests");
             if woke {
                 app.dispatcher.wake();
             }

@@ -18,8 +18,10 @@ pub mod docs;
 pub mod error;
 pub mod extract;
 pub mod faults;
+pub mod journal;
 pub mod ledger;
 pub mod metering;
+pub mod metrics;
 pub mod ops;
 pub mod origin;
 pub mod pipeline;
@@ -87,6 +89,10 @@ pub struct HttpConfig {
     pub connections_max: usize,
     /// Requests per API key allowed in a burst (the token bucket's size; 0: `rate_limit_per_second`).
     pub rate_limit_burst: u64,
+    /// Most entries the request journal keeps (`--journal-size`; 0 turns it off).
+    pub journal_size: usize,
+    /// Most bytes the request journal keeps (`--journal-bytes`), the oldest entries dropped first.
+    pub journal_bytes: usize,
 }
 
 impl Default for HttpConfig {
@@ -100,6 +106,8 @@ impl Default for HttpConfig {
             state_body_limit_bytes: STATE_BODY_BYTES_MAX,
             rate_limit_per_second: metering::RATE_LIMIT_PER_SECOND_DEFAULT,
             rate_limit_burst: metering::RATE_LIMIT_BURST_DEFAULT,
+            journal_size: journal::ENTRIES_MAX_DEFAULT,
+            journal_bytes: journal::BYTES_MAX_DEFAULT,
         }
     }
 }
@@ -121,6 +129,10 @@ pub struct AppState {
     pub limiter: RateLimiter,
     /// Runs import jobs.
     pub jobs: Arc<JobRunner>,
+    /// The request journal.
+    pub journal: Arc<journal::Journal>,
+    /// What `/metrics` shows.
+    pub metrics: metrics::Metrics,
 }
 
 impl AppState {
@@ -129,6 +141,7 @@ impl AppState {
         let dispatcher = Arc::new(Dispatcher::new(world.clone(), webhooks));
         let jobs = Arc::new(JobRunner::new(world.clone(), dispatcher.clone()));
         let limiter = RateLimiter::new(config.rate_limit_per_second, config.rate_limit_burst);
+        let journal = Arc::new(journal::Journal::new(config.journal_size, config.journal_bytes));
         AppState {
             world,
             faults: Faults::default(),
@@ -137,6 +150,8 @@ impl AppState {
             sinks: webhooks::Sinks::default(),
             limiter,
             jobs,
+            journal,
+            metrics: metrics::Metrics::new(),
         }
     }
 
@@ -317,6 +332,10 @@ fn routes() -> Routes {
         .op("emulator_list_sink", w::sink_list)
         .op("emulator_sink_receive", w::sink_receive)
         .op("emulator_clear_sink", w::sink_clear)
+        .op("emulator_list_requests", journal::list)
+        .op("emulator_clear_requests", journal::clear)
+        .op("emulator_get_request", journal::get)
+        .op("get_metrics", metrics::scrape)
         .op("get_openapi_document", d::openapi)
         .op("get_postman_collection", d::postman)
         // Not operations of the document: writes to the immutable ledger answer 405
@@ -427,8 +446,20 @@ async fn steps(app: Arc<AppState>, mut req: Request, next: Next) -> Response {
     }
     let decision = match metering::before(&app, &mut req) {
         Ok(decision) => decision,
-        Err(refused) => return refused,
+        Err(refused) => {
+            if journal::note(&req).is_some() {
+                // Refused by the rate limit or a quota: the key still names the sandbox.
+                let grant = admission::bearer(req.headers()).and_then(|t| app.world.authenticate(t));
+                if let Some(g) = grant {
+                    journal::note_sandbox(&req, &g.tenant_id);
+                }
+            }
+            return refused;
+        }
     };
+    if let Some(a) = req.extensions().get::<admission::Admission>() {
+        journal::note_sandbox(&req, &a.tenant.id);
+    }
     let mut response = match faults::before(&app, &mut req) {
         Err(injected) => injected,
         Ok(plan) => {
@@ -468,7 +499,7 @@ fn fresh_request_id() -> HeaderValue {
 /// Assigns the request id, logs the request, and renders the router's own 405 as a problem.
 /// What can be done before the request runs is done here, outside the future, which then holds
 /// only what it needs after.
-fn request_id(app: Arc<AppState>, req: Request, next: Next) -> impl Future<Output = Result<Response, Infallible>> {
+fn request_id(app: Arc<AppState>, mut req: Request, next: Next) -> impl Future<Output = Result<Response, Infallible>> {
     // A client's id is kept when it is 1..=200 visible ASCII characters; the value is shared,
     // not copied.
     let id = req
@@ -485,6 +516,8 @@ fn request_id(app: Arc<AppState>, req: Request, next: Next) -> impl Future<Outpu
     let uri = req.uri().clone();
     let span = tracing::info_span!("request", request_id = id.to_str().unwrap_or_default(), %method, path = uri.path());
     let started = Instant::now();
+    let journaled = journal::start(&app, &mut req);
+    let observed = app.clone();
     let running = REQUEST_ID.scope(id.clone(), inner(app, req, next)).instrument(span.clone());
     // A map, not an async block: one that awaited `running` would hold it twice.
     running.map(move |mut response| {
@@ -492,14 +525,16 @@ fn request_id(app: Arc<AppState>, req: Request, next: Next) -> impl Future<Outpu
         {
             response = method_not_allowed(&response, &method, uri.path(), &id);
         }
-        response.headers_mut().insert(names::X_REQUEST_ID, id);
+        response.headers_mut().insert(names::X_REQUEST_ID, id.clone());
+        let elapsed = started.elapsed();
         span.in_scope(|| {
-            tracing::info!(
-                status = response.status().as_u16(),
-                elapsed_us = started.elapsed().as_micros() as u64,
-                "served"
-            );
+            tracing::info!(status = response.status().as_u16(), elapsed_us = elapsed.as_micros() as u64, "served");
         });
+        let replayed = response.headers().contains_key(names::IDEMPOTENT_REPLAYED);
+        observed.metrics.observe(&method, uri.path(), response.status(), elapsed, replayed);
+        if let Some(started) = journaled {
+            response = journal::finish(started, id, response);
+        }
         Ok(response)
     })
 }

@@ -208,11 +208,13 @@ where
     let result = change(&mut state, now);
     state.ledger.set_line_budget(None);
     let lines = state.ledger.lines_since(movements_before);
+    app.metrics.ledger_lines.inc_by(lines);
     let mut row = auth.row;
     with_request_id(|id| state.usage.add_lines(&mut row, now, id, lines));
     let (outcome, record) = match result {
         Ok(outcome) => (Ok(outcome.clone()), Some(outcome)),
         Err(e) if e.code == "quota_exceeded" => {
+            app.metrics.quota_exceeded("ledger_lines");
             state.quota_exceeded(Meter::LedgerLines, &world.settings.plans, now);
             let retry = seconds_until(state.usage.period_end(now), now);
             (Err(e.with_header(header::RETRY_AFTER, &retry.to_string())), None)
