@@ -978,6 +978,88 @@ export interface CorruptedStockLevel {
   ledgerQuantity: number
 }
 
+/** `POST /_emulator/fixtures` (and the file of `serve --fixtures`): sandboxes to create. */
+export interface Fixtures {
+  /** 1..=100 sandboxes, created all or none. */
+  sandboxes: FixtureSandbox[]
+}
+
+/** One sandbox of a fixtures document. */
+export interface FixtureSandbox {
+  /** A name for people (1..=200 characters). */
+  name: string
+  /** `free` (default) or `pro`. The movements count against its `ledger_lines` quota. */
+  plan?: Plan | null
+  /** This secret key instead of a random one: `sk_test_` and 24..=64 of `[a-z0-9]`, not in use. */
+  secretKey?: string | null
+  /**
+   * This restricted key instead of a random one: `rk_test_` and 24..=64 of `[a-z0-9]`, not in
+   * use.
+   */
+  restrictedKey?: string | null
+  /** Items, as `POST /v1/items` takes them (at most 10,000; SKUs unique). */
+  items?: CreateItem[]
+  /** Locations, as `POST /v1/locations` takes them (at most 1,000; codes unique). */
+  locations?: CreateLocation[]
+  /**
+   * Movements, in ledger order (at most 20,000), naming items by `sku` and locations by
+   * `code`.
+   */
+  movements?: FixtureMovement[]
+  /**
+   * Webhook endpoints (at most 100). They are created first, so they receive the events of
+   * the fixture's items, locations and movements.
+   */
+  webhookEndpoints?: FixtureWebhookEndpoint[]
+}
+
+/**
+ * A movement of a fixture: `POST /v1/stock-movements` with the item named by `sku` and the
+ * locations by `code`.
+ */
+export interface FixtureMovement {
+  /** `receipt`, `shipment`, `adjustment` or `transfer`. */
+  type: MovementType
+  /** The item's SKU (one of this sandbox's `items`). */
+  sku: string
+  /** For receipt, shipment and adjustment: the location's code. */
+  location?: string | null
+  /** For transfer: the code of the location it leaves. */
+  fromLocation?: string | null
+  /** For transfer: the code of the location it arrives at. */
+  toLocation?: string | null
+  /** Positive, except adjustments (signed, non-zero). At most 10^15 in magnitude. */
+  quantity: number
+  /** Your reference, at most 255 characters. */
+  reference?: string | null
+  /** Why, at most 500 characters. */
+  reason?: string | null
+  /** Free-form JSON object, at most 50 keys and 8 KiB. */
+  metadata?: Record<string, unknown> | null
+  /** Let the level go below zero. */
+  allowNegative?: boolean | null
+}
+
+/** A webhook endpoint of a fixture: `POST /v1/webhook-endpoints`, and optionally its secret. */
+export interface FixtureWebhookEndpoint {
+  /** Where deliveries are POSTed (`http://` or `https://`). */
+  url: string
+  /** `["*"]` for every event, or a list of event types. */
+  eventTypes: string[]
+  /** For people. */
+  description?: string | null
+  /** Retry delays after a failed attempt, in seconds. */
+  retryScheduleSeconds?: number[] | null
+  /** This signing secret instead of a random one: `whsec_` and the base64 of 24..=64 bytes. */
+  secret?: string | null
+}
+
+/** The answer of `POST /_emulator/fixtures`: the sandboxes created, in document order. */
+export interface FixturesLoaded {
+  /** One per sandbox of the document, with its keys. */
+  sandboxes: SandboxCreated[]
+}
+
 /** What a sink received, oldest first. */
 export interface SinkList {
   /** The requests. */

@@ -81,6 +81,7 @@ pub const OPERATIONS: &[Operation] = &[
     op("get", "/_emulator/state", "emulator_export_state"),
     op("put", "/_emulator/state", "emulator_import_state"),
     op("post", "/_emulator/reset", "emulator_reset"),
+    op("post", "/_emulator/fixtures", "emulator_load_fixtures"),
     op("get", "/_emulator/sink/{name}", "emulator_list_sink"),
     op("post", "/_emulator/sink/{name}", "emulator_sink_receive"),
     op("delete", "/_emulator/sink/{name}", "emulator_clear_sink"),

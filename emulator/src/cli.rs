@@ -7,7 +7,8 @@
 use std::net::IpAddr;
 use std::process::ExitCode;
 
-use crate::domain::model::{CreateSandbox, Plan, Seed};
+use crate::domain::fixtures::Fixtures;
+use crate::domain::model::{CreateSandbox, Plan, SandboxCreated, Seed};
 use crate::domain::registry::Settings;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::time::Duration;
@@ -60,6 +61,12 @@ struct Serve {
     /// data dir).
     #[arg(long)]
     no_demo_sandbox: bool,
+    /// Create the sandboxes of this fixtures file at start (JSON: the document of
+    /// `POST /_emulator/fixtures`), all or none, and print one `# sandbox <id> <secret key>
+    /// <restricted key> <name>` line each. A bad file fails the start, naming the entry. With
+    /// --data-dir it is loaded only into an empty data dir (later starts recover it).
+    #[arg(long, env = "TWH_FIXTURES", value_name = "FILE")]
+    fixtures: Option<std::path::PathBuf>,
     /// Plan of the demo sandbox (`pro` for load tests: its quotas bill overage instead of refusing).
     #[arg(long, value_enum, default_value_t = DemoPlan::Free)]
     demo_plan: DemoPlan,
@@ -204,6 +211,15 @@ async fn serve(args: Serve) -> ExitCode {
         },
         data_dir: args.data_dir.clone(),
     };
+    // The file is read and parsed before anything starts: a bad one costs no port.
+    let fixtures = match args.fixtures.as_deref().map(|path| read_fixtures(path, args.body_limit_bytes)) {
+        None => None,
+        Some(Ok(doc)) => Some(doc),
+        Some(Err(message)) => {
+            eprintln!("twh-emulator: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
     let emulator = match Emulator::start(config).await {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse || e.kind() == std::io::ErrorKind::AddrNotAvailable => {
@@ -215,11 +231,34 @@ async fn serve(args: Serve) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let recovered = emulator.state().world.tenants().len();
+    // Fixtures before the first line is printed, so a caller waiting for it sees the sandboxes
+    // ready (or no line, and the error, when the document is refused).
+    let fixture_sandboxes = match (fixtures, recovered) {
+        (Some(doc), 0) => match load_fixtures(&emulator, doc).await {
+            Ok(created) => created,
+            Err(message) => {
+                eprintln!(
+                    "twh-emulator: --fixtures {}: {message}",
+                    args.fixtures.clone().unwrap_or_default().display()
+                );
+                emulator.shutdown().await;
+                return ExitCode::FAILURE;
+            }
+        },
+        (Some(doc), _) => recovered_fixtures(&emulator, &doc),
+        (None, _) => Vec::new(),
+    };
     println!("TWH emulator listening on {}", emulator.base_url());
     println!("export TWH_BASE_URL={}", emulator.base_url());
-    let recovered = emulator.state().world.tenants().len();
     if let Some(dir) = &args.data_dir {
         println!("# state in {} ({recovered} sandboxes recovered)", dir.display());
+    }
+    if args.fixtures.is_some() && recovered > 0 {
+        println!("# fixtures not loaded: the data dir holds {recovered} sandboxes (they load into an empty one)");
+    }
+    for s in &fixture_sandboxes {
+        println!("# sandbox {} {} {} {}", s.id, s.secret_key, s.restricted_key, s.name);
     }
     if recovered > 0 {
         // A data dir with sandboxes: no new demo sandbox; the recovered one's key, if any.
@@ -257,6 +296,66 @@ async fn serve(args: Serve) -> ExitCode {
     tracing::info!("shutting down");
     emulator.shutdown().await;
     ExitCode::SUCCESS
+}
+
+/// Reads and parses a fixtures file of at most `bytes_max` bytes (the body limit, so that a file
+/// that loads here also loads over HTTP); the error names the file and the entry.
+fn read_fixtures(path: &std::path::Path, bytes_max: usize) -> Result<Fixtures, String> {
+    use std::io::Read;
+    let named = |m: String| format!("--fixtures {}: {m}", path.display());
+    let file = std::fs::File::open(path).map_err(|e| named(e.to_string()))?;
+    let mut text = Vec::new();
+    file.take(bytes_max as u64 + 1).read_to_end(&mut text).map_err(|e| named(e.to_string()))?;
+    if text.len() > bytes_max {
+        return Err(named(format!("is larger than {bytes_max} bytes (--body-limit-bytes)")));
+    }
+    crate::domain::fixtures::parse(&text).map_err(|e| named(problem_text(&e)))
+}
+
+/// A refused document as lines for people: the detail, then each field with its message.
+fn problem_text(e: &crate::domain::DomainError) -> String {
+    let mut out = format!("{} ({})", e.detail, e.kind.code());
+    for f in e.errors.iter().filter(|f| !e.detail.contains(&f.field)) {
+        out.push_str(&format!("\n  {}: {}", f.field, f.message));
+    }
+    out
+}
+
+/// Loads the fixtures and, with a data dir, waits until they are on disk.
+async fn load_fixtures(emulator: &Emulator, doc: Fixtures) -> Result<Vec<SandboxCreated>, String> {
+    let loaded = emulator.load_fixtures(doc).map_err(|e| problem_text(&e))?;
+    let store = &emulator.state().world.store;
+    store.wait(store.ticket()).await.map_err(|e| format!("cannot write the data dir: {e}"))?;
+    Ok(loaded.sandboxes)
+}
+
+/// With a data dir that was not empty: the recovered sandboxes named like the file's, with
+/// their live keys, so the same lines are printed on every start.
+fn recovered_fixtures(emulator: &Emulator, doc: &Fixtures) -> Vec<SandboxCreated> {
+    use crate::domain::registry::KeyKind;
+    let world = &emulator.state().world;
+    let keys = world.keys();
+    let key = |tenant: &str, kind: KeyKind| {
+        keys.values()
+            .filter(|g| g.tenant_id == tenant && g.kind == kind && g.expires_at.is_none())
+            .map(|g| g.secret.clone())
+            .next()
+            .unwrap_or_default()
+    };
+    let mut tenants: Vec<_> = world.tenants().into_iter().map(|t| t.state.lock().sandbox.clone()).collect();
+    tenants.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+    tenants
+        .into_iter()
+        .filter(|t| doc.sandboxes.iter().any(|s| s.name == t.name))
+        .map(|t| SandboxCreated {
+            secret_key: key(&t.id, KeyKind::Secret),
+            restricted_key: key(&t.id, KeyKind::Restricted),
+            id: t.id,
+            name: t.name,
+            plan: t.plan,
+            created_at: t.created_at,
+        })
+        .collect()
 }
 
 async fn wait_for_signal() {

@@ -15,6 +15,7 @@ use serde_json::{Map, Value, json};
 use crate::domain::billing::{
     Invoice, InvoiceList, PlanList, Subscription, UpdateSubscription, UsageExport, UsageReport,
 };
+use crate::domain::fixtures::{Fixtures, FixturesLoaded};
 use crate::domain::jobs::{CreateJob, Job};
 use crate::domain::model::*;
 use crate::domain::reconcile::{CreateReconciliation, Reconciliation, ReconciliationList};
@@ -522,6 +523,12 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             .body(Schema::from(json!({"type": "object"}).as_object().cloned().unwrap_or_default()), true)
             .empty(204),
         op("emulator_reset", "emulator", "Forget every sandbox, key and fault").admin().empty(204),
+        op("emulator_load_fixtures", "emulator", "Create sandboxes with known contents and keys")
+            .describe("All or nothing. Each sandbox gets its webhook endpoints first, then its items and locations (the fields of their create requests), then its movements (naming items by `sku` and locations by `code`), in document order, through the ledger like API calls (events, levels, deliveries). A bad entry answers 422 naming its path (`sandboxes[0].movements[3].sku`) and creates nothing: a duplicate SKU or code, an unknown one, insufficient stock, more ledger lines than the plan's quota. A given `secret_key` / `restricted_key` is `sk_test_` / `rk_test_` and 24..=64 of `[a-z0-9]` (else 422); one in use, or given twice, answers 409 `key_taken`. A given webhook `secret` is `whsec_` and the base64 of 24..=64 bytes. Bounds: the body limit, 100 sandboxes, per sandbox 10,000 items, 1,000 locations, 20,000 movements and 100 endpoints, and 100,000 entries in all.")
+            .admin()
+            .body(schema::<Fixtures>(g), true)
+            .returns(201, schema::<FixturesLoaded>(g))
+            .errors(&[409]),
         op("emulator_list_sink", "emulator", "What a built-in webhook sink received")
             .describe("Point a webhook endpoint at `<base URL>/_emulator/sink/<name>` to receive deliveries with no server of your own.")
             .admin()
@@ -592,7 +599,7 @@ fn error_response(code: u16) -> (&'static str, &'static str) {
         404 => ("NotFound", "No such resource in this sandbox (`not_found`)."),
         409 => (
             "Conflict",
-            "`insufficient_stock`, `sku_taken`, `code_taken`, `item_archived`, `location_archived`, `already_reversed`, `endpoint_disabled`, `delivery_in_flight`, `too_many_jobs`, `idempotency_key_in_use` (with `Retry-After`).",
+            "`insufficient_stock`, `sku_taken`, `code_taken`, `item_archived`, `location_archived`, `already_reversed`, `endpoint_disabled`, `delivery_in_flight`, `too_many_jobs`, `key_taken`, `idempotency_key_in_use` (with `Retry-After`).",
         ),
         412 => ("PreconditionFailed", "`If-Match` is stale (`precondition_failed`; the body carries `current_etag`)."),
         413 => ("PayloadTooLarge", "The body is over the limit (`payload_too_large`)."),

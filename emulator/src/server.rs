@@ -24,6 +24,7 @@ use tower::Service;
 use crate::clock::Timestamp;
 use crate::dispatch::WebhookSettings;
 use crate::domain::DomainError;
+use crate::domain::fixtures::{Fixtures, FixturesLoaded};
 use crate::domain::model::{CreateSandbox, SandboxCreated};
 use crate::domain::registry::{MemoryStore, Settings, World};
 use crate::http::faults::{DropConnection, Fault, FaultSpec};
@@ -224,6 +225,14 @@ impl Emulator {
     /// Creates a sandbox and returns its keys.
     pub fn create_sandbox(&self, req: CreateSandbox) -> Result<SandboxCreated, DomainError> {
         self.state.world.create_sandbox(req)
+    }
+
+    /// Creates the sandboxes of a fixtures document, all or none (see
+    /// [`crate::domain::fixtures`]), and returns them with their keys.
+    pub fn load_fixtures(&self, doc: Fixtures) -> Result<FixturesLoaded, DomainError> {
+        let loaded = crate::domain::fixtures::load(&self.state.world, doc)?;
+        self.state.dispatcher.wake(); // the fixtures' endpoints have deliveries waiting
+        Ok(loaded)
     }
 
     /// Moves the clock forward, firing what became due on the way (webhook attempts, period ends

@@ -1656,6 +1656,577 @@ are required), at most 4 MiB and 50,000 rows.*/
             Default::default()
         }
     }
+    /**A movement of a fixture: `POST /v1/stock-movements` with the item named by `sku` and the
+locations by `code`.*/
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    pub struct FixtureMovement {
+        ///Let the level go below zero.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub allow_negative: ::std::option::Option<bool>,
+        ///For transfer: the code of the location it leaves.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub from_location: ::std::option::Option<::std::string::String>,
+        ///For receipt, shipment and adjustment: the location's code.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub location: ::std::option::Option<::std::string::String>,
+        ///Free-form JSON object, at most 50 keys and 8 KiB.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub metadata: ::std::option::Option<
+            ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        >,
+        ///Positive, except adjustments (signed, non-zero). At most 10^15 in magnitude.
+        pub quantity: i64,
+        ///Why, at most 500 characters.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub reason: ::std::option::Option<FixtureMovementReason>,
+        ///Your reference, at most 255 characters.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub reference: ::std::option::Option<FixtureMovementReference>,
+        ///The item's SKU (one of this sandbox's `items`).
+        pub sku: ::std::string::String,
+        ///For transfer: the code of the location it arrives at.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub to_location: ::std::option::Option<::std::string::String>,
+        ///`receipt`, `shipment`, `adjustment` or `transfer`.
+        #[serde(rename = "type")]
+        pub type_: crate::enums::MovementType,
+    }
+    impl FixtureMovement {
+        pub fn builder() -> builder::FixtureMovement {
+            Default::default()
+        }
+    }
+    ///Why, at most 500 characters.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct FixtureMovementReason(::std::string::String);
+    impl ::std::ops::Deref for FixtureMovementReason {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<FixtureMovementReason> for ::std::string::String {
+        fn from(value: FixtureMovementReason) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for FixtureMovementReason {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 500usize {
+                return Err("longer than 500 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for FixtureMovementReason {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for FixtureMovementReason {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for FixtureMovementReason {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///Your reference, at most 255 characters.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct FixtureMovementReference(::std::string::String);
+    impl ::std::ops::Deref for FixtureMovementReference {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<FixtureMovementReference> for ::std::string::String {
+        fn from(value: FixtureMovementReference) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for FixtureMovementReference {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for FixtureMovementReference {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for FixtureMovementReference {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for FixtureMovementReference {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///One sandbox of a fixtures document.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    pub struct FixtureSandbox {
+        ///Items, as `POST /v1/items` takes them (at most 10,000; SKUs unique).
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub items: ::std::vec::Vec<CreateItem>,
+        ///Locations, as `POST /v1/locations` takes them (at most 1,000; codes unique).
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub locations: ::std::vec::Vec<CreateLocation>,
+        /**Movements, in ledger order (at most 20,000), naming items by `sku` and locations by
+`code`.*/
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub movements: ::std::vec::Vec<FixtureMovement>,
+        ///A name for people (1..=200 characters).
+        pub name: FixtureSandboxName,
+        ///`free` (default) or `pro`. The movements count against its `ledger_lines` quota.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub plan: ::std::option::Option<crate::enums::Plan>,
+        /**This restricted key instead of a random one: `rk_test_` and 24..=64 of `[a-z0-9]`, not in
+use.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub restricted_key: ::std::option::Option<FixtureSandboxRestrictedKey>,
+        ///This secret key instead of a random one: `sk_test_` and 24..=64 of `[a-z0-9]`, not in use.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub secret_key: ::std::option::Option<FixtureSandboxSecretKey>,
+        /**Webhook endpoints (at most 100). They are created first, so they receive the events of
+the fixture's items, locations and movements.*/
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub webhook_endpoints: ::std::vec::Vec<FixtureWebhookEndpoint>,
+    }
+    impl FixtureSandbox {
+        pub fn builder() -> builder::FixtureSandbox {
+            Default::default()
+        }
+    }
+    ///A name for people (1..=200 characters).
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct FixtureSandboxName(::std::string::String);
+    impl ::std::ops::Deref for FixtureSandboxName {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<FixtureSandboxName> for ::std::string::String {
+        fn from(value: FixtureSandboxName) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for FixtureSandboxName {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 200usize {
+                return Err("longer than 200 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for FixtureSandboxName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for FixtureSandboxName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for FixtureSandboxName {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    /**This restricted key instead of a random one: `rk_test_` and 24..=64 of `[a-z0-9]`, not in
+use.*/
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct FixtureSandboxRestrictedKey(::std::string::String);
+    impl ::std::ops::Deref for FixtureSandboxRestrictedKey {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<FixtureSandboxRestrictedKey> for ::std::string::String {
+        fn from(value: FixtureSandboxRestrictedKey) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for FixtureSandboxRestrictedKey {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            { ::regress::Regex::new("^rk_test_[a-z0-9]{24,64}$").unwrap() });
+            if PATTERN.find(value).is_none() {
+                return Err("doesn't match pattern \"^rk_test_[a-z0-9]{24,64}$\"".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for FixtureSandboxRestrictedKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for FixtureSandboxRestrictedKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for FixtureSandboxRestrictedKey {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///This secret key instead of a random one: `sk_test_` and 24..=64 of `[a-z0-9]`, not in use.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct FixtureSandboxSecretKey(::std::string::String);
+    impl ::std::ops::Deref for FixtureSandboxSecretKey {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<FixtureSandboxSecretKey> for ::std::string::String {
+        fn from(value: FixtureSandboxSecretKey) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for FixtureSandboxSecretKey {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            { ::regress::Regex::new("^sk_test_[a-z0-9]{24,64}$").unwrap() });
+            if PATTERN.find(value).is_none() {
+                return Err("doesn't match pattern \"^sk_test_[a-z0-9]{24,64}$\"".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for FixtureSandboxSecretKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for FixtureSandboxSecretKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for FixtureSandboxSecretKey {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///A webhook endpoint of a fixture: `POST /v1/webhook-endpoints`, and optionally its secret.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    pub struct FixtureWebhookEndpoint {
+        ///For people.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub description: ::std::option::Option<FixtureWebhookEndpointDescription>,
+        ///`["*"]` for every event, or a list of event types.
+        pub event_types: ::std::vec::Vec<::std::string::String>,
+        ///Retry delays after a failed attempt, in seconds.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub retry_schedule_seconds: ::std::option::Option<::std::vec::Vec<u64>>,
+        ///This signing secret instead of a random one: `whsec_` and the base64 of 24..=64 bytes.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub secret: ::std::option::Option<FixtureWebhookEndpointSecret>,
+        ///Where deliveries are POSTed (`http://` or `https://`).
+        pub url: FixtureWebhookEndpointUrl,
+    }
+    impl FixtureWebhookEndpoint {
+        pub fn builder() -> builder::FixtureWebhookEndpoint {
+            Default::default()
+        }
+    }
+    ///For people.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct FixtureWebhookEndpointDescription(::std::string::String);
+    impl ::std::ops::Deref for FixtureWebhookEndpointDescription {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<FixtureWebhookEndpointDescription>
+    for ::std::string::String {
+        fn from(value: FixtureWebhookEndpointDescription) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for FixtureWebhookEndpointDescription {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 500usize {
+                return Err("longer than 500 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for FixtureWebhookEndpointDescription {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for FixtureWebhookEndpointDescription {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for FixtureWebhookEndpointDescription {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///This signing secret instead of a random one: `whsec_` and the base64 of 24..=64 bytes.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct FixtureWebhookEndpointSecret(::std::string::String);
+    impl ::std::ops::Deref for FixtureWebhookEndpointSecret {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<FixtureWebhookEndpointSecret> for ::std::string::String {
+        fn from(value: FixtureWebhookEndpointSecret) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for FixtureWebhookEndpointSecret {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            { ::regress::Regex::new("^whsec_[A-Za-z0-9+/=]+$").unwrap() });
+            if PATTERN.find(value).is_none() {
+                return Err("doesn't match pattern \"^whsec_[A-Za-z0-9+/=]+$\"".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for FixtureWebhookEndpointSecret {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for FixtureWebhookEndpointSecret {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for FixtureWebhookEndpointSecret {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///Where deliveries are POSTed (`http://` or `https://`).
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct FixtureWebhookEndpointUrl(::std::string::String);
+    impl ::std::ops::Deref for FixtureWebhookEndpointUrl {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<FixtureWebhookEndpointUrl> for ::std::string::String {
+        fn from(value: FixtureWebhookEndpointUrl) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for FixtureWebhookEndpointUrl {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 2048usize {
+                return Err("longer than 2048 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for FixtureWebhookEndpointUrl {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for FixtureWebhookEndpointUrl {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for FixtureWebhookEndpointUrl {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`POST /_emulator/fixtures` (and the file of `serve --fixtures`): sandboxes to create.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    pub struct Fixtures {
+        ///1..=100 sandboxes, created all or none.
+        pub sandboxes: ::std::vec::Vec<FixtureSandbox>,
+    }
+    impl Fixtures {
+        pub fn builder() -> builder::Fixtures {
+            Default::default()
+        }
+    }
+    ///The answer of `POST /_emulator/fixtures`: the sandboxes created, in document order.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct FixturesLoaded {
+        ///One per sandbox of the document, with its keys.
+        pub sandboxes: ::std::vec::Vec<crate::sandboxes::SandboxCreated>,
+    }
+    impl FixturesLoaded {
+        pub fn builder() -> builder::FixturesLoaded {
+            Default::default()
+        }
+    }
     ///`GetUsagePeriod`
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
@@ -5902,6 +6473,637 @@ follows what is recorded later).*/
                 Self {
                     field: Ok(value.field),
                     message: Ok(value.message),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct FixtureMovement {
+            allow_negative: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            from_location: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            location: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            metadata: ::std::result::Result<
+                ::std::option::Option<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                ::std::string::String,
+            >,
+            quantity: ::std::result::Result<i64, ::std::string::String>,
+            reason: ::std::result::Result<
+                ::std::option::Option<super::FixtureMovementReason>,
+                ::std::string::String,
+            >,
+            reference: ::std::result::Result<
+                ::std::option::Option<super::FixtureMovementReference>,
+                ::std::string::String,
+            >,
+            sku: ::std::result::Result<::std::string::String, ::std::string::String>,
+            to_location: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            type_: ::std::result::Result<
+                crate::enums::MovementType,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for FixtureMovement {
+            fn default() -> Self {
+                Self {
+                    allow_negative: Ok(Default::default()),
+                    from_location: Ok(Default::default()),
+                    location: Ok(Default::default()),
+                    metadata: Ok(Default::default()),
+                    quantity: Err("no value supplied for quantity".to_string()),
+                    reason: Ok(Default::default()),
+                    reference: Ok(Default::default()),
+                    sku: Err("no value supplied for sku".to_string()),
+                    to_location: Ok(Default::default()),
+                    type_: Err("no value supplied for type_".to_string()),
+                }
+            }
+        }
+        impl FixtureMovement {
+            pub fn allow_negative<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.allow_negative = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for allow_negative: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn from_location<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.from_location = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for from_location: {e}")
+                    });
+                self
+            }
+            pub fn location<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.location = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for location: {e}")
+                    });
+                self
+            }
+            pub fn metadata<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.metadata = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for metadata: {e}")
+                    });
+                self
+            }
+            pub fn quantity<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.quantity = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for quantity: {e}")
+                    });
+                self
+            }
+            pub fn reason<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::FixtureMovementReason>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.reason = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for reason: {e}")
+                    });
+                self
+            }
+            pub fn reference<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::FixtureMovementReference>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.reference = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for reference: {e}")
+                    });
+                self
+            }
+            pub fn sku<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.sku = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for sku: {e}")
+                    });
+                self
+            }
+            pub fn to_location<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.to_location = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for to_location: {e}")
+                    });
+                self
+            }
+            pub fn type_<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<crate::enums::MovementType>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.type_ = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for type_: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<FixtureMovement> for super::FixtureMovement {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: FixtureMovement,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    allow_negative: value.allow_negative?,
+                    from_location: value.from_location?,
+                    location: value.location?,
+                    metadata: value.metadata?,
+                    quantity: value.quantity?,
+                    reason: value.reason?,
+                    reference: value.reference?,
+                    sku: value.sku?,
+                    to_location: value.to_location?,
+                    type_: value.type_?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::FixtureMovement> for FixtureMovement {
+            fn from(value: super::FixtureMovement) -> Self {
+                Self {
+                    allow_negative: Ok(value.allow_negative),
+                    from_location: Ok(value.from_location),
+                    location: Ok(value.location),
+                    metadata: Ok(value.metadata),
+                    quantity: Ok(value.quantity),
+                    reason: Ok(value.reason),
+                    reference: Ok(value.reference),
+                    sku: Ok(value.sku),
+                    to_location: Ok(value.to_location),
+                    type_: Ok(value.type_),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct FixtureSandbox {
+            items: ::std::result::Result<
+                ::std::vec::Vec<super::CreateItem>,
+                ::std::string::String,
+            >,
+            locations: ::std::result::Result<
+                ::std::vec::Vec<super::CreateLocation>,
+                ::std::string::String,
+            >,
+            movements: ::std::result::Result<
+                ::std::vec::Vec<super::FixtureMovement>,
+                ::std::string::String,
+            >,
+            name: ::std::result::Result<
+                super::FixtureSandboxName,
+                ::std::string::String,
+            >,
+            plan: ::std::result::Result<
+                ::std::option::Option<crate::enums::Plan>,
+                ::std::string::String,
+            >,
+            restricted_key: ::std::result::Result<
+                ::std::option::Option<super::FixtureSandboxRestrictedKey>,
+                ::std::string::String,
+            >,
+            secret_key: ::std::result::Result<
+                ::std::option::Option<super::FixtureSandboxSecretKey>,
+                ::std::string::String,
+            >,
+            webhook_endpoints: ::std::result::Result<
+                ::std::vec::Vec<super::FixtureWebhookEndpoint>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for FixtureSandbox {
+            fn default() -> Self {
+                Self {
+                    items: Ok(Default::default()),
+                    locations: Ok(Default::default()),
+                    movements: Ok(Default::default()),
+                    name: Err("no value supplied for name".to_string()),
+                    plan: Ok(Default::default()),
+                    restricted_key: Ok(Default::default()),
+                    secret_key: Ok(Default::default()),
+                    webhook_endpoints: Ok(Default::default()),
+                }
+            }
+        }
+        impl FixtureSandbox {
+            pub fn items<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::CreateItem>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.items = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for items: {e}")
+                    });
+                self
+            }
+            pub fn locations<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::CreateLocation>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.locations = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for locations: {e}")
+                    });
+                self
+            }
+            pub fn movements<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::FixtureMovement>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.movements = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for movements: {e}")
+                    });
+                self
+            }
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::FixtureSandboxName>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for name: {e}")
+                    });
+                self
+            }
+            pub fn plan<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<crate::enums::Plan>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.plan = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for plan: {e}")
+                    });
+                self
+            }
+            pub fn restricted_key<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::FixtureSandboxRestrictedKey>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.restricted_key = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for restricted_key: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn secret_key<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::FixtureSandboxSecretKey>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.secret_key = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for secret_key: {e}")
+                    });
+                self
+            }
+            pub fn webhook_endpoints<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::vec::Vec<super::FixtureWebhookEndpoint>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.webhook_endpoints = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for webhook_endpoints: {e}"
+                        )
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<FixtureSandbox> for super::FixtureSandbox {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: FixtureSandbox,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    items: value.items?,
+                    locations: value.locations?,
+                    movements: value.movements?,
+                    name: value.name?,
+                    plan: value.plan?,
+                    restricted_key: value.restricted_key?,
+                    secret_key: value.secret_key?,
+                    webhook_endpoints: value.webhook_endpoints?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::FixtureSandbox> for FixtureSandbox {
+            fn from(value: super::FixtureSandbox) -> Self {
+                Self {
+                    items: Ok(value.items),
+                    locations: Ok(value.locations),
+                    movements: Ok(value.movements),
+                    name: Ok(value.name),
+                    plan: Ok(value.plan),
+                    restricted_key: Ok(value.restricted_key),
+                    secret_key: Ok(value.secret_key),
+                    webhook_endpoints: Ok(value.webhook_endpoints),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct FixtureWebhookEndpoint {
+            description: ::std::result::Result<
+                ::std::option::Option<super::FixtureWebhookEndpointDescription>,
+                ::std::string::String,
+            >,
+            event_types: ::std::result::Result<
+                ::std::vec::Vec<::std::string::String>,
+                ::std::string::String,
+            >,
+            retry_schedule_seconds: ::std::result::Result<
+                ::std::option::Option<::std::vec::Vec<u64>>,
+                ::std::string::String,
+            >,
+            secret: ::std::result::Result<
+                ::std::option::Option<super::FixtureWebhookEndpointSecret>,
+                ::std::string::String,
+            >,
+            url: ::std::result::Result<
+                super::FixtureWebhookEndpointUrl,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for FixtureWebhookEndpoint {
+            fn default() -> Self {
+                Self {
+                    description: Ok(Default::default()),
+                    event_types: Err("no value supplied for event_types".to_string()),
+                    retry_schedule_seconds: Ok(Default::default()),
+                    secret: Ok(Default::default()),
+                    url: Err("no value supplied for url".to_string()),
+                }
+            }
+        }
+        impl FixtureWebhookEndpoint {
+            pub fn description<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::FixtureWebhookEndpointDescription>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.description = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for description: {e}")
+                    });
+                self
+            }
+            pub fn event_types<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.event_types = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for event_types: {e}")
+                    });
+                self
+            }
+            pub fn retry_schedule_seconds<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::vec::Vec<u64>>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.retry_schedule_seconds = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for retry_schedule_seconds: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn secret<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::FixtureWebhookEndpointSecret>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.secret = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for secret: {e}")
+                    });
+                self
+            }
+            pub fn url<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::FixtureWebhookEndpointUrl>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.url = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for url: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<FixtureWebhookEndpoint>
+        for super::FixtureWebhookEndpoint {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: FixtureWebhookEndpoint,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    description: value.description?,
+                    event_types: value.event_types?,
+                    retry_schedule_seconds: value.retry_schedule_seconds?,
+                    secret: value.secret?,
+                    url: value.url?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::FixtureWebhookEndpoint>
+        for FixtureWebhookEndpoint {
+            fn from(value: super::FixtureWebhookEndpoint) -> Self {
+                Self {
+                    description: Ok(value.description),
+                    event_types: Ok(value.event_types),
+                    retry_schedule_seconds: Ok(value.retry_schedule_seconds),
+                    secret: Ok(value.secret),
+                    url: Ok(value.url),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct Fixtures {
+            sandboxes: ::std::result::Result<
+                ::std::vec::Vec<super::FixtureSandbox>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for Fixtures {
+            fn default() -> Self {
+                Self {
+                    sandboxes: Err("no value supplied for sandboxes".to_string()),
+                }
+            }
+        }
+        impl Fixtures {
+            pub fn sandboxes<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::FixtureSandbox>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.sandboxes = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for sandboxes: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Fixtures> for super::Fixtures {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Fixtures,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    sandboxes: value.sandboxes?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::Fixtures> for Fixtures {
+            fn from(value: super::Fixtures) -> Self {
+                Self {
+                    sandboxes: Ok(value.sandboxes),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct FixturesLoaded {
+            sandboxes: ::std::result::Result<
+                ::std::vec::Vec<crate::sandboxes::SandboxCreated>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for FixturesLoaded {
+            fn default() -> Self {
+                Self {
+                    sandboxes: Err("no value supplied for sandboxes".to_string()),
+                }
+            }
+        }
+        impl FixturesLoaded {
+            pub fn sandboxes<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::vec::Vec<crate::sandboxes::SandboxCreated>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.sandboxes = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for sandboxes: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<FixturesLoaded> for super::FixturesLoaded {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: FixturesLoaded,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    sandboxes: value.sandboxes?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::FixturesLoaded> for FixturesLoaded {
+            fn from(value: super::FixturesLoaded) -> Self {
+                Self {
+                    sandboxes: Ok(value.sandboxes),
                 }
             }
         }
@@ -11910,6 +13112,21 @@ let response = client.emulator_reset()
     pub fn emulator_reset(&self) -> builder::EmulatorReset<'_> {
         builder::EmulatorReset::new(self)
     }
+    /**Create sandboxes with known contents and keys
+
+All or nothing. Each sandbox gets its webhook endpoints first, then its items and locations (the fields of their create requests), then its movements (naming items by `sku` and locations by `code`), in document order, through the ledger like API calls (events, levels, deliveries). A bad entry answers 422 naming its path (`sandboxes[0].movements[3].sku`) and creates nothing: a duplicate SKU or code, an unknown one, insufficient stock, more ledger lines than the plan's quota. A given `secret_key` / `restricted_key` is `sk_test_` / `rk_test_` and 24..=64 of `[a-z0-9]` (else 422); one in use, or given twice, answers 409 `key_taken`. A given webhook `secret` is `whsec_` and the base64 of 24..=64 bytes. Bounds: the body limit, 100 sandboxes, per sandbox 10,000 items, 1,000 locations, 20,000 movements and 100 endpoints, and 100,000 entries in all.
+
+Sends a `POST` request to `/_emulator/fixtures`
+
+```ignore
+let response = client.emulator_load_fixtures()
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn emulator_load_fixtures(&self) -> builder::EmulatorLoadFixtures<'_> {
+        builder::EmulatorLoadFixtures::new(self)
+    }
     /**What a built-in webhook sink received
 
 Point a webhook endpoint at `<base URL>/_emulator/sink/<name>` to receive deliveries with no server of your own.
@@ -17548,6 +18765,88 @@ pub mod builder {
                 400u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 401u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 403u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                413u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                415u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                422u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                500u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::emulator_load_fixtures`]
+
+[`Client::emulator_load_fixtures`]: super::Client::emulator_load_fixtures*/
+    #[derive(Debug, Clone)]
+    pub struct EmulatorLoadFixtures<'a> {
+        client: &'a super::Client,
+        body: Result<types::builder::Fixtures, String>,
+    }
+    impl<'a> EmulatorLoadFixtures<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::Fixtures>,
+            <V as std::convert::TryInto<types::Fixtures>>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| format!("conversion to `Fixtures` for body failed: {}", s));
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(types::builder::Fixtures) -> types::builder::Fixtures,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/_emulator/fixtures`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::FixturesLoaded>, Error<ByteStream>> {
+            let Self { client, body } = self;
+            let body = body
+                .and_then(|v| types::Fixtures::try_from(v).map_err(|e| e.to_string()))
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/_emulator/fixtures", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "emulator_load_fixtures",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                201u16 => ResponseValue::from_response(response).await,
+                400u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                401u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                403u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                409u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 413u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 415u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 422u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),

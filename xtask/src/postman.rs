@@ -514,6 +514,19 @@ fn folders() -> Vec<Folder> {
                     .auth("scratchKey")
                     .status(401)
                     .check("unauthenticated", &check_code("unauthenticated")),
+                step("Create a sandbox from fixtures", "emulator_load_fixtures")
+                    .body(json!({"sandboxes": [{
+                        "name": "postman-fixtures-{{runId}}",
+                        "items": [{"sku": "FX-1", "name": "Fixture item"}],
+                        "locations": [{"code": "FX-WH", "name": "Fixture warehouse", "kind": "warehouse"}],
+                        "movements": [{"type": "receipt", "sku": "FX-1", "location": "FX-WH", "quantity": 5}]
+                    }]}))
+                    .check("one sandbox with its keys", r#"const s = json().sandboxes; pm.expect(s).to.have.lengthOf(1); pm.expect(s[0].secret_key).to.match(/^sk_test_/); pm.expect(s[0].restricted_key).to.match(/^rk_test_/);"#)
+                    .save("fixtureKey", "json().sandboxes[0].secret_key"),
+                step("The fixture's stock level", "list_stock_levels")
+                    .auth("fixtureKey")
+                    .check("the receipt's 5", r#"pm.expect(json().data.map(l => l.quantity)).to.eql([5]);"#),
+                step("Delete the fixture sandbox", "delete_sandbox").auth("fixtureKey"),
             ],
         },
     ]

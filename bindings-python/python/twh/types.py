@@ -65,6 +65,7 @@ __all__ = [
     "ClockState",
     "Fault",
     "CorruptedStockLevel",
+    "FixturesLoaded",
     "SinkEntry",
     "JournalEntry",
     "JournalFault",
@@ -1624,6 +1625,19 @@ class CorruptedStockLevel(Model):
         """Σ delta of the pair's ledger lines (unchanged)."""
         v = self._data["ledger_quantity"]
         r: int = v
+        return r
+
+
+class FixturesLoaded(Model):
+    """The answer of `POST /_emulator/fixtures`: the sandboxes created, in document order."""
+
+    __slots__ = ()
+
+    @property
+    def sandboxes(self) -> List[SandboxCreated]:
+        """One per sandbox of the document, with its keys."""
+        v = self._data["sandboxes"]
+        r: List[SandboxCreated] = [SandboxCreated(x) for x in v]
         return r
 
 

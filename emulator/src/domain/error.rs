@@ -34,6 +34,8 @@ pub enum ErrorKind {
     QuotaExceeded,
     /// The sandbox already has the most import jobs waiting or running.
     TooManyJobs,
+    /// A given API key is already in use (fixtures).
+    KeyTaken,
 }
 
 impl ErrorKind {
@@ -54,6 +56,7 @@ impl ErrorKind {
             ErrorKind::DeliveryInFlight => "delivery_in_flight",
             ErrorKind::QuotaExceeded => "quota_exceeded",
             ErrorKind::TooManyJobs => "too_many_jobs",
+            ErrorKind::KeyTaken => "key_taken",
         }
     }
 }

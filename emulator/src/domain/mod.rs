@@ -7,6 +7,7 @@ pub mod bounded;
 pub mod chunked;
 pub mod csv;
 pub mod error;
+pub mod fixtures;
 pub mod idempotency;
 pub mod index;
 pub mod jobs;

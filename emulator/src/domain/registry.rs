@@ -210,6 +210,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn commit(&self, commit: Commit<'_>) -> std::io::Result<()>;
     /// A tenant was created with this state.
     fn tenant_created(&self, _tenant_id: &str, _state: &mut TenantState) {}
+    /// Tenants were created with these states, and the API keys changed from `before` to
+    /// `after`, as one change (fixtures: all or none, on disk too).
+    fn tenants_created(&self, tenants: &mut [(String, TenantState)], before: &KeyMap, after: &KeyMap) {
+        for (id, state) in tenants.iter_mut() {
+            self.tenant_created(id, state);
+        }
+        self.keys_changed(before, after);
+    }
     /// A tenant was deleted.
     fn tenant_deleted(&self, _tenant_id: &str) {}
     /// The API keys changed from `before` to `after`.
@@ -279,6 +287,18 @@ pub struct World {
     key_writer: Mutex<()>,
     /// Idempotency records of requests made without a tenant (`POST /v1/sandboxes`).
     pub global_idempotency: Mutex<IdempotencyStore>,
+}
+
+/// A tenant built whole outside the world, with its two keys, waiting for
+/// [`World::add_tenants`] (fixtures).
+#[derive(Debug)]
+pub struct NewTenant {
+    /// Its state.
+    pub state: TenantState,
+    /// Its secret key.
+    pub secret: KeyGrant,
+    /// Its restricted key.
+    pub restricted: KeyGrant,
 }
 
 /// The exported state (`GET /_emulator/state`).
@@ -421,6 +441,45 @@ impl World {
             keys.insert(restricted.secret.clone(), Arc::new(restricted));
         });
         Ok(created)
+    }
+
+    /// Adds tenants built whole (fixtures) and their keys, all or none: under the key writer,
+    /// every key is checked against the keys in use (409 `key_taken`, naming
+    /// `sandboxes[i].secret_key` by the tenant's position) and the count against
+    /// [`SANDBOX_COUNT_MAX`] before anything changes; then the store takes them as one change and
+    /// they are added. Nothing here can fail after the first change.
+    pub fn add_tenants(&self, built: Vec<NewTenant>) -> Result<(), DomainError> {
+        let _writer = self.key_writer.lock();
+        let before = self.keys.load_full();
+        for (i, t) in built.iter().enumerate() {
+            for (field, g) in [("secret_key", &t.secret), ("restricted_key", &t.restricted)] {
+                if before.contains_key(&g.secret) {
+                    return Err(super::fixtures::key_taken(&format!("sandboxes[{i}].{field}"), "is in use"));
+                }
+            }
+        }
+        let count = self.tenants.read().len();
+        if count + built.len() > SANDBOX_COUNT_MAX {
+            return Err(DomainError::validation(vec![FieldError::new(
+                "sandboxes",
+                format!("this emulator holds {count} sandboxes and at most {SANDBOX_COUNT_MAX}; delete some"),
+            )]));
+        }
+        let mut after = HashMap::clone(&before);
+        let mut states = Vec::with_capacity(built.len());
+        for t in built {
+            after.insert(t.secret.secret.clone(), Arc::new(t.secret));
+            after.insert(t.restricted.secret.clone(), Arc::new(t.restricted));
+            states.push((t.state.sandbox.id.clone(), t.state));
+        }
+        self.store.tenants_created(&mut states, &before, &after);
+        let mut tenants = self.tenants.write();
+        for (id, state) in states {
+            tenants.insert(id.clone(), Arc::new(Tenant { id, state: Mutex::new(state) }));
+        }
+        drop(tenants);
+        self.keys.store(Arc::new(after));
+        Ok(())
     }
 
     /// `DELETE /v1/sandbox`: the tenant and its keys are gone.

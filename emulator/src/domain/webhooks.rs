@@ -589,6 +589,18 @@ impl Webhooks {
         req: CreateWebhookEndpoint,
         now: Timestamp,
     ) -> Result<WebhookEndpointWithSecret, DomainError> {
+        self.create_endpoint_with_secret(tag, req, None, now)
+    }
+
+    /// `POST /v1/webhook-endpoints` with a given signing secret (`None`: a random one), for
+    /// fixtures (`crate::domain::fixtures`).
+    pub fn create_endpoint_with_secret(
+        &mut self,
+        tag: &str,
+        req: CreateWebhookEndpoint,
+        secret: Option<twh_webhooks::Secret>,
+        now: Timestamp,
+    ) -> Result<WebhookEndpointWithSecret, DomainError> {
         validate_endpoint(
             Some(&req.url),
             Some(&req.event_types),
@@ -606,7 +618,7 @@ impl Webhooks {
             event_types: req.event_types,
             description: req.description,
             enabled: true,
-            secret: twh_webhooks::Secret::generate(),
+            secret: secret.unwrap_or_else(twh_webhooks::Secret::generate),
             previous: None,
             retry_schedule_seconds: req.retry_schedule_seconds,
             version: 1,

@@ -107,7 +107,8 @@ impl From<DomainError> for ApiError {
             | ErrorKind::AlreadyReversed
             | ErrorKind::EndpointDisabled
             | ErrorKind::DeliveryInFlight
-            | ErrorKind::TooManyJobs => StatusCode::CONFLICT,
+            | ErrorKind::TooManyJobs
+            | ErrorKind::KeyTaken => StatusCode::CONFLICT,
             ErrorKind::QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ErrorKind::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,

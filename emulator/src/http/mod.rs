@@ -18,6 +18,7 @@ pub mod docs;
 pub mod error;
 pub mod extract;
 pub mod faults;
+pub mod fixtures;
 pub mod journal;
 pub mod ledger;
 pub mod metering;
@@ -329,6 +330,7 @@ fn routes() -> Routes {
         .op("emulator_export_state", c::export_state)
         .op("emulator_import_state", c::import_state)
         .op("emulator_reset", c::reset)
+        .op("emulator_load_fixtures", fixtures::load)
         .op("emulator_list_sink", w::sink_list)
         .op("emulator_sink_receive", w::sink_receive)
         .op("emulator_clear_sink", w::sink_clear)

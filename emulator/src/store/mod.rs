@@ -409,6 +409,19 @@ impl DurableStore {
     }
 }
 
+/// The ops that take the API keys from `before` to `after`.
+fn key_ops(before: &KeyMap, after: &KeyMap, ops: &mut Vec<Op>) {
+    for (secret, g) in after {
+        let same = before.get(secret).is_some_and(|b| b.id == g.id && b.expires_at == g.expires_at);
+        if !same {
+            ops.push(Op::Key { secret: secret.clone(), body: Some(json(&**g)) });
+        }
+    }
+    for secret in before.keys().filter(|s| !after.contains_key(*s)) {
+        ops.push(Op::Key { secret: secret.clone(), body: None });
+    }
+}
+
 fn idem_op(tenant: &str, key: Digest128, r: &Record) -> Op {
     Op::Idem { tenant: tenant.to_owned(), key, expires: r.expires_at.micros(), body: json(r) }
 }
@@ -660,21 +673,24 @@ impl Store for Arc<DurableStore> {
         self.push(ops);
     }
 
+    fn tenants_created(&self, tenants: &mut [(String, TenantState)], before: &KeyMap, after: &KeyMap) {
+        // One push: the writer commits one push in one transaction, so the tenants and their
+        // keys are on disk together or not at all.
+        let mut ops = Vec::new();
+        for (id, state) in tenants.iter_mut() {
+            self.base_ops(id, state, &mut ops);
+        }
+        key_ops(before, after, &mut ops);
+        self.push(ops);
+    }
+
     fn tenant_deleted(&self, tenant_id: &str) {
         self.push(vec![Op::DeleteTenant { tenant: tenant_id.to_owned() }]);
     }
 
     fn keys_changed(&self, before: &KeyMap, after: &KeyMap) {
         let mut ops = Vec::new();
-        for (secret, g) in after {
-            let same = before.get(secret).is_some_and(|b| b.id == g.id && b.expires_at == g.expires_at);
-            if !same {
-                ops.push(Op::Key { secret: secret.clone(), body: Some(json(&**g)) });
-            }
-        }
-        for secret in before.keys().filter(|s| !after.contains_key(*s)) {
-            ops.push(Op::Key { secret: secret.clone(), body: None });
-        }
+        key_ops(before, after, &mut ops);
         self.push(ops);
     }
 

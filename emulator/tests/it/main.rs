@@ -14,6 +14,8 @@
 //! - `billing`: plans, quotas, rate limits, and a month's invoice against the ledger and a request log.
 //! - `reconciliation`: on demand and nightly, before and after a corrupted snapshot.
 //! - `jobs`: background CSV imports, idempotent by reference, bad rows by line number.
+//! - `fixtures`: `POST /_emulator/fixtures` and `serve --fixtures FILE`: known keys and contents,
+//!   all or nothing, errors naming the entry, `key_taken`, with and without `--data-dir`.
 //! - `durable`: `--data-dir` under SIGKILL and SIGTERM, its lock, damaged files, what a restart
 //!   restores.
 
@@ -21,6 +23,7 @@ mod billing;
 mod common;
 mod durable;
 mod errors;
+mod fixtures;
 mod idempotency;
 mod indexes;
 mod jobs;
