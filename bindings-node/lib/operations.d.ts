@@ -900,6 +900,21 @@ export interface AdvanceClock {
   to?: string | null
 }
 
+/** One sandbox's clock: the emulator clock plus the sandbox's own offset. */
+export interface SandboxClockState {
+  /** The sandbox (`sbx_…`). */
+  sandboxId: string
+  /** The sandbox's time. */
+  now: string
+  /**
+   * How far the sandbox's clock runs ahead of the system clock (in deterministic mode, of
+   * the emulator's start), in seconds: the emulator clock's offset plus the sandbox's own.
+   */
+  offsetSeconds: number
+  /** How far the sandbox's clock runs ahead of the emulator clock, in seconds (only grows). */
+  sandboxOffsetSeconds: number
+}
+
 /** The armed faults. */
 export interface FaultList {
   /** In order of arming. */
@@ -914,6 +929,8 @@ export interface Fault {
   method?: string | null
   /** Path prefix filter. */
   pathPrefix?: string | null
+  /** Sandbox filter: only requests authenticated to it. */
+  sandboxId?: string | null
   /** What it does. */
   action: FaultAction
   /** Status of injected errors. */
@@ -940,6 +957,8 @@ export interface FaultSpec {
   method?: string | null
   /** Only paths starting with this (any if absent). */
   pathPrefix?: string | null
+  /** Only requests authenticated to this sandbox (`sbx_…`; any if absent). */
+  sandboxId?: string | null
   /** What to do. */
   action: FaultAction
   /** Status of injected errors (400..=599, default 500). */

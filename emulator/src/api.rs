@@ -74,6 +74,8 @@ pub const OPERATIONS: &[Operation] = &[
     op("get", "/_emulator/health", "emulator_health"),
     op("get", "/_emulator/clock", "emulator_get_clock"),
     op("post", "/_emulator/clock/advance", "emulator_advance_clock"),
+    op("get", "/_emulator/sandboxes/{id}/clock", "emulator_get_sandbox_clock"),
+    op("post", "/_emulator/sandboxes/{id}/clock/advance", "emulator_advance_sandbox_clock"),
     op("get", "/_emulator/faults", "emulator_list_faults"),
     op("post", "/_emulator/faults", "emulator_add_fault"),
     op("delete", "/_emulator/faults", "emulator_clear_faults"),

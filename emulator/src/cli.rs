@@ -106,6 +106,11 @@ struct Serve {
     /// Most bytes the request journal keeps; the oldest entries go first.
     #[arg(long, default_value_t = crate::http::journal::BYTES_MAX_DEFAULT, env = "TWH_JOURNAL_BYTES")]
     journal_bytes: usize,
+    /// Deterministic mode: ids, keys, webhook secrets, request ids and retry jitter come from a
+    /// generator seeded by SEED, and the clock starts at 2030-01-01T00:00:00Z and moves only when
+    /// advanced, so the same requests (sent one at a time) get the same answers on every run.
+    #[arg(long, value_name = "SEED", env = "TWH_DETERMINISTIC")]
+    deterministic: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -210,6 +215,7 @@ async fn serve(args: Serve) -> ExitCode {
             ..WebhookSettings::default()
         },
         data_dir: args.data_dir.clone(),
+        deterministic: args.deterministic,
     };
     // The file is read and parsed before anything starts: a bad one costs no port.
     let fixtures = match args.fixtures.as_deref().map(|path| read_fixtures(path, args.body_limit_bytes)) {

@@ -4,6 +4,14 @@
 //! backwards even if the system clock does, so ledger `created_at` values are monotonic in commit
 //! order (which `as_of` reads and time-window filters rely on). Times are microseconds since the
 //! Unix epoch, rendered as RFC 3339 UTC.
+//!
+//! **Per-sandbox clocks.** Every sandbox reads this clock plus an offset of its own (an atomic
+//! on the tenant, see `domain::registry::Tenant::now`), which also only grows: advancing one
+//! sandbox moves its offset, advancing the emulator moves this clock and so every sandbox.
+//!
+//! **Deterministic mode** ([`Clock::frozen`]): the clock starts at a fixed time
+//! ([`DETERMINISTIC_START`]) and moves only when advanced; the system clock plays no part, so
+//! the same requests stamp the same times on every run.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -103,11 +111,16 @@ impl JsonSchema for Timestamp {
     }
 }
 
+/// Where a deterministic clock starts: 2030-01-01T00:00:00Z.
+pub const DETERMINISTIC_START: Timestamp = Timestamp(1_893_456_000_000_000);
+
 /// The emulator clock. Cheap to read from many threads at once.
 #[derive(Debug, Default)]
 pub struct Clock {
     offset_micros: AtomicI64,
     last_micros: AtomicI64,
+    /// `Some(start)`: a frozen clock, `start` plus the offset, with no system time in it.
+    frozen_at: Option<i64>,
 }
 
 impl Clock {
@@ -116,15 +129,34 @@ impl Clock {
         Clock::default()
     }
 
+    /// A clock that reads `start` until it is advanced (deterministic mode).
+    pub fn frozen(start: Timestamp) -> Clock {
+        Clock { frozen_at: Some(start.0), ..Clock::default() }
+    }
+
+    /// Whether the clock moves only when advanced.
+    pub fn is_frozen(&self) -> bool {
+        self.frozen_at.is_some()
+    }
+
+    /// The time the offset is added to: the system time, or the frozen start.
+    fn base_micros(&self) -> i64 {
+        match self.frozen_at {
+            Some(start) => start,
+            None => Utc::now().timestamp_micros(),
+        }
+    }
+
     /// Now, in emulator time. Monotonic: never less than a value returned before.
     pub fn now(&self) -> Timestamp {
-        let system = Utc::now().timestamp_micros();
+        let system = self.base_micros();
         let candidate = system.saturating_add(self.offset_micros.load(Ordering::Acquire));
         let previous = self.last_micros.fetch_max(candidate, Ordering::AcqRel);
         Timestamp(previous.max(candidate))
     }
 
-    /// How far the clock has been moved ahead of the system clock, in microseconds.
+    /// How far the clock has been moved ahead of the system clock (of its start, when frozen),
+    /// in microseconds.
     pub fn offset_micros(&self) -> i64 {
         self.offset_micros.load(Ordering::Acquire)
     }
@@ -145,7 +177,7 @@ impl Clock {
     /// among them.)
     pub fn restore(&self, offset_micros: i64, not_before: Timestamp) {
         let floor = self.now().0.max(not_before.0);
-        let system = Utc::now().timestamp_micros();
+        let system = self.base_micros();
         let offset = offset_micros.max(floor.saturating_sub(system));
         self.offset_micros.store(offset, Ordering::Release);
         self.last_micros.fetch_max(floor, Ordering::AcqRel);
@@ -177,6 +209,16 @@ mod tests {
         let b = clock.now();
         assert!(a >= ahead, "never back");
         assert!(b.0 - a.0 >= 4_000, "still running: {a:?} then {b:?}");
+    }
+
+    #[test]
+    fn a_frozen_clock_moves_only_when_advanced() {
+        let clock = Clock::frozen(DETERMINISTIC_START);
+        assert_eq!(clock.now().to_rfc3339(), "2030-01-01T00:00:00.000000Z");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert_eq!(clock.now(), DETERMINISTIC_START);
+        assert_eq!(clock.advance_to(DETERMINISTIC_START.plus_seconds(60)), DETERMINISTIC_START.plus_seconds(60));
+        assert_eq!(clock.offset_micros(), 60_000_000);
     }
 
     #[test]

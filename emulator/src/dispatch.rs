@@ -17,6 +17,14 @@
 //!   schedule, or a sandbox through a month, in milliseconds, and every attempt lands in the
 //!   period (and on the invoice) its time says.
 //!
+//! **Per-sandbox clocks.** Every sandbox runs on its own clock (the emulator clock plus its
+//! offset, [`Tenant::now`]): its deliveries, period ends and midnights are due by its time. The
+//! background loop compares each sandbox's schedule with that sandbox's now;
+//! [`Dispatcher::advance_sandbox_to`] (`POST /_emulator/sandboxes/{id}/clock/advance`) walks one
+//! sandbox's clock through the same steps as a global advance and touches no other sandbox, and
+//! [`Dispatcher::advance_to`] moves the emulator clock, so every sandbox, each due thing at its
+//! place in time. Both take the same turn, so they never interleave.
+//!
 //! A jump over more than a year of midnights runs only the last 366 nightly reconciliations
 //! ([`NIGHTLY_BACKLOG_MAX_DAYS`](crate::domain::billing::NIGHTLY_BACKLOG_MAX_DAYS)); every period
 //! end is run (one invoice a month).
@@ -184,6 +192,84 @@ impl Unreachable {
     }
 }
 
+/// What a clock advance moves: the emulator clock (every sandbox) or one sandbox's clock. Times
+/// in a scope are the emulator clock's (`All`) or that sandbox's (`One`); a sandbox's own time is
+/// the scope's time plus [`Scope::shift`].
+///
+/// A sandbox's advance runs in a frame that holds the emulator clock still at `base` (its now
+/// when the advance began): the sandbox's time in it is `base` plus its offset, and moving to a
+/// time sets the offset to that time minus `base`. So `{seconds: n}` adds exactly `n` seconds to
+/// the offset, however long the walk takes by the wall clock.
+enum Scope<'a> {
+    All,
+    One { tenant: &'a Arc<Tenant>, base: Timestamp },
+}
+
+/// How far a sandbox's clock advance goes.
+#[derive(Clone, Copy, Debug)]
+pub enum SandboxAdvance {
+    /// This many seconds further.
+    By(i64),
+    /// To this time of the sandbox (no move if it is not ahead).
+    To(Timestamp),
+}
+
+impl Scope<'_> {
+    fn tenants(&self, world: &World) -> Vec<Arc<Tenant>> {
+        match self {
+            Scope::All => world.tenants(),
+            Scope::One { tenant, .. } => vec![Arc::clone(tenant)],
+        }
+    }
+
+    /// What to add to a time of the scope to get `tenant`'s time.
+    fn shift(&self, tenant: &Tenant) -> i64 {
+        match self {
+            Scope::All => tenant.clock_offset_micros(),
+            Scope::One { .. } => 0,
+        }
+    }
+
+    fn in_tenant(&self, tenant: &Tenant, t: Timestamp) -> Timestamp {
+        Timestamp(t.micros().saturating_add(self.shift(tenant)))
+    }
+
+    fn in_scope(&self, tenant: &Tenant, t: Timestamp) -> Timestamp {
+        Timestamp(t.micros().saturating_sub(self.shift(tenant)))
+    }
+
+    fn now(&self, world: &World) -> Timestamp {
+        match self {
+            Scope::All => world.clock.now(),
+            Scope::One { tenant, base } => Timestamp(base.micros().saturating_add(tenant.clock_offset_micros())),
+        }
+    }
+
+    fn move_to(&self, world: &World, to: Timestamp) -> Timestamp {
+        match self {
+            Scope::All => world.clock.advance_to(to),
+            Scope::One { tenant, base } => {
+                world.advance_tenant_offset(tenant, to.micros().saturating_sub(base.micros()));
+                self.now(world)
+            }
+        }
+    }
+
+    fn expire(&self, world: &World) {
+        match self {
+            Scope::All => world.expire_in(None),
+            Scope::One { tenant, .. } => world.expire_in(Some(tenant)),
+        }
+    }
+
+    fn run_due(&self, world: &World, tenants: &[Arc<Tenant>]) {
+        let now = self.now(world);
+        for t in tenants {
+            world.run_due_in(t, self.in_tenant(t, now));
+        }
+    }
+}
+
 /// Sends webhook deliveries.
 #[derive(Debug)]
 pub struct Dispatcher {
@@ -209,7 +295,10 @@ impl Dispatcher {
             .user_agent(concat!("twh-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
-        let unreachable = Unreachable { failed: Default::default(), cool_down: settings.connect_cool_down };
+        // Deterministic mode: nothing wall-clock in what attempts record (no cool-down, whose
+        // notes say how long ago a connect failed; no durations).
+        let cool_down = if world.ids.seed().is_some() { Duration::ZERO } else { settings.connect_cool_down };
+        let unreachable = Unreachable { failed: Default::default(), cool_down };
         Dispatcher {
             world,
             settings,
@@ -221,6 +310,12 @@ impl Dispatcher {
             outcomes: Default::default(),
             unreachable,
         }
+    }
+
+    /// An attempt's duration, in milliseconds (0 in deterministic mode, where bodies carry
+    /// nothing of the wall clock).
+    fn elapsed_ms(&self, started: Instant) -> u64 {
+        if self.world.ids.seed().is_some() { 0 } else { started.elapsed().as_millis() as u64 }
     }
 
     /// Tells the background loop that deliveries may be due.
@@ -268,49 +363,78 @@ impl Dispatcher {
                 _ = stop.changed() => return,
             }
             let _turn = self.turn.lock().await;
-            self.world.run_due(self.world.clock.now());
-            while self.dispatch(self.world.clock.now(), false).await == self.settings.batch_max {}
+            self.world.run_due();
+            while self.dispatch(&Scope::All, self.world.clock.now(), false).await == self.settings.batch_max {}
         }
     }
 
-    /// Moves the clock to `target`, running everything due on the way in time order: webhook
-    /// attempts, period ends (invoices), nightly reconciliations, expiries.
+    /// Moves the emulator clock (so every sandbox's) to `target`, running everything due on the
+    /// way in time order: webhook attempts, period ends (invoices), nightly reconciliations,
+    /// expiries.
     pub async fn advance_to(&self, target: Timestamp) -> Timestamp {
         let _turn = self.turn.lock().await;
-        self.world.skip_nightly_backlog(target);
+        let now = self.advance(&Scope::All, target).await;
+        self.world.store.clock_moved(self.world.clock.offset_micros(), now);
+        now
+    }
+
+    /// Moves the clock of `tenant` alone (see [`SandboxAdvance`]), running what falls due in it
+    /// on the way, as [`Dispatcher::advance_to`] does for all. Returns its new now.
+    pub async fn advance_sandbox(&self, tenant: &Arc<Tenant>, how: SandboxAdvance) -> Timestamp {
+        let _turn = self.turn.lock().await;
+        let scope = Scope::One { tenant, base: self.world.clock.now() };
+        let now = scope.now(&self.world);
+        let target = match how {
+            SandboxAdvance::By(seconds) => now.plus_seconds(seconds),
+            SandboxAdvance::To(to) => to.max(now),
+        };
+        self.advance(&scope, target).await;
+        tenant.now(&self.world.clock)
+    }
+
+    /// The walk of a clock advance (see the module docs); `target` is a time of `scope`.
+    async fn advance(&self, scope: &Scope<'_>, target: Timestamp) -> Timestamp {
+        let world = &*self.world;
+        let tenants = scope.tenants(world);
+        for t in &tenants {
+            t.state.lock().billing.skip_nightly_backlog(scope.in_tenant(t, target));
+        }
         loop {
-            let hook = self.world.tenants().iter().filter_map(|t| t.state.lock().webhooks.next_due()).min();
-            let boundary = self.world.next_due();
+            let hook = tenants
+                .iter()
+                .filter_map(|t| t.state.lock().webhooks.next_due().map(|due| scope.in_scope(t, due)))
+                .min();
+            let boundary = tenants.iter().map(|t| scope.in_scope(t, t.state.lock().billing.next_due())).min();
             let Some(next) = [hook, boundary].into_iter().flatten().min().filter(|t| *t <= target) else { break };
             if boundary == Some(next) {
-                self.world.clock.advance_to(next);
-                self.world.expire();
-                self.world.run_due(self.world.clock.now());
+                scope.move_to(world, next);
+                scope.expire(world);
+                scope.run_due(world, &tenants);
                 continue;
             }
             let mut step_end = Timestamp(next.micros().saturating_add(ADVANCE_STEP_MICROS)).min(target);
             if let Some(b) = boundary {
                 step_end = step_end.min(Timestamp(b.micros() - 1));
             }
-            self.world.clock.advance_to(step_end);
-            self.world.expire();
-            while self.dispatch(step_end, true).await > 0 {}
+            scope.move_to(world, step_end);
+            scope.expire(world);
+            while self.dispatch(scope, step_end, true).await > 0 {}
         }
-        let now = self.world.clock.advance_to(target);
-        self.world.expire();
-        self.world.run_due(now);
-        self.world.store.clock_moved(self.world.clock.offset_micros(), now);
+        let now = scope.move_to(world, target);
+        scope.expire(world);
+        scope.run_due(world, &tenants);
         now
     }
 
-    /// Claims and sends one batch of deliveries due at or before `until`; returns how many.
-    async fn dispatch(&self, until: Timestamp, at_due_time: bool) -> usize {
+    /// Claims and sends one batch of deliveries due at or before `until` (a time of `scope`);
+    /// returns how many.
+    async fn dispatch(&self, scope: &Scope<'_>, until: Timestamp, at_due_time: bool) -> usize {
         // No cool-down during a clock advance: its attempts stand for moments hours apart.
-        let claimed = self.claim(until, !at_due_time);
+        let claimed = self.claim(scope, until, !at_due_time);
         let count = claimed.len();
         let mut finished = futures::stream::iter(claimed)
             .map(|(tenant, tag, c)| async move {
-                let at = if at_due_time { c.due } else { self.world.clock.now() };
+                let at = if at_due_time { c.due } else { tenant.now(&self.world.clock) };
                 let result = self.send(&c).await;
                 Finished { tenant, tag, delivery: c.delivery, at, result }
             })
@@ -333,9 +457,11 @@ impl Dispatcher {
     /// Claims up to a batch of deliveries due at or before `until` across tenants, at most
     /// [`CLAIM_CHUNK`] per acquisition of a tenant's lock; `cool_down`: those to a URL whose
     /// cool-down lasts will not be sent (see [`WebhookSettings::connect_cool_down`]).
-    fn claim(&self, until: Timestamp, cool_down: bool) -> Vec<(Arc<Tenant>, String, Claimed)> {
+    fn claim(&self, scope: &Scope<'_>, until: Timestamp, cool_down: bool) -> Vec<(Arc<Tenant>, String, Claimed)> {
         let mut claimed: Vec<(Arc<Tenant>, String, Claimed)> = Vec::new();
-        for tenant in self.world.tenants() {
+        let scope_until = until;
+        for tenant in scope.tenants(&self.world) {
+            let until = scope.in_tenant(&tenant, scope_until);
             loop {
                 let room = (self.settings.batch_max - claimed.len()).min(CLAIM_CHUNK);
                 if room == 0 {
@@ -355,7 +481,7 @@ impl Dispatcher {
                 let more_due = state.webhooks.next_due().is_some_and(|t| t <= until);
                 if allowance.is_some_and(|a| a < room) && more_due {
                     // The quota is used up: what is due waits for the next period.
-                    let now = self.world.clock.now();
+                    let now = tenant.now(&self.world.clock);
                     let (movements, events) = (state.ledger.movement_count(), state.ledger.event_count());
                     let period_end = state.usage.period_end(until);
                     state.webhooks.defer_due(until, period_end);
@@ -424,7 +550,7 @@ impl Dispatcher {
                 }
                 AttemptResult {
                     status_code: Some(status),
-                    duration_ms: started.elapsed().as_millis() as u64,
+                    duration_ms: self.elapsed_ms(started),
                     error: (!(200..300).contains(&status)).then(|| format!("receiver answered {status}")),
                     retry_after_seconds: retry_after,
                 }
@@ -441,7 +567,7 @@ impl Dispatcher {
                 };
                 AttemptResult {
                     status_code: None,
-                    duration_ms: started.elapsed().as_millis() as u64,
+                    duration_ms: self.elapsed_ms(started),
                     error: Some(error),
                     retry_after_seconds: None,
                 }
@@ -470,14 +596,15 @@ impl Dispatcher {
         let schedule = &self.settings.retry_schedule_seconds;
         let mut guard = tenant.state.lock();
         let state = &mut *guard;
-        let now = self.world.clock.now();
+        let now = tenant.now(&self.world.clock);
         let (movements, before) = (state.ledger.movement_count(), state.ledger.event_count());
         for (f, usage_id) in finished.into_iter().zip(&usage_ids) {
             // Metered where recorded: the attempt was made, even if the sandbox was reset meanwhile.
             state.usage.record_attempt(f.at, usage_id);
             // Unless the sandbox was reset meanwhile (then the delivery is gone).
             if state.ledger.tag == f.tag {
-                let events = state.webhooks.record(&state.ledger, f.delivery, f.at, f.result, schedule);
+                let ids = &self.world.ids;
+                let events = state.webhooks.record(&state.ledger, f.delivery, f.at, f.result, schedule, ids);
                 for (kind, data) in events {
                     state.ledger.emit_snapshot(kind, data, now);
                 }

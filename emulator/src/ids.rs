@@ -5,8 +5,21 @@
 //! less map to grow under the tenant lock, and less memory per movement); the tag makes an id from
 //! another tenant (or from before a sandbox reset, which draws a new tag) resolve to nothing, so the
 //! answer is 404 and existence never leaks across tenants.
+//!
+//! **Where randomness comes from.** Every random id, key, tag, webhook secret and retry jitter
+//! of a [`World`](crate::domain::registry::World) is drawn from its [`Generator`]: the thread's
+//! system-seeded generator normally, or, in deterministic mode (`--deterministic SEED`),
+//! ChaCha8 generators seeded by SEED. Deterministic draws are made in the order requests arrive,
+//! so a client that sends one request at a time gets the same ids on every run; concurrent
+//! requests get them in whatever order they reach the generator. Three independent streams keep
+//! background work from shifting what a client sees: product ids and keys, request ids of `/v1`
+//! requests, and request ids of everything else (the control plane, whose built-in webhook sink
+//! is called by the background dispatcher at times of its own); retry jitter is no draw at all
+//! but a function of the seed and the delivery's own id and attempt.
 
-use rand::Rng;
+use parking_lot::Mutex;
+use rand::{Rng, RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 /// Number of hex digits in a tenant tag.
 const TAG_LEN: usize = 8;
@@ -15,7 +28,98 @@ const POSITION_DIGITS_MIN: usize = 6;
 
 /// Draws a new random tenant tag.
 pub fn new_tag() -> String {
-    format!("{:08x}", rand::rng().random::<u32>())
+    tag_from(&mut rand::rng())
+}
+
+fn tag_from(rng: &mut (impl RngCore + ?Sized)) -> String {
+    format!("{:08x}", rng.random::<u32>())
+}
+
+/// Which sequence of a seeded [`Generator`] a draw comes from (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    /// Sandboxes, keys, tenant tags, webhook secrets, faults.
+    Ids = 0,
+    /// Request ids of `/v1` requests.
+    Requests = 1,
+    /// Request ids of every other request (`/_emulator`, `/openapi…`, `/metrics`).
+    Control = 2,
+}
+
+/// Number of [`Stream`]s.
+const STREAM_COUNT: usize = 3;
+
+/// The source of every random value of one emulator (see the module docs).
+#[derive(Debug, Default)]
+pub struct Generator {
+    seeded: Option<Seeded>,
+}
+
+#[derive(Debug)]
+struct Seeded {
+    seed: u64,
+    streams: [Mutex<ChaCha8Rng>; STREAM_COUNT],
+}
+
+impl Generator {
+    /// Draws from the system-seeded thread generator.
+    pub fn system() -> Generator {
+        Generator::default()
+    }
+
+    /// Deterministic draws, from ChaCha8 seeded by `seed` (one stream per [`Stream`]).
+    pub fn seeded(seed: u64) -> Generator {
+        let stream = |n: u64| {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            rng.set_stream(n);
+            Mutex::new(rng)
+        };
+        Generator { seeded: Some(Seeded { seed, streams: [stream(0), stream(1), stream(2)] }) }
+    }
+
+    /// The seed, in deterministic mode.
+    pub fn seed(&self) -> Option<u64> {
+        self.seeded.as_ref().map(|s| s.seed)
+    }
+
+    fn with<T>(&self, stream: Stream, f: impl FnOnce(&mut dyn RngCore) -> T) -> T {
+        match &self.seeded {
+            Some(s) => f(&mut *s.streams[stream as usize].lock()),
+            None => f(&mut rand::rng()),
+        }
+    }
+
+    /// A random id (see [`random`]) from `stream`.
+    pub fn random(&self, stream: Stream, prefix: &str, len: usize) -> String {
+        self.with(stream, |rng| random_from(rng, prefix, len))
+    }
+
+    /// A new tenant tag (see the module docs of the ids).
+    pub fn tag(&self) -> String {
+        self.with(Stream::Ids, |rng| tag_from(rng))
+    }
+
+    /// `len` random bytes (webhook secrets).
+    pub fn bytes(&self, len: usize) -> Vec<u8> {
+        let mut out = vec![0; len];
+        self.with(Stream::Ids, |rng| rng.fill_bytes(&mut out));
+        out
+    }
+
+    /// A jitter in `0..=max` for attempt `attempt` of delivery `delivery` of the tenant tagged
+    /// `tag`: random, or in deterministic mode a function of the seed and those three, so it does
+    /// not depend on when the background dispatcher gets to it.
+    pub fn jitter(&self, tag: &str, delivery: u64, attempt: u64, max: u64) -> u64 {
+        let Some(s) = &self.seeded else { return rand::rng().random_range(0..=max) };
+        let mut key = [0u8; 32];
+        key[..8].copy_from_slice(&s.seed.to_le_bytes());
+        key[8..16].copy_from_slice(&delivery.to_le_bytes());
+        key[16..24].copy_from_slice(&attempt.to_le_bytes());
+        for (k, b) in key[24..].iter_mut().zip(tag.bytes()) {
+            *k = b;
+        }
+        ChaCha8Rng::from_seed(key).random_range(0..=max)
+    }
 }
 
 /// Formats `prefix_<tag><position>`.
@@ -79,15 +183,18 @@ pub fn parse(prefix: &str, tag: &str, id: &str) -> Option<u64> {
 /// and 64-bit arithmetic (a 128-bit division per character cost more than the rest of a request
 /// id).
 pub fn random(prefix: &str, len: usize) -> String {
+    random_from(&mut rand::rng(), prefix, len)
+}
+
+fn random_from(rng: &mut (impl RngCore + ?Sized), prefix: &str, len: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     const PER_DRAW: usize = 11;
-    let mut rng = rand::rng();
     let mut out = String::with_capacity(prefix.len() + len);
     out.push_str(prefix);
     let mut bits = 0u64;
     for i in 0..len {
         if i % PER_DRAW == 0 {
-            bits = rng.random::<u64>();
+            bits = rng.next_u64();
         }
         out.push(ALPHABET[(bits % 36) as usize] as char);
         bits /= 36;
@@ -120,5 +227,23 @@ mod tests {
         assert_eq!(a.len(), 34);
         assert!(a[4..].bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
         assert_ne!(random("req_", 24), random("req_", 24));
+    }
+
+    #[test]
+    fn a_seed_draws_the_same_values_and_another_seed_others() {
+        let draw = |seed| {
+            let g = Generator::seeded(seed);
+            (g.random(Stream::Ids, "sbx_", 16), g.tag(), g.bytes(32), g.random(Stream::Requests, "req_", 24))
+        };
+        assert_eq!(draw(42), draw(42));
+        assert_ne!(draw(42), draw(43));
+        let g = Generator::seeded(42);
+        let first = g.random(Stream::Ids, "sbx_", 16);
+        let h = Generator::seeded(42);
+        let _ = h.random(Stream::Requests, "req_", 24);
+        assert_eq!(h.random(Stream::Ids, "sbx_", 16), first, "streams are independent");
+        assert_eq!(g.jitter("0a1b2c3d", 7, 2, 30_000), h.jitter("0a1b2c3d", 7, 2, 30_000));
+        assert!(g.jitter("0a1b2c3d", 7, 2, 30_000) <= 30_000);
+        assert_eq!(Generator::system().seed(), None);
     }
 }

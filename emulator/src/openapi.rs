@@ -23,7 +23,7 @@ use crate::domain::webhooks::{
     CreateWebhookEndpoint, ReplayCount, ReplayDeliveries, UpdateWebhookEndpoint, WebhookDelivery, WebhookEndpoint,
     WebhookEndpointSecret, WebhookEndpointWithSecret,
 };
-use crate::http::control::{AdvanceClock, ClockState, FaultList, Health};
+use crate::http::control::{AdvanceClock, ClockState, FaultList, Health, SandboxClockState};
 use crate::http::extract::{IDEMPOTENCY_KEY_LEN_MAX, LIMIT_DEFAULT, LIMIT_MAX};
 use crate::http::faults::{CorruptStockLevel, CorruptedStockLevel, Fault, FaultSpec};
 use crate::http::journal::{JournalEntry, JournalPage};
@@ -498,16 +498,29 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             .returns(200, schema::<ClockState>(g))
             .errors(&[422]),
         op("emulator_advance_clock", "emulator", "Move the clock forward")
-            .describe("Fires everything that became due, in time order, before answering: webhook attempts, period ends (invoices, `invoice.created`), nightly reconciliations at 00:00 UTC, idempotency-key expiry, key grace periods.")
+            .describe("Moves every sandbox's clock. Fires everything that became due, in time order, before answering: webhook attempts, period ends (invoices, `invoice.created`), nightly reconciliations at 00:00 UTC, idempotency-key expiry, key grace periods.")
             .admin()
             .body(schema::<AdvanceClock>(g), true)
             .returns(200, schema::<ClockState>(g)),
+        op("emulator_get_sandbox_clock", "emulator", "One sandbox's clock")
+            .describe("Every sandbox has its own clock: the emulator clock plus the sandbox's own offset.")
+            .admin()
+            .path_id("id", "sandbox")
+            .returns(200, schema::<SandboxClockState>(g))
+            .errors(&[422]),
+        op("emulator_advance_sandbox_clock", "emulator", "Move one sandbox's clock forward")
+            .describe("Moves this sandbox's clock only (`seconds`, or `to` in the sandbox's time) and fires what became due in it, in time order, before answering: its webhook attempts, period ends and invoices, nightly reconciliations, idempotency-key expiry and key grace periods. Its rate limit refills and its new records are stamped by its clock. No other sandbox moves.")
+            .admin()
+            .path_id("id", "sandbox")
+            .body(schema::<AdvanceClock>(g), true)
+            .returns(200, schema::<SandboxClockState>(g)),
         op("emulator_list_faults", "emulator", "List armed faults").admin().returns(200, schema::<FaultList>(g)),
         op("emulator_add_fault", "emulator", "Arm a fault")
-            .describe("`error_after_commit` and `drop_connection_after_commit` keep the stored idempotent response, so a retry with the same key receives the original result.")
+            .describe("`error_after_commit` and `drop_connection_after_commit` keep the stored idempotent response, so a retry with the same key receives the original result. With `sandbox_id` it matches only requests authenticated to that sandbox (404 for an unknown one).")
             .admin()
             .body(schema::<FaultSpec>(g), true)
-            .returns(201, schema::<Fault>(g)),
+            .returns(201, schema::<Fault>(g))
+            .errors(&[404]),
         op("emulator_clear_faults", "emulator", "Disarm every fault").admin().empty(204),
         op("emulator_corrupt_stock_level", "emulator", "Skew one stock level's snapshot")
             .describe("Adds `delta` to what the (item, location) snapshot reads, leaving the ledger alone, so that reconciliation finds exactly that pair. The pair must have ledger lines.")

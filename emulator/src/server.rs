@@ -50,6 +50,12 @@ pub struct Config {
     /// Keep the state in this directory (created if needed) and recover it on start; `None`
     /// (the default) keeps it in memory only. See [`crate::store`].
     pub data_dir: Option<PathBuf>,
+    /// Deterministic mode (`--deterministic SEED`): ids, keys, webhook secrets, request ids (when
+    /// the client sends none) and retry jitter come from a generator seeded by this, and the
+    /// clock starts at 2030-01-01T00:00:00Z and moves only when advanced, so the same sequence
+    /// of requests answers the same bodies on every run (concurrent requests draw ids in the
+    /// order they arrive). `None` (the default): random, and the clock follows the system's.
+    pub deterministic: Option<u64>,
 }
 
 impl Default for Config {
@@ -61,6 +67,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             webhooks: WebhookSettings::default(),
             data_dir: None,
+            deterministic: None,
         }
     }
 }
@@ -150,14 +157,18 @@ impl Emulator {
         if config.http.host.is_none() {
             config.http.host = Some(SocketAddr::new(config.host, 0).to_string().trim_end_matches(":0").to_owned());
         }
+        let seeded = |world: World| match config.deterministic {
+            Some(seed) => world.deterministic(seed),
+            None => world,
+        };
         let world = match &config.data_dir {
-            None => Arc::new(World::new(config.settings, Box::new(MemoryStore))),
+            None => Arc::new(seeded(World::new(config.settings, Box::new(MemoryStore)))),
             Some(dir) => {
                 let dir = dir.clone();
                 let (store, recovered) = tokio::task::spawn_blocking(move || DurableStore::open(&dir))
                     .await
                     .map_err(std::io::Error::other)??;
-                let world = Arc::new(World::new(config.settings, Box::new(store.clone())));
+                let world = Arc::new(seeded(World::new(config.settings, Box::new(store.clone()))));
                 let recovered_count = recovered.sandbox_count();
                 if let Err(e) = store.install(&world, recovered) {
                     let _ = store.shut();
@@ -243,9 +254,18 @@ impl Emulator {
         self.state.advance_clock_to(to).await
     }
 
+    /// Moves the clock of one sandbox forward (no other sandbox's), firing what became due in
+    /// it on the way (at most ten years at once, as over HTTP); returns its new now, or `None`
+    /// for an unknown sandbox.
+    pub async fn advance_sandbox_clock(&self, sandbox_id: &str, by: Duration) -> Option<Timestamp> {
+        let tenant = self.state.world.tenant(sandbox_id)?;
+        let seconds = i64::try_from(by.as_secs()).unwrap_or(i64::MAX).min(http::control::ADVANCE_SECONDS_MAX);
+        Some(self.state.dispatcher.advance_sandbox(&tenant, crate::dispatch::SandboxAdvance::By(seconds)).await)
+    }
+
     /// Arms a fault.
     pub fn inject_fault(&self, spec: FaultSpec) -> Result<Fault, DomainError> {
-        self.state.faults.add(spec)
+        self.state.faults.add(spec, &self.state.world)
     }
 
     /// Stops accepting, lets in-flight requests finish (up to [`SHUTDOWN_GRACE`]), and returns.

@@ -1598,6 +1598,9 @@ are required), at most 4 MiB and 50,000 rows.*/
         pub path_prefix: ::std::option::Option<::std::string::String>,
         ///How many more requests it applies to.
         pub remaining: u32,
+        ///Sandbox filter: only requests authenticated to it.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub sandbox_id: ::std::option::Option<::std::string::String>,
         ///Status of injected errors.
         pub status: u16,
     }
@@ -1632,6 +1635,9 @@ are required), at most 4 MiB and 50,000 rows.*/
         ///Only paths starting with this (any if absent).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub path_prefix: ::std::option::Option<::std::string::String>,
+        ///Only requests authenticated to this sandbox (`sbx_…`; any if absent).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub sandbox_id: ::std::option::Option<::std::string::String>,
         ///Status of injected errors (400..=599, default 500).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub status: ::std::option::Option<u16>,
@@ -3618,6 +3624,24 @@ follows what is recorded later).*/
     }
     impl Sandbox {
         pub fn builder() -> builder::Sandbox {
+            Default::default()
+        }
+    }
+    ///One sandbox's clock: the emulator clock plus the sandbox's own offset.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct SandboxClockState {
+        ///The sandbox's time.
+        pub now: ::chrono::DateTime<::chrono::offset::Utc>,
+        /**How far the sandbox's clock runs ahead of the system clock (in deterministic mode, of
+the emulator's start), in seconds: the emulator clock's offset plus the sandbox's own.*/
+        pub offset_seconds: f64,
+        ///The sandbox (`sbx_…`).
+        pub sandbox_id: ::std::string::String,
+        ///How far the sandbox's clock runs ahead of the emulator clock, in seconds (only grows).
+        pub sandbox_offset_seconds: f64,
+    }
+    impl SandboxClockState {
+        pub fn builder() -> builder::SandboxClockState {
             Default::default()
         }
     }
@@ -6112,6 +6136,10 @@ follows what is recorded later).*/
                 ::std::string::String,
             >,
             remaining: ::std::result::Result<u32, ::std::string::String>,
+            sandbox_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
             status: ::std::result::Result<u16, ::std::string::String>,
         }
         impl ::std::default::Default for Fault {
@@ -6123,6 +6151,7 @@ follows what is recorded later).*/
                     method: Ok(Default::default()),
                     path_prefix: Ok(Default::default()),
                     remaining: Err("no value supplied for remaining".to_string()),
+                    sandbox_id: Ok(Default::default()),
                     status: Err("no value supplied for status".to_string()),
                 }
             }
@@ -6198,6 +6227,18 @@ follows what is recorded later).*/
                     });
                 self
             }
+            pub fn sandbox_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.sandbox_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for sandbox_id: {e}")
+                    });
+                self
+            }
             pub fn status<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<u16>,
@@ -6223,6 +6264,7 @@ follows what is recorded later).*/
                     method: value.method?,
                     path_prefix: value.path_prefix?,
                     remaining: value.remaining?,
+                    sandbox_id: value.sandbox_id?,
                     status: value.status?,
                 })
             }
@@ -6236,6 +6278,7 @@ follows what is recorded later).*/
                     method: Ok(value.method),
                     path_prefix: Ok(value.path_prefix),
                     remaining: Ok(value.remaining),
+                    sandbox_id: Ok(value.sandbox_id),
                     status: Ok(value.status),
                 }
             }
@@ -6299,6 +6342,10 @@ follows what is recorded later).*/
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
             >,
+            sandbox_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
             status: ::std::result::Result<
                 ::std::option::Option<u16>,
                 ::std::string::String,
@@ -6312,6 +6359,7 @@ follows what is recorded later).*/
                     delay_ms: Ok(Default::default()),
                     method: Ok(Default::default()),
                     path_prefix: Ok(Default::default()),
+                    sandbox_id: Ok(Default::default()),
                     status: Ok(Default::default()),
                     times: Err("no value supplied for times".to_string()),
                 }
@@ -6366,6 +6414,18 @@ follows what is recorded later).*/
                     });
                 self
             }
+            pub fn sandbox_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.sandbox_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for sandbox_id: {e}")
+                    });
+                self
+            }
             pub fn status<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<u16>>,
@@ -6401,6 +6461,7 @@ follows what is recorded later).*/
                     delay_ms: value.delay_ms?,
                     method: value.method?,
                     path_prefix: value.path_prefix?,
+                    sandbox_id: value.sandbox_id?,
                     status: value.status?,
                     times: value.times?,
                 })
@@ -6413,6 +6474,7 @@ follows what is recorded later).*/
                     delay_ms: Ok(value.delay_ms),
                     method: Ok(value.method),
                     path_prefix: Ok(value.path_prefix),
+                    sandbox_id: Ok(value.sandbox_id),
                     status: Ok(value.status),
                     times: Ok(value.times),
                 }
@@ -10391,6 +10453,110 @@ follows what is recorded later).*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct SandboxClockState {
+            now: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+            offset_seconds: ::std::result::Result<f64, ::std::string::String>,
+            sandbox_id: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            sandbox_offset_seconds: ::std::result::Result<f64, ::std::string::String>,
+        }
+        impl ::std::default::Default for SandboxClockState {
+            fn default() -> Self {
+                Self {
+                    now: Err("no value supplied for now".to_string()),
+                    offset_seconds: Err(
+                        "no value supplied for offset_seconds".to_string(),
+                    ),
+                    sandbox_id: Err("no value supplied for sandbox_id".to_string()),
+                    sandbox_offset_seconds: Err(
+                        "no value supplied for sandbox_offset_seconds".to_string(),
+                    ),
+                }
+            }
+        }
+        impl SandboxClockState {
+            pub fn now<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.now = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for now: {e}")
+                    });
+                self
+            }
+            pub fn offset_seconds<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<f64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.offset_seconds = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for offset_seconds: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn sandbox_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.sandbox_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for sandbox_id: {e}")
+                    });
+                self
+            }
+            pub fn sandbox_offset_seconds<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<f64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.sandbox_offset_seconds = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for sandbox_offset_seconds: {e}"
+                        )
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<SandboxClockState> for super::SandboxClockState {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: SandboxClockState,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    now: value.now?,
+                    offset_seconds: value.offset_seconds?,
+                    sandbox_id: value.sandbox_id?,
+                    sandbox_offset_seconds: value.sandbox_offset_seconds?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::SandboxClockState> for SandboxClockState {
+            fn from(value: super::SandboxClockState) -> Self {
+                Self {
+                    now: Ok(value.now),
+                    offset_seconds: Ok(value.offset_seconds),
+                    sandbox_id: Ok(value.sandbox_id),
+                    sandbox_offset_seconds: Ok(value.sandbox_offset_seconds),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct SinkEntry {
             body: ::std::result::Result<::std::string::String, ::std::string::String>,
             headers: ::std::result::Result<
@@ -13006,7 +13172,7 @@ let response = client.emulator_get_clock()
     }
     /**Move the clock forward
 
-Fires everything that became due, in time order, before answering: webhook attempts, period ends (invoices, `invoice.created`), nightly reconciliations at 00:00 UTC, idempotency-key expiry, key grace periods.
+Moves every sandbox's clock. Fires everything that became due, in time order, before answering: webhook attempts, period ends (invoices, `invoice.created`), nightly reconciliations at 00:00 UTC, idempotency-key expiry, key grace periods.
 
 Sends a `POST` request to `/_emulator/clock/advance`
 
@@ -13018,6 +13184,44 @@ let response = client.emulator_advance_clock()
 ```*/
     pub fn emulator_advance_clock(&self) -> builder::EmulatorAdvanceClock<'_> {
         builder::EmulatorAdvanceClock::new(self)
+    }
+    /**One sandbox's clock
+
+Every sandbox has its own clock: the emulator clock plus the sandbox's own offset.
+
+Sends a `GET` request to `/_emulator/sandboxes/{id}/clock`
+
+Arguments:
+- `id`: The sandbox's id.
+```ignore
+let response = client.emulator_get_sandbox_clock()
+    .id(id)
+    .send()
+    .await;
+```*/
+    pub fn emulator_get_sandbox_clock(&self) -> builder::EmulatorGetSandboxClock<'_> {
+        builder::EmulatorGetSandboxClock::new(self)
+    }
+    /**Move one sandbox's clock forward
+
+Moves this sandbox's clock only (`seconds`, or `to` in the sandbox's time) and fires what became due in it, in time order, before answering: its webhook attempts, period ends and invoices, nightly reconciliations, idempotency-key expiry and key grace periods. Its rate limit refills and its new records are stamped by its clock. No other sandbox moves.
+
+Sends a `POST` request to `/_emulator/sandboxes/{id}/clock/advance`
+
+Arguments:
+- `id`: The sandbox's id.
+- `body`
+```ignore
+let response = client.emulator_advance_sandbox_clock()
+    .id(id)
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn emulator_advance_sandbox_clock(
+        &self,
+    ) -> builder::EmulatorAdvanceSandboxClock<'_> {
+        builder::EmulatorAdvanceSandboxClock::new(self)
     }
     /**List armed faults
 
@@ -13033,7 +13237,7 @@ let response = client.emulator_list_faults()
     }
     /**Arm a fault
 
-`error_after_commit` and `drop_connection_after_commit` keep the stored idempotent response, so a retry with the same key receives the original result.
+`error_after_commit` and `drop_connection_after_commit` keep the stored idempotent response, so a retry with the same key receives the original result. With `sandbox_id` it matches only requests authenticated to that sandbox (404 for an unknown one).
 
 Sends a `POST` request to `/_emulator/faults`
 
@@ -18331,6 +18535,185 @@ pub mod builder {
             }
         }
     }
+    /**Builder for [`Client::emulator_get_sandbox_clock`]
+
+[`Client::emulator_get_sandbox_clock`]: super::Client::emulator_get_sandbox_clock*/
+    #[derive(Debug, Clone)]
+    pub struct EmulatorGetSandboxClock<'a> {
+        client: &'a super::Client,
+        id: Result<::std::string::String, String>,
+    }
+    impl<'a> EmulatorGetSandboxClock<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+            }
+        }
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for id failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/_emulator/sandboxes/{id}/clock`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::SandboxClockState>, Error<ByteStream>> {
+            let Self { client, id } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/_emulator/sandboxes/{}/clock", client.baseurl, encode_path(& id
+                .to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "emulator_get_sandbox_clock",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                403u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                404u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                422u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                500u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::emulator_advance_sandbox_clock`]
+
+[`Client::emulator_advance_sandbox_clock`]: super::Client::emulator_advance_sandbox_clock*/
+    #[derive(Debug, Clone)]
+    pub struct EmulatorAdvanceSandboxClock<'a> {
+        client: &'a super::Client,
+        id: Result<::std::string::String, String>,
+        body: Result<types::builder::AdvanceClock, String>,
+    }
+    impl<'a> EmulatorAdvanceSandboxClock<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for id failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::AdvanceClock>,
+            <V as std::convert::TryInto<types::AdvanceClock>>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `AdvanceClock` for body failed: {}", s)
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::AdvanceClock,
+            ) -> types::builder::AdvanceClock,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/_emulator/sandboxes/{id}/clock/advance`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::SandboxClockState>, Error<ByteStream>> {
+            let Self { client, id, body } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::AdvanceClock::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/_emulator/sandboxes/{}/clock/advance", client.baseurl, encode_path(&
+                id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "emulator_advance_sandbox_clock",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                401u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                403u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                404u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                413u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                415u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                422u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                500u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
     /**Builder for [`Client::emulator_list_faults`]
 
 [`Client::emulator_list_faults`]: super::Client::emulator_list_faults*/
@@ -18457,6 +18840,7 @@ pub mod builder {
                 400u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 401u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 403u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
+                404u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 413u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 415u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),
                 422u16 => Err(Error::ErrorResponse(ResponseValue::stream(response))),

@@ -414,9 +414,16 @@ fn folders() -> Vec<Folder> {
                     .query("format", "csv")
                     .check("a CSV", r#"pm.expect(pm.response.headers.get("Content-Type")).to.include("text/csv"); pm.expect(pm.response.text().split("\n")[0].split(",")).to.have.members(["time", "meter", "quantity", "request_id"]);"#),
                 step("The emulator clock", "emulator_get_clock").save("clockNow", "json().now"),
-                step("Arm a fault: the next GET /v1/plans fails", "emulator_add_fault")
-                    .body(json!({"method": "GET", "path_prefix": "/v1/plans", "action": "error_before_commit", "status": 500, "times": 1}))
-                    .check("armed once", r#"pm.expect(json().remaining).to.eql(1);"#),
+                step("This sandbox's own clock", "emulator_get_sandbox_clock")
+                    .path("id", "{{sandboxId}}")
+                    .check("this sandbox", r#"pm.expect(json().sandbox_id).to.eql(pm.collectionVariables.get("sandboxId"));"#),
+                step("Advance this sandbox's clock a minute (no other sandbox moves)", "emulator_advance_sandbox_clock")
+                    .path("id", "{{sandboxId}}")
+                    .body(json!({"seconds": 60}))
+                    .check("a minute ahead of the emulator clock", r#"pm.expect(json().sandbox_offset_seconds).to.be.at.least(60);"#),
+                step("Arm a fault: this sandbox's next GET /v1/plans fails", "emulator_add_fault")
+                    .body(json!({"method": "GET", "path_prefix": "/v1/plans", "sandbox_id": "{{sandboxId}}", "action": "error_before_commit", "status": 500, "times": 1}))
+                    .check("armed once, for this sandbox", r#"pm.expect(json().remaining).to.eql(1); pm.expect(json().sandbox_id).to.eql(pm.collectionVariables.get("sandboxId"));"#),
                 step("Armed faults", "emulator_list_faults")
                     .check("the fault", r#"pm.expect(json().data.some(f => f.path_prefix === "/v1/plans")).to.eql(true);"#),
                 step("Plans, under the fault", "list_plans").status(500),

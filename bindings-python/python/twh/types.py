@@ -63,6 +63,7 @@ __all__ = [
     "Health",
     "DispatchStats",
     "ClockState",
+    "SandboxClockState",
     "Fault",
     "CorruptedStockLevel",
     "FixturesLoaded",
@@ -1525,6 +1526,40 @@ class ClockState(Model):
         return r
 
 
+class SandboxClockState(Model):
+    """One sandbox's clock: the emulator clock plus the sandbox's own offset."""
+
+    __slots__ = ()
+
+    @property
+    def sandbox_id(self) -> str:
+        """The sandbox (`sbx_…`)."""
+        v = self._data["sandbox_id"]
+        r: str = v
+        return r
+
+    @property
+    def now(self) -> datetime.datetime:
+        """The sandbox's time."""
+        v = self._data["now"]
+        r: datetime.datetime = parse_datetime(v)
+        return r
+
+    @property
+    def offset_seconds(self) -> float:
+        """How far the sandbox's clock runs ahead of the system clock (in deterministic mode, of the emulator's start), in seconds: the emulator clock's offset plus the sandbox's own."""
+        v = self._data["offset_seconds"]
+        r: float = v
+        return r
+
+    @property
+    def sandbox_offset_seconds(self) -> float:
+        """How far the sandbox's clock runs ahead of the emulator clock, in seconds (only grows)."""
+        v = self._data["sandbox_offset_seconds"]
+        r: float = v
+        return r
+
+
 class Fault(Model):
     """An armed fault."""
 
@@ -1548,6 +1583,13 @@ class Fault(Model):
     def path_prefix(self) -> Optional[str]:
         """Path prefix filter."""
         v = self._data.get("path_prefix")
+        r: Optional[str] = None if v is None else v
+        return r
+
+    @property
+    def sandbox_id(self) -> Optional[str]:
+        """Sandbox filter: only requests authenticated to it."""
+        v = self._data.get("sandbox_id")
         r: Optional[str] = None if v is None else v
         return r
 

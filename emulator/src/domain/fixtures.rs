@@ -313,12 +313,13 @@ fn invalid_at(mut e: DomainError, path: &str) -> DomainError {
     DomainError::validation(e.within(path).errors)
 }
 
-/// A key grant for the new tenant: the given key, or a random one.
-fn grant(tenant_id: &str, kind: KeyKind, given: Option<String>) -> KeyGrant {
+/// A key grant for the new tenant: the given key, or one from the emulator's generator (seeded
+/// in deterministic mode).
+fn grant(world: &World, tenant_id: &str, kind: KeyKind, given: Option<String>) -> KeyGrant {
     let prefix = if kind == KeyKind::Secret { "sk_test_" } else { "rk_test_" };
     KeyGrant {
-        id: ids::random("key_", 16),
-        secret: given.unwrap_or_else(|| ids::random(prefix, KEY_RANDOM_LEN)),
+        id: world.ids.random(ids::Stream::Ids, "key_", 16),
+        secret: given.unwrap_or_else(|| world.ids.random(ids::Stream::Ids, prefix, KEY_RANDOM_LEN)),
         tenant_id: tenant_id.to_owned(),
         kind,
         expires_at: None,
@@ -333,9 +334,13 @@ fn build(
 ) -> Result<(NewTenant, SandboxCreated), DomainError> {
     let create = CreateSandbox { name: Some(s.name.clone()), seed: None, plan: s.plan };
     validate::create_sandbox(&create)?;
-    let sandbox =
-        Sandbox { id: ids::random("sbx_", 16), name: s.name, plan: s.plan.unwrap_or_default(), created_at: now };
-    let mut ledger = Ledger::new();
+    let sandbox = Sandbox {
+        id: world.ids.random(ids::Stream::Ids, "sbx_", 16),
+        name: s.name,
+        plan: s.plan.unwrap_or_default(),
+        created_at: now,
+    };
+    let mut ledger = Ledger::with_tag(world.ids.tag());
     let mut webhooks = Webhooks::default();
     for (j, e) in s.webhook_endpoints.into_iter().enumerate() {
         let at = |e: DomainError| invalid_at(e, &format!("webhook_endpoints[{j}]"));
@@ -363,7 +368,8 @@ fn build(
             description: e.description,
             retry_schedule_seconds: e.retry_schedule_seconds,
         };
-        webhooks.create_endpoint_with_secret(&ledger.tag, req, secret, now).map_err(at)?;
+        let secret = secret.unwrap_or_else(|| crate::domain::webhooks::new_secret(&world.ids));
+        webhooks.create_endpoint_with(&ledger.tag, req, secret, now).map_err(at)?;
     }
     let mut items = HashMap::with_capacity(s.items.len());
     for (j, item) in s.items.into_iter().enumerate() {
@@ -407,8 +413,8 @@ fn build(
     // The fixture's lines are metered like any other (so usage always agrees with the ledger).
     let mut usage = Usage::default();
     usage.add_lines(&mut None, now, USAGE_ID, ledger.lines_since(0));
-    let secret = grant(&sandbox.id, KeyKind::Secret, s.secret_key);
-    let restricted = grant(&sandbox.id, KeyKind::Restricted, s.restricted_key);
+    let secret = grant(world, &sandbox.id, KeyKind::Secret, s.secret_key);
+    let restricted = grant(world, &sandbox.id, KeyKind::Restricted, s.restricted_key);
     let answer = SandboxCreated {
         id: sandbox.id.clone(),
         name: sandbox.name.clone(),
@@ -421,12 +427,14 @@ fn build(
         sandbox,
         ledger,
         webhooks,
-        billing: Billing::new(now),
+        billing: Billing::with_tag(now, world.ids.tag()),
         reconciliations: Reconciliations::default(),
         jobs: Jobs::default(),
         usage,
         persisted: None,
         retired: false,
+        // A new sandbox starts on the emulator clock.
+        clock_offset_micros: 0,
     };
     Ok((NewTenant { state, secret, restricted }, answer))
 }
@@ -500,7 +508,7 @@ mod tests {
 
     #[test]
     fn given_keys_must_look_like_issued_ones() {
-        let issued = ids::random("sk_test_", KEY_RANDOM_LEN);
+        let issued = ids::Generator::system().random(ids::Stream::Ids, "sk_test_", KEY_RANDOM_LEN);
         assert!(key_is_well_formed(&issued, "sk_test_"));
         assert!(key_is_well_formed(&format!("sk_test_{}", "a".repeat(24)), "sk_test_"));
         assert!(key_is_well_formed(&format!("sk_test_{}", "0".repeat(64)), "sk_test_"));

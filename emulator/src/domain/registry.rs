@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use arc_swap::ArcSwap;
 use parking_lot::{Mutex, RwLock};
@@ -20,11 +21,14 @@ use super::model::*;
 use super::reconcile::{ReconciliationTrigger, Reconciliations};
 use super::validate;
 use super::webhooks::Webhooks;
-use crate::clock::{Clock, Timestamp};
-use crate::ids;
+use crate::clock::{Clock, DETERMINISTIC_START, Timestamp};
+use crate::ids::{Generator, Stream};
 
 /// Version of the exported state format.
 pub const STATE_FORMAT_VERSION: u32 = 1;
+/// Most draws of a sandbox id or key before one not yet taken is used (a random draw repeats
+/// with negligible odds; a seeded one repeats an earlier run's).
+const ID_DRAWS_MAX: usize = 16;
 /// Most sandboxes one emulator holds.
 pub const SANDBOX_COUNT_MAX: usize = 10_000;
 
@@ -75,6 +79,11 @@ pub struct TenantState {
     /// Its import jobs.
     #[serde(default)]
     pub jobs: Jobs,
+    /// How far this sandbox's own clock runs ahead of the emulator clock, in microseconds
+    /// (`POST /_emulator/sandboxes/{id}/clock/advance`; only grows). The live value is
+    /// [`Tenant::clock_offset_micros`]; this copy is what exports and the durable store keep.
+    #[serde(default)]
+    pub clock_offset_micros: i64,
     /// Its metered usage. Exported beside the tenants ([`StateExport::usage`]), not inside them:
     /// it changes with every request, reads included, and the tenants' export is compared
     /// across reads.
@@ -130,13 +139,15 @@ impl TenantState {
         self.billing.stamp(&mut h);
         self.reconciliations.stamp(&mut h);
         self.jobs.stamp(&mut h);
+        h.write_i64(self.clock_offset_micros);
         h.finish()
     }
 
-    /// `POST /v1/sandbox/reset`: an empty inventory (new ids), no endpoints, runs or jobs; the
-    /// plan, usage and invoices stay (billing is about what happened).
-    pub fn reset(&mut self) {
-        self.ledger = Ledger::new();
+    /// `POST /v1/sandbox/reset`: an empty inventory (new ids, from the new `tag`), no endpoints,
+    /// runs or jobs; the plan, usage, invoices and the sandbox's clock stay (billing is about
+    /// what happened).
+    pub fn reset(&mut self, tag: String) {
+        self.ledger = Ledger::with_tag(tag);
         self.webhooks = Webhooks::default();
         self.reconciliations = Reconciliations::default();
         self.jobs = Jobs::default();
@@ -186,6 +197,29 @@ pub struct Tenant {
     pub id: String,
     /// Its state.
     pub state: Mutex<TenantState>,
+    /// Its own clock's offset from the emulator clock, in microseconds (see
+    /// [`TenantState::clock_offset_micros`]). An atomic outside the lock, so reading the
+    /// sandbox's "now" costs one load more than the emulator clock's.
+    clock_offset_micros: AtomicI64,
+}
+
+impl Tenant {
+    /// A tenant with this state (its clock offset taken from it).
+    pub fn new(id: String, state: TenantState) -> Tenant {
+        let offset = state.clock_offset_micros;
+        Tenant { id, state: Mutex::new(state), clock_offset_micros: AtomicI64::new(offset) }
+    }
+
+    /// How far its clock runs ahead of the emulator clock, in microseconds.
+    pub fn clock_offset_micros(&self) -> i64 {
+        self.clock_offset_micros.load(Ordering::Acquire)
+    }
+
+    /// Now by this sandbox's clock: the emulator clock's now plus its offset (monotonic, as
+    /// both parts only grow).
+    pub fn now(&self, clock: &Clock) -> Timestamp {
+        Timestamp(clock.now().micros().saturating_add(self.clock_offset_micros()))
+    }
 }
 
 /// What a committed change wrote, handed to the [`Store`] before it is acknowledged.
@@ -276,8 +310,10 @@ impl Default for Settings {
 /// The whole emulator state.
 #[derive(Debug)]
 pub struct World {
-    /// The emulator clock.
+    /// The emulator clock (each sandbox reads it plus its own offset: [`Tenant::now`]).
     pub clock: Clock,
+    /// Where ids, keys, secrets and jitter come from ([`ids`]).
+    pub ids: Generator,
     /// Settings.
     pub settings: Settings,
     /// Storage seam.
@@ -333,6 +369,7 @@ impl World {
     pub fn new(settings: Settings, store: Box<dyn Store>) -> World {
         World {
             clock: Clock::new(),
+            ids: Generator::system(),
             settings,
             store,
             tenants: RwLock::new(HashMap::new()),
@@ -342,14 +379,43 @@ impl World {
         }
     }
 
-    /// The grant of a key that works now.
+    /// Deterministic mode (`--deterministic SEED`): ids, keys, secrets and jitter from a
+    /// generator seeded by `seed`, and a clock that starts at 2030-01-01T00:00:00Z and moves only
+    /// when advanced.
+    pub fn deterministic(mut self, seed: u64) -> World {
+        self.clock = Clock::frozen(DETERMINISTIC_START);
+        self.ids = Generator::seeded(seed);
+        self
+    }
+
+    /// The grant of a key that works now (by its sandbox's clock).
     pub fn authenticate(&self, key: &str) -> Option<Arc<KeyGrant>> {
         let keys = self.keys.load();
         let grant = keys.get(key)?;
-        if grant.expires_at.is_some_and(|t| t <= self.clock.now()) {
+        if grant.expires_at.is_some_and(|t| t <= self.tenant_now(&grant.tenant_id)) {
             return None;
         }
         Some(grant.clone())
+    }
+
+    /// Now by the clock of the sandbox `id` (the emulator clock's for an unknown one).
+    pub fn tenant_now(&self, id: &str) -> Timestamp {
+        let offset = self.tenants.read().get(id).map_or(0, |t| t.clock_offset_micros());
+        Timestamp(self.clock.now().micros().saturating_add(offset))
+    }
+
+    /// Raises the offset of `tenant`'s own clock to `offset_micros` (it never goes down), and
+    /// hands the change to the store. What this makes due is run by the caller
+    /// ([`crate::dispatch::Dispatcher::advance_sandbox`]).
+    pub fn advance_tenant_offset(&self, tenant: &Tenant, offset_micros: i64) {
+        let mut state = tenant.state.lock();
+        if offset_micros > tenant.clock_offset_micros() {
+            tenant.clock_offset_micros.store(offset_micros, Ordering::Release);
+            state.clock_offset_micros = offset_micros;
+            let (movements, events) = (state.ledger.movement_count(), state.ledger.event_count());
+            let now = tenant.now(&self.clock);
+            self.settle(&tenant.id, &mut state, movements, events, now);
+        }
     }
 
     /// A tenant by id.
@@ -386,13 +452,27 @@ impl World {
             )]));
         }
         let now = self.clock.now();
+        // Drawn again if taken: a seeded generator (deterministic mode) repeats the ids of an
+        // imported or recovered state made with the same seed.
+        let fresh = |prefix: &str, len: usize, taken: &dyn Fn(&str) -> bool| {
+            let mut id = self.ids.random(Stream::Ids, prefix, len);
+            for _ in 0..ID_DRAWS_MAX {
+                if !taken(&id) {
+                    break;
+                }
+                id = self.ids.random(Stream::Ids, prefix, len);
+            }
+            id
+        };
+        let keys = self.keys.load();
+        let key_taken = |k: &str| keys.contains_key(k);
         let sandbox = Sandbox {
-            id: ids::random("sbx_", 16),
+            id: fresh("sbx_", 16, &|id| self.tenants.read().contains_key(id)),
             name: req.name.unwrap_or_else(|| "sandbox".to_owned()),
             plan: req.plan.unwrap_or_default(),
             created_at: now,
         };
-        let mut ledger = Ledger::new();
+        let mut ledger = Ledger::with_tag(self.ids.tag());
         if req.seed == Some(Seed::Demo) {
             seed_demo(&mut ledger, now)?;
         }
@@ -400,15 +480,15 @@ impl World {
         let mut usage = Usage::default();
         usage.add_lines(&mut None, now, "seed", ledger.lines_since(0));
         let secret = KeyGrant {
-            id: ids::random("key_", 16),
-            secret: ids::random("sk_test_", 32),
+            id: self.ids.random(Stream::Ids, "key_", 16),
+            secret: fresh("sk_test_", 32, &key_taken),
             tenant_id: sandbox.id.clone(),
             kind: KeyKind::Secret,
             expires_at: None,
         };
         let restricted = KeyGrant {
-            id: ids::random("key_", 16),
-            secret: ids::random("rk_test_", 32),
+            id: self.ids.random(Stream::Ids, "key_", 16),
+            secret: fresh("rk_test_", 32, &key_taken),
             tenant_id: sandbox.id.clone(),
             kind: KeyKind::Restricted,
             expires_at: None,
@@ -421,20 +501,22 @@ impl World {
             restricted_key: restricted.secret.clone(),
             created_at: now,
         };
+        drop(keys);
         let id = sandbox.id.clone();
         let mut state = TenantState {
             sandbox,
             ledger,
             webhooks: Webhooks::default(),
-            billing: Billing::new(now),
+            billing: Billing::with_tag(now, self.ids.tag()),
             reconciliations: Reconciliations::default(),
             jobs: Jobs::default(),
+            clock_offset_micros: 0,
             usage,
             persisted: None,
             retired: false,
         };
         self.store.tenant_created(&id, &mut state);
-        let tenant = Arc::new(Tenant { id, state: Mutex::new(state) });
+        let tenant = Arc::new(Tenant::new(id, state));
         self.tenants.write().insert(tenant.id.clone(), tenant);
         self.edit_keys(|keys| {
             keys.insert(secret.secret.clone(), Arc::new(secret));
@@ -475,7 +557,7 @@ impl World {
         self.store.tenants_created(&mut states, &before, &after);
         let mut tenants = self.tenants.write();
         for (id, state) in states {
-            tenants.insert(id.clone(), Arc::new(Tenant { id, state: Mutex::new(state) }));
+            tenants.insert(id.clone(), Arc::new(Tenant::new(id, state)));
         }
         drop(tenants);
         self.keys.store(Arc::new(after));
@@ -499,11 +581,11 @@ impl World {
     /// renew itself forever). Checked under the key writer, so two rolls by one key cannot both
     /// pass.
     pub fn roll_key(&self, tenant_id: &str, by: &str) -> Option<ApiKeyRolled> {
-        let now = self.clock.now();
+        let now = self.tenant_now(tenant_id);
         let expires = now.plus_seconds(self.settings.key_grace_seconds);
         let fresh = KeyGrant {
-            id: ids::random("key_", 16),
-            secret: ids::random("sk_test_", 32),
+            id: self.ids.random(Stream::Ids, "key_", 16),
+            secret: self.ids.random(Stream::Ids, "sk_test_", 32),
             tenant_id: tenant_id.to_owned(),
             kind: KeyKind::Secret,
             expires_at: None,
@@ -528,15 +610,32 @@ impl World {
         permanent.then_some(out)
     }
 
-    /// Drops what expired by the clock (idempotency records, rolled keys).
+    /// Drops what expired by the clock (idempotency records, rolled keys), each sandbox's by its
+    /// own clock.
     pub fn expire(&self) {
-        let now = self.clock.now();
-        for t in self.tenants() {
+        self.expire_in(None);
+    }
+
+    /// [`World::expire`] for one sandbox only (`Some(id)`), or for all of them and the records
+    /// kept outside any sandbox (`None`).
+    pub fn expire_in(&self, only: Option<&Tenant>) {
+        let tenants = match only {
+            Some(t) => self.tenant(&t.id).into_iter().collect(),
+            None => self.tenants(),
+        };
+        let mut nows = HashMap::with_capacity(tenants.len());
+        for t in &tenants {
+            let now = t.now(&self.clock);
             t.state.lock().ledger.idempotency.purge_expired(now);
+            nows.insert(t.id.as_str(), now);
         }
-        self.global_idempotency.lock().purge_expired(now);
-        if self.keys.load().values().any(|g| g.expires_at.is_some_and(|t| t <= now)) {
-            self.edit_keys(|keys| keys.retain(|_, g| g.expires_at.is_none_or(|t| t > now)));
+        if only.is_none() {
+            self.global_idempotency.lock().purge_expired(self.clock.now());
+        }
+        let expired =
+            |g: &KeyGrant| g.expires_at.is_some_and(|t| nows.get(g.tenant_id.as_str()).is_some_and(|n| t <= *n));
+        if self.keys.load().values().any(|g| expired(g)) {
+            self.edit_keys(|keys| keys.retain(|_, g| !expired(g)));
         }
     }
 
@@ -582,15 +681,19 @@ impl World {
         let mut tenants = HashMap::new();
         for t in state.tenants.drain(..) {
             let mut t = t;
+            if t.clock_offset_micros < 0 {
+                return Err(invalid(format!("tenant {}: clock_offset_micros must not be negative", t.sandbox.id)));
+            }
             t.ledger.rebuild().map_err(|e| invalid(format!("tenant {}: {e}", t.sandbox.id)))?;
             let events = t.ledger.event_count() as u64;
             t.webhooks.rebuild(events).map_err(|e| invalid(format!("tenant {}: {e}", t.sandbox.id)))?;
             if !t.billing.is_set_up() {
-                t.billing = Billing::new(now); // an export from before billing: start now
+                // An export from before billing: start now.
+                t.billing = Billing::with_tag(now.plus_seconds(t.clock_offset_micros / 1_000_000), self.ids.tag());
             }
             t.usage = usage.remove(&t.sandbox.id).unwrap_or_default();
             let id = t.sandbox.id.clone();
-            tenants.insert(id.clone(), Arc::new(Tenant { id, state: Mutex::new(t) }));
+            tenants.insert(id.clone(), Arc::new(Tenant::new(id, t)));
         }
         if let Some(k) = state.keys.iter().find(|k| !tenants.contains_key(&k.tenant_id)) {
             return Err(invalid(format!("key {} names an unknown tenant", k.id)));
@@ -602,32 +705,27 @@ impl World {
         Ok(())
     }
 
-    /// The earliest time something falls due in any tenant: a period end or a midnight.
-    pub fn next_due(&self) -> Option<Timestamp> {
-        self.tenants().iter().map(|t| t.state.lock().billing.next_due()).min()
-    }
-
-    /// Before a clock jump to `until`: skips the nightly runs beyond the catch-up bound.
-    pub fn skip_nightly_backlog(&self, until: Timestamp) {
-        for t in self.tenants() {
-            t.state.lock().billing.skip_nightly_backlog(until);
-        }
-    }
-
-    /// Runs what fell due at or before `now` in every tenant (invoices, nightly reconciliations);
+    /// Runs what fell due by every sandbox's own clock (invoices, nightly reconciliations);
     /// returns whether webhook deliveries were created.
-    pub fn run_due(&self, now: Timestamp) -> bool {
+    pub fn run_due(&self) -> bool {
         let mut deliveries = false;
         for t in self.tenants() {
-            let mut state = t.state.lock();
-            if state.billing.next_due() > now {
-                continue;
-            }
-            let (movements, events) = (state.ledger.movement_count(), state.ledger.event_count());
-            state.run_due(&self.settings.plans, now);
-            deliveries |= self.settle(&t.id, &mut state, movements, events, now);
+            let now = t.now(&self.clock);
+            deliveries |= self.run_due_in(&t, now);
         }
         deliveries
+    }
+
+    /// Runs what fell due in `tenant` at or before `now` (its own time); returns whether webhook
+    /// deliveries were created.
+    pub fn run_due_in(&self, tenant: &Tenant, now: Timestamp) -> bool {
+        let mut state = tenant.state.lock();
+        if state.billing.next_due() > now {
+            return false;
+        }
+        let (movements, events) = (state.ledger.movement_count(), state.ledger.event_count());
+        state.run_due(&self.settings.plans, now);
+        self.settle(&tenant.id, &mut state, movements, events, now)
     }
 
     /// Runs one chunk of the tenant's oldest unfinished import job. `None` when it has none;
@@ -637,7 +735,7 @@ impl World {
         if !guard.jobs.has_work() {
             return None;
         }
-        let now = self.clock.now();
+        let now = tenant.now(&self.clock);
         let state = &mut *guard;
         let (movements, events) = (state.ledger.movement_count(), state.ledger.event_count());
         let plan = self.settings.plans.get(state.sandbox.plan);

@@ -15,7 +15,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use rand::Rng;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -582,23 +581,22 @@ impl Webhooks {
         })
     }
 
-    /// `POST /v1/webhook-endpoints`.
+    /// `POST /v1/webhook-endpoints`, with a new random secret.
     pub fn create_endpoint(
         &mut self,
         tag: &str,
         req: CreateWebhookEndpoint,
         now: Timestamp,
     ) -> Result<WebhookEndpointWithSecret, DomainError> {
-        self.create_endpoint_with_secret(tag, req, None, now)
+        self.create_endpoint_with(tag, req, twh_webhooks::Secret::generate(), now)
     }
 
-    /// `POST /v1/webhook-endpoints` with a given signing secret (`None`: a random one), for
-    /// fixtures (`crate::domain::fixtures`).
-    pub fn create_endpoint_with_secret(
+    /// `POST /v1/webhook-endpoints`, signing with `secret` (see [`new_secret`]).
+    pub fn create_endpoint_with(
         &mut self,
         tag: &str,
         req: CreateWebhookEndpoint,
-        secret: Option<twh_webhooks::Secret>,
+        secret: twh_webhooks::Secret,
         now: Timestamp,
     ) -> Result<WebhookEndpointWithSecret, DomainError> {
         validate_endpoint(
@@ -618,7 +616,7 @@ impl Webhooks {
             event_types: req.event_types,
             description: req.description,
             enabled: true,
-            secret: secret.unwrap_or_else(twh_webhooks::Secret::generate),
+            secret,
             previous: None,
             retry_schedule_seconds: req.retry_schedule_seconds,
             version: 1,
@@ -714,9 +712,20 @@ impl Webhooks {
         id: &str,
         now: Timestamp,
     ) -> Result<WebhookEndpointWithSecret, DomainError> {
+        self.rotate_secret_to(tag, id, twh_webhooks::Secret::generate(), now)
+    }
+
+    /// [`Webhooks::rotate_secret`] to `secret` (see [`new_secret`]).
+    pub fn rotate_secret_to(
+        &mut self,
+        tag: &str,
+        id: &str,
+        secret: twh_webhooks::Secret,
+        now: Timestamp,
+    ) -> Result<WebhookEndpointWithSecret, DomainError> {
         let i = self.endpoint_index(tag, id)?;
         let e = &mut self.endpoints[i];
-        let old = std::mem::replace(&mut e.secret, twh_webhooks::Secret::generate());
+        let old = std::mem::replace(&mut e.secret, secret);
         e.previous = Some(PreviousSecret { secret: old, until: now.plus_seconds(SECRET_OVERLAP_SECONDS) });
         e.version += 1;
         e.updated_at = now;
@@ -850,6 +859,7 @@ impl Webhooks {
         at: Timestamp,
         result: AttemptResult,
         default_schedule: &[u64],
+        ids: &ids::Generator,
     ) -> Vec<(EventType, serde_json::Value)> {
         let mut events = Vec::new();
         mark(&mut self.dirty, delivery);
@@ -894,7 +904,8 @@ impl Webhooks {
             return events;
         }
         let delay = schedule[failures - 1];
-        let jitter = if delay >= 100 { rand::rng().random_range(0..=(delay * 10).min(30_000)) } else { 0 };
+        let jitter =
+            if delay >= 100 { ids.jitter(&ledger.tag, delivery, failures as u64, (delay * 10).min(30_000)) } else { 0 };
         let delay_ms =
             (delay * 1000 + jitter).max(result.retry_after_seconds.unwrap_or(0).min(RETRY_DELAY_MAX_SECONDS) * 1000);
         let next = Timestamp(at.micros().saturating_add(delay_ms as i64 * 1000));
@@ -1035,4 +1046,15 @@ impl Webhooks {
         }
         Ok(matches.len() as u64)
     }
+}
+
+/// A new webhook signing secret (32 bytes) from the emulator's generator, so that deterministic
+/// mode issues the same secrets on every run.
+pub fn new_secret(ids: &ids::Generator) -> twh_webhooks::Secret {
+    use base64::Engine;
+    let text = format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(ids.bytes(twh_webhooks::SECRET_LEN_BYTES))
+    );
+    twh_webhooks::Secret::parse(&text).unwrap_or_else(|_| twh_webhooks::Secret::generate())
 }

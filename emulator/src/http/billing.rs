@@ -79,7 +79,7 @@ fn subscription(plan: crate::domain::model::Plan, now: Timestamp) -> Subscriptio
 pub async fn get_subscription(State(s): St, auth: Auth, q: Query) -> ApiResult {
     q.finish()?;
     let plan = auth.tenant.state.lock().sandbox.plan;
-    Ok(axum::Json(subscription(plan, s.world.clock.now())).into_response())
+    Ok(axum::Json(subscription(plan, auth.tenant.now(&s.world.clock))).into_response())
 }
 
 /// `POST /v1/subscription`: the new plan's quotas apply at once.
@@ -99,7 +99,7 @@ pub async fn update_subscription(
 
 /// `GET /v1/usage`
 pub async fn get_usage(State(s): St, auth: Auth, mut q: Query) -> ApiResult {
-    let now = s.world.clock.now();
+    let now = auth.tenant.now(&s.world.clock);
     let start = period(&mut q, now);
     q.finish()?;
     let start = start.unwrap_or(month_start(now));
@@ -194,7 +194,7 @@ impl Export {
 
 /// `GET /v1/usage/export?period=&format=csv|json`: one row per metered unit group and meter.
 pub async fn export_usage(State(s): St, auth: Auth, mut q: Query) -> ApiResult {
-    let now = s.world.clock.now();
+    let now = auth.tenant.now(&s.world.clock);
     let start = period(&mut q, now);
     let format = q.enumeration::<ExportFormat>("format");
     q.finish()?;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use schemars::JsonSchema;
@@ -15,8 +15,9 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{Admin, Json, Query};
 use super::faults::{Fault, FaultSpec};
 use crate::clock::Timestamp;
-use crate::dispatch::DispatchStats;
-use crate::domain::registry::StateExport;
+use crate::dispatch::{DispatchStats, SandboxAdvance};
+use crate::domain::DomainError;
+use crate::domain::registry::{StateExport, Tenant};
 
 type St = State<Arc<AppState>>;
 
@@ -40,6 +41,20 @@ pub struct ClockState {
     pub now: Timestamp,
     /// How far ahead of the system clock it runs, in seconds.
     pub offset_seconds: f64,
+}
+
+/// One sandbox's clock: the emulator clock plus the sandbox's own offset.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct SandboxClockState {
+    /// The sandbox (`sbx_…`).
+    pub sandbox_id: String,
+    /// The sandbox's time.
+    pub now: Timestamp,
+    /// How far the sandbox's clock runs ahead of the system clock (in deterministic mode, of
+    /// the emulator's start), in seconds: the emulator clock's offset plus the sandbox's own.
+    pub offset_seconds: f64,
+    /// How far the sandbox's clock runs ahead of the emulator clock, in seconds (only grows).
+    pub sandbox_offset_seconds: f64,
 }
 
 /// `POST /_emulator/clock/advance`: exactly one of `seconds` or `to`.
@@ -85,17 +100,67 @@ pub async fn clock(State(s): St, _: Admin, q: Query) -> ApiResult<axum::Json<Clo
     Ok(axum::Json(clock_state(&s)))
 }
 
-/// `POST /_emulator/clock/advance`: moves the clock and fires what became due, in time order.
+/// The time an advance from `now` goes to, after checking the body.
+fn advance_target(body: &AdvanceClock, now: Timestamp) -> Result<Timestamp, ApiError> {
+    match (body.seconds, body.to) {
+        (Some(secs), None) if (0..=ADVANCE_SECONDS_MAX).contains(&secs) => Ok(now.plus_seconds(secs)),
+        (Some(_), None) => Err(ApiError::field("seconds", format!("must be in 0..={ADVANCE_SECONDS_MAX}"))),
+        (None, Some(to)) if to >= now => Ok(to),
+        (None, Some(_)) => Err(ApiError::field("to", "must not be in the past (the clock only moves forward)")),
+        _ => Err(ApiError::field("seconds", "give exactly one of `seconds` or `to`")),
+    }
+}
+
+/// `POST /_emulator/clock/advance`: moves the clock (every sandbox's) and fires what became due,
+/// in time order.
 pub async fn advance(State(s): St, _: Admin, body: Json<AdvanceClock>) -> ApiResult<axum::Json<ClockState>> {
-    let target = match (body.value.seconds, body.value.to) {
-        (Some(secs), None) if (0..=ADVANCE_SECONDS_MAX).contains(&secs) => s.world.clock.now().plus_seconds(secs),
-        (Some(_), None) => return Err(ApiError::field("seconds", format!("must be in 0..={ADVANCE_SECONDS_MAX}"))),
-        (None, Some(to)) if to >= s.world.clock.now() => to,
-        (None, Some(_)) => return Err(ApiError::field("to", "must not be in the past (the clock only moves forward)")),
-        _ => return Err(ApiError::field("seconds", "give exactly one of `seconds` or `to`")),
-    };
+    let target = advance_target(&body.value, s.world.clock.now())?;
     s.advance_clock_to(target).await;
     Ok(axum::Json(clock_state(&s)))
+}
+
+fn sandbox(s: &AppState, id: &str) -> Result<Arc<Tenant>, ApiError> {
+    s.world.tenant(id).ok_or_else(|| ApiError::from(DomainError::not_found("sandbox")))
+}
+
+fn sandbox_clock_state(s: &AppState, tenant: &Tenant) -> SandboxClockState {
+    let own = tenant.clock_offset_micros();
+    SandboxClockState {
+        sandbox_id: tenant.id.clone(),
+        now: tenant.now(&s.world.clock),
+        offset_seconds: s.world.clock.offset_micros().saturating_add(own) as f64 / 1e6,
+        sandbox_offset_seconds: own as f64 / 1e6,
+    }
+}
+
+/// `GET /_emulator/sandboxes/{id}/clock`
+pub async fn sandbox_clock(
+    State(s): St,
+    _: Admin,
+    Path(id): Path<String>,
+    q: Query,
+) -> ApiResult<axum::Json<SandboxClockState>> {
+    q.finish()?;
+    let tenant = sandbox(&s, &id)?;
+    Ok(axum::Json(sandbox_clock_state(&s, &tenant)))
+}
+
+/// `POST /_emulator/sandboxes/{id}/clock/advance`: moves this sandbox's clock only and fires what
+/// became due in it, in time order.
+pub async fn advance_sandbox_clock(
+    State(s): St,
+    _: Admin,
+    Path(id): Path<String>,
+    body: Json<AdvanceClock>,
+) -> ApiResult<axum::Json<SandboxClockState>> {
+    let tenant = sandbox(&s, &id)?;
+    advance_target(&body.value, tenant.now(&s.world.clock))?;
+    let how = match (body.value.seconds, body.value.to) {
+        (Some(seconds), _) => SandboxAdvance::By(seconds),
+        (None, to) => SandboxAdvance::To(to.unwrap_or_default()),
+    };
+    s.dispatcher.advance_sandbox(&tenant, how).await;
+    Ok(axum::Json(sandbox_clock_state(&s, &tenant)))
 }
 
 /// `GET /_emulator/faults`
@@ -105,7 +170,7 @@ pub async fn list_faults(State(s): St, _: Admin) -> axum::Json<FaultList> {
 
 /// `POST /_emulator/faults`
 pub async fn add_fault(State(s): St, _: Admin, body: Json<FaultSpec>) -> ApiResult {
-    let fault = s.faults.add(body.value)?;
+    let fault = s.faults.add(body.value, &s.world)?;
     Ok((StatusCode::CREATED, axum::Json(fault)).into_response())
 }
 

@@ -6,6 +6,12 @@
 //! the connection with no answer at all; a retry with the same key receives the original
 //! result. `delay` waits before running (after reserving the idempotency key, so a concurrent
 //! duplicate sees `idempotency_key_in_use`). Faults never apply to `/_emulator` or `/openapi`.
+//!
+//! A fault with a `sandbox_id` matches only requests authenticated to that sandbox (the
+//! metering step, which runs first, has put the request's admission in its extensions), so tests
+//! sharing one emulator can each break their own sandbox. Arming one for a sandbox that does not
+//! exist is 404 `not_found` naming `sandbox_id`, like `corrupt-stock-level`'s `tenant_id` and the
+//! per-sandbox clock routes: the request is well formed, what it names is missing.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,7 +29,8 @@ use super::error::ApiError;
 use super::pipeline::FaultDelay;
 use crate::domain::DomainError;
 use crate::domain::model::FieldError;
-use crate::ids;
+use crate::domain::registry::World;
+use crate::ids::Stream;
 
 /// Most faults armed at once.
 pub const FAULT_COUNT_MAX: usize = 100;
@@ -69,6 +76,9 @@ pub struct FaultSpec {
     /// Only paths starting with this (any if absent).
     #[serde(default)]
     pub path_prefix: Option<String>,
+    /// Only requests authenticated to this sandbox (`sbx_…`; any if absent).
+    #[serde(default)]
+    pub sandbox_id: Option<String>,
     /// What to do.
     pub action: FaultAction,
     /// Status of injected errors (400..=599, default 500).
@@ -93,6 +103,8 @@ pub struct Fault {
     pub method: Option<String>,
     /// Path prefix filter.
     pub path_prefix: Option<String>,
+    /// Sandbox filter: only requests authenticated to it.
+    pub sandbox_id: Option<String>,
     /// What it does.
     pub action: FaultAction,
     /// Status of injected errors.
@@ -111,8 +123,14 @@ pub struct Faults {
 }
 
 impl Faults {
-    /// Arms a fault.
-    pub fn add(&self, spec: FaultSpec) -> Result<Fault, DomainError> {
+    /// Arms a fault (its id drawn from `world`'s generator; its sandbox, if any, must exist
+    /// there).
+    pub fn add(&self, spec: FaultSpec, world: &World) -> Result<Fault, DomainError> {
+        if let Some(id) = spec.sandbox_id.as_deref().filter(|id| world.tenant(id).is_none()) {
+            let mut e = DomainError::not_found("sandbox");
+            e.errors.push(FieldError::new("sandbox_id", format!("no sandbox {id}")));
+            return Err(e);
+        }
         let mut errors = Vec::new();
         let status = spec.status.unwrap_or(500);
         if !(400..=599).contains(&status) {
@@ -137,9 +155,10 @@ impl Faults {
             return Err(DomainError::validation(errors));
         }
         let fault = Fault {
-            id: ids::random("flt_", 16),
+            id: world.ids.random(Stream::Control, "flt_", 16),
             method,
             path_prefix: spec.path_prefix,
+            sandbox_id: spec.sandbox_id,
             action: spec.action,
             status,
             delay_ms,
@@ -162,7 +181,7 @@ impl Faults {
     }
 
     /// Takes one firing of the first fault matching this request.
-    fn take(&self, method: &Method, path: &str) -> Option<Fault> {
+    fn take(&self, method: &Method, path: &str, sandbox_id: Option<&str>) -> Option<Fault> {
         if !self.armed.load(Ordering::Acquire) {
             return None;
         }
@@ -170,6 +189,7 @@ impl Faults {
         let i = list.iter().position(|f| {
             f.method.as_deref().is_none_or(|m| m == method.as_str())
                 && f.path_prefix.as_deref().is_none_or(|p| path.starts_with(p))
+                && f.sandbox_id.as_deref().is_none_or(|s| sandbox_id == Some(s))
         })?;
         let fault = list[i].clone();
         list[i].remaining -= 1;
@@ -208,7 +228,8 @@ pub fn before(state: &AppState, req: &mut Request) -> Result<Plan, Response> {
     if path.starts_with("/_emulator") || path.starts_with("/openapi") {
         return Ok(Plan::default());
     }
-    let Some(fault) = state.faults.take(req.method(), path) else { return Ok(Plan::default()) };
+    let sandbox_id = req.extensions().get::<super::admission::Admission>().map(|a| a.tenant.id.as_str());
+    let Some(fault) = state.faults.take(req.method(), path, sandbox_id) else { return Ok(Plan::default()) };
     super::journal::note_fault(req, &fault.id, fault.action.as_str());
     match fault.action {
         FaultAction::ErrorBeforeCommit => Err(injected(&fault, "before")),
@@ -286,7 +307,7 @@ pub async fn corrupt_stock_level(
     let mut guard = tenant.state.lock();
     let (movements, events) = (guard.ledger.movement_count(), guard.ledger.event_count());
     let (snapshot_quantity, ledger_quantity) = guard.ledger.corrupt_level(&req.item_id, &req.location_id, req.delta)?;
-    let now = state.world.clock.now();
+    let now = tenant.now(&state.world.clock);
     state.world.settle(&tenant.id, &mut guard, movements, events, now);
     Ok(axum::Json(CorruptedStockLevel {
         tenant_id: req.tenant_id,

@@ -56,7 +56,7 @@ pub async fn reset_sandbox(
     body: Json<NoFields>,
 ) -> ApiResult {
     Ok(pipeline::write(&s, &auth, key, body.fingerprint, delay(d), |st, _| {
-        st.reset();
+        st.reset(s.world.ids.tag());
         Ok(stored_json(StatusCode::OK, &st.sandbox, None, None))
     })
     .await)

@@ -186,7 +186,8 @@ fn metered(app: &AppState, req: &Request) -> Option<(Arc<KeyGrant>, Arc<Tenant>)
 pub fn before(app: &AppState, req: &mut Request) -> Result<Option<Decision>, Response> {
     let Some((grant, tenant)) = metered(app, req) else { return Ok(None) };
     let refusable = !billing_path(req.uri().path());
-    let now = app.world.clock.now();
+    // The sandbox's own clock: its rate-limit refill and usage rows follow it.
+    let now = tenant.now(&app.world.clock);
     let decision = app.limiter.take(&grant.id, now);
     let refused = |mut r: Response| {
         if let Some(d) = &decision {

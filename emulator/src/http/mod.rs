@@ -323,6 +323,8 @@ fn routes() -> Routes {
         .op("emulator_health", c::health)
         .op("emulator_get_clock", c::clock)
         .op("emulator_advance_clock", c::advance)
+        .op("emulator_get_sandbox_clock", c::sandbox_clock)
+        .op("emulator_advance_sandbox_clock", c::advance_sandbox_clock)
         .op("emulator_list_faults", c::list_faults)
         .op("emulator_add_fault", c::add_fault)
         .op("emulator_clear_faults", c::clear_faults)
@@ -492,8 +494,10 @@ pub mod names {
     pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 }
 
-fn fresh_request_id() -> HeaderValue {
-    let id = crate::ids::random("req_", 24);
+fn fresh_request_id(app: &AppState, path: &str) -> HeaderValue {
+    // Deterministic mode: `/v1` requests draw from a stream of their own (see `ids`).
+    let stream = if path.starts_with("/v1/") { crate::ids::Stream::Requests } else { crate::ids::Stream::Control };
+    let id = app.world.ids.random(stream, "req_", 24);
     // From the String's own buffer; letters and digits are a valid header value.
     HeaderValue::from_maybe_shared(bytes::Bytes::from(id)).unwrap_or(HeaderValue::from_static("req_"))
 }
@@ -512,7 +516,7 @@ fn request_id(app: Arc<AppState>, mut req: Request, next: Next) -> impl Future<O
             !v.is_empty() && v.len() <= REQUEST_ID_LEN_MAX && v.iter().all(|b| (0x21..=0x7e).contains(b))
         })
         .cloned()
-        .unwrap_or_else(fresh_request_id);
+        .unwrap_or_else(|| fresh_request_id(&app, req.uri().path()));
     let method = req.method().clone();
     // A clone of the URI shares its bytes: no copy of the path unless it is logged or quoted.
     let uri = req.uri().clone();

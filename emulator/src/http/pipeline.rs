@@ -161,7 +161,7 @@ fn reserve<'a>(
 ) -> Result<Option<Reservation<'a>>, Response> {
     let Some(IdempotencyKey(k)) = key else { return Ok(None) };
     let mut state = tenant.state.lock();
-    let now = world.clock.now();
+    let now = tenant.now(&world.clock);
     check(&state, k, fingerprint, now)?;
     let expires_at = now.plus_seconds(world.settings.idempotency_ttl_seconds);
     state.ledger.idempotency.put(k, Record { fingerprint, expires_at, outcome: Outcome::InProgress });
@@ -194,7 +194,7 @@ where
     }
 
     let mut state = tenant.state.lock();
-    let now = world.clock.now();
+    let now = tenant.now(&world.clock);
     if let (Some(IdempotencyKey(k)), None) = (key, &reservation) {
         if let Err(response) = check(&state, k, fingerprint, now) {
             return response;

@@ -52,7 +52,8 @@ pub async fn create_endpoint(
     body: Json<CreateWebhookEndpoint>,
 ) -> Response {
     pipeline::write(&s, &auth, key, body.fingerprint, d.map(|Extension(d)| d), |st, now| {
-        let e = st.webhooks.create_endpoint(&st.ledger.tag, body.value, now)?;
+        let secret = crate::domain::webhooks::new_secret(&s.world.ids);
+        let e = st.webhooks.create_endpoint_with(&st.ledger.tag, body.value, secret, now)?;
         let location = format!("/v1/webhook-endpoints/{}", e.id);
         Ok(stored_json(StatusCode::CREATED, &e, Some(e.version), Some(location)))
     })
@@ -131,7 +132,8 @@ pub async fn rotate_secret(
     body: Json<NoFields>,
 ) -> ApiResult {
     Ok(pipeline::write(&s, &auth, key, body.fingerprint, d.map(|Extension(d)| d), |st, now| {
-        let e = st.webhooks.rotate_secret(&st.ledger.tag, &id, now)?;
+        let secret = crate::domain::webhooks::new_secret(&s.world.ids);
+        let e = st.webhooks.rotate_secret_to(&st.ledger.tag, &id, secret, now)?;
         Ok(stored_json(StatusCode::OK, &e, Some(e.version), None))
     })
     .await)

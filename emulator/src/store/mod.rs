@@ -175,6 +175,7 @@ struct RestOut<'a> {
     billing: &'a Billing,
     reconciliations: &'a Reconciliations,
     jobs: &'a Jobs,
+    clock_offset_micros: i64,
 }
 
 #[derive(Deserialize)]
@@ -187,6 +188,9 @@ struct RestIn {
     billing: Billing,
     reconciliations: Reconciliations,
     jobs: Jobs,
+    /// The sandbox's own clock offset (absent in rows written before per-sandbox clocks).
+    #[serde(default)]
+    clock_offset_micros: i64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -338,7 +342,7 @@ impl DurableStore {
         let mut ops = vec![Op::PurgeIdem(now.micros())];
         for tenant in world.tenants() {
             let mut state = tenant.state.lock();
-            state.ledger.idempotency.purge_expired(now);
+            state.ledger.idempotency.purge_expired(tenant.now(&world.clock));
             state.track();
             let mut persisted = Persisted {
                 tag: state.ledger.tag.clone(),
@@ -538,6 +542,7 @@ fn read_all(conn: &rusqlite::Connection, file: &Path) -> io::Result<Recovered> {
                 state.billing = rest.billing;
                 state.reconciliations = rest.reconciliations;
                 state.jobs = rest.jobs;
+                state.clock_offset_micros = rest.clock_offset_micros;
             }
             Kind::Delivery => {
                 let d: DeliveryRecord = serde_json::from_slice(body).map_err(parse_err)?;
@@ -640,6 +645,7 @@ impl Store for Arc<DurableStore> {
                 billing: &state.billing,
                 reconciliations: &state.reconciliations,
                 jobs: &state.jobs,
+                clock_offset_micros: state.clock_offset_micros,
             };
             ops.push(Op::Row { tenant: tenant.to_owned(), kind: Kind::Rest, key: 0, body: json(&rest) });
         }

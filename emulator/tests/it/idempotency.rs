@@ -20,6 +20,7 @@ fn fault(action: FaultAction, path_prefix: &str) -> FaultSpec {
     FaultSpec {
         method: Some("POST".to_owned()),
         path_prefix: Some(path_prefix.to_owned()),
+        sandbox_id: None,
         action,
         status: None,
         delay_ms: None,
@@ -260,6 +261,7 @@ async fn a_key_in_flight_is_409_in_use_with_retry_after() {
         .inject_fault(FaultSpec {
             method: Some("POST".to_owned()),
             path_prefix: Some("/v1/stock-movements".to_owned()),
+            sandbox_id: None,
             action: FaultAction::Delay,
             status: None,
             // Long enough that the duplicate below surely lands while the first still runs.

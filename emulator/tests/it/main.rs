@@ -16,10 +16,12 @@
 //! - `jobs`: background CSV imports, idempotent by reference, bad rows by line number.
 //! - `fixtures`: `POST /_emulator/fixtures` and `serve --fixtures FILE`: known keys and contents,
 //!   all or nothing, errors naming the entry, `key_taken`, with and without `--data-dir`.
+//! - `clocks`: per-sandbox clocks, faults scoped to a sandbox, deterministic mode (§5).
 //! - `durable`: `--data-dir` under SIGKILL and SIGTERM, its lock, damaged files, what a restart
 //!   restores.
 
 mod billing;
+mod clocks;
 mod common;
 mod durable;
 mod errors;

@@ -185,8 +185,13 @@ impl Billing {
 
     /// Billing of a tenant created at `now`.
     pub fn new(now: Timestamp) -> Billing {
+        Billing::with_tag(now, ids::new_tag())
+    }
+
+    /// Billing of a tenant created at `now`, its invoice ids made with `tag`.
+    pub fn with_tag(now: Timestamp, tag: String) -> Billing {
         Billing {
-            tag: ids::new_tag(),
+            tag,
             period_start: month_start(now),
             next_nightly: next_midnight(now),
             invoices: BoundedLog::default(),
