@@ -138,22 +138,6 @@ pub struct Emulator {
     control: Client,
 }
 
-/// A sandbox made by [`Emulator::load_fixtures`], with its keys (as the fixtures gave them, or
-/// new ones).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct FixtureSandbox {
-    /// `sbx_…`
-    pub id: String,
-    /// Its name.
-    pub name: String,
-    /// Its plan.
-    pub plan: types::Plan,
-    /// `sk_test_…`
-    pub secret_key: ApiKey,
-    /// `rk_test_…`
-    pub restricted_key: ApiKey,
-}
-
 /// The filters and the page of [`Emulator::requests`] (each optional; `limit` 1..=100,
 /// default 20). Read from JSON too (snake_case names, unknown ones refused), as the Python and
 /// Node packages pass it.
@@ -193,66 +177,6 @@ impl RequestsQuery {
         ];
         Ok(fields.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
     }
-}
-
-/// One request the emulator answered, as its journal keeps it (`GET /_emulator/requests`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct JournalEntry {
-    /// The entry's own id.
-    pub id: String,
-    /// The request's `X-Request-Id` (shared by every attempt of one SDK call).
-    pub request_id: String,
-    /// When it arrived (emulator time).
-    pub at: DateTime<Utc>,
-    /// The sandbox it was authenticated to, if any.
-    pub sandbox_id: Option<String>,
-    /// `GET`, `POST`, …
-    pub method: String,
-    /// The path, without the query.
-    pub path: String,
-    /// The query string, if any.
-    #[serde(default)]
-    pub query: Option<String>,
-    /// The status answered.
-    pub status: u16,
-    /// How long the answer took, in microseconds.
-    pub duration_us: u64,
-    /// Its `Idempotency-Key`, if any.
-    pub idempotency_key: Option<String>,
-    /// Whether the answer was a stored one (`Idempotent-Replayed: true`).
-    pub idempotent_replayed: bool,
-    /// The injected fault that hit it, if any.
-    #[serde(default)]
-    pub fault: Option<serde_json::Value>,
-    /// The request's headers and body.
-    pub request: JournalMessage,
-    /// The response's headers and body.
-    pub response: JournalMessage,
-}
-
-/// The headers and body of a request or response in the journal.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct JournalMessage {
-    /// Header names and values (`Authorization` shows only its key's prefix and last 4
-    /// characters).
-    pub headers: serde_json::Value,
-    /// The body (kept up to 64 KiB).
-    #[serde(default)]
-    pub body: serde_json::Value,
-    /// Whether the body was longer than what is kept.
-    #[serde(default)]
-    pub truncated: bool,
-}
-
-#[derive(Deserialize)]
-struct JournalPage {
-    data: Vec<JournalEntry>,
-    next_cursor: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct FixturesLoaded {
-    sandboxes: Vec<FixtureSandbox>,
 }
 
 /// A sink name as one path segment: refused before anything is sent if the emulator would
@@ -476,8 +400,9 @@ impl Emulator {
     /// One page of the request journal (`GET /_emulator/requests`), oldest first, filtered by
     /// `query`. Every attempt of one SDK call shares its `request_id` and idempotency key, so
     /// `request_id` shows each attempt of a call and which one was replayed.
-    pub async fn requests(&self, query: &RequestsQuery) -> Result<Page<JournalEntry>> {
-        let page: JournalPage = self.call(reqwest::Method::GET, "/_emulator/requests", &query.pairs()?, None).await?;
+    pub async fn requests(&self, query: &RequestsQuery) -> Result<Page<types::JournalEntry>> {
+        let page: types::JournalPage =
+            self.call(reqwest::Method::GET, "/_emulator/requests", &query.pairs()?, None).await?;
         Ok(Page { data: page.data, next_cursor: page.next_cursor })
     }
 
@@ -485,7 +410,7 @@ impl Emulator {
     pub fn requests_stream(
         &self,
         query: RequestsQuery,
-    ) -> impl futures::Stream<Item = Result<JournalEntry>> + Send + '_ {
+    ) -> impl futures::Stream<Item = Result<types::JournalEntry>> + Send + '_ {
         crate::pagination::paginate(query.cursor.clone(), move |cursor| {
             let query = RequestsQuery { cursor, ..query.clone() };
             async move { self.requests(&query).await }
@@ -493,7 +418,7 @@ impl Emulator {
     }
 
     /// One journal entry by its id (`GET /_emulator/requests/{id}`).
-    pub async fn request(&self, id: &str) -> Result<JournalEntry> {
+    pub async fn request(&self, id: &str) -> Result<types::JournalEntry> {
         let path = format!("/_emulator/requests/{}", crate::client::path_segment(id)?);
         self.call(reqwest::Method::GET, &path, &[], None).await
     }
@@ -506,11 +431,12 @@ impl Emulator {
     /// Creates the sandboxes of a fixtures document (`POST /_emulator/fixtures`, the document
     /// `twh-emulator serve --fixtures FILE` reads: `{"sandboxes": [{"name", "plan"?,
     /// "secret_key"?, "restricted_key"?, "items", "locations", "movements",
-    /// "webhook_endpoints"}]}`), all or nothing, and returns each with a ready client using its
-    /// secret key, in the document's order.
-    pub async fn load_fixtures<T: Serialize + ?Sized>(&self, document: &T) -> Result<Vec<(Client, FixtureSandbox)>> {
+    /// "webhook_endpoints"}]}`, [`types::Fixtures`] or any value of that JSON), all or nothing,
+    /// and returns each with a ready client using its secret key, in the document's order.
+    pub async fn load_fixtures<T: Serialize + ?Sized>(&self, document: &T) -> Result<Vec<(Client, SandboxCreated)>> {
         let body = serde_json::to_value(document).map_err(|e| Error::InvalidRequest(format!("fixtures: {e}")))?;
-        let loaded: FixturesLoaded = self.call(reqwest::Method::POST, "/_emulator/fixtures", &[], Some(body)).await?;
+        let loaded: types::FixturesLoaded =
+            self.call(reqwest::Method::POST, "/_emulator/fixtures", &[], Some(body)).await?;
         loaded
             .sandboxes
             .into_iter()

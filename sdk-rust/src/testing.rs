@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::emulator::{Config, Emulator, JournalEntry, RequestsQuery};
+use crate::emulator::{Config, Emulator, RequestsQuery};
 use crate::sandboxes::SandboxCreated;
 use crate::{Client, Error, Page, Result, types};
 
@@ -113,14 +113,12 @@ impl Sandbox {
     /// Arms a fault that matches this sandbox's requests only (its `sandbox_id` is set to this
     /// sandbox's).
     pub async fn inject_fault(&self, spec: &types::FaultSpec) -> Result<types::Fault> {
-        let mut spec = serde_json::to_value(spec).map_err(|e| Error::InvalidRequest(e.to_string()))?;
-        spec["sandbox_id"] = serde_json::Value::String(self.id().to_owned());
-        let spec: types::FaultSpec = serde_json::from_value(spec).map_err(|e| Error::InvalidRequest(e.to_string()))?;
+        let spec = types::FaultSpec { sandbox_id: Some(self.id().to_owned()), ..spec.clone() };
         self.emulator.inject_fault(&spec).await
     }
 
     /// A page of the request journal, this sandbox's requests only.
-    pub async fn requests(&self, query: &RequestsQuery) -> Result<Page<JournalEntry>> {
+    pub async fn requests(&self, query: &RequestsQuery) -> Result<Page<types::JournalEntry>> {
         let query = RequestsQuery { sandbox_id: Some(self.id().to_owned()), ..query.clone() };
         self.emulator.requests(&query).await
     }

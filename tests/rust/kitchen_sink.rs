@@ -277,6 +277,7 @@ async fn step_5(s: &mut Sink) -> Result<()> {
             path_prefix: Some("/v1/stock-movements".to_owned()),
             status: Some(500),
             delay_ms: None,
+            sandbox_id: None,
             times: 1.try_into()?,
         })
         .await?;

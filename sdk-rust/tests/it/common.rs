@@ -70,6 +70,7 @@ pub mod emu {
             delay_ms: None,
             method: Some(method.to_owned()),
             path_prefix: Some(path_prefix.to_owned()),
+            sandbox_id: None,
             status: None,
             times: std::num::NonZeroU32::new(times).expect("times > 0"),
         }

@@ -6,7 +6,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use twh::emulator::Emulator;
+use futures::TryStreamExt;
+use twh::emulator::{Emulator, RequestsQuery};
 use twh::types::{self, CreateWebhookEndpoint, FaultAction};
 use twh::{Error, ErrorKind};
 
@@ -117,10 +118,103 @@ async fn every_method(emu: &Emulator) {
     failing.list_plans().await.expect("no fault any more");
 
     // A bad fault is refused with the server's problem, and nothing is armed.
-    let mut bad = serde_json::to_value(&spec).expect("json");
-    bad["times"] = 0.into();
-    let bad: Result<types::FaultSpec, _> = serde_json::from_value(bad);
-    assert!(bad.is_err(), "times must be at least 1");
+    let mut bad = spec.clone();
+    bad.action = FaultAction::Delay;
+    bad.delay_ms = Some(600_000);
+    let err = emu.inject_fault(&bad).await.expect_err("a delay of 10 minutes");
+    assert_eq!(err.kind(), ErrorKind::Validation, "{err:?}");
+    assert!(emu.faults().await.expect("faults").is_empty());
+
+    journal(emu, &client, &created.id).await;
+    fixtures(emu).await;
+}
+
+/// The request journal: filters, every attempt of a retried call, paging, clearing.
+async fn journal(emu: &Emulator, client: &twh::Client, sandbox_id: &str) {
+    let mine = RequestsQuery { sandbox_id: Some(sandbox_id.to_owned()), ..Default::default() };
+    let page = emu
+        .requests(&RequestsQuery { method: Some("POST".into()), path_prefix: Some("/v1/items".into()), ..mine.clone() })
+        .await
+        .expect("journal");
+    assert_eq!(page.data.len(), 1, "{:?}", page.data);
+    let entry = &page.data[0];
+    assert_eq!((entry.method.as_str(), entry.path.as_str(), entry.status), ("POST", "/v1/items", 201));
+    assert_eq!(entry.sandbox_id.as_deref(), Some(sandbox_id));
+    assert!(!entry.idempotent_replayed && entry.fault.is_none());
+    assert_eq!(emu.request(&entry.id).await.expect("one entry"), *entry);
+
+    // A call whose first attempt failed after commit: two attempts, one request id, the second replayed.
+    let fault = emu::fault(FaultAction::ErrorAfterCommit, "POST", "/v1/locations", 1);
+    emu.inject_fault(&fault).await.expect("fault");
+    client
+        .create_location(types::CreateLocation::builder().code("J-1").name("Journal"))
+        .idempotency_key("journal-location-1")
+        .await
+        .expect("the retry gets the stored answer");
+    let attempts = emu
+        .requests(&RequestsQuery { idempotency_key: Some("journal-location-1".into()), ..mine.clone() })
+        .await
+        .expect("attempts");
+    let seen: Vec<_> = attempts.data.iter().map(|e| (e.status, e.idempotent_replayed, e.fault.is_some())).collect();
+    assert_eq!(seen, [(500, false, true), (201, true, false)], "{attempts:?}");
+    assert_eq!(attempts.data[0].request_id, attempts.data[1].request_id);
+    let by_id = emu
+        .requests(&RequestsQuery { request_id: Some(attempts.data[0].request_id.clone()), ..Default::default() })
+        .await
+        .expect("by request id");
+    assert_eq!(by_id.data, attempts.data);
+
+    // Paging: one at a time, the stream sees every entry once, in order.
+    let all = emu.requests(&RequestsQuery { limit: Some(100), ..mine.clone() }).await.expect("all");
+    assert!(all.data.len() >= 4, "{}", all.data.len());
+    let streamed: Vec<_> =
+        emu.requests_stream(RequestsQuery { limit: Some(1), ..mine.clone() }).try_collect().await.expect("stream");
+    assert_eq!(streamed, all.data);
+    assert!(matches!(
+        emu.requests(&RequestsQuery { limit: Some(0), ..Default::default() }).await,
+        Err(Error::InvalidRequest(_))
+    ));
+    let err = emu
+        .requests(&RequestsQuery { cursor: Some("not-a-cursor".into()), ..Default::default() })
+        .await
+        .expect_err("bad cursor");
+    assert_eq!(err.status(), Some(400), "{err:?}");
+
+    emu.clear_requests().await.expect("clear");
+    assert!(emu.requests(&mine).await.expect("journal").data.is_empty());
+}
+
+/// Fixtures: sandboxes with known contents and keys, all or nothing.
+async fn fixtures(emu: &Emulator) {
+    let key = format!("sk_test_{}", twh::idempotency::new_key().replace('-', ""));
+    let document = |quantity: i64| {
+        serde_json::json!({"sandboxes": [{
+            "name": "fixture shop",
+            "secret_key": key,
+            "items": [{"sku": "FIX-1", "name": "Fixed"}],
+            "locations": [{"code": "WH", "name": "Warehouse"}],
+            "movements": [
+                {"type": "receipt", "sku": "FIX-1", "location": "WH", "quantity": 10},
+                {"type": "shipment", "sku": "FIX-1", "location": "WH", "quantity": quantity},
+            ],
+        }]})
+    };
+    // Shipping more than there is: refused, naming the entry, and nothing is created (the key stays free).
+    let err = emu.load_fixtures(&document(11)).await.expect_err("insufficient stock");
+    assert_eq!(err.status(), Some(422), "{err:?}");
+    assert!(err.errors().iter().any(|e| e.field.starts_with("sandboxes[0].movements[1]")), "{err:?}");
+
+    let loaded = emu.load_fixtures(&document(4)).await.expect("fixtures");
+    assert_eq!(loaded.len(), 1);
+    let (client, sandbox) = &loaded[0];
+    assert_eq!(sandbox.secret_key.expose(), key);
+    assert_eq!(sandbox.name, "fixture shop");
+    let items = client.list_items(&Default::default()).await.expect("items");
+    assert_eq!(items.data.iter().map(|i| i.sku.as_str()).collect::<Vec<_>>(), ["FIX-1"]);
+    let levels = client.list_stock_levels(&Default::default()).await.expect("levels");
+    assert_eq!(levels.data.iter().map(|l| l.quantity).collect::<Vec<_>>(), [6]);
+    let err = emu.load_fixtures(&document(4)).await.expect_err("the key is taken now");
+    assert_eq!(err.code(), Some("key_taken"), "{err:?}");
 }
 
 #[tokio::test]
