@@ -277,13 +277,25 @@ async fn step_5(s: &mut Sink) -> Result<()> {
             path_prefix: Some("/v1/stock-movements".to_owned()),
             status: Some(500),
             delay_ms: None,
-            sandbox_id: None,
+            sandbox_id: Some(s.client.get_sandbox().await?.id),
             times: 1.try_into()?,
         })
         .await?;
     let receipt = CreateMovement::receipt(&item, &wh, 100);
     let first = s.client.create_movement(receipt.clone()).idempotency_key("sink-receipt-1").await?;
     ensure!(s.emu.faults().await?.is_empty(), "the fault fired (and the SDK's retry got the answer)");
+    // The request journal shows both attempts of that call: one request id, the second replayed.
+    let attempts = s
+        .emu
+        .requests(&twh::emulator::RequestsQuery {
+            idempotency_key: Some("sink-receipt-1".to_owned()),
+            ..Default::default()
+        })
+        .await?
+        .data;
+    let seen: Vec<_> = attempts.iter().map(|e| (e.status, e.idempotent_replayed, e.fault.is_some())).collect();
+    ensure!(seen == [(500, false, true), (201, true, false)], "the journal: {seen:?}");
+    ensure!(attempts[0].request_id == attempts[1].request_id, "one call, one request id");
     let in_ledger = s
         .client
         .list_movements(&MovementQuery {
