@@ -7,7 +7,7 @@
 //! use twh::emulator::{Config, Emulator};
 //!
 //! let emu = Emulator::start(Config::default()).await?;
-//! let client = emu.create_sandbox()?;
+//! let client = emu.create_sandbox().await?;
 //! assert_eq!(client.list_items(&Default::default()).await?.data.len(), 0);
 //! emu.shutdown().await;
 //! # Ok(()) }
