@@ -87,7 +87,7 @@ async function journal(emu, client, sandbox) {
   const entry = page.data[0]
   assert.deepEqual([entry.method, entry.path, entry.status, entry.sandboxId], ['POST', '/v1/items', 201, sandbox.id])
   assert.equal(entry.idempotentReplayed, false)
-  assert.equal(entry.fault, null)
+  assert.equal(entry.fault ?? null, null)
   assert.equal(entry.request.body.sku, 'SINK-1')
   assert.deepEqual(await emu.request(entry.id), entry)
 
@@ -95,7 +95,7 @@ async function journal(emu, client, sandbox) {
   emu.injectFault({ action: 'error_after_commit', method: 'POST', pathPrefix: '/v1/locations', times: 1 })
   await client.createLocation({ code: 'J-1', name: 'Journal' }, { idempotencyKey: 'node-journal-1' })
   const attempts = (await emu.requests({ sandbox: sandbox.id, idempotencyKey: 'node-journal-1' })).data
-  assert.deepEqual(attempts.map((e) => [e.status, e.idempotentReplayed, e.fault !== null]), [[500, false, true], [201, true, false]])
+  assert.deepEqual(attempts.map((e) => [e.status, e.idempotentReplayed, e.fault != null]), [[500, false, true], [201, true, false]])
   assert.equal(attempts[0].requestId, attempts[1].requestId)
   const sameCall = (await emu.requests({ requestId: attempts[0].requestId })).data
   assert.deepEqual(sameCall.map((e) => e.id), attempts.map((e) => e.id))
