@@ -32,29 +32,63 @@ export declare class NativeClient {
   call(op: string, argsJson: string, body?: string | undefined | null): Promise<Answer>
 }
 
-/** The in-process emulator (native part; `lib/emulator.js` wraps it). */
+/**
+ * The emulator handle (native part; `lib/emulator.js` wraps it): started in this process, or
+ * connected to one another process serves. Every method talks HTTP to the control plane
+ * through the Rust handle (`twh::emulator::Emulator`); values cross as JSON with camelCase keys.
+ */
 export declare class NativeEmulator {
   /**
    * Binds a port on 127.0.0.1 and starts serving, with the settings of
    * `twh::emulator::Options` as JSON (camelCase keys).
    */
   static start(optionsJson: string): Promise<NativeEmulator>
+  /** The handle of an emulator another process serves, with its admin token if any. */
+  static connect(baseUrl: string, adminToken?: string | undefined | null): Promise<NativeEmulator>
   get baseUrl(): string
+  get connected(): boolean
   /**
-   * Creates a sandbox in-process (`{ name?, seed?, plan? }` as JSON) and answers its details
-   * with both keys as JSON; `lib/emulator.js` makes the client.
+   * Creates a sandbox (`{ name?, seed?, plan? }` as JSON) and answers its details with both
+   * keys as JSON; `lib/emulator.js` makes the client. Synchronous, as it always was: it
+   * waits for the emulator's answer (milliseconds) on the calling thread.
    */
   createSandbox(requestJson: string): string
-  /** Moves the emulator clock forward; returns the new emulator time (RFC 3339). */
-  advanceClock(ms: number): Promise<string>
+  /** The emulator clock, or one sandbox's (ClockState JSON). */
+  clock(sandbox?: string | undefined | null): Promise<string>
+  /** Moves the emulator clock, or one sandbox's, forward; returns the new time (RFC 3339). */
+  advanceClock(ms: number, sandbox?: string | undefined | null): Promise<string>
   /**
    * Arms a fault (a `FaultSpec` as JSON) for the next `times` matching requests; answers the
-   * `Fault` as JSON.
+   * `Fault` as JSON. Synchronous, as it always was.
    */
   injectFault(specJson: string): string
-  /** Disarms every fault. */
+  /** The armed faults (JSON list). */
+  faults(): Promise<string>
+  /** Disarms every fault. Synchronous, as it always was. */
   clearFaults(): void
-  /** Stops accepting, lets in-flight requests finish, and returns. Idempotent. */
+  /** What sink `name` received (JSON list; header names kept as sent). */
+  sink(name: string): Promise<string>
+  /** Forgets what sink `name` received. */
+  clearSink(name: string): Promise<void>
+  /**
+   * A page of the request journal (`{ sandboxId?, method?, pathPrefix?, status?, requestId?,
+   * idempotencyKey?, limit?, cursor? }` as JSON); answers `{ data, nextCursor }` JSON.
+   */
+  requests(queryJson: string): Promise<string>
+  /** One journal entry (JSON). */
+  request(id: string): Promise<string>
+  /** Empties the request journal. */
+  clearRequests(): Promise<void>
+  /**
+   * Loads a fixtures document (JSON, camelCase like the package's `Fixtures` type, or
+   * snake_case as `serve --fixtures` reads it: both read the same); answers the sandboxes
+   * with their keys (JSON list); `lib/emulator.js` makes the clients.
+   */
+  loadFixtures(documentJson: string): Promise<string>
+  /**
+   * Stops accepting, lets in-flight requests finish, and returns. Idempotent. A connected
+   * handle stops nothing; it is only closed.
+   */
   stop(): Promise<void>
 }
 

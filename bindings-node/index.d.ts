@@ -5,8 +5,8 @@
 // the runtime `Client` and `Emulator` is declared, and nothing more.
 
 import type {
-  CreateJobOptions, CreateSandbox, Event, Fault, FaultSpec, Item, Job, LastResponse, Location, SandboxCreated, UpdateItem,
-  UpdateLocation, Versioned,
+  ClockState, CreateJobOptions, CreateSandbox, Event, Fault, FaultSpec, Fixtures, Item, Job, JournalEntry, JournalPage,
+  LastResponse, Location, SandboxCreated, SinkEntry, UpdateItem, UpdateLocation, Versioned,
 } from './lib/operations.js'
 import { Operations } from './lib/operations.js'
 
@@ -106,23 +106,77 @@ export interface EmulatorOptions {
   freeQuotas?: { apiRequests?: number; ledgerLines?: number; webhookAttempts?: number }
   /** Keep the state in this directory and recover it on the next start (default: in memory). */
   dataDir?: string
+  /**
+   * Deterministic mode (`twh-emulator serve --deterministic SEED`): ids, keys, webhook secrets
+   * and request ids come from a generator seeded by this, and the clock starts at
+   * 2030-01-01T00:00:00Z and moves only when advanced.
+   */
+  deterministic?: number
 }
 /** A sandbox (`name`, `seed`, `plan`) and the options of its client. */
 export interface SandboxOptions extends CreateSandbox, Omit<ClientOptions, 'apiKey' | 'baseUrl'> {}
 
+/** Which sandbox a call is about: its id (`sbx_…`), its details (`{ id }`), or a Client of it. */
+export type SandboxRef = string | { id: string } | Client
+
+/** A fault to arm; `sandbox` (an id or `{ id }`) limits it to that sandbox's requests. */
+export interface InjectFault extends FaultSpec {
+  sandbox?: string | { id: string }
+}
+
+/** The filters and page of `Emulator.requests`. */
+export interface RequestsOptions {
+  /** Only requests authenticated to this sandbox. */
+  sandbox?: SandboxRef
+  /** Only this method (`POST`). */
+  method?: string
+  /** Only paths starting with this. */
+  pathPrefix?: string
+  /** Only answers with this status. */
+  status?: number
+  /** Only the attempts of one call (its `X-Request-Id`). */
+  requestId?: string
+  /** Only requests with this `Idempotency-Key`. */
+  idempotencyKey?: string
+  /** Page size (1..=100, default 20). */
+  limit?: number
+  /** `nextCursor` of the previous page. */
+  cursor?: string
+}
+
 export declare class Emulator {
   static start(options?: EmulatorOptions): Promise<Emulator>
+  /** The handle of an emulator another process serves (its `stop()` only closes the handle). */
+  static connect(baseUrl: string, options?: { adminToken?: string }): Promise<Emulator>
   /** `http://127.0.0.1:<port>` */
   readonly baseUrl: string
+  /** Whether this handle was made by `Emulator.connect`. */
+  readonly connected: boolean
   /** A new sandbox (default: empty, free) and a ready Client with its secret key. */
   createSandbox(options?: SandboxOptions): Client
   /** The same, with the sandbox's details and both keys. */
   createSandboxWith(options?: SandboxOptions): { client: Client; sandbox: SandboxCreated }
-  /** Moves the emulator clock; resolves to the new emulator time (RFC 3339). */
-  advanceClock(ms: number): Promise<string>
-  injectFault(spec: FaultSpec): Fault
+  /** The emulator clock, or one sandbox's. */
+  clock(options?: { sandbox?: SandboxRef }): Promise<ClockState>
+  /** Moves the clock (one sandbox's with `{ sandbox }`, else every sandbox's); resolves to the new time (RFC 3339). */
+  advanceClock(ms: number, options?: { sandbox?: SandboxRef }): Promise<string>
+  injectFault(spec: InjectFault): Fault
+  /** The armed faults, with the times each has left. */
+  faults(): Promise<Fault[]>
   clearFaults(): void
-  /** Stops serving; idempotent; leaves nothing that keeps the process alive. */
+  /** What the built-in webhook sink `name` received, oldest first. */
+  sink(name: string): Promise<SinkEntry[]>
+  clearSink(name: string): Promise<void>
+  /** One page of the request journal, oldest first. */
+  requests(options?: RequestsOptions): Promise<JournalPage>
+  /** Every entry of `requests(options)`, page after page. */
+  requestsIter(options?: RequestsOptions): AsyncIterableIterator<JournalEntry>
+  /** One journal entry by its id. */
+  request(id: string): Promise<JournalEntry>
+  clearRequests(): Promise<void>
+  /** Creates the sandboxes of a fixtures document (as `serve --fixtures` reads it), all or nothing. */
+  loadFixtures(document: Fixtures): Promise<{ client: Client; sandbox: SandboxCreated }[]>
+  /** Stops serving; idempotent; leaves nothing that keeps the process alive. A connected handle is only closed. */
   stop(): Promise<void>
   [Symbol.asyncDispose](): Promise<void>
 }

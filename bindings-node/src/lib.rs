@@ -215,11 +215,14 @@ impl NativeClient {
 // ---------------------------------------------------------------------------------------------
 // Emulator
 
-/// The in-process emulator (native part; `lib/emulator.js` wraps it).
+/// The emulator handle (native part; `lib/emulator.js` wraps it): started in this process, or
+/// connected to one another process serves. Every method talks HTTP to the control plane
+/// through the Rust handle (`twh::emulator::Emulator`); values cross as JSON with camelCase keys.
 #[napi]
 pub struct NativeEmulator {
     inner: Arc<Mutex<Option<Arc<twh::emulator::Emulator>>>>,
     base_url: String,
+    connected: bool,
 }
 
 impl NativeEmulator {
@@ -227,6 +230,19 @@ impl NativeEmulator {
         let guard = self.inner.lock().map_err(|_| invalid("the emulator lock is poisoned"))?;
         guard.clone().ok_or_else(|| to_napi(twh::Error::Configuration("the emulator is stopped".into())))
     }
+
+    fn wrap(emu: twh::emulator::Emulator) -> NativeEmulator {
+        let (base_url, connected) = (emu.base_url(), emu.is_connected());
+        NativeEmulator { inner: Arc::new(Mutex::new(Some(Arc::new(emu)))), base_url, connected }
+    }
+}
+
+/// A duration in milliseconds from JS.
+fn millis(ms: f64, what: &str) -> napi::Result<Duration> {
+    if !(ms.is_finite() && ms >= 0.0) {
+        return Err(invalid(format!("{what} takes a non-negative number of milliseconds")));
+    }
+    Ok(Duration::from_secs_f64(ms / 1000.0))
 }
 
 #[napi]
@@ -237,8 +253,14 @@ impl NativeEmulator {
     pub async fn start(options_json: String) -> napi::Result<NativeEmulator> {
         let options = twh::emulator::Options::from_json(&rekey(&options_json, Case::Snake)).map_err(to_napi)?;
         let emu = twh::emulator::Emulator::start(options.into_config().map_err(to_napi)?).await.map_err(to_napi)?;
-        let base_url = emu.base_url();
-        Ok(NativeEmulator { inner: Arc::new(Mutex::new(Some(Arc::new(emu)))), base_url })
+        Ok(NativeEmulator::wrap(emu))
+    }
+
+    /// The handle of an emulator another process serves, with its admin token if any.
+    #[napi]
+    pub async fn connect(base_url: String, admin_token: Option<String>) -> napi::Result<NativeEmulator> {
+        let emu = twh::emulator::Emulator::connect(base_url, admin_token.as_deref()).await.map_err(to_napi)?;
+        Ok(NativeEmulator::wrap(emu))
     }
 
     #[napi(getter)]
@@ -246,46 +268,118 @@ impl NativeEmulator {
         self.base_url.clone()
     }
 
-    /// Creates a sandbox in-process (`{ name?, seed?, plan? }` as JSON) and answers its details
-    /// with both keys as JSON; `lib/emulator.js` makes the client.
+    #[napi(getter)]
+    pub fn connected(&self) -> bool {
+        self.connected
+    }
+
+    /// Creates a sandbox (`{ name?, seed?, plan? }` as JSON) and answers its details with both
+    /// keys as JSON; `lib/emulator.js` makes the client. Synchronous, as it always was: it
+    /// waits for the emulator's answer (milliseconds) on the calling thread.
     #[napi]
     pub fn create_sandbox(&self, request_json: String) -> napi::Result<String> {
         let request: twh::types::CreateSandbox = from_js(&request_json, "sandbox")?;
-        let (_, created) = self.running()?.create_sandbox_with(&request).map_err(to_napi)?;
+        let emu = self.running()?;
+        let (_, created) = napi::bindgen_prelude::block_on(emu.create_sandbox_with(&request)).map_err(to_napi)?;
         to_js(&created)
     }
 
-    /// Moves the emulator clock forward; returns the new emulator time (RFC 3339).
+    /// The emulator clock, or one sandbox's (ClockState JSON).
     #[napi]
-    pub async fn advance_clock(&self, ms: f64) -> napi::Result<String> {
-        if !(ms.is_finite() && ms >= 0.0) {
-            return Err(invalid("advanceClock takes a non-negative number of milliseconds"));
-        }
-        let now = self.running()?.advance_clock(Duration::from_secs_f64(ms / 1000.0)).await;
-        Ok(now.to_rfc3339())
+    pub async fn clock(&self, sandbox: Option<String>) -> napi::Result<String> {
+        let emu = self.running()?;
+        let state = match sandbox {
+            Some(id) => emu.sandbox_clock(&id).await,
+            None => emu.clock().await,
+        };
+        to_js(&state.map_err(to_napi)?)
+    }
+
+    /// Moves the emulator clock, or one sandbox's, forward; returns the new time (RFC 3339).
+    #[napi]
+    pub async fn advance_clock(&self, ms: f64, sandbox: Option<String>) -> napi::Result<String> {
+        let by = millis(ms, "advanceClock")?;
+        let emu = self.running()?;
+        let now = match sandbox {
+            Some(id) => emu.advance_sandbox_clock(&id, by).await,
+            None => emu.advance_clock(by).await,
+        };
+        Ok(now.map_err(to_napi)?.to_rfc3339())
     }
 
     /// Arms a fault (a `FaultSpec` as JSON) for the next `times` matching requests; answers the
-    /// `Fault` as JSON.
+    /// `Fault` as JSON. Synchronous, as it always was.
     #[napi]
     pub fn inject_fault(&self, spec_json: String) -> napi::Result<String> {
         let spec: twh::types::FaultSpec = from_js(&spec_json, "fault")?;
-        to_js(&self.running()?.inject_fault(&spec).map_err(to_napi)?)
+        let emu = self.running()?;
+        to_js(&napi::bindgen_prelude::block_on(emu.inject_fault(&spec)).map_err(to_napi)?)
     }
 
-    /// Disarms every fault.
+    /// The armed faults (JSON list).
+    #[napi]
+    pub async fn faults(&self) -> napi::Result<String> {
+        to_js(&self.running()?.faults().await.map_err(to_napi)?)
+    }
+
+    /// Disarms every fault. Synchronous, as it always was.
     #[napi]
     pub fn clear_faults(&self) -> napi::Result<()> {
-        self.running()?.clear_faults();
-        Ok(())
+        let emu = self.running()?;
+        napi::bindgen_prelude::block_on(emu.clear_faults()).map_err(to_napi)
     }
 
-    /// Stops accepting, lets in-flight requests finish, and returns. Idempotent.
+    /// What sink `name` received (JSON list; header names kept as sent).
+    #[napi]
+    pub async fn sink(&self, name: String) -> napi::Result<String> {
+        to_js(&self.running()?.sink(&name).await.map_err(to_napi)?)
+    }
+
+    /// Forgets what sink `name` received.
+    #[napi]
+    pub async fn clear_sink(&self, name: String) -> napi::Result<()> {
+        self.running()?.clear_sink(&name).await.map_err(to_napi)
+    }
+
+    /// A page of the request journal (`{ sandboxId?, method?, pathPrefix?, status?, requestId?,
+    /// idempotencyKey?, limit?, cursor? }` as JSON); answers `{ data, nextCursor }` JSON.
+    #[napi]
+    pub async fn requests(&self, query_json: String) -> napi::Result<String> {
+        let query: twh::emulator::RequestsQuery = from_js(&query_json, "requests")?;
+        let page = self.running()?.requests(&query).await.map_err(to_napi)?;
+        to_js(&serde_json::json!({ "data": page.data, "next_cursor": page.next_cursor }))
+    }
+
+    /// One journal entry (JSON).
+    #[napi]
+    pub async fn request(&self, id: String) -> napi::Result<String> {
+        to_js(&self.running()?.request(&id).await.map_err(to_napi)?)
+    }
+
+    /// Empties the request journal.
+    #[napi]
+    pub async fn clear_requests(&self) -> napi::Result<()> {
+        self.running()?.clear_requests().await.map_err(to_napi)
+    }
+
+    /// Loads a fixtures document (JSON, camelCase like the package's `Fixtures` type, or
+    /// snake_case as `serve --fixtures` reads it: both read the same); answers the sandboxes
+    /// with their keys (JSON list); `lib/emulator.js` makes the clients.
+    #[napi]
+    pub async fn load_fixtures(&self, document_json: String) -> napi::Result<String> {
+        let document: serde_json::Value = from_js(&document_json, "loadFixtures")?;
+        let loaded = self.running()?.load_fixtures(&document).await.map_err(to_napi)?;
+        let sandboxes: Vec<_> = loaded.into_iter().map(|(_, s)| s).collect();
+        to_js(&sandboxes)
+    }
+
+    /// Stops accepting, lets in-flight requests finish, and returns. Idempotent. A connected
+    /// handle stops nothing; it is only closed.
     #[napi]
     pub async fn stop(&self) -> napi::Result<()> {
         let taken = self.inner.lock().map_err(|_| invalid("the emulator lock is poisoned"))?.take();
         let Some(mut emu) = taken else { return Ok(()) };
-        // Calls still in flight (advanceClock) hold a clone; wait for them, bounded.
+        // Calls still in flight hold a clone; wait for them, bounded.
         for _ in 0..500 {
             match Arc::try_unwrap(emu) {
                 Ok(emu) => {

@@ -2,7 +2,9 @@
 import {
   Emulator, NotFoundError, PreconditionFailedError, webhooks,
   type Item, type Versioned, type Movement, type StockLevel, type VersionedStockLevel, type WebhookDelivery, type Page, type Status,
+  type JournalEntry, type SinkEntry, type ClockState,
 } from 'twh'
+import { sandbox as testSandbox, type TestSandbox } from 'twh/testing'
 
 async function main(): Promise<void> {
   const emu = await Emulator.start({ rateLimitPerSecond: 0 })
@@ -36,6 +38,18 @@ async function main(): Promise<void> {
     if (e instanceof NotFoundError) console.log(e.status, e.code, e.requestId, e.retryAfter)
     if (e instanceof PreconditionFailedError) console.log(e.currentEtag)
   }
+  // The handle's control plane, and a connected handle.
+  const remote: Emulator = await Emulator.connect(emu.baseUrl, { adminToken: undefined })
+  const entries: JournalEntry[] = (await remote.requests({ sandbox, method: 'POST', limit: 10 })).data
+  for await (const e of remote.requestsIter({ pathPrefix: '/v1/items' })) console.log(e.requestId, e.idempotentReplayed, e.status)
+  const sink: SinkEntry[] = await remote.sink('a')
+  const clock: ClockState = await remote.clock({ sandbox: client })
+  const now: string = await remote.advanceClock(1000, { sandbox: sandbox.id })
+  remote.injectFault({ action: 'delay', delayMs: 10, times: 1, sandbox })
+  const [{ client: fixed, sandbox: fixedSandbox }] = await remote.loadFixtures({ sandboxes: [{ name: 'fixed', items: [], locations: [], movements: [], webhookEndpoints: [] }] })
+  console.log(entries.length, sink.length, clock.now, now, fixedSandbox.secretKey, fixed.baseUrl, remote.connected)
+  const sb: TestSandbox = await testSandbox({ name: 'typed test' })
+  console.log(sb.id, await sb.advanceClock(1000), (await sb.requests({ limit: 1 })).data.length)
   await emu.stop()
 }
 void main()

@@ -24,7 +24,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use pyo3::exceptions::PyRuntimeError;
@@ -96,12 +96,6 @@ fn block_on<T: Send + 'static, F: Future<Output = T> + Send + 'static>(py: Pytho
             }
         }
     }
-}
-
-/// Runs a borrowing future on the calling thread (the runtime drives its I/O), GIL released.
-fn block_on_here<T: Send, F: Future<Output = T> + Send>(py: Python<'_>, fut: F) -> PyResult<T> {
-    let handle = handle()?;
-    Ok(py.detach(move || handle.block_on(fut)))
 }
 
 /// The asyncio bridge (pyo3-async-runtimes' generic API) on this module's runtime, so that
@@ -377,21 +371,47 @@ impl Client {
 // ---------------------------------------------------------------------------------------------
 // Emulator
 
-/// The emulator in-process (wraps `twh::emulator::Emulator`).
+/// The emulator handle (wraps `twh::emulator::Emulator`): one started in this process, or one
+/// that another process serves (`connect`). Every method talks HTTP to the emulator's control
+/// plane through the Rust handle, blocking with the GIL released; values cross as JSON.
 #[pyclass(module = "twh._native", frozen)]
 struct Emulator {
-    inner: Mutex<Option<twh::emulator::Emulator>>,
+    inner: Mutex<Option<Arc<twh::emulator::Emulator>>>,
     base_url: String,
+    connected: bool,
 }
 
+/// Longest `stop()` waits for calls still in flight, in milliseconds.
+const STOP_WAIT_MS: u64 = 5_000;
+
 impl Emulator {
-    fn with<T>(&self, f: impl FnOnce(&twh::emulator::Emulator) -> PyResult<T>) -> PyResult<T> {
-        let guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        match guard.as_ref() {
-            Some(emu) => f(emu),
+    /// The handle, for a call (a clone, so `stop()` can wait for calls in flight).
+    fn handle(&self) -> PyResult<Arc<twh::emulator::Emulator>> {
+        match self.inner.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            Some(emu) => Ok(emu.clone()),
             None => Err(py_err(&twh::Error::Configuration("the emulator is stopped".into()))),
         }
     }
+
+    /// Runs `f(handle)` on the runtime, blocking with the GIL released.
+    fn run<T, F, Fut>(&self, py: Python<'_>, f: F) -> PyResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<twh::emulator::Emulator>) -> Fut,
+        Fut: Future<Output = twh::Result<T>> + Send + 'static,
+    {
+        let emu = self.handle()?;
+        block_on(py, f(emu))?.py()
+    }
+
+    fn wrap(emu: twh::emulator::Emulator) -> Emulator {
+        let (base_url, connected) = (emu.base_url(), emu.is_connected());
+        Emulator { inner: Mutex::new(Some(Arc::new(emu))), base_url, connected }
+    }
+}
+
+fn seconds(value: f64, what: &str) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(value).map_err(|e| invalid(format!("{what}: {e}")))
 }
 
 #[pymethods]
@@ -401,9 +421,15 @@ impl Emulator {
     #[pyo3(signature = (options="{}"))]
     fn new(py: Python<'_>, options: &str) -> PyResult<Emulator> {
         let config = twh::emulator::Options::from_json(options).py()?.into_config().py()?;
-        let emu = block_on(py, twh::emulator::Emulator::start(config))?.py()?;
-        let base_url = emu.base_url();
-        Ok(Emulator { inner: Mutex::new(Some(emu)), base_url })
+        Ok(Emulator::wrap(block_on(py, twh::emulator::Emulator::start(config))?.py()?))
+    }
+
+    /// The handle of an emulator another process serves, at `base_url`, with its admin token.
+    #[staticmethod]
+    #[pyo3(signature = (base_url, admin_token=None))]
+    fn connect(py: Python<'_>, base_url: String, admin_token: Option<String>) -> PyResult<Emulator> {
+        let emu = block_on(py, async move { twh::emulator::Emulator::connect(base_url, admin_token.as_deref()).await })?;
+        Ok(Emulator::wrap(emu.py()?))
     }
 
     #[getter]
@@ -411,46 +437,114 @@ impl Emulator {
         self.base_url.clone()
     }
 
+    #[getter]
+    fn connected(&self) -> bool {
+        self.connected
+    }
+
     /// Creates a sandbox; answers `(client, details JSON)`.
     #[pyo3(signature = (args="{}"))]
-    fn create_sandbox(&self, args: &str) -> PyResult<(Client, String)> {
+    fn create_sandbox(&self, py: Python<'_>, args: &str) -> PyResult<(Client, String)> {
         let request: types::CreateSandbox = from_json(args, "create_sandbox")?;
-        let (client, created) = self.with(|emu| emu.create_sandbox_with(&request).py())?;
+        let (client, created) = self.run(py, |emu| async move { emu.create_sandbox_with(&request).await })?;
         Ok((Client { inner: client }, to_json(&created)?))
     }
 
-    /// Moves the emulator clock forward by `seconds`; answers the new time (RFC 3339).
-    fn advance_clock(&self, py: Python<'_>, seconds: f64) -> PyResult<String> {
-        let by = Duration::try_from_secs_f64(seconds).map_err(|e| invalid(format!("advance_clock: {e}")))?;
-        // The handle is not `Clone`: hold the lock only to reach the inner emulator's state.
-        let guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let emu = guard.as_ref().ok_or_else(|| py_err(&twh::Error::Configuration("the emulator is stopped".into())))?;
-        let now = block_on_here(py, emu.advance_clock(by))?;
+    /// The emulator clock, or `sandbox`'s; answers the ClockState JSON.
+    #[pyo3(signature = (sandbox=None))]
+    fn clock(&self, py: Python<'_>, sandbox: Option<String>) -> PyResult<String> {
+        to_json(&self.run(py, |emu| async move {
+            match sandbox {
+                Some(id) => emu.sandbox_clock(&id).await,
+                None => emu.clock().await,
+            }
+        })?)
+    }
+
+    /// Moves the emulator clock, or only `sandbox`'s, forward by `seconds`; answers the new
+    /// time (RFC 3339).
+    #[pyo3(signature = (seconds, sandbox=None))]
+    fn advance_clock(&self, py: Python<'_>, seconds: f64, sandbox: Option<String>) -> PyResult<String> {
+        let by = self::seconds(seconds, "advance_clock")?;
+        let now = self.run(py, |emu| async move {
+            match sandbox {
+                Some(id) => emu.advance_sandbox_clock(&id, by).await,
+                None => emu.advance_clock(by).await,
+            }
+        })?;
         Ok(now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
     }
 
     /// Arms a fault (FaultSpec JSON); answers the Fault JSON.
-    fn inject_fault(&self, spec: &str) -> PyResult<String> {
+    fn inject_fault(&self, py: Python<'_>, spec: &str) -> PyResult<String> {
         let spec: types::FaultSpec = from_json(spec, "inject_fault")?;
-        to_json(&self.with(|emu| emu.inject_fault(&spec).py())?)
+        to_json(&self.run(py, |emu| async move { emu.inject_fault(&spec).await })?)
     }
 
-    fn clear_faults(&self) -> PyResult<()> {
-        self.with(|emu| {
-            emu.clear_faults();
-            Ok(())
-        })
+    /// The armed faults as a JSON list.
+    fn faults(&self, py: Python<'_>) -> PyResult<String> {
+        to_json(&self.run(py, |emu| async move { emu.faults().await })?)
     }
 
-    /// Stops the emulator (idempotent): stops accepting and lets in-flight requests finish.
+    fn clear_faults(&self, py: Python<'_>) -> PyResult<()> {
+        self.run(py, |emu| async move { emu.clear_faults().await })
+    }
+
+    /// What sink `name` received, as a JSON list of SinkEntry.
+    fn sink(&self, py: Python<'_>, name: String) -> PyResult<String> {
+        to_json(&self.run(py, |emu| async move { emu.sink(&name).await })?)
+    }
+
+    fn clear_sink(&self, py: Python<'_>, name: String) -> PyResult<()> {
+        self.run(py, |emu| async move { emu.clear_sink(&name).await })
+    }
+
+    /// A page of the request journal (`query`: the filters, `limit` and `cursor` as JSON);
+    /// answers `{data, next_cursor}` JSON.
+    #[pyo3(signature = (query="{}"))]
+    fn requests(&self, py: Python<'_>, query: &str) -> PyResult<String> {
+        let query: twh::emulator::RequestsQuery = from_json(query, "requests")?;
+        let page = self.run(py, |emu| async move { emu.requests(&query).await })?;
+        to_json(&serde_json::json!({ "data": page.data, "next_cursor": page.next_cursor }))
+    }
+
+    /// One journal entry (JSON).
+    fn request(&self, py: Python<'_>, id: String) -> PyResult<String> {
+        to_json(&self.run(py, |emu| async move { emu.request(&id).await })?)
+    }
+
+    fn clear_requests(&self, py: Python<'_>) -> PyResult<()> {
+        self.run(py, |emu| async move { emu.clear_requests().await })
+    }
+
+    /// Loads a fixtures document (JSON); answers `(client, sandbox JSON)` per sandbox.
+    fn load_fixtures(&self, py: Python<'_>, document: &str) -> PyResult<Vec<(Client, String)>> {
+        let document: serde_json::Value = from_json(document, "load_fixtures")?;
+        let loaded = self.run(py, |emu| async move { emu.load_fixtures(&document).await })?;
+        loaded.into_iter().map(|(client, s)| Ok((Client { inner: client }, to_json(&s)?))).collect()
+    }
+
+    /// Stops the emulator (idempotent): stops accepting and lets in-flight requests finish. A
+    /// connected handle stops nothing; it is only closed.
     fn stop(&self, py: Python<'_>) -> PyResult<()> {
-        let emu = self.inner.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(emu) = emu {
-            // After interpreter-exit shutdown the runtime is gone, and so is the server.
-            if let Ok(h) = handle() {
-                py.detach(move || h.block_on(emu.shutdown()));
+        let Some(mut emu) = self.inner.lock().unwrap_or_else(|e| e.into_inner()).take() else { return Ok(()) };
+        // After interpreter-exit shutdown the runtime is gone, and so is the server.
+        let Ok(h) = handle() else { return Ok(()) };
+        py.detach(move || {
+            // Calls still in flight hold a clone: wait for them, bounded.
+            let deadline = std::time::Instant::now() + Duration::from_millis(STOP_WAIT_MS);
+            loop {
+                match Arc::try_unwrap(emu) {
+                    Ok(emu) => return h.block_on(emu.shutdown()),
+                    Err(shared) if std::time::Instant::now() < deadline => {
+                        emu = shared;
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    // Still in use: the server stops when the last call ends.
+                    Err(_) => return,
+                }
             }
-        }
+        });
         Ok(())
     }
 

@@ -103,8 +103,9 @@ def test_ctrl_c_interrupts_a_blocking_call(twh_emulator: twh.Emulator) -> None:
     import signal
     import threading
 
-    client = twh_emulator.create_sandbox()
-    twh_emulator.inject_fault("delay", method="GET", path_prefix="/v1/sandbox", delay_ms=2000)
+    client, details = twh_emulator.create_sandbox_with_details()
+    # Scoped to this sandbox: a request of another test still in flight cannot take it.
+    twh_emulator.inject_fault("delay", method="GET", path_prefix="/v1/sandbox", delay_ms=2000, sandbox=details)
     timer = threading.Timer(0.1, lambda: signal.raise_signal(signal.SIGINT))
     started = time.monotonic()
     timer.start()

@@ -39,6 +39,8 @@ pub mod webhooks;
 
 #[cfg(feature = "emulator")]
 pub mod emulator;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use client::Client;
 pub use config::{

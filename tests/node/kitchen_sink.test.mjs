@@ -108,11 +108,15 @@ test('kitchen sink', async (t) => {
   })
 
   await t.test('5. exactly once under a fault', async () => {
-    emu.injectFault({ action: 'error_after_commit', status: 500, method: 'POST', pathPrefix: '/v1/stock-movements', times: 1 })
+    emu.injectFault({ action: 'error_after_commit', status: 500, method: 'POST', pathPrefix: '/v1/stock-movements', times: 1, sandbox })
     t0 = await emu.advanceClock(1000)
     await emu.advanceClock(1000)
     const body = receipt(items.one.id, locations.a.id, 100)
     const first = await client.createMovement(body, { idempotencyKey: 'sink-receipt-1' })
+    // The request journal shows both attempts of that call: one request id, the second replayed.
+    const attempts = (await emu.requests({ sandbox, idempotencyKey: 'sink-receipt-1' })).data
+    assert.deepEqual(attempts.map((a) => [a.status, a.idempotentReplayed, a.fault != null]), [[500, false, true], [201, true, false]])
+    assert.equal(attempts[0].requestId, attempts[1].requestId)
     const ledger = await client.listMovements({ itemId: items.one.id, locationId: locations.a.id })
     assert.equal(ledger.data.length, 1, 'exactly one movement')
     const level = await client.getStockLevel(items.one.id, locations.a.id)

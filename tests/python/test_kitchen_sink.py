@@ -158,8 +158,14 @@ def test_04_webhook_receivers() -> None:
 
 def test_05_exactly_once_under_a_fault() -> None:
     c, item, wh_a = S.client, S.items["SINK-1"], S.locations["WH-A"]
-    S.emu.inject_fault("error_after_commit", method="POST", path_prefix="/v1/stock-movements", status=500, times=1)
+    S.emu.inject_fault(
+        "error_after_commit", method="POST", path_prefix="/v1/stock-movements", status=500, times=1, sandbox=S.sandbox_id
+    )
     moved = c.create_movement(type="receipt", item_id=item.id, location_id=wh_a.id, quantity=100, idempotency_key="sink-po-1")
+    # The request journal shows both attempts of that call: one request id, the second replayed.
+    attempts = S.emu.requests(sandbox=S.sandbox_id, idempotency_key="sink-po-1").data
+    assert [(a.status, a.idempotent_replayed, a.fault is not None) for a in attempts] == [(500, False, True), (201, True, False)]
+    assert attempts[0].request_id == attempts[1].request_id
     S.first_receipt_at = moved.created_at
     assert [m.id for m in c.iter_movements(item_id=item.id, location_id=wh_a.id)] == [moved.id]
     level = c.get_stock_level(item_id=item.id, location_id=wh_a.id)

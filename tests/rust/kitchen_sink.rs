@@ -141,7 +141,7 @@ async fn kitchen_sink() -> Result<()> {
     config.settings.key_grace_seconds = 1;
     let emu = Emulator::start(config).await?;
     let (client, created) =
-        emu.create_sandbox_with(&CreateSandbox { name: None, seed: Some(Seed::Empty), plan: Some(Plan::Free) })?;
+        emu.create_sandbox_with(&CreateSandbox { name: None, seed: Some(Seed::Empty), plan: Some(Plan::Free) }).await?;
     let receiver = Receiver::start().await?;
     let mut s = Sink {
         emu,
@@ -181,7 +181,7 @@ async fn step_1(s: &mut Sink) -> Result<()> {
     let new = s.client.with_api_key(rolled.secret_key.expose())?;
     ensure!(new.get_sandbox().await?.id == sandbox.id, "the new key reads the sandbox");
     // After the grace period the old key is refused.
-    s.emu.advance_clock(Duration::from_secs(2)).await;
+    s.emu.advance_clock(Duration::from_secs(2)).await?;
     let e = s.expect_err("authentication", old.get_sandbox().await)?;
     ensure!(e.status() == Some(401) && e.code() == Some("unauthenticated"), "{e:?}");
     s.client = new;
@@ -262,18 +262,32 @@ async fn step_4(s: &mut Sink) -> Result<()> {
 
 async fn step_5(s: &mut Sink) -> Result<()> {
     let (item, wh) = (s.items[0].clone(), s.wh_a.clone());
-    s.emu.inject_fault(&FaultSpec {
-        action: FaultAction::ErrorAfterCommit,
-        method: Some("POST".to_owned()),
-        path_prefix: Some("/v1/stock-movements".to_owned()),
-        status: Some(500),
-        delay_ms: None,
-        sandbox_id: None,
-        times: 1.try_into()?,
-    })?;
+    s.emu
+        .inject_fault(&FaultSpec {
+            action: FaultAction::ErrorAfterCommit,
+            method: Some("POST".to_owned()),
+            path_prefix: Some("/v1/stock-movements".to_owned()),
+            status: Some(500),
+            delay_ms: None,
+            sandbox_id: Some(s.client.get_sandbox().await?.id),
+            times: 1.try_into()?,
+        })
+        .await?;
     let receipt = CreateMovement::receipt(&item, &wh, 100);
     let first = s.client.create_movement(receipt.clone()).idempotency_key("sink-receipt-1").await?;
-    ensure!(s.emu.inner().state().faults.list().is_empty(), "the fault fired (and the SDK's retry got the answer)");
+    ensure!(s.emu.faults().await?.is_empty(), "the fault fired (and the SDK's retry got the answer)");
+    // The request journal shows both attempts of that call: one request id, the second replayed.
+    let attempts = s
+        .emu
+        .requests(&twh::emulator::RequestsQuery {
+            idempotency_key: Some("sink-receipt-1".to_owned()),
+            ..Default::default()
+        })
+        .await?
+        .data;
+    let seen: Vec<_> = attempts.iter().map(|e| (e.status, e.idempotent_replayed, e.fault.is_some())).collect();
+    ensure!(seen == [(500, false, true), (201, true, false)], "the journal: {seen:?}");
+    ensure!(attempts[0].request_id == attempts[1].request_id, "one call, one request id");
     let in_ledger = s
         .client
         .list_movements(&MovementQuery {
@@ -398,7 +412,7 @@ async fn step_8(s: &mut Sink) -> Result<()> {
         .context("flaky has deliveries")?;
     let mut dead = None;
     for _ in 0..10 {
-        s.emu.advance_clock(Duration::from_secs(10)).await;
+        s.emu.advance_clock(Duration::from_secs(10)).await?;
         let d = s.client.get_webhook_delivery(&first.id).await?;
         if d.status == DeliveryStatus::Dead {
             dead = Some(d);
@@ -527,9 +541,9 @@ async fn step_10(s: &mut Sink) -> Result<()> {
     ensure!(used == before.quota + 1, "{used}");
 
     // Past the month's end: one invoice, billing the usage read above.
-    let now = s.emu.advance_clock(Duration::ZERO).await;
+    let now = s.emu.advance_clock(Duration::ZERO).await?;
     let to_end = (sub.period_end - now).to_std().context("the period ends in the future")?;
-    s.emu.advance_clock(to_end + Duration::from_secs(3600)).await;
+    s.emu.advance_clock(to_end + Duration::from_secs(3600)).await?;
     let invoices = s.client.list_invoices(&InvoiceQuery::default()).await?;
     ensure!(invoices.data.len() == 1, "{invoices:?}");
     let invoice = &invoices.data[0];

@@ -169,7 +169,7 @@ async fn main() {
     config.http.rate_limit_per_second = 0;
     let emulator = Emulator::start(config).await.expect("emulator");
     let pro = types::CreateSandbox { plan: Some(types::Plan::Pro), ..Default::default() };
-    let (client, created) = emulator.create_sandbox_with(&pro).expect("sandbox");
+    let (client, created) = emulator.create_sandbox_with(&pro).await.expect("sandbox");
     let item = client.create_item(types::CreateItem::builder().sku("BENCH-1").name("Bench item")).await.expect("item");
     let location = client
         .create_location(types::CreateLocation::builder().code("BENCH-WH").name("Bench warehouse"))

@@ -57,7 +57,7 @@ async fn main() -> anyhow::Result<()> {
         (None, client)
     } else {
         let emu = Emulator::start(Config::default()).await?;
-        let client = emu.create_sandbox()?;
+        let client = emu.create_sandbox().await?;
         println!("1. Started an emulator in-process at {} and provisioned a sandbox", emu.base_url());
         (Some(emu), client)
     };

@@ -17,7 +17,7 @@ fn meter(report: &types::UsageReport, m: Meter) -> u64 {
 #[tokio::test]
 async fn plans_subscription_usage_and_the_month_end_invoice() {
     let emulator = emu::start().await;
-    let client = emulator.create_sandbox().expect("sandbox");
+    let client = emulator.create_sandbox().await.expect("sandbox");
 
     let plans = client.list_plans().await.expect("plans");
     assert_eq!(plans.iter().map(|p| p.id.clone()).collect::<Vec<_>>(), vec![Plan::Free, Plan::Pro]);
@@ -53,9 +53,9 @@ async fn plans_subscription_usage_and_the_month_end_invoice() {
     assert_eq!(client.get_subscription().await.expect("subscription").plan, Plan::Pro);
 
     // Past the period's end, one invoice for it, agreeing with the usage to the unit.
-    let now = emulator.advance_clock(Duration::ZERO).await;
+    let now = emulator.advance_clock(Duration::ZERO).await.expect("clock advanced");
     let to_end = (subscription.period_end - now).to_std().expect("the period ends later");
-    emulator.advance_clock(to_end + Duration::from_secs(3600)).await;
+    emulator.advance_clock(to_end + Duration::from_secs(3600)).await.expect("clock advanced");
     let invoices = client.list_invoices(&InvoiceQuery::default()).await.expect("invoices");
     assert_eq!(invoices.data.len(), 1, "{invoices:?}");
     let invoice = &invoices.data[0];
@@ -75,7 +75,7 @@ async fn plans_subscription_usage_and_the_month_end_invoice() {
 #[tokio::test]
 async fn reconciliation_and_an_import_job() {
     let emulator = emu::start().await;
-    let client = emulator.create_sandbox().expect("sandbox");
+    let client = emulator.create_sandbox().await.expect("sandbox");
     let (item, location) = emu::item_and_location(&client).await;
     client.create_movement(CreateMovement::receipt(&item.id, &location.id, 5)).await.expect("receipt");
 

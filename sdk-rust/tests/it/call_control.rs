@@ -23,12 +23,12 @@ fn item_body(sku: &str) -> Option<Bytes> {
 #[tokio::test]
 async fn with_options_times_out_one_client_and_leaves_the_original_alone() {
     let emulator = emu::start().await;
-    let client = emulator.create_sandbox().expect("sandbox");
+    let client = emulator.create_sandbox().await.expect("sandbox");
     let quick =
         client.with_options(RequestOptions::new().timeout(Duration::from_millis(300)).max_retries(0)).expect("options");
     let mut fault = emu::fault(FaultAction::Delay, "GET", "/v1/sandbox", 1);
     fault.delay_ms = Some(2000);
-    emulator.inject_fault(&fault).expect("fault");
+    emulator.inject_fault(&fault).await.expect("fault");
     let started = Instant::now();
     let e = quick.get_sandbox().await.expect_err("too slow");
     let took = started.elapsed();
@@ -36,7 +36,7 @@ async fn with_options_times_out_one_client_and_leaves_the_original_alone() {
     assert!(took >= Duration::from_millis(250) && took < Duration::from_millis(1500), "{took:?}");
 
     // The original keeps its own (30 s) timeout: it waits the delay out.
-    emulator.inject_fault(&fault).expect("fault");
+    emulator.inject_fault(&fault).await.expect("fault");
     client.get_sandbox().await.expect("the original waits");
 
     // Limits are checked when the options are applied.
@@ -49,7 +49,7 @@ async fn with_options_times_out_one_client_and_leaves_the_original_alone() {
 #[tokio::test]
 async fn answers_and_errors_carry_their_response() {
     let emulator = emu::start().await;
-    let client = emulator.create_sandbox().expect("sandbox");
+    let client = emulator.create_sandbox().await.expect("sandbox");
     let created = call(&client, "create_item", &args(json!({"idempotency_key": "k-1"})), item_body("MUG-1"))
         .await
         .expect("create");
@@ -79,7 +79,7 @@ async fn answers_and_errors_carry_their_response() {
 #[tokio::test]
 async fn hooks_see_every_attempt_with_one_key() {
     let emulator = emu::start().await;
-    let client = emulator.create_sandbox().expect("sandbox");
+    let client = emulator.create_sandbox().await.expect("sandbox");
     let seen: Arc<Mutex<Vec<(&'static str, Attempt)>>> = Arc::default();
     let (a, b) = (seen.clone(), seen.clone());
     let watched = client
@@ -91,7 +91,7 @@ async fn hooks_see_every_attempt_with_one_key() {
         .expect("options");
     let mut fault = emu::fault(FaultAction::ErrorBeforeCommit, "POST", "/v1/items", 2);
     fault.status = Some(503);
-    emulator.inject_fault(&fault).expect("fault");
+    emulator.inject_fault(&fault).await.expect("fault");
     call(&watched, "create_item", &args(json!({})), item_body("MUG-2")).await.expect("retried to success");
     let seen = seen.lock().expect("lock").clone();
     let requests: Vec<_> = seen.iter().filter(|(k, _)| *k == "request").map(|(_, a)| a).collect();
@@ -112,11 +112,11 @@ async fn hooks_see_every_attempt_with_one_key() {
 #[tokio::test]
 async fn patch_and_delete_retried_after_commit_change_once() {
     let emulator = emu::start().await;
-    let client = emulator.create_sandbox().expect("sandbox");
+    let client = emulator.create_sandbox().await.expect("sandbox");
     let item = client.create_item(crate::common::new_item("ONCE-1")).await.expect("item");
     let etag = item.etag.clone();
 
-    emulator.inject_fault(&emu::fault(FaultAction::ErrorAfterCommit, "PATCH", "/v1/items/", 1)).expect("fault");
+    emulator.inject_fault(&emu::fault(FaultAction::ErrorAfterCommit, "PATCH", "/v1/items/", 1)).await.expect("fault");
     let renamed = client
         .update_item(&item.id, &etag, twh::types::UpdateItem::builder().low_stock_threshold(5i64))
         .idempotency_key("rename-once-1")
@@ -126,14 +126,14 @@ async fn patch_and_delete_retried_after_commit_change_once() {
     assert_eq!(renamed.low_stock_threshold, Some(5));
 
     // `If-Match: *` would apply a retried change twice without the key.
-    emulator.inject_fault(&emu::fault(FaultAction::ErrorAfterCommit, "PATCH", "/v1/items/", 1)).expect("fault");
+    emulator.inject_fault(&emu::fault(FaultAction::ErrorAfterCommit, "PATCH", "/v1/items/", 1)).await.expect("fault");
     let star = client
         .update_item(&item.id, &twh::ETag::any(), twh::types::UpdateItem::builder().low_stock_threshold(7i64))
         .await
         .expect("retried");
     assert_eq!(star.version, item.version + 2, "one change, not two");
 
-    emulator.inject_fault(&emu::fault(FaultAction::ErrorAfterCommit, "DELETE", "/v1/items/", 1)).expect("fault");
+    emulator.inject_fault(&emu::fault(FaultAction::ErrorAfterCommit, "DELETE", "/v1/items/", 1)).await.expect("fault");
     let archived = client.archive_item(&item.id, &star.etag).await.expect("retried, not 412");
     assert_eq!(archived.version, item.version + 3);
     assert_eq!(client.get_item(&item.id).await.expect("read").version, item.version + 3);
@@ -144,7 +144,7 @@ async fn patch_and_delete_retried_after_commit_change_once() {
 #[tokio::test]
 async fn a_patch_clears_keeps_or_sets_a_clearable_field() {
     let emulator = emu::start().await;
-    let client = emulator.create_sandbox().expect("sandbox");
+    let client = emulator.create_sandbox().await.expect("sandbox");
     let item = client.create_item(crate::common::new_item("CLEAR-1").low_stock_threshold(4)).await.expect("item");
     let renamed = client
         .update_item(&item.id, &item.etag, twh::types::UpdateItem::builder().name("Renamed"))

@@ -7,7 +7,7 @@ use crate::common::{emu, new_item};
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_update_item_with_applies_both_changes() {
     let emulator = emu::start().await;
-    let client = emulator.create_sandbox().expect("sandbox");
+    let client = emulator.create_sandbox().await.expect("sandbox");
     let item = client.create_item(new_item("RACE-1").low_stock_threshold(0i64)).await.expect("item");
     const ROUNDS: i64 = 15;
 

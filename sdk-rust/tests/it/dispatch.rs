@@ -25,7 +25,7 @@ fn json_of(answer: &twh::dispatch::Answer) -> Value {
 #[tokio::test]
 async fn every_kind_of_answer_comes_back_as_the_server_sent_it() {
     let emulator = emu::start().await;
-    let client = emulator.create_sandbox().expect("sandbox");
+    let client = emulator.create_sandbox().await.expect("sandbox");
 
     let created = call(&client, "create_item", &args(json!({})), body(json!({"sku": "MUG-BLU", "name": "Mug"})))
         .await
@@ -61,7 +61,7 @@ async fn every_kind_of_answer_comes_back_as_the_server_sent_it() {
 #[tokio::test]
 async fn errors_have_their_kind_and_bad_arguments_are_refused_before_sending() {
     let emulator = emu::start().await;
-    let client = emulator.create_sandbox().expect("sandbox");
+    let client = emulator.create_sandbox().await.expect("sandbox");
     let missing = call(&client, "get_item", &args(json!({"id": "itm_missing"})), None).await.expect_err("404");
     assert_eq!(missing.kind(), ErrorKind::NotFound);
     let details = twh::dispatch::error_details(&missing);
@@ -81,10 +81,11 @@ async fn errors_have_their_kind_and_bad_arguments_are_refused_before_sending() {
 #[tokio::test]
 async fn a_post_is_retried_with_one_idempotency_key_and_written_once() {
     let emulator = emu::start().await;
-    let client = emulator.create_sandbox().expect("sandbox");
+    let client = emulator.create_sandbox().await.expect("sandbox");
     let (item, location) = emu::item_and_location(&client).await;
     emulator
         .inject_fault(&emu::fault(FaultAction::ErrorAfterCommit, "POST", "/v1/stock-movements", 2))
+        .await
         .expect("fault armed");
     let receipt = json!({"type": "receipt", "item_id": item.id, "location_id": location.id, "quantity": 4});
     let answer = call(&client, "create_movement", &args(json!({})), body(receipt)).await.expect("third attempt");

@@ -13,7 +13,7 @@ use crate::common::{emu, mock_client, new_item, problem_response};
 #[tokio::test]
 async fn every_error_kind_is_produced_and_matched() {
     let emulator = emu::start().await;
-    let (client, created) = emulator.create_sandbox_with(&types::CreateSandbox::default()).expect("sandbox");
+    let (client, created) = emulator.create_sandbox_with(&types::CreateSandbox::default()).await.expect("sandbox");
     let (item, location) = emu::item_and_location(&client).await;
 
     // 401
@@ -31,7 +31,7 @@ async fn every_error_kind_is_produced_and_matched() {
     // 404, also across tenants
     let e = client.get_item("itm_doesnotexist").await.expect_err("no such item");
     assert!(matches!(&e, Error::NotFound(a) if a.code == "not_found"), "{e:?}");
-    let other = emulator.create_sandbox().expect("another sandbox");
+    let other = emulator.create_sandbox().await.expect("another sandbox");
     assert!(matches!(other.get_item(&item.id).await, Err(Error::NotFound(_))), "another tenant's item is not found");
 
     // 409
@@ -77,7 +77,7 @@ async fn every_error_kind_is_produced_and_matched() {
     // 428: the SDK always sends If-Match, so the emulator is made to answer 428 by a fault.
     let mut fault = emu::fault(FaultAction::ErrorBeforeCommit, "PATCH", "/v1/items", 1);
     fault.status = Some(428);
-    emulator.inject_fault(&fault).expect("fault");
+    emulator.inject_fault(&fault).await.expect("fault");
     let e = client
         .update_item(&item.id, &twh::ETag::any(), types::UpdateItem::builder().low_stock_threshold(1i64))
         .await
@@ -88,7 +88,7 @@ async fn every_error_kind_is_produced_and_matched() {
     let no_retries = client.clone().with_api_key(created.secret_key.expose()).expect("client");
     let mut fault = emu::fault(FaultAction::ErrorBeforeCommit, "GET", "/v1/sandbox", 2);
     fault.status = Some(429);
-    emulator.inject_fault(&fault).expect("fault");
+    emulator.inject_fault(&fault).await.expect("fault");
     let fast = twh::Client::builder()
         .api_key(created.secret_key.expose())
         .base_url(emulator.base_url())
@@ -103,7 +103,7 @@ async fn every_error_kind_is_produced_and_matched() {
     // 5xx, retried until the bound
     let mut fault = emu::fault(FaultAction::ErrorBeforeCommit, "GET", "/v1/items", 2);
     fault.status = Some(503);
-    emulator.inject_fault(&fault).expect("fault");
+    emulator.inject_fault(&fault).await.expect("fault");
     let e = fast.list_items(&ItemQuery::default()).await.expect_err("503 twice");
     assert!(matches!(&e, Error::Server(a) if a.status == 503 && a.attempts == 2), "{e:?}");
 
@@ -117,7 +117,7 @@ async fn every_error_kind_is_produced_and_matched() {
         .expect("client");
     let mut fault = emu::fault(FaultAction::Delay, "GET", "/v1/locations", 1);
     fault.delay_ms = Some(2000);
-    emulator.inject_fault(&fault).expect("fault");
+    emulator.inject_fault(&fault).await.expect("fault");
     let e = slow.get_location(&location.id).await.expect_err("too slow");
     assert!(matches!(e, Error::Timeout { attempts: 1, .. }), "{e:?}");
 

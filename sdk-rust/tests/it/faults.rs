@@ -9,14 +9,14 @@ use crate::common::emu;
 
 async fn exactly_once_despite(action: FaultAction) {
     let emulator = emu::start().await;
-    let client = emulator.create_sandbox().expect("sandbox");
+    let client = emulator.create_sandbox().await.expect("sandbox");
     let (item, location) = emu::item_and_location(&client).await;
-    emulator.inject_fault(&emu::fault(action.clone(), "POST", "/v1/stock-movements", 1)).expect("fault armed");
+    emulator.inject_fault(&emu::fault(action.clone(), "POST", "/v1/stock-movements", 1)).await.expect("fault armed");
 
     let movement =
         client.create_movement(CreateMovement::receipt(&item.id, &location.id, 10)).await.expect("retried to success");
     assert_eq!(movement.lines[0].quantity_after, 10);
-    assert!(emulator.inner().state().faults.list().is_empty(), "the fault fired");
+    assert!(emulator.inner().expect("in-process").state().faults.list().is_empty(), "the fault fired");
 
     let ledger: Vec<_> = client
         .list_movements_stream(MovementQuery { item_id: Some(item.id.clone()), ..Default::default() })
@@ -42,7 +42,7 @@ async fn a_dropped_connection_after_commit_is_retried_into_exactly_one_entry() {
 #[tokio::test]
 async fn a_caller_key_replays_across_calls() {
     let emulator = emu::start().await;
-    let client = emulator.create_sandbox().expect("sandbox");
+    let client = emulator.create_sandbox().await.expect("sandbox");
     let (item, location) = emu::item_and_location(&client).await;
     let first = client
         .create_movement(CreateMovement::receipt(&item.id, &location.id, 4))

@@ -16,6 +16,7 @@ async fn the_full_ledger_flow() {
             name: Some("kitchen sink".parse().expect("name")),
             ..Default::default()
         })
+        .await
         .expect("sandbox");
     assert_eq!(client.get_sandbox().await.expect("sandbox").id, sandbox.id);
 
@@ -150,7 +151,7 @@ async fn the_full_ledger_flow() {
 
     // As of a past time.
     let before = chrono::Utc::now();
-    emulator.advance_clock(Duration::from_secs(3600)).await;
+    emulator.advance_clock(Duration::from_secs(3600)).await.expect("clock advanced");
     client.create_movement(CreateMovement::receipt(&mug.id, &wh.id, 100)).await.expect("later receipt");
     let then =
         client.get_stock_level_as_of(&mug.id, &wh.id, before + chrono::Duration::minutes(30)).await.expect("as of");
@@ -194,7 +195,7 @@ async fn the_full_ledger_flow() {
     let fresh = client.with_api_key(rolled.secret_key.expose()).expect("client");
     assert_eq!(fresh.get_sandbox().await.expect("new key works").id, sandbox.id);
     client.get_sandbox().await.expect("old key still works");
-    emulator.advance_clock(Duration::from_secs(25 * 3600)).await;
+    emulator.advance_clock(Duration::from_secs(25 * 3600)).await.expect("clock advanced");
     assert!(matches!(client.get_sandbox().await, Err(Error::Authentication(_))));
 
     // Reset keeps keys; delete ends them.
@@ -224,7 +225,7 @@ async fn a_sandbox_can_be_created_over_http_and_comes_as_a_client() {
 #[tokio::test]
 async fn conditional_reads_of_movements_events_and_endpoints_answer_none_while_current() {
     let emulator = emu::start().await;
-    let client = emulator.create_sandbox().expect("sandbox");
+    let client = emulator.create_sandbox().await.expect("sandbox");
     let (item, location) = emu::item_and_location(&client).await;
     let receipt = client.create_movement(CreateMovement::receipt(&item.id, &location.id, 3)).await.expect("receipt");
     let movement = client.get_movement(&receipt.id).await.expect("movement");

@@ -7,6 +7,8 @@
 //! - `billing`: plans, subscription, usage, invoices, reconciliations and jobs.
 //! - `config`: construction and the environment; `forward_compat`: answers of a newer server.
 //! - `dispatch`: the shared dispatch of the Python and Node packages.
+//! - `handle`: the emulator handle's control plane, in-process and connected to a served one;
+//!   `testing`: the hermetic helpers of `twh::testing`.
 
 mod common;
 mod config;
@@ -28,8 +30,12 @@ mod errors;
 #[cfg(feature = "emulator")]
 mod faults;
 #[cfg(feature = "emulator")]
+mod handle;
+#[cfg(feature = "emulator")]
 mod ledger;
 #[cfg(feature = "emulator")]
 mod pagination;
+#[cfg(feature = "testing")]
+mod testing;
 #[cfg(feature = "emulator")]
 mod webhook_endpoints;

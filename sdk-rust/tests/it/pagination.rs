@@ -10,7 +10,7 @@ use crate::common::{emu, new_item};
 #[tokio::test]
 async fn auto_paging_over_250_items_yields_each_once_in_creation_order() {
     let emulator = emu::start().await;
-    let client = emulator.create_sandbox().expect("sandbox");
+    let client = emulator.create_sandbox().await.expect("sandbox");
     let mut created = Vec::new();
     for i in 0..250 {
         created.push(client.create_item(new_item(&format!("SKU-{i:03}"))).await.expect("item").into_inner().id);

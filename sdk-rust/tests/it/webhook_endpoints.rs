@@ -25,7 +25,7 @@ async fn sink_entries(client: &twh::Client, sink: &str, count: usize) -> Vec<ser
 #[tokio::test]
 async fn verifies_what_the_emulator_sends() {
     let emulator = emu::start().await;
-    let client = emulator.create_sandbox().expect("sandbox");
+    let client = emulator.create_sandbox().await.expect("sandbox");
     let sink = format!("{}/_emulator/sink/sdk-verify", emulator.base_url());
     let endpoint = client
         .create_webhook_endpoint(
@@ -57,7 +57,7 @@ async fn verifies_what_the_emulator_sends() {
 #[tokio::test]
 async fn endpoints_and_deliveries_through_the_sdk() {
     let emulator = emu::start().await;
-    let client = emulator.create_sandbox().expect("sandbox");
+    let client = emulator.create_sandbox().await.expect("sandbox");
     let sink = format!("{}/_emulator/sink/sdk-endpoints", emulator.base_url());
     let endpoint = client
         .create_webhook_endpoint(CreateWebhookEndpoint::builder().url(sink.as_str()).event_types(vec!["*".to_owned()]))
