@@ -55,7 +55,7 @@ pub fn stored_json<T: Serialize>(
 }
 
 fn stored_problem(e: &ApiError) -> StoredResponse {
-    StoredResponse { status: e.status.as_u16(), body: e.body(), etag: None, location: None, problem: true }
+    StoredResponse { status: e.status.as_u16(), body: e.body(), etag: e.current_version, location: None, problem: true }
 }
 
 /// Renders an outcome from the tenant state (movements are rendered again on replay).

@@ -542,6 +542,18 @@ async fn patch_and_delete_retried_after_commit_replay_the_first_answer() {
     .await
     .expect(422, "idempotency_key_reused");
 
+    // A stale If-Match is an answered 412: replayed to the same key with its ETag header.
+    let k = key();
+    let stale = send(Method::PATCH, "\"1\"", &k, Some(json!({"name": "Late"}))).await;
+    stale.expect(412, "precondition_failed");
+    assert_eq!(stale.header("etag"), Some("\"3\""));
+    let again = send(Method::PATCH, "\"1\"", &k, Some(json!({"name": "Late"}))).await;
+    // Byte-identical, so its body names the first attempt's request id.
+    assert_eq!((again.status, again.code().as_deref()), (412, Some("precondition_failed")));
+    assert_eq!(again.body, stale.body);
+    assert!(again.replayed());
+    assert_eq!(again.header("etag"), Some("\"3\""), "the replay keeps the ETag of the first answer");
+
     // DELETE (archive) likewise.
     env.emu.inject_fault(fault_on("DELETE", FaultAction::ErrorAfterCommit, "/v1/items/")).expect("fault");
     let k = key();
