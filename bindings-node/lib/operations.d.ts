@@ -961,7 +961,9 @@ export interface Fault {
   status: number
   /** Delay in milliseconds. */
   delayMs: number
-  /** How many more requests it applies to. */
+  /** How many more requests it applies to (the `times` it was armed with, counted down). */
+  times: number
+  /** The same count as `times`, under its earlier name. */
   remaining: number
 }
 

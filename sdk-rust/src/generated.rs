@@ -1785,13 +1785,15 @@ are required), at most 4 MiB and 50,000 rows.*/
         ///Path prefix filter.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub path_prefix: ::std::option::Option<::std::string::String>,
-        ///How many more requests it applies to.
+        ///The same count as `times`, under its earlier name.
         pub remaining: u32,
         ///Sandbox filter: only requests authenticated to it.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub sandbox_id: ::std::option::Option<::std::string::String>,
         ///Status of injected errors.
         pub status: u16,
+        ///How many more requests it applies to (the `times` it was armed with, counted down).
+        pub times: u32,
     }
     impl Fault {
         pub fn builder() -> builder::Fault {
@@ -6076,6 +6078,7 @@ the emulator's start), in seconds: the emulator clock's offset plus the sandbox'
                 ::std::string::String,
             >,
             status: ::std::result::Result<u16, ::std::string::String>,
+            times: ::std::result::Result<u32, ::std::string::String>,
         }
         impl ::std::default::Default for Fault {
             fn default() -> Self {
@@ -6088,6 +6091,7 @@ the emulator's start), in seconds: the emulator clock's offset plus the sandbox'
                     remaining: Err("no value supplied for remaining".to_string()),
                     sandbox_id: Ok(Default::default()),
                     status: Err("no value supplied for status".to_string()),
+                    times: Err("no value supplied for times".to_string()),
                 }
             }
         }
@@ -6186,6 +6190,18 @@ the emulator's start), in seconds: the emulator clock's offset plus the sandbox'
                     });
                 self
             }
+            pub fn times<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u32>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.times = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for times: {e}")
+                    });
+                self
+            }
         }
         impl ::std::convert::TryFrom<Fault> for super::Fault {
             type Error = super::error::ConversionError;
@@ -6201,6 +6217,7 @@ the emulator's start), in seconds: the emulator clock's offset plus the sandbox'
                     remaining: value.remaining?,
                     sandbox_id: value.sandbox_id?,
                     status: value.status?,
+                    times: value.times?,
                 })
             }
         }
@@ -6215,6 +6232,7 @@ the emulator's start), in seconds: the emulator clock's offset plus the sandbox'
                     remaining: Ok(value.remaining),
                     sandbox_id: Ok(value.sandbox_id),
                     status: Ok(value.status),
+                    times: Ok(value.times),
                 }
             }
         }

@@ -1664,8 +1664,15 @@ class Fault(Model):
         return r
 
     @property
+    def times(self) -> int:
+        """How many more requests it applies to (the `times` it was armed with, counted down)."""
+        v = self._data["times"]
+        r: int = v
+        return r
+
+    @property
     def remaining(self) -> int:
-        """How many more requests it applies to."""
+        """The same count as `times`, under its earlier name."""
         v = self._data["remaining"]
         r: int = v
         return r

@@ -111,7 +111,9 @@ pub struct Fault {
     pub status: u16,
     /// Delay in milliseconds.
     pub delay_ms: u64,
-    /// How many more requests it applies to.
+    /// How many more requests it applies to (the `times` it was armed with, counted down).
+    pub times: u32,
+    /// The same count as `times`, under its earlier name.
     pub remaining: u32,
 }
 
@@ -162,6 +164,7 @@ impl Faults {
             action: spec.action,
             status,
             delay_ms,
+            times: spec.times,
             remaining: spec.times,
         };
         list.push(fault.clone());
@@ -193,6 +196,7 @@ impl Faults {
         })?;
         let fault = list[i].clone();
         list[i].remaining -= 1;
+        list[i].times = list[i].remaining;
         if list[i].remaining == 0 {
             list.remove(i);
         }

@@ -223,12 +223,14 @@ async fn a_fault_scoped_to_one_sandbox_never_touches_another() {
     let listed = anon.get("/_emulator/faults").await.ok(200);
     assert_eq!(listed["data"][0]["sandbox_id"], a.as_str());
     assert_eq!(listed["data"][0]["remaining"], 3, "B's requests did not use it up");
+    assert_eq!(listed["data"][0]["times"], 3, "`times` counts down with it");
     // Unauthenticated requests are no sandbox's either.
     env.anonymous().get("/v1/items").await.expect(401, "unauthenticated");
     // A's requests meet it, and nothing is written.
     env.api.post("/v1/items", &json!({"sku": "A-1", "name": "a"})).await.expect(503, "injected_fault");
     let listed = anon.get("/_emulator/faults").await.ok(200);
     assert_eq!(listed["data"][0]["remaining"], 2);
+    assert_eq!(listed["data"][0]["times"], 2);
     env.api.get("/v1/items").await.expect(503, "injected_fault");
     env.api.get("/v1/items?sku=A-1").await.expect(503, "injected_fault");
     assert!(anon.get("/_emulator/faults").await.ok(200)["data"].as_array().unwrap().is_empty(), "used up");
