@@ -30,7 +30,7 @@ import urllib.request
 from urllib.parse import urlparse
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -106,6 +106,23 @@ def browser():
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+def click(driver, what, selector, timeout=WAIT_S):
+    """Clicks the first element matching `selector`, finding it again if the page re-rendered it
+    between the find and the click (a live page replaces rows as data arrives)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = driver.find_elements(By.CSS_SELECTOR, selector)
+            if found:
+                found[0].click()
+                return
+        except StaleElementReferenceException:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out clicking {what} ({selector})")
+        time.sleep(0.1)
 
 
 def wait(driver, what, fn, timeout=WAIT_S):
@@ -226,8 +243,7 @@ def main_flow(emu, screenshot):
         # Replay a dead delivery from the dead-letter queue.
         attempts_before = len(dead["attempts"])
         driver.find_element(By.CSS_SELECTOR, '[data-tab="dead"]').click()
-        button = wait(driver, "the replay button", lambda d: d.find_elements(By.CSS_SELECTOR, f'tr[data-delivery="{dead["id"]}"] button.replay'))[0]
-        button.click()
+        click(driver, "the replay button", f'tr[data-delivery="{dead["id"]}"] button.replay')
 
         def replayed():
             _, _, d = emu.call("GET", f"/v1/webhook-deliveries/{dead['id']}", key=key)
