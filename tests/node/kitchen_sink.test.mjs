@@ -291,7 +291,38 @@ test('kitchen sink', async (t) => {
     }
   })
 
-  await t.test('12. stop', async () => {
+  await t.test('12. call control', async () => {
+    const { client, sandbox } = emu.createSandboxWith()
+    const quick = client.withOptions({ timeoutMs: 300, maxRetries: 0 })
+    emu.injectFault({ action: 'delay', delayMs: 2000, method: 'GET', pathPrefix: '/v1/sandbox', times: 1, sandbox: sandbox.id })
+    const started = Date.now()
+    await assert.rejects(quick.getSandbox(), (e) => e instanceof twh.TimeoutError && e.attempts === 1)
+    assert.ok(Date.now() - started < 1500)
+    await new Promise((r) => setTimeout(r, 2100)) // the delayed request ends first
+    assert.equal((await client.getSandbox()).id, sandbox.id)
+
+    const hooked = client.withOptions({})
+    const requests = []
+    const responses = []
+    hooked.on('request', (a) => requests.push(a)).on('response', (a) => responses.push(a))
+    emu.injectFault({ action: 'error_before_commit', status: 503, method: 'POST', pathPrefix: '/v1/items', times: 2, sandbox: sandbox.id })
+    const item = await hooked.createItem({ sku: 'CALL-1', name: 'Called', lowStockThreshold: 7 })
+    await new Promise((r) => setTimeout(r, 50)) // the last event may arrive just after the answer
+    assert.deepEqual(requests.map((a) => a.attempt), [1, 2, 3])
+    assert.equal(new Set(requests.map((a) => a.idempotencyKey)).size, 1)
+    assert.deepEqual(responses.map((a) => a.status), [503, 503, 201])
+
+    emu.injectFault({ action: 'error_after_commit', status: 500, method: 'PATCH', pathPrefix: '/v1/items/', times: 1, sandbox: sandbox.id })
+    const renamed = await client.updateItem(item.id, item.etag, { name: 'Called again' })
+    assert.equal(renamed.version, item.version + 1)
+    assert.equal(renamed.lowStockThreshold, 7)
+    const cleared = await client.updateItem(item.id, renamed.etag, { lowStockThreshold: null })
+    assert.equal(cleared.lowStockThreshold, null)
+    const kept = await client.updateItem(item.id, cleared.etag, { name: 'Kept' })
+    assert.equal(kept.lowStockThreshold, null)
+  })
+
+  await t.test('13. stop', async () => {
     await new Promise((r) => { server.closeAllConnections(); server.close(r) })
     await emu.stop()
     await expectError(Promise.resolve().then(() => emu.createSandbox()), twh.ConfigurationError)

@@ -351,7 +351,37 @@ def test_11_every_error_class_seen() -> None:
     assert expected <= S.errors_seen, expected - S.errors_seen
 
 
-def test_12_stop() -> None:
+def test_12_call_control() -> None:
+    client, created = S.emu.create_sandbox_with_details()
+    sandbox = created.id
+    quick = client.with_options(timeout=0.3, max_retries=0)
+    S.emu.inject_fault("delay", method="GET", path_prefix="/v1/sandbox", delay_ms=2000, times=1, sandbox=sandbox)
+    started = time.monotonic()
+    with pytest.raises(twh.APITimeoutError):
+        quick.get_sandbox()
+    assert time.monotonic() - started < 1.5
+    time.sleep(2.1)  # the delayed request ends before the original client is checked
+    assert client.get_sandbox().id == sandbox
+
+    requests: List[twh.Attempt] = []
+    responses: List[twh.Attempt] = []
+    hooked = client.with_options(on_request=requests.append, on_response=responses.append)
+    S.emu.inject_fault("error_before_commit", method="POST", path_prefix="/v1/items", status=503, times=2, sandbox=sandbox)
+    item = hooked.create_item(sku="CALL-1", name="Called", low_stock_threshold=7)
+    assert [a.attempt for a in requests] == [1, 2, 3]
+    assert len({a.idempotency_key for a in requests}) == 1 and requests[0].idempotency_key
+    assert [a.status for a in responses] == [503, 503, 201]
+
+    S.emu.inject_fault("error_after_commit", method="PATCH", path_prefix="/v1/items/", status=500, times=1, sandbox=sandbox)
+    renamed = client.update_item(item.id, name="Called again", etag=item.etag)
+    assert renamed.version == item.version + 1 and renamed.low_stock_threshold == 7
+    cleared = client.update_item(item.id, low_stock_threshold=None, etag=renamed.etag)
+    assert cleared.low_stock_threshold is None
+    kept = client.update_item(item.id, name="Kept", etag=cleared.etag)
+    assert kept.low_stock_threshold is None and kept.name == "Kept"
+
+
+def test_13_stop() -> None:
     url = S.emu.base_url
     S.emu.stop()
     assert not S.emu.running

@@ -168,7 +168,8 @@ async fn kitchen_sink() -> Result<()> {
     step!(9, "reconciliation and jobs", step_9(&mut s));
     step!(10, "quota and invoice", step_10(&mut s));
     step!(11, "every error class seen", step_11(&mut s));
-    step!(12, "stop", step_12(s));
+    step!(12, "call control", step_12(&mut s));
+    step!(13, "stop", step_13(s));
     Ok(())
 }
 
@@ -591,7 +592,60 @@ async fn step_11(s: &mut Sink) -> Result<()> {
     Ok(())
 }
 
-async fn step_12(s: Sink) -> Result<()> {
+async fn step_12(s: &mut Sink) -> Result<()> {
+    use std::sync::{Arc, Mutex};
+    let (client, created) = s.emu.create_sandbox_with(&CreateSandbox::default()).await?;
+    let scoped =
+        |action: FaultAction, method: &str, prefix: &str, status: Option<u16>, times: u32| -> Result<FaultSpec> {
+            Ok(FaultSpec {
+                delay_ms: (action == FaultAction::Delay).then_some(2000),
+                action,
+                method: Some(method.to_owned()),
+                path_prefix: Some(prefix.to_owned()),
+                status,
+                sandbox_id: Some(created.id.clone()),
+                times: times.try_into()?,
+            })
+        };
+    let quick = client.with_options(twh::RequestOptions::new().timeout(Duration::from_millis(300)).max_retries(0))?;
+    s.emu.inject_fault(&scoped(FaultAction::Delay, "GET", "/v1/sandbox", None, 1)?).await?;
+    let started = std::time::Instant::now();
+    let e = quick.get_sandbox().await.err().context("a 2 s call with a 0.3 s timeout")?;
+    ensure!(matches!(e, Error::Timeout { attempts: 1, .. }), "{e:?}");
+    ensure!(started.elapsed() < Duration::from_millis(1500), "{:?}", started.elapsed());
+    tokio::time::sleep(Duration::from_millis(2100)).await; // the delayed request ends first
+    ensure!(client.get_sandbox().await?.id == created.id, "the original client answers");
+
+    let seen: Arc<Mutex<Vec<(bool, twh::Attempt)>>> = Arc::default();
+    let (a, b) = (seen.clone(), seen.clone());
+    let hooked = client.with_options(
+        twh::RequestOptions::new()
+            .on_request(move |x| a.lock().expect("lock").push((true, x.clone())))
+            .on_response(move |x| b.lock().expect("lock").push((false, x.clone()))),
+    )?;
+    s.emu.inject_fault(&scoped(FaultAction::ErrorBeforeCommit, "POST", "/v1/items", Some(503), 2)?).await?;
+    let item = hooked.create_item(CreateItem::builder().sku("CALL-1").name("Called").low_stock_threshold(7)).await?;
+    let seen = seen.lock().expect("lock").clone();
+    let requests: Vec<_> = seen.iter().filter(|(r, _)| *r).map(|(_, a)| a).collect();
+    let responses: Vec<_> = seen.iter().filter(|(r, _)| !*r).map(|(_, a)| a.status).collect();
+    ensure!(requests.iter().map(|a| a.attempt).collect::<Vec<_>>() == [1, 2, 3], "{requests:?}");
+    ensure!(requests.iter().map(|a| a.idempotency_key.clone()).collect::<BTreeSet<_>>().len() == 1, "one key");
+    ensure!(responses == [Some(503), Some(503), Some(201)], "{responses:?}");
+
+    s.emu.inject_fault(&scoped(FaultAction::ErrorAfterCommit, "PATCH", "/v1/items/", Some(500), 1)?).await?;
+    let renamed = client.update_item(&item.id, item.etag(), UpdateItem::builder().name("Called again")).await?;
+    ensure!(renamed.version == item.version + 1, "one change: {} -> {}", item.version, renamed.version);
+    ensure!(renamed.low_stock_threshold == Some(7), "kept");
+    let cleared = client
+        .update_item(&item.id, renamed.etag(), UpdateItem::builder().low_stock_threshold(twh::Patch::Clear))
+        .await?;
+    ensure!(cleared.low_stock_threshold.is_none(), "cleared");
+    let kept = client.update_item(&item.id, cleared.etag(), UpdateItem::builder().name("Kept")).await?;
+    ensure!(kept.low_stock_threshold.is_none() && kept.name == "Kept", "a field left out is kept");
+    Ok(())
+}
+
+async fn step_13(s: Sink) -> Result<()> {
     let base = s.emu.base_url();
     s.receiver.stop().await?;
     s.emu.shutdown().await;
