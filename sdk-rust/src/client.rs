@@ -14,6 +14,7 @@ use futures::future::{self, Either, FutureExt};
 use progenitor_client::{ByteStream, ResponseValue};
 
 use crate::config::ClientBuilder;
+use crate::response::{IntoResponse, Response, ResponseMeta};
 use crate::{Error, Result, generated};
 
 /// A TWH API client: cheap to clone (clones share one connection pool), safe to share
@@ -78,9 +79,18 @@ impl Client {
     }
 
     /// The same client with another API key (after [`Client::roll_api_key`], or to act with a
-    /// restricted key).
+    /// restricted key). It keeps every setting of this one, those of
+    /// [`Client::with_options`] (timeout, retries, headers, hooks) included; only the
+    /// connection pool is new (the key is a default header of the HTTP client).
     pub fn with_api_key(&self, key: impl Into<String>) -> Result<Client> {
-        self.settings.clone().api_key(key).build()
+        use progenitor_client::ClientInfo;
+        // The settings carry the timeout and retries; the policy also carries the per-call
+        // headers and hooks of `with_options`, so it is kept whole.
+        let fresh = self.settings.clone().api_key(key).build()?;
+        let policy = ClientInfo::<crate::retry::RetryPolicy>::inner(&self.raw).clone();
+        let http = ClientInfo::<crate::retry::RetryPolicy>::client(&fresh.raw).clone();
+        let raw = generated::Client::new_with_client(fresh.base_url(), http, policy);
+        Ok(Client::from_parts(raw, fresh.settings))
     }
 
     /// The base URL requests go to.
@@ -120,7 +130,7 @@ impl Client {
         query: &[(&str, &str)],
         accept: &'static str,
         operation_id: &'static str,
-    ) -> Result<String> {
+    ) -> Result<Response<String>> {
         use progenitor_client::{ClientHooks, ClientInfo, OperationInfo};
         let mut request = self
             .raw
@@ -136,26 +146,29 @@ impl Client {
             self.raw.exec(request, &OperationInfo { operation_id }).await
         });
         match call.await {
-            Ok(r) if r.status().is_success() => r.text().await.map_err(|e| Error::transport(e, attempts.get())),
+            Ok(r) if r.status().is_success() => {
+                let meta = ResponseMeta::new(r.status().as_u16(), r.headers().clone());
+                let text = r.text().await.map_err(|e| Error::transport(e, attempts.get()))?;
+                Ok(Response::new(text, meta))
+            }
             Ok(r) => Err(Error::from_answer(crate::error::api_error_from_response(r, attempts.get()).await)),
             Err(e) => Err(Error::transport(e, attempts.get())),
         }
     }
 
-    /// Like [`Client::send`] for a conditional GET: `None` when the server answered 304.
-    pub(crate) fn send_if_changed<T, F>(
-        &self,
-        call: F,
-    ) -> impl Future<Output = Result<Option<ResponseValue<T>>>> + use<T, F>
+    /// Like [`Client::send`] for a conditional GET: `None` (with the 304's metadata) when the
+    /// server answered 304.
+    pub(crate) fn send_if_changed<T, F>(&self, call: F) -> impl Future<Output = Result<Response<Option<T>>>> + use<T, F>
     where
         F: Future<Output = std::result::Result<ResponseValue<T>, progenitor_client::Error<ByteStream>>>,
     {
         let (attempts, call) = crate::retry::counted(call);
         call.then(move |result| match result {
-            Ok(value) => Either::Left(future::ready(Ok(Some(value)))),
+            Ok(value) => Either::Left(future::ready(Ok(value.into_response().map(Some)))),
             // progenitor does not type 3xx answers: a 304 arrives as an undocumented response.
             Err(progenitor_client::Error::UnexpectedResponse(r)) if r.status() == reqwest::StatusCode::NOT_MODIFIED => {
-                Either::Left(future::ready(Ok(None)))
+                let meta = ResponseMeta::new(r.status().as_u16(), r.headers().clone());
+                Either::Left(future::ready(Ok(Response::new(None, meta))))
             }
             Err(e) => Either::Right(Box::pin(async move { Err(Error::from_generated(e, attempts.get()).await) })),
         })

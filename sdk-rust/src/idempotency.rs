@@ -25,6 +25,7 @@ use reqwest::header::HeaderValue;
 
 use crate::Result;
 use crate::etag::ETag;
+use crate::response::Response;
 
 /// The idempotency key header.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
@@ -68,9 +69,11 @@ fn header_value(ascii: String) -> HeaderValue {
     HeaderValue::try_from(ascii).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
-type Run<'a, T> = Box<dyn FnOnce(String, Option<ETag>) -> BoxFuture<'a, Result<T>> + Send + 'a>;
+type Run<'a, T> = Box<dyn FnOnce(String, Option<ETag>) -> BoxFuture<'a, Result<Response<T>>> + Send + 'a>;
 
-/// A POST about to be sent: `.await` it, after choosing its idempotency key if you want your own.
+/// A POST (or PATCH, or DELETE) about to be sent: `.await` it, after choosing its idempotency key
+/// if you want your own; `.with_response().await` yields the value with its response metadata
+/// ([`Response`]: status, request id, `Idempotent-Replayed`, rate limit).
 ///
 /// ```no_run
 /// # async fn demo(client: &twh::Client, item_id: &str, location_id: &str) -> twh::Result<()> {
@@ -79,6 +82,13 @@ type Run<'a, T> = Box<dyn FnOnce(String, Option<ETag>) -> BoxFuture<'a, Result<T
 /// client.create_movement(CreateMovement::receipt(item_id, location_id, 10)).await?;
 /// // Your own key (an order number, say): sending it again replays the first answer.
 /// client.create_movement(CreateMovement::shipment(item_id, location_id, 1)).idempotency_key("order-1042").await?;
+/// // The same key again, asking for the answer's metadata: a replay of the first answer.
+/// let again = client
+///     .create_movement(CreateMovement::shipment(item_id, location_id, 1))
+///     .idempotency_key("order-1042")
+///     .with_response()
+///     .await?;
+/// assert!(again.response().idempotent_replayed());
 /// # Ok(()) }
 /// ```
 #[must_use = "a Post does nothing until it is awaited"]
@@ -92,7 +102,7 @@ impl<'a, T> Post<'a, T> {
     pub(crate) fn new<F, Fut>(run: F) -> Post<'a, T>
     where
         F: FnOnce(String, Option<ETag>) -> Fut + Send + 'a,
-        Fut: Future<Output = Result<T>> + Send + 'a,
+        Fut: Future<Output = Result<Response<T>>> + Send + 'a,
     {
         Post { idempotency_key: None, if_match: None, run: Box::new(move |key, etag| Box::pin(run(key, etag))) }
     }
@@ -109,6 +119,12 @@ impl<'a, T> Post<'a, T> {
         self.idempotency_key = Some(key.into());
         self
     }
+
+    /// Sends it; the value with the metadata of the answer it came in.
+    pub fn with_response(self) -> BoxFuture<'a, Result<Response<T>>> {
+        let key = self.idempotency_key.unwrap_or_else(new_key);
+        (self.run)(key, self.if_match)
+    }
 }
 
 impl<T> fmt::Debug for Post<'_, T> {
@@ -122,11 +138,10 @@ impl<T> fmt::Debug for Post<'_, T> {
 
 impl<'a, T: 'a> IntoFuture for Post<'a, T> {
     type Output = Result<T>;
-    type IntoFuture = BoxFuture<'a, Result<T>>;
+    type IntoFuture = futures::future::MapOk<BoxFuture<'a, Result<Response<T>>>, fn(Response<T>) -> T>;
 
     fn into_future(self) -> Self::IntoFuture {
-        let key = self.idempotency_key.unwrap_or_else(new_key);
-        (self.run)(key, self.if_match)
+        futures::TryFutureExt::map_ok(self.with_response(), Response::into_inner)
     }
 }
 

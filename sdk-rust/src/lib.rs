@@ -10,6 +10,7 @@
 pub mod generated;
 
 mod billing;
+pub mod call;
 mod catalogue;
 mod client;
 mod config;
@@ -42,6 +43,7 @@ pub mod emulator;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use call::Call;
 pub use client::Client;
 pub use config::{
     API_KEY_ENV, ApiKey, BASE_URL_ENV, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT,
@@ -62,6 +64,6 @@ pub use methods::*;
 pub use movements::BATCH_SIZE_MAX;
 pub use pagination::Page;
 pub use patch::Patch;
-pub use response::{RateLimit, ResponseMeta};
+pub use response::{RateLimit, Response, ResponseMeta};
 pub use sandboxes::{ApiKeyRolled, SandboxCreated};
 pub use webhook_endpoints::{WebhookEndpointSecret, WebhookEndpointWithSecret};

@@ -8,6 +8,7 @@ use std::fmt::Display;
 
 use crate::etag::{ETag, Versioned};
 use crate::idempotency::Post;
+use crate::response::IntoResponse;
 use crate::types::{self, CreateMovement, Movement, MovementType};
 use crate::{Client, Error, Result};
 
@@ -110,8 +111,8 @@ impl Client {
             Ok(self
                 .send(self.raw.create_stock_movement_batch().idempotency_key(key).body(body).send())
                 .await?
-                .into_inner()
-                .data)
+                .into_response()
+                .map(|list| list.data))
         })
     }
 }

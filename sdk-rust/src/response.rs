@@ -2,13 +2,21 @@
 //! control): the status, the headers, the request id the server answered with,
 //! whether it replays an earlier answer of the same idempotency key, and the rate limit.
 //!
-//! Both successes ([`crate::dispatch::Answer::response`]) and errors ([`crate::Error::response`])
-//! carry it, so a caller can quote the request id or watch `RateLimit-Remaining` whatever the
-//! outcome. It is computed on demand from the headers, so a call that never asks pays nothing.
+//! Both successes and errors ([`crate::Error::response`]) carry it, so a caller can quote the
+//! request id or watch `RateLimit-Remaining` whatever the outcome. A typed call gives it with
+//! [`Call::with_response`](crate::Call::with_response) (or
+//! [`Post::with_response`](crate::Post::with_response)): a [`Response<T>`], the value with its
+//! [`ResponseMeta`]; the dispatch's answers have [`crate::dispatch::Answer::response`]. The
+//! request id, replay flag and rate limit are read from the headers on demand.
 
+use std::ops::{Deref, DerefMut};
+
+use progenitor_client::ResponseValue;
 use reqwest::header::HeaderMap;
 
+use crate::etag::{ETag, Versioned};
 use crate::idempotency::REQUEST_ID_HEADER;
+use crate::{Error, Result};
 
 /// The rate limit an answer reports (`RateLimit-Limit`, `RateLimit-Remaining`,
 /// `RateLimit-Reset`).
@@ -55,6 +63,107 @@ impl ResponseMeta {
     /// The rate limit, when the answer reports all three numbers.
     pub fn rate_limit(&self) -> Option<RateLimit> {
         rate_limit(&self.headers)
+    }
+
+    /// The `ETag` the answer carries, if a valid one.
+    pub fn etag(&self) -> Option<ETag> {
+        self.header("etag").and_then(ETag::new)
+    }
+}
+
+/// A call's value with the answer it came in: what
+/// [`Call::with_response`](crate::Call::with_response) and
+/// [`Post::with_response`](crate::Post::with_response) yield. It dereferences to the value.
+///
+/// ```no_run
+/// # async fn demo(client: &twh::Client) -> twh::Result<()> {
+/// use twh::types::CreateItem;
+/// let item = client.create_item(CreateItem::builder().sku("MUG-1").name("Mug")).with_response().await?;
+/// println!("{} created, request {:?}", item.id, item.response().request_id());
+/// if let Some(rate) = item.response().rate_limit() {
+///     println!("{} of {} requests left", rate.remaining, rate.limit);
+/// }
+/// let (item, meta) = item.into_parts();
+/// # let _ = (item, meta); Ok(()) }
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Response<T> {
+    value: T,
+    meta: ResponseMeta,
+}
+
+impl<T> Response<T> {
+    /// A value with its answer's metadata.
+    pub fn new(value: T, meta: ResponseMeta) -> Response<T> {
+        Response { value, meta }
+    }
+
+    /// The answer's metadata: status, headers, request id, replay flag, rate limit.
+    pub fn response(&self) -> &ResponseMeta {
+        &self.meta
+    }
+
+    /// The value, dropping the metadata.
+    pub fn into_inner(self) -> T {
+        self.value
+    }
+
+    /// Splits into the value and the metadata.
+    pub fn into_parts(self) -> (T, ResponseMeta) {
+        (self.value, self.meta)
+    }
+
+    /// The same answer with its value changed by `f`.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Response<U> {
+        Response { value: f(self.value), meta: self.meta }
+    }
+
+    /// The value with the answer's ETag; an error if it has none.
+    pub(crate) fn versioned(self) -> Result<Response<Versioned<T>>> {
+        let etag = self.meta.etag().ok_or_else(|| Error::UnexpectedResponse {
+            status: Some(self.meta.status),
+            message: "the response has no ETag".to_owned(),
+            attempts: 0,
+        })?;
+        Ok(self.map(|value| Versioned { value, etag }))
+    }
+}
+
+impl<T> Response<Option<T>> {
+    /// Like [`Response::versioned`] for a conditional read: no value (304), no ETag needed.
+    pub(crate) fn versioned_if_some(self) -> Result<Response<Option<Versioned<T>>>> {
+        let Response { value, meta } = self;
+        match value {
+            None => Ok(Response { value: None, meta }),
+            Some(value) => Ok(Response { value, meta }.versioned()?.map(Some)),
+        }
+    }
+}
+
+impl<T> Deref for Response<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T> DerefMut for Response<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.value
+    }
+}
+
+/// The generated client's answer as a [`Response`]: its status and headers become the
+/// metadata (headers copied once, read lazily; the body was parsed once, by the generated client).
+pub(crate) trait IntoResponse<T> {
+    fn into_response(self) -> Response<T>;
+}
+
+impl<T> IntoResponse<T> for ResponseValue<T> {
+    fn into_response(self) -> Response<T> {
+        let meta = ResponseMeta::new(self.status().as_u16(), self.headers().clone());
+        Response { value: self.into_inner(), meta }
     }
 }
 

@@ -168,3 +168,121 @@ async fn a_patch_clears_keeps_or_sets_a_clearable_field() {
     assert_eq!(by_none.low_stock_threshold, None);
     emulator.shutdown().await;
 }
+
+/// Typed calls give their answer's metadata with `with_response()` (and still `.await` to the
+/// bare value): a create's 201, the request id the client sent and the server echoed, the
+/// ETag, the rate limit; a replayed create says so; reads, pages and 304s carry theirs; an
+/// error carries the same.
+#[tokio::test]
+async fn typed_calls_carry_their_response() {
+    let emulator = emu::start().await;
+    let client = emulator.create_sandbox().await.expect("sandbox");
+    let sent: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let log = sent.clone();
+    let client = client
+        .with_options(RequestOptions::new().on_request(move |a| log.lock().expect("lock").push(a.request_id.clone())))
+        .expect("options");
+    let last_sent = || sent.lock().expect("lock").last().cloned().flatten().expect("a request id was sent");
+
+    let created = client
+        .create_item(crate::common::new_item("META-1"))
+        .idempotency_key("meta-1")
+        .with_response()
+        .await
+        .expect("create");
+    let meta = created.response();
+    assert_eq!(meta.status, 201);
+    assert_eq!(meta.request_id(), Some(last_sent().as_str()), "the server echoes the request id it was sent");
+    assert_eq!(meta.header("etag"), Some(created.etag.as_str()));
+    assert_eq!(meta.etag().as_ref(), Some(created.etag()));
+    let rate = meta.rate_limit().expect("rate-limit headers");
+    assert!(rate.limit > 0 && rate.remaining < rate.limit, "{rate:?}");
+    assert!(!meta.idempotent_replayed());
+    assert_eq!(created.sku, "META-1", "a Response dereferences to its value");
+
+    let replayed = client
+        .create_item(crate::common::new_item("META-1"))
+        .idempotency_key("meta-1")
+        .with_response()
+        .await
+        .expect("replay");
+    assert!(replayed.response().idempotent_replayed());
+    assert_eq!(replayed.response().status, 201);
+    let (item, meta) = replayed.into_parts();
+    assert_eq!(item.id, created.id);
+    assert_eq!(meta.request_id(), Some(last_sent().as_str()));
+
+    // Reads, pages and a conditional read's 304.
+    let read = client.get_item(&created.id).with_response().await.expect("read");
+    assert_eq!((read.response().status, read.version), (200, created.version));
+    assert_eq!(read.response().request_id(), Some(last_sent().as_str()));
+    let page = client.list_items(&twh::ItemQuery::default()).with_response().await.expect("page");
+    assert_eq!(page.response().status, 200);
+    assert!(page.response().rate_limit().is_some());
+    assert_eq!(page.data.len(), 1);
+    let current = client.get_item_if_changed(&created.id, &created.etag).with_response().await.expect("304");
+    assert_eq!(current.response().status, 304);
+    assert!(current.is_none());
+    let csv = client.export_usage_csv(None).with_response().await.expect("csv");
+    assert_eq!(csv.response().status, 200);
+    assert!(csv.response().header("content-type").is_some_and(|t| t.starts_with("text/csv")));
+    // Plain `.await` is unchanged: the bare value.
+    let plain: twh::Versioned<twh::types::Item> = client.get_item(&created.id).await.expect("read");
+    assert_eq!(plain.id, created.id);
+
+    // An error carries the same metadata.
+    let e = client.get_item("itm_missing").with_response().await.expect_err("404");
+    let meta = e.response().expect("an answer");
+    assert_eq!(meta.status, 404);
+    assert_eq!(meta.request_id(), Some(last_sent().as_str()));
+    assert_eq!(meta.request_id(), e.request_id());
+    assert!(meta.rate_limit().is_some());
+    emulator.shutdown().await;
+}
+
+/// `with_api_key` keeps the settings of `with_options`: timeout, retries, headers and hooks.
+#[tokio::test]
+async fn with_api_key_keeps_the_options() {
+    let emulator = emu::start().await;
+    let client = emulator.create_sandbox().await.expect("sandbox");
+    let seen: Arc<Mutex<Vec<Attempt>>> = Arc::default();
+    let log = seen.clone();
+    let quick = client
+        .with_options(
+            RequestOptions::new()
+                .timeout(Duration::from_millis(300))
+                .max_retries(0)
+                .header("x-test-caller", "with-api-key")
+                .on_request(move |a| log.lock().expect("lock").push(a.clone())),
+        )
+        .expect("options");
+    let rolled = client.roll_api_key().await.expect("roll");
+    let rekeyed = quick.with_api_key(rolled.secret_key.expose()).expect("rekeyed");
+
+    // The hook still runs, and the header is still sent (the journal shows it).
+    let got = rekeyed.get_sandbox().with_response().await.expect("new key works");
+    assert_eq!(seen.lock().expect("lock").len(), 1, "the hook of with_options still runs");
+    let request_id = got.response().request_id().expect("request id").to_owned();
+    let query = twh::emulator::RequestsQuery { request_id: Some(request_id), ..Default::default() };
+    let journal = emulator.requests(&query).await.expect("journal");
+    let entry = journal.data.first().expect("journaled");
+    assert_eq!(entry.request.headers.get("x-test-caller").map(String::as_str), Some("with-api-key"));
+    // With the new key.
+    assert!(
+        entry
+            .request
+            .headers
+            .get("authorization")
+            .is_some_and(|a| a.ends_with(&rolled.secret_key.expose()[rolled.secret_key.expose().len() - 4..]))
+    );
+
+    // The timeout and retries too: one attempt, cut off at 300 ms.
+    let mut fault = emu::fault(FaultAction::Delay, "GET", "/v1/sandbox", 1);
+    fault.delay_ms = Some(2000);
+    emulator.inject_fault(&fault).await.expect("fault");
+    let started = Instant::now();
+    let e = rekeyed.get_sandbox().await.expect_err("too slow");
+    assert!(matches!(e, Error::Timeout { attempts: 1, .. }), "{e:?}");
+    assert!(started.elapsed() < Duration::from_millis(1500), "{:?}", started.elapsed());
+    emulator.shutdown().await;
+}
