@@ -9,6 +9,18 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/**
+ * Stops one `callCancellable` (made per call by `lib/call.js` when the caller gives a
+ * `signal`): `cancel()` drops the native future, wherever it is (sending, waiting for the
+ * answer, or sleeping before a retry).
+ */
+export declare class NativeCancel {
+  /** A handle for one call. */
+  constructor()
+  /** Drops the call (before it starts, or wherever it is). */
+  cancel(): void
+}
+
 /** A TWH API client (native part; `lib/client.js` wraps it). */
 export declare class NativeClient {
   /** Builds a client; a missing key or a malformed base URL fails here, not at the first call. */
@@ -30,6 +42,12 @@ export declare class NativeClient {
    * `twh::dispatch`) and its body (JSON text, camelCase keys).
    */
   call(op: string, argsJson: string, body?: string | undefined | null): Promise<Answer>
+  /**
+   * Like `call`, stopped by `cancel`: once `cancel.cancel()` is called the native call is
+   * dropped at once (its request's connection closed, no further attempt made) and the
+   * promise rejects. How `lib/call.js` honours a per-call `signal`.
+   */
+  callCancellable(op: string, argsJson: string, body: string | undefined | null, cancel: NativeCancel): Promise<Answer>
 }
 
 /**

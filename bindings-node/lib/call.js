@@ -8,6 +8,7 @@
 
 const { fromNative, InvalidRequestError } = require('./errors.js')
 const { attach } = require('./response.js')
+const { NativeCancel } = require('../binding.js')
 
 /** The native client of a `Client` (set by lib/client.js). */
 const native = Symbol('native')
@@ -71,8 +72,11 @@ async function call(client, op, args, body, options) {
   if (options != null) addOptions(op, options, args)
   let answer
   try {
-    const pending = client[native].call(op.name, JSON.stringify(args), body === undefined ? undefined : JSON.stringify(body))
-    answer = await (signal ? abortable(pending, signal) : pending)
+    const argsJson = JSON.stringify(args)
+    const bodyJson = body === undefined ? undefined : JSON.stringify(body)
+    answer = await (signal
+      ? abortable(client[native], op.name, argsJson, bodyJson, signal)
+      : client[native].call(op.name, argsJson, bodyJson))
   } catch (e) {
     throw fromNative(e)
   }
@@ -93,13 +97,16 @@ async function call(client, op, args, body, options) {
 }
 
 /**
- * `pending`, or a rejection with the signal's reason (an `AbortError` DOMException unless the
- * caller gave another) as soon as `signal` aborts. The native call is not stopped: its answer,
- * when it comes, is dropped (retries still stop at the call's own bound).
+ * The native call, stopped when `signal` aborts: the promise rejects at once with the signal's
+ * reason (an `AbortError` DOMException unless the caller gave another), and the native call is
+ * dropped (`NativeCancel`): its request's connection is closed and no retry follows, so a write
+ * the server had not yet committed is not made.
  */
-function abortable(pending, signal) {
+function abortable(nativeClient, name, argsJson, bodyJson, signal) {
+  const cancel = new NativeCancel()
+  const pending = nativeClient.callCancellable(name, argsJson, bodyJson, cancel)
   return new Promise((resolve, reject) => {
-    const onAbort = () => reject(signal.reason)
+    const onAbort = () => { cancel.cancel(); reject(signal.reason) }
     signal.addEventListener('abort', onAbort, { once: true })
     pending.then(
       (v) => { signal.removeEventListener('abort', onAbort); resolve(v) },

@@ -191,24 +191,80 @@ impl NativeClient {
     /// `twh::dispatch`) and its body (JSON text, camelCase keys).
     #[napi]
     pub async fn call(&self, op: String, args_json: String, body: Option<String>) -> napi::Result<Answer> {
-        let args: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&args_json).map_err(|e| invalid(format!("{op}: arguments: {e}")))?;
-        let body = body.map(|text| bytes::Bytes::from(rekey(&text, Case::Snake)));
-        let answer = twh::dispatch::call(&self.inner, &op, &args, body).await.map_err(to_napi)?;
-        let text = std::str::from_utf8(&answer.body).map_err(|_| {
-            to_napi(twh::Error::UnexpectedResponse {
-                status: Some(answer.status),
-                message: format!("{op}: the answer is not UTF-8"),
-                attempts: 1,
-            })
-        })?;
-        let json = answer.headers.get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|t| t.contains("json"));
-        Ok(Answer {
-            status: u32::from(answer.status),
-            etag: answer.etag().map(str::to_owned),
-            body: if json { rekey(text, Case::Camel) } else { text.to_owned() },
-            headers: answer.headers_text(),
+        answer(&self.inner, op, args_json, body).await
+    }
+
+    /// Like `call`, stopped by `cancel`: once `cancel.cancel()` is called the native call is
+    /// dropped at once (its request's connection closed, no further attempt made) and the
+    /// promise rejects. How `lib/call.js` honours a per-call `signal`.
+    #[napi(ts_return_type = "Promise<Answer>")]
+    pub fn call_cancellable<'env>(
+        &self,
+        env: &'env Env,
+        op: String,
+        args_json: String,
+        body: Option<String>,
+        cancel: &NativeCancel,
+    ) -> napi::Result<PromiseRaw<'env, Answer>> {
+        let registration = cancel
+            .registration
+            .lock()
+            .map_err(|_| invalid("the cancel handle is poisoned"))?
+            .take()
+            .ok_or_else(|| invalid(format!("{op}: a cancel handle serves one call")))?;
+        let client = self.inner.clone();
+        let call = futures::future::Abortable::new(async move { answer(&client, op, args_json, body).await }, registration);
+        env.spawn_future(async move {
+            call.await.unwrap_or_else(|_| Err(napi::Error::new(napi::Status::Cancelled, "the call was aborted")))
         })
+    }
+}
+
+/// One call through the dispatch, its answer ready for `JSON.parse` in JS.
+async fn answer(client: &twh::Client, op: String, args_json: String, body: Option<String>) -> napi::Result<Answer> {
+    let args: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&args_json).map_err(|e| invalid(format!("{op}: arguments: {e}")))?;
+    let body = body.map(|text| bytes::Bytes::from(rekey(&text, Case::Snake)));
+    let answer = twh::dispatch::call(client, &op, &args, body).await.map_err(to_napi)?;
+    let text = std::str::from_utf8(&answer.body).map_err(|_| {
+        to_napi(twh::Error::UnexpectedResponse {
+            status: Some(answer.status),
+            message: format!("{op}: the answer is not UTF-8"),
+            attempts: 1,
+        })
+    })?;
+    let json = answer.headers.get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|t| t.contains("json"));
+    Ok(Answer {
+        status: u32::from(answer.status),
+        etag: answer.etag().map(str::to_owned),
+        body: if json { rekey(text, Case::Camel) } else { text.to_owned() },
+        headers: answer.headers_text(),
+    })
+}
+
+/// Stops one `callCancellable` (made per call by `lib/call.js` when the caller gives a
+/// `signal`): `cancel()` drops the native future, wherever it is (sending, waiting for the
+/// answer, or sleeping before a retry).
+#[napi]
+pub struct NativeCancel {
+    handle: futures::future::AbortHandle,
+    registration: Mutex<Option<futures::future::AbortRegistration>>,
+}
+
+#[napi]
+impl NativeCancel {
+    /// A handle for one call.
+    #[napi(constructor)]
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> NativeCancel {
+        let (handle, registration) = futures::future::AbortHandle::new_pair();
+        NativeCancel { handle, registration: Mutex::new(Some(registration)) }
+    }
+
+    /// Drops the call (before it starts, or wherever it is).
+    #[napi]
+    pub fn cancel(&self) {
+        self.handle.abort();
     }
 }
 

@@ -33,9 +33,10 @@ test('index.d.ts and lib/operations.d.ts declare exactly the methods of Client a
   const client = [...declaredMembers('index.d.ts', 'Client'), ...declaredMembers('lib/operations.d.ts', 'Operations')]
   assert.deepEqual(client.sort(), runtimeMembers(twh.Client))
   assert.deepEqual(declaredMembers('index.d.ts', 'Emulator').sort(), runtimeMembers(twh.Emulator))
-  // The native client knows no operation: one `call` for all of them.
+  // The native client knows no operation: one `call` for all of them (and its cancellable form,
+  // for a per-call signal).
   const { NativeClient } = require('../binding.js')
-  assert.deepEqual(Object.getOwnPropertyNames(NativeClient.prototype).sort(), ['baseUrl', 'call', 'constructor', 'withApiKey', 'withObserver', 'withOptions'])
+  assert.deepEqual(Object.getOwnPropertyNames(NativeClient.prototype).sort(), ['baseUrl', 'call', 'callCancellable', 'constructor', 'withApiKey', 'withObserver', 'withOptions'])
 })
 
 test('the native layer and the package agree on the version', () => {

@@ -97,6 +97,27 @@ test('a per-call signal rejects with AbortError at once', async (t) => {
   await assert.rejects(client.getSandbox({ signal: 'no' }), twh.InvalidRequestError)
 })
 
+test('an aborted call is dropped natively: a delayed create is never made', async (t) => {
+  const emu = await emulator(t)
+  const client = emu.createSandbox()
+  emu.injectFault({ action: 'delay', delayMs: 2000, method: 'POST', pathPrefix: '/v1/items', times: 1 })
+  const controller = new AbortController()
+  setTimeout(() => controller.abort(), 100)
+  await assert.rejects(
+    client.createItem({ sku: 'ABORT-1', name: 'Mug' }, { signal: controller.signal }),
+    (e) => e.name === 'AbortError',
+  )
+  // Had the native call kept running, the server would have created the item after its 2 s delay.
+  await new Promise((r) => setTimeout(r, 2500))
+  const page = await client.listItems({ sku: 'ABORT-1' })
+  assert.deepEqual(page.data, [], 'the aborted create was not made')
+  // A signal that never aborts changes nothing, and an already-aborted one sends nothing.
+  const made = await client.createItem({ sku: 'ABORT-2', name: 'Mug' }, { signal: new AbortController().signal })
+  assert.equal(made.sku, 'ABORT-2')
+  await assert.rejects(client.createItem({ sku: 'ABORT-3', name: 'Mug' }, { signal: AbortSignal.abort() }), (e) => e.name === 'AbortError')
+  assert.deepEqual((await client.listItems({ sku: 'ABORT-3' })).data, [])
+})
+
 test('null clears a field; undefined or omitted leaves it', async (t) => {
   const emu = await emulator(t)
   const client = emu.createSandbox()
