@@ -213,7 +213,8 @@ impl NativeClient {
             .take()
             .ok_or_else(|| invalid(format!("{op}: a cancel handle serves one call")))?;
         let client = self.inner.clone();
-        let call = futures::future::Abortable::new(async move { answer(&client, op, args_json, body).await }, registration);
+        let call =
+            futures::future::Abortable::new(async move { answer(&client, op, args_json, body).await }, registration);
         env.spawn_future(async move {
             call.await.unwrap_or_else(|_| Err(napi::Error::new(napi::Status::Cancelled, "the call was aborted")))
         })
