@@ -1205,19 +1205,19 @@ export type VersionedWebhookEndpointWithSecret = Versioned<WebhookEndpointWithSe
 export interface CreateSandboxOptions {
   /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
   idempotencyKey?: string
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
 /** Options of `getSandbox`. */
 export interface GetSandboxOptions {
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
 /** Options of `deleteSandbox`. */
 export interface DeleteSandboxOptions {
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
@@ -1225,7 +1225,7 @@ export interface DeleteSandboxOptions {
 export interface ResetSandboxOptions {
   /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
   idempotencyKey?: string
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
@@ -1233,7 +1233,7 @@ export interface ResetSandboxOptions {
 export interface RollApiKeyOptions {
   /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
   idempotencyKey?: string
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
@@ -1249,7 +1249,7 @@ export interface ListItemsOptions {
   limit?: number
   /** `next_cursor` of the previous page. */
   cursor?: string
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
@@ -1257,19 +1257,19 @@ export interface ListItemsOptions {
 export interface CreateItemOptions {
   /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
   idempotencyKey?: string
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
 /** Options of `getItem`. */
 export interface GetItemOptions {
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
 /** Options of `getItemIfChanged`. */
 export interface GetItemIfChangedOptions {
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
@@ -1277,7 +1277,7 @@ export interface GetItemIfChangedOptions {
 export interface UpdateItemOptions {
   /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
   idempotencyKey?: string
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
@@ -1285,7 +1285,7 @@ export interface UpdateItemOptions {
 export interface ArchiveItemOptions {
   /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
   idempotencyKey?: string
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
@@ -1303,7 +1303,7 @@ export interface ListLocationsOptions {
   limit?: number
   /** `next_cursor` of the previous page. */
   cursor?: string
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
@@ -1311,19 +1311,19 @@ export interface ListLocationsOptions {
 export interface CreateLocationOptions {
   /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
   idempotencyKey?: string
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
 /** Options of `getLocation`. */
 export interface GetLocationOptions {
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
 /** Options of `getLocationIfChanged`. */
 export interface GetLocationIfChangedOptions {
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
@@ -1331,7 +1331,7 @@ export interface GetLocationIfChangedOptions {
 export interface UpdateLocationOptions {
   /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
   idempotencyKey?: string
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
@@ -1339,7 +1339,7 @@ export interface UpdateLocationOptions {
 export interface ArchiveLocationOptions {
   /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
   idempotencyKey?: string
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
@@ -1361,7 +1361,7 @@ export interface ListMovementsOptions {
   limit?: number
   /** `next_cursor` of the previous page. */
   cursor?: string
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
@@ -1371,7 +1371,7 @@ export interface CreateMovementOptions {
   idempotencyKey?: string
   /** Sent as `If-Match`: the write happens only if the resource still has this ETag (else PreconditionFailedError). */
   ifMatch?: string
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
@@ -1379,19 +1379,19 @@ export interface CreateMovementOptions {
 export interface CreateMovementBatchOptions {
   /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
   idempotencyKey?: string
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
 /** Options of `getMovement`. */
 export interface GetMovementOptions {
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
 /** Options of `getMovementIfChanged`. */
 export interface GetMovementIfChangedOptions {
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
@@ -1399,7 +1399,7 @@ export interface GetMovementIfChangedOptions {
 export interface ReverseMovementOptions {
   /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
   idempotencyKey?: string
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
@@ -1415,7 +1415,7 @@ export interface ListStockLevelsOptions {
   limit?: number
   /** `next_cursor` of the previous page. */
   cursor?: string
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
@@ -1423,13 +1423,13 @@ export interface ListStockLevelsOptions {
 export interface GetStockLevelOptions {
   /** Answer as of this time. */
   asOf?: Timestamp
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
 /** Options of `getStockLevelIfChanged`. */
 export interface GetStockLevelIfChangedOptions {
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
@@ -1443,19 +1443,19 @@ export interface ListEventsOptions {
   limit?: number
   /** `next_cursor` of the previous page. */
   cursor?: string
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
 /** Options of `getEvent`. */
 export interface GetEventOptions {
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
 /** Options of `getEventIfChanged`. */
 export interface GetEventIfChangedOptions {
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
@@ -1465,7 +1465,7 @@ export interface ListWebhookEndpointsOptions {
   limit?: number
   /** `next_cursor` of the previous page. */
   cursor?: string
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
@@ -1473,19 +1473,19 @@ export interface ListWebhookEndpointsOptions {
 export interface CreateWebhookEndpointOptions {
   /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
   idempotencyKey?: string
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
 /** Options of `getWebhookEndpoint`. */
 export interface GetWebhookEndpointOptions {
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
 /** Options of `getWebhookEndpointIfChanged`. */
 export interface GetWebhookEndpointIfChangedOptions {
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
@@ -1493,7 +1493,7 @@ export interface GetWebhookEndpointIfChangedOptions {
 export interface UpdateWebhookEndpointOptions {
   /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
   idempotencyKey?: string
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
@@ -1501,7 +1501,7 @@ export interface UpdateWebhookEndpointOptions {
 export interface DeleteWebhookEndpointOptions {
   /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
   idempotencyKey?: string
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
@@ -1509,13 +1509,13 @@ export interface DeleteWebhookEndpointOptions {
 export interface RotateWebhookSecretOptions {
   /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
   idempotencyKey?: string
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
 /** Options of `getWebhookEndpointSecret`. */
 export interface GetWebhookEndpointSecretOptions {
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
@@ -1523,7 +1523,7 @@ export interface GetWebhookEndpointSecretOptions {
 export interface TestWebhookEndpointOptions {
   /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
   idempotencyKey?: string
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
@@ -1531,7 +1531,7 @@ export interface TestWebhookEndpointOptions {
 export interface ReplayWebhookEndpointOptions {
   /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
   idempotencyKey?: string
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
@@ -1547,13 +1547,13 @@ export interface ListWebhookDeliveriesOptions {
   limit?: number
   /** `next_cursor` of the previous page. */
   cursor?: string
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
 /** Options of `getWebhookDelivery`. */
 export interface GetWebhookDeliveryOptions {
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
@@ -1561,19 +1561,19 @@ export interface GetWebhookDeliveryOptions {
 export interface ReplayWebhookDeliveryOptions {
   /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
   idempotencyKey?: string
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
 /** Options of `listPlans`. */
 export interface ListPlansOptions {
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
 /** Options of `getSubscription`. */
 export interface GetSubscriptionOptions {
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
@@ -1581,7 +1581,7 @@ export interface GetSubscriptionOptions {
 export interface UpdateSubscriptionOptions {
   /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
   idempotencyKey?: string
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
@@ -1589,7 +1589,7 @@ export interface UpdateSubscriptionOptions {
 export interface GetUsageOptions {
   /** `current` (default) or a month `YYYY-MM`, not in the future. */
   period?: string
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
@@ -1599,7 +1599,7 @@ export interface ExportUsageOptions {
   period?: string
   /** `json` (default) or `csv`. */
   format?: 'json' | 'csv' | (string & {})
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
@@ -1607,7 +1607,7 @@ export interface ExportUsageOptions {
 export interface ExportUsageCsvOptions {
   /** `current` (default) or a month `YYYY-MM`, not in the future. */
   period?: string
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
@@ -1617,19 +1617,19 @@ export interface ListInvoicesOptions {
   limit?: number
   /** `next_cursor` of the previous page. */
   cursor?: string
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
 /** Options of `getInvoice`. */
 export interface GetInvoiceOptions {
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
 /** Options of `getInvoiceCsv`. */
 export interface GetInvoiceCsvOptions {
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
@@ -1639,7 +1639,7 @@ export interface ListReconciliationsOptions {
   limit?: number
   /** `next_cursor` of the previous page. */
   cursor?: string
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
@@ -1647,19 +1647,19 @@ export interface ListReconciliationsOptions {
 export interface CreateReconciliationOptions {
   /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
   idempotencyKey?: string
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
 /** Options of `getReconciliation`. */
 export interface GetReconciliationOptions {
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
 /** Options of `getReconciliationCsv`. */
 export interface GetReconciliationCsvOptions {
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
@@ -1667,13 +1667,13 @@ export interface GetReconciliationCsvOptions {
 export interface CreateJobOptions {
   /** Sent as `Idempotency-Key` on every attempt of this call (default: a random key made once per call). */
   idempotencyKey?: string
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 
 /** Options of `getJob`. */
 export interface GetJobOptions {
-  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts. */
+  /** Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed). */
   signal?: AbortSignal
 }
 

@@ -182,7 +182,7 @@ impl<'a> Method<'a> {
             key: "signal".into(),
             ts: "AbortSignal".into(),
             check: "['signal', 'signal']".into(),
-            description: "Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts.".into(),
+            description: "Rejects the call with the signal's reason (an `AbortError`) as soon as it aborts, and drops the native call (no further attempt; its connection closed).".into(),
         });
         Ok(Method { op, name: camel(&op.name), positional, options })
     }
