@@ -128,3 +128,24 @@ def test_a_cancelled_asyncio_task_ends_at_once(twh_emulator: twh.Emulator) -> No
         assert time.monotonic() - started < 0.5
 
     asyncio.run(main())
+
+
+def test_a_cancelled_asyncio_call_is_dropped_natively(twh_emulator: twh.Emulator) -> None:
+    """Cancelling the task drops the native call (pyo3-async-runtimes drops the Rust future when
+    the asyncio future is cancelled): a create the server delays 2 s is never made."""
+
+    async def main() -> None:
+        _, details = twh_emulator.create_sandbox_with_details()
+        client = twh.AsyncClient(api_key=details.secret_key, base_url=twh_emulator.base_url)
+        twh_emulator.inject_fault("delay", method="POST", path_prefix="/v1/items", delay_ms=2000, sandbox=details)
+        task = asyncio.ensure_future(client.create_item(sku="CANCEL-1", name="Mug"))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # Had the native call kept running, the item would exist after the 2 s delay.
+        await asyncio.sleep(2.5)
+        page = await client.list_items(sku="CANCEL-1")
+        assert page.data == []
+
+    asyncio.run(main())
