@@ -130,3 +130,36 @@ async fn the_sink_and_state_import_have_byte_bounds() {
     anon.send(anon.req_json(Method::PUT, "/_emulator/state", &state)).await.expect(413, "payload_too_large");
     emu.shutdown().await;
 }
+
+/// Issue 19 item 13: what expires (idempotency records, keys past their grace period) is freed
+/// as time passes, without a clock advance; it used to be dropped only when a clock advance
+/// walked over it, so a long-running emulator kept every record and every rolled key forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_records_and_keys_are_freed_without_a_clock_advance() {
+    let mut config = Config::default();
+    config.settings.idempotency_ttl_seconds = 1;
+    config.settings.key_grace_seconds = 1;
+    let env = Env::with_config(config).await;
+    for _ in 0..3 {
+        env.api.post_key("/v1/items", &key(), &json!({"sku": unique("SKU"), "name": "x"})).await.ok(201);
+    }
+    let rolled = env.api.post("/v1/api-keys/roll", &json!({})).await.ok(201);
+    let new_key = rolled["secret_key"].as_str().unwrap().to_owned();
+    let world = env.emu.state().world.clone();
+    let tenant = world.tenant(&env.sandbox.id).unwrap();
+    assert!(tenant.state.lock().ledger.idempotency.len() >= 3);
+    assert!(world.keys().contains_key(&env.sandbox.secret_key));
+    let freed = eventually("expired records and keys freed", 10, || {
+        let (world, tenant) = (world.clone(), tenant.clone());
+        let old = env.sandbox.secret_key.clone();
+        async move {
+            let records = tenant.state.lock().ledger.idempotency.len();
+            (records == 0 && !world.keys().contains_key(&old)).then_some(())
+        }
+    })
+    .await;
+    let () = freed;
+    // The new key still works.
+    env.api.with_key(Some(&new_key)).get("/v1/items").await.ok(200);
+    env.shutdown().await;
+}
