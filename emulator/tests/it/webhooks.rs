@@ -669,3 +669,35 @@ async fn a_timed_out_receiver_starts_the_cool_down() {
     held.abort();
     env.shutdown().await;
 }
+
+/// Issue 19 item 14: `https://` endpoints are accepted, so the emulator speaks TLS to them (it
+/// used to be built without TLS, and every attempt to an https URL failed before connecting).
+/// Here the receiver is a plain TCP socket that answers garbage: the attempt fails in the TLS
+/// handshake, which it could only reach with TLS built in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_receivers_are_reached_over_tls() {
+    let env = start_with(WebhookSettings { connect_cool_down: Duration::ZERO, ..WebhookSettings::default() }).await;
+    let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://localhost:{}/hooks", plain.local_addr().unwrap().port());
+    let handshakes = Arc::new(Mutex::new(0usize));
+    let seen = handshakes.clone();
+    let server = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut socket, _)) = plain.accept().await {
+            let mut first = [0u8; 1];
+            // A TLS ClientHello starts with the handshake record type, 22.
+            if socket.read_exact(&mut first).await.is_ok() && first[0] == 22 {
+                *seen.lock() += 1;
+            }
+            let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await;
+        }
+    });
+    let ep = endpoint(&env.api, &url, json!(["item.created"])).await;
+    env.api.item(&unique("SKU")).await;
+    let list = wait_attempts(&env.api, &format!("endpoint_id={}", id(&ep)), 1, 1).await;
+    let error = list[0]["attempts"][0]["error"].as_str().unwrap().to_owned();
+    assert_eq!(list[0]["attempts"][0]["status_code"], Value::Null, "{error}");
+    assert_eq!(*handshakes.lock(), 1, "the emulator sent a TLS ClientHello (attempt error: {error})");
+    server.abort();
+    env.shutdown().await;
+}
