@@ -527,6 +527,12 @@ impl Query {
         self.take(name)
     }
 
+    /// `cursor`: the text of a non-empty one. An empty `cursor=` (which the document's plain
+    /// string allows, and a client that pastes a `null` next_cursor sends) is the first page.
+    pub fn cursor(&mut self) -> Option<String> {
+        self.take("cursor").filter(|c| !c.is_empty())
+    }
+
     /// A parameter parsed by `parse`, which says what was expected on failure.
     pub fn parsed<T>(&mut self, name: &str, expected: &str, parse: impl FnOnce(&str) -> Option<T>) -> Option<T> {
         let raw = self.take(name)?;
@@ -558,7 +564,7 @@ impl Query {
                 v.parse::<usize>().ok().filter(|n| (1..=LIMIT_MAX).contains(n))
             })
             .unwrap_or(LIMIT_DEFAULT);
-        let start = match self.take("cursor") {
+        let start = match self.cursor() {
             Some(c) => decode_cursor(kind, tag, &c).ok_or_else(|| {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_cursor", "The cursor is not one this list issued.")
             })?,

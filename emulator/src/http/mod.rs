@@ -418,6 +418,24 @@ impl Next {
     }
 }
 
+/// The methods of `allow` the document declares on `path`: a movement's PUT, PATCH and DELETE
+/// are routed (to answer `ledger_immutable`) but not operations, so a 405 on a movement lists
+/// `GET` (and `HEAD`) only.
+fn documented_allow(allow: &HeaderValue, path: &str) -> HeaderValue {
+    let movement =
+        path.strip_prefix("/v1/stock-movements/").is_some_and(|rest| !rest.is_empty() && !rest.contains('/'));
+    if !movement {
+        return allow.clone();
+    }
+    let text = allow.to_str().unwrap_or_default();
+    let kept: Vec<&str> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|m| !["PUT", "PATCH", "DELETE"].iter().any(|u| m.eq_ignore_ascii_case(u)))
+        .collect();
+    HeaderValue::from_str(&kept.join(",")).unwrap_or_else(|_| allow.clone())
+}
+
 /// The router's bare 405 as problem+json, keeping its `Allow` and rate-limit headers.
 fn method_not_allowed(bare: &Response, method: &Method, path: &str, id: &HeaderValue) -> Response {
     // In the request's scope, where the problem takes its request id from.
@@ -426,7 +444,7 @@ fn method_not_allowed(bare: &Response, method: &Method, path: &str, id: &HeaderV
         ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", detail).into_response()
     });
     if let Some(allow) = bare.headers().get(header::ALLOW) {
-        problem.headers_mut().insert(header::ALLOW, allow.clone());
+        problem.headers_mut().insert(header::ALLOW, documented_allow(allow, path));
     }
     for (name, value) in bare.headers() {
         if name.as_str().starts_with("ratelimit-") {
