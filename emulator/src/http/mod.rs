@@ -66,6 +66,13 @@ pub const REQUEST_ID_LEN_MAX: usize = 200;
 /// times its text).
 pub const STATE_BODY_BYTES_MAX: usize = 128 << 20;
 
+/// Most bytes of JSON request bodies buffered at once over all requests (64 MiB, sixteen bodies
+/// at the 4 MiB limit): a request reserves its `Content-Length` (or its limit, without one) in
+/// KiB before reading and keeps it until its body is parsed; others wait, and TCP holds their
+/// senders back. So 64 concurrent 4 MB bodies cost 64 MiB, not 256. A body larger than the
+/// whole budget (a state import) waits for all of it.
+pub const BODY_BYTES_IN_FLIGHT_MAX: usize = 64 << 20;
+
 /// Default header-read (and idle) timeout of a connection.
 pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -138,6 +145,8 @@ pub struct AppState {
     pub journal: Arc<journal::Journal>,
     /// What `/metrics` shows.
     pub metrics: metrics::Metrics,
+    /// KiB of request bodies that may be buffered at once ([`BODY_BYTES_IN_FLIGHT_MAX`]).
+    pub body_budget: tokio::sync::Semaphore,
 }
 
 impl AppState {
@@ -157,6 +166,7 @@ impl AppState {
             jobs,
             journal,
             metrics: metrics::Metrics::new(),
+            body_budget: tokio::sync::Semaphore::new(BODY_BYTES_IN_FLIGHT_MAX >> 10),
         }
     }
 

@@ -177,3 +177,90 @@ async fn tenant_tags_in_ids_have_64_bits() {
     other.get(&format!("/v1/items/{item}")).await.expect(404, "not_found");
     env.shutdown().await;
 }
+
+/// `VmRSS` and `VmHWM` (peak) of `pid`, in bytes.
+fn rss_and_peak(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let field = |name: &str| -> u64 {
+        let line = status.lines().find(|l| l.starts_with(name)).expect("field");
+        line.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()).expect("kB") * 1024
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Issue 19 item 4, its acceptance figure: 64 concurrent bodies of 4 MB that do not fit their
+/// type (`[0,0,…]`), unauthenticated (`POST /v1/sandboxes`) and with a key (a movement batch),
+/// raise the real binary's peak RSS by less than 200 MB over idle. They used to be re-parsed
+/// into a `serde_json::Value` tree (tens of bytes a `0`), several GB for 64 of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_concurrent_bad_four_megabyte_bodies_stay_within_200_mb_of_idle() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_twh-emulator"))
+        .args(["serve", "--port", "0", "--log", "error", "--rate-limit-per-second", "0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn twh-emulator");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let (mut base, mut key) = (String::new(), String::new());
+    for line in lines.by_ref() {
+        let line = line.expect("line");
+        if let Some(b) = line.strip_prefix("TWH emulator listening on ") {
+            base = b.trim().to_owned();
+        }
+        if let Some(k) = line.strip_prefix("export TWH_API_KEY=") {
+            key = k.trim().to_owned();
+            break;
+        }
+    }
+    std::thread::spawn(move || lines.for_each(drop));
+    assert!(!base.is_empty() && !key.is_empty(), "the emulator started");
+    let pid = child.id();
+    // A debug build spends about a second of CPU on each bad 4 MB body: room for 64 on a busy
+    // machine.
+    let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(600)).build().expect("client");
+    let api = Api { http, ..Api::new(&base, Some(&key)) };
+    api.get("/v1/items").await.ok(200);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The peak of the start (the demo sandbox) is not the idle figure: reset the peak to now.
+    let reset = std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok();
+    let (idle, idle_peak) = rss_and_peak(pid);
+
+    // Just under the 4 MiB body limit: "[0,0,...,0]".
+    let n = ((4 << 20) - 2) / 2;
+    let mut body = String::with_capacity(4 << 20);
+    body.push('[');
+    for i in 0..n {
+        body.push_str(if i == 0 { "0" } else { ",0" });
+    }
+    body.push(']');
+    let body = bytes::Bytes::from(body);
+    assert!(body.len() <= 4 << 20 && body.len() > 4_000_000);
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let (api, body) = (api.clone(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            let (path, key) =
+                if i % 2 == 0 { ("/v1/sandboxes", None) } else { ("/v1/stock-movements/batch", api.key.clone()) };
+            let a = api.with_key(key.as_deref());
+            let rb = a
+                .req(Method::POST, path)
+                .header("content-type", "application/json")
+                .header("idempotency-key", format!("bad-body-{i}"))
+                .body(body);
+            a.send(rb).await.status
+        }));
+    }
+    for t in tasks {
+        let status = t.await.expect("task");
+        assert!((400..500).contains(&status), "a bad body is a 4xx, got {status}");
+    }
+    let (_, peak) = rss_and_peak(pid);
+    let grown = peak.saturating_sub(if reset { idle } else { idle_peak });
+    println!("idle RSS {} MB, peak RSS under 64 bad 4 MB bodies {} MB (+{} MB)", idle >> 20, peak >> 20, grown >> 20);
+    assert!(grown < 200 << 20, "peak RSS grew by {} MB over idle", grown >> 20);
+    // And the emulator still answers.
+    api.get("/v1/items").await.ok(200);
+    let _ = child.kill();
+    let _ = child.wait();
+}
