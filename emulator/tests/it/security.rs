@@ -264,3 +264,26 @@ async fn sixty_four_concurrent_bad_four_megabyte_bodies_stay_within_200_mb_of_id
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Issue 19 (README bounds, keys per sandbox): rolls within a grace period used to pile up keys
+/// without end (each roll leaves the previous key valid for 24 h). At most ten secret keys a
+/// sandbox now: a roll past it ends the grace period of the oldest; the newest still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sandbox_holds_at_most_ten_secret_keys_however_often_it_rolls() {
+    let env = Env::new().await;
+    let mut current = env.api.clone();
+    let mut all = vec![env.sandbox.secret_key.clone()];
+    for _ in 0..25 {
+        let rolled = current.post("/v1/api-keys/roll", &json!({})).await.ok(201);
+        let next = rolled["secret_key"].as_str().unwrap().to_owned();
+        all.push(next.clone());
+        current = current.with_key(Some(&next));
+    }
+    let keys = env.emu.state().world.keys();
+    let held = keys.values().filter(|g| g.tenant_id == env.sandbox.id).count();
+    assert_eq!(held, 10 + 1, "ten secret keys and the restricted one");
+    current.get("/v1/items").await.ok(200);
+    env.api.with_key(Some(&all[all.len() - 10])).get("/v1/items").await.ok(200);
+    env.api.with_key(Some(&all[0])).get("/v1/items").await.expect(401, "unauthenticated");
+    env.shutdown().await;
+}
