@@ -287,3 +287,41 @@ async fn a_sandbox_holds_at_most_ten_secret_keys_however_often_it_rolls() {
     env.api.with_key(Some(&all[0])).get("/v1/items").await.expect(401, "unauthenticated");
     env.shutdown().await;
 }
+
+/// Issue 19 item 7, at its scale: 1,200 connections that never send a byte are all closed after
+/// the header-read timeout, and the emulator answers while they are open and after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twelve_hundred_idle_connections_are_closed_while_the_emulator_keeps_answering() {
+    use tokio::io::AsyncReadExt;
+    // Room for both ends of 1,200 connections in this one process (as the CLI does for itself).
+    {
+        use rustix::process::{Resource, getrlimit, setrlimit};
+        let mut files = getrlimit(Resource::Nofile);
+        if files.current.is_some_and(|c| c < 4096) {
+            files.current = files.maximum.map(|m| m.min(8192)).or(Some(8192));
+            let _ = setrlimit(Resource::Nofile, files);
+        }
+    }
+    let timeout = std::time::Duration::from_secs(1);
+    let http = HttpConfig { header_read_timeout: timeout, ..HttpConfig::default() };
+    let emu = Emulator::start(Config { http, ..Config::default() }).await.expect("start");
+    let anon = Api::new(&emu.base_url(), None);
+    let mut idle = Vec::new();
+    for _ in 0..1200 {
+        idle.push(tokio::net::TcpStream::connect(emu.addr()).await.expect("connect"));
+    }
+    let asked = std::time::Instant::now();
+    anon.get("/_emulator/health").await.ok(200);
+    assert!(asked.elapsed() < timeout, "answered while 1,200 idle connections are open");
+    let started = std::time::Instant::now();
+    let mut closed = 0;
+    for mut stream in idle {
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(std::time::Duration::from_secs(20), stream.read(&mut buf)).await;
+        closed += usize::from(matches!(read, Ok(Ok(0)) | Ok(Err(_))));
+    }
+    assert_eq!(closed, 1200, "every idle connection was closed by the server");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    anon.get("/_emulator/health").await.ok(200);
+    emu.shutdown().await;
+}
