@@ -511,3 +511,27 @@ async fn the_server_matches_the_document_on_int64_allow_and_empty_cursors() {
     env.anonymous().get("/_emulator/sandboxes?cursor=").await.ok(200);
     env.shutdown().await;
 }
+
+/// Schemathesis (issue 19, all checks): a PATCH whose body breaks the document (a name too
+/// long) with a stale or empty `If-Match` was 412; the body is checked first (RFC 9110
+/// §13.2.1: a request that fails without its precondition fails the same with it), so it is 422.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_patch_is_422_whatever_its_if_match() {
+    let env = Env::new().await;
+    let a = &env.api;
+    let item = a.new_item().await;
+    let long = "x".repeat(1000);
+    for if_match in ["\"\"", "\"99\""] {
+        let r = a.patch(&format!("/v1/items/{item}"), Some(if_match), &json!({"name": long})).await;
+        r.expect(422, "validation_failed");
+    }
+    let ep =
+        a.post("/v1/webhook-endpoints", &json!({"url": "http://127.0.0.1:9/h", "event_types": ["*"]})).await.ok(201);
+    let r = a.patch(&format!("/v1/webhook-endpoints/{}", id(&ep)), Some("\"99\""), &json!({"url": "nope"})).await;
+    r.expect(422, "validation_failed");
+    // A well-formed patch with a stale ETag is still 412.
+    a.patch(&format!("/v1/items/{item}"), Some("\"99\""), &json!({"name": "ok"}))
+        .await
+        .expect(412, "precondition_failed");
+    env.shutdown().await;
+}
