@@ -195,13 +195,23 @@ fn rss_and_peak(pid: u32) -> (u64, u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_four_concurrent_bad_four_megabyte_bodies_stay_within_200_mb_of_idle() {
     use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_twh-emulator"))
-        .args(["serve", "--port", "0", "--log", "error", "--rate-limit-per-second", "0"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn twh-emulator");
-    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    /// Kills the child when the test ends, failed or not.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Killed(
+        std::process::Command::new(env!("CARGO_BIN_EXE_twh-emulator"))
+            .args(["serve", "--port", "0", "--log", "error", "--rate-limit-per-second", "0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn twh-emulator"),
+    );
+    let mut lines = std::io::BufReader::new(child.0.stdout.take().expect("stdout")).lines();
     let (mut base, mut key) = (String::new(), String::new());
     for line in lines.by_ref() {
         let line = line.expect("line");
@@ -215,7 +225,7 @@ async fn sixty_four_concurrent_bad_four_megabyte_bodies_stay_within_200_mb_of_id
     }
     std::thread::spawn(move || lines.for_each(drop));
     assert!(!base.is_empty() && !key.is_empty(), "the emulator started");
-    let pid = child.id();
+    let pid = child.0.id();
     // A debug build spends about a second of CPU on each bad 4 MB body: room for 64 on a busy
     // machine.
     let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(600)).build().expect("client");
@@ -261,8 +271,7 @@ async fn sixty_four_concurrent_bad_four_megabyte_bodies_stay_within_200_mb_of_id
     assert!(grown < 200 << 20, "peak RSS grew by {} MB over idle", grown >> 20);
     // And the emulator still answers.
     api.get("/v1/items").await.ok(200);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
 }
 
 /// Issue 19 (README bounds, keys per sandbox): rolls within a grace period used to pile up keys
