@@ -876,9 +876,9 @@ export interface DispatchStats {
   waiting: number
   /** Attempts under way. */
   inFlight: number
-  /** Most deliveries claimed per batch (the queue bound). */
+  /** Most deliveries claimed at once across sandboxes (the queue bound). */
   batchMax: number
-  /** Most attempts in flight at once. */
+  /** Most attempts of one sandbox in flight at once. */
   concurrency: number
   /** Attempts made since start. */
   attempts: number

@@ -86,7 +86,7 @@ struct Serve {
     /// override). Shorten it for fast sandboxes, e.g. `1,2,4`.
     #[arg(long, value_delimiter = ',', default_value = "5,300,1800,7200,18000,36000,36000")]
     webhook_retry_schedule: Vec<u64>,
-    /// Most webhook attempts in flight at once.
+    /// Most webhook attempts of one sandbox in flight at once (1,024 at most over all sandboxes).
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1024))]
     webhook_concurrency: u64,
     /// Send webhooks only to loopback hosts (127.0.0.0/8, ::1, localhost); attempts to other

@@ -5,10 +5,13 @@
 //! Two drivers, never at once (one async lock):
 //! - the background loop wakes when a commit creates deliveries (a few milliseconds later, so
 //!   that a stream of commits makes batches, not one wake-up each) or every 200 ms, first runs
-//!   the period ends and midnights that real time has reached, then claims up to
-//!   [`WebhookSettings::batch_max`] due deliveries across tenants and sends them with at most
-//!   [`WebhookSettings::concurrency`] in flight. A request only writes delivery records and pokes
-//!   a `Notify`, so the request path never waits on a receiver.
+//!   the period ends and midnights that real time has reached, then keeps claiming due
+//!   deliveries and sending them: at most [`WebhookSettings::concurrency`] of one sandbox and
+//!   [`WebhookSettings::batch_max`] in all in flight, claimed across sandboxes in turn, again as
+//!   soon as an attempt finishes or a commit wakes it (never waiting for a whole batch). So a
+//!   receiver that never answers ties up its own sandbox's slots for a timeout, never another
+//!   sandbox's delivery. A request only writes delivery records and pokes a `Notify`, so the
+//!   request path never waits on a receiver.
 //! - [`Dispatcher::advance_to`] (`POST /_emulator/clock/advance`) moves the clock forward to the
 //!   next due thing, whichever kind it is, again and again: a period end or a midnight is run at
 //!   its exact time (before any attempt due at that same instant, which belongs to the new
@@ -45,8 +48,9 @@
 //! needs no lock (usage ids) prepared before.
 //!
 //! **Unreachable receivers.** A URL whose connection just failed (refused, unreachable, DNS)
-//! is not connected to again by the background loop for [`WebhookSettings::connect_cool_down`]
-//! (default [`CONNECT_COOL_DOWN`]): attempts claimed meanwhile fail at once, without traffic
+//! or timed out (connecting or waiting for the answer) is not connected to again by the
+//! background loop for [`WebhookSettings::connect_cool_down`] (default [`CONNECT_COOL_DOWN`]):
+//! attempts claimed meanwhile fail at once, without traffic
 //! (their event is not even rendered), saying so. Every attempt is still made and recorded at
 //! its time, by the same schedule; only the useless connect is skipped, so a burst to a
 //! receiver that refuses does not spin through thousands of connects a second. After the
@@ -55,9 +59,10 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -76,15 +81,16 @@ pub struct WebhookSettings {
     pub timeout: Duration,
     /// Retry delays after a failed attempt, in seconds (endpoints may override).
     pub retry_schedule_seconds: Vec<u64>,
-    /// Most attempts in flight at once.
+    /// Most attempts of one sandbox in flight at once.
     pub concurrency: usize,
-    /// Most deliveries claimed per batch (the dispatch queue's bound).
+    /// Most deliveries claimed at once across sandboxes (the dispatch queue's bound): attempts in
+    /// flight over all sandboxes, and the size of one step's batch in a clock advance.
     pub batch_max: usize,
     /// Send only to loopback hosts (127.0.0.0/8, ::1, localhost); other attempts fail without
     /// any traffic. For locked-down CI and for fuzzing the API.
     pub loopback_only: bool,
-    /// How long the background loop does not connect again to a URL whose connection failed
-    /// (attempts meanwhile fail without traffic); zero: always connect.
+    /// How long the background loop does not connect again to a URL whose connection failed or
+    /// timed out (attempts meanwhile fail without traffic); zero: always connect.
     pub connect_cool_down: Duration,
 }
 
@@ -108,9 +114,9 @@ pub struct DispatchStats {
     pub waiting: u64,
     /// Attempts under way.
     pub in_flight: u64,
-    /// Most deliveries claimed per batch (the queue bound).
+    /// Most deliveries claimed at once across sandboxes (the queue bound).
     pub batch_max: u64,
-    /// Most attempts in flight at once.
+    /// Most attempts of one sandbox in flight at once.
     pub concurrency: u64,
     /// Attempts made since start.
     pub attempts: u64,
@@ -128,6 +134,8 @@ const CLAIM_CHUNK: usize = 64;
 const RECORD_BATCH_MAX: usize = 256;
 /// How long the background loop lets commits gather after one woke it.
 const WAKE_COALESCE: Duration = Duration::from_millis(5);
+/// How often the background loop drops what expired by the clock.
+const EXPIRE_INTERVAL: Duration = Duration::from_secs(1);
 /// How long, by default, the background loop does not connect again to a URL whose connection
 /// failed.
 pub const CONNECT_COOL_DOWN: Duration = Duration::from_millis(500);
@@ -278,6 +286,12 @@ pub struct Dispatcher {
     client: reqwest::Client,
     wake: Notify,
     turn: Mutex<()>,
+    /// Clock advances waiting for the turn: the background loop claims nothing new meanwhile.
+    advancing: AtomicUsize,
+    /// When the background loop last dropped what expired.
+    last_expiry: parking_lot::Mutex<Instant>,
+    /// Where the next claim starts in the list of sandboxes (so none is always first).
+    rotor: AtomicUsize,
     in_flight: AtomicU64,
     attempts: AtomicU64,
     /// Attempts by outcome: succeeded (2xx), failed, not sent (see [`Dispatcher::attempt_outcomes`]).
@@ -305,6 +319,9 @@ impl Dispatcher {
             client,
             wake: Notify::new(),
             turn: Mutex::new(()),
+            advancing: AtomicUsize::new(0),
+            rotor: AtomicUsize::new(0),
+            last_expiry: parking_lot::Mutex::new(Instant::now()),
             in_flight: AtomicU64::new(0),
             attempts: AtomicU64::new(0),
             outcomes: Default::default(),
@@ -363,16 +380,107 @@ impl Dispatcher {
                 _ = stop.changed() => return,
             }
             let _turn = self.turn.lock().await;
-            self.world.run_due();
-            while self.dispatch(&Scope::All, self.world.clock.now(), false).await == self.settings.batch_max {}
+            self.sweep();
+            if !self.pump(&mut stop).await {
+                return;
+            }
         }
+    }
+
+    /// The background loop's sending: keeps up to [`WebhookSettings::concurrency`] attempts of
+    /// each sandbox (and [`WebhookSettings::batch_max`] in all) in flight, claiming again as soon
+    /// as one finishes or a commit wakes the loop, never waiting for a whole batch; so a receiver
+    /// that never answers holds its own sandbox's slots, not another sandbox's delivery. Returns
+    /// when nothing is in flight and nothing more can be claimed, or a clock advance waits for
+    /// the turn (after what is in flight finished); false when `stop` turned true (attempts in
+    /// flight are dropped unrecorded: their deliveries are due again after a restart).
+    async fn pump(&self, stop: &mut watch::Receiver<bool>) -> bool {
+        let mut running = FuturesUnordered::new();
+        // Attempts in flight by sandbox (keyed by the tenant's address, held alive by them).
+        let mut held: HashMap<usize, usize> = HashMap::new();
+        let mut claim = true;
+        let mut last_claim = Instant::now() - WAKE_COALESCE;
+        let mut next_sweep = Instant::now() + SWEEP_INTERVAL;
+        loop {
+            let room = self.settings.batch_max.saturating_sub(running.len());
+            let can_claim = room > 0 && self.advancing.load(Ordering::Acquire) == 0;
+            if claim && can_claim && last_claim.elapsed() >= WAKE_COALESCE {
+                claim = false;
+                last_claim = Instant::now();
+                let until = self.world.clock.now();
+                for (tenant, tag, c) in self.claim(&Scope::All, until, true, room, &held) {
+                    *held.entry(tenant_key(&tenant)).or_default() += 1;
+                    running.push(self.attempt(tenant, tag, c, false));
+                }
+            }
+            // A claim waits a few milliseconds after the last one, so a stream of commits and
+            // finished attempts makes batches, not one pass over the sandboxes each.
+            let pending = claim && can_claim;
+            if running.is_empty() && !pending {
+                return true;
+            }
+            let coalesce = tokio::time::sleep_until((last_claim + WAKE_COALESCE).into());
+            let sweep = tokio::time::sleep_until(next_sweep.into());
+            tokio::select! {
+                Some(f) = running.next(), if !running.is_empty() => {
+                    // What has finished meanwhile is recorded with it, under one lock acquisition.
+                    let mut batch = vec![f];
+                    while batch.len() < RECORD_BATCH_MAX {
+                        match running.next().now_or_never() {
+                            Some(Some(f)) => batch.push(f),
+                            _ => break,
+                        }
+                    }
+                    for f in &batch {
+                        let key = tenant_key(&f.tenant);
+                        if let Some(n) = held.get_mut(&key) {
+                            *n -= 1;
+                            if *n == 0 {
+                                held.remove(&key);
+                            }
+                        }
+                    }
+                    self.record(batch);
+                    claim = true;
+                }
+                _ = self.wake.notified() => claim = true,
+                _ = coalesce, if pending => {}
+                _ = sweep => {
+                    next_sweep = Instant::now() + SWEEP_INTERVAL;
+                    self.sweep();
+                    claim = true;
+                }
+                _ = stop.changed() => return false,
+            }
+        }
+    }
+
+    /// Runs the period ends and midnights real time has reached and, once every
+    /// [`EXPIRE_INTERVAL`], drops what expired (idempotency records, keys past their grace
+    /// period), each sandbox's by its own clock: they are freed as time passes, not only when a
+    /// clock advance walks over them.
+    fn sweep(&self) {
+        self.world.run_due();
+        let mut last = self.last_expiry.lock();
+        if last.elapsed() >= EXPIRE_INTERVAL {
+            *last = Instant::now();
+            drop(last);
+            self.world.expire();
+        }
+    }
+
+    /// One attempt of a claimed delivery, as a future that yields it finished.
+    async fn attempt(&self, tenant: Arc<Tenant>, tag: String, c: Claimed, at_due_time: bool) -> Finished {
+        let at = if at_due_time { c.due } else { tenant.now(&self.world.clock) };
+        let result = self.send(&c).await;
+        Finished { tenant, tag, delivery: c.delivery, at, result }
     }
 
     /// Moves the emulator clock (so every sandbox's) to `target`, running everything due on the
     /// way in time order: webhook attempts, period ends (invoices), nightly reconciliations,
     /// expiries.
     pub async fn advance_to(&self, target: Timestamp) -> Timestamp {
-        let _turn = self.turn.lock().await;
+        let _turn = self.take_turn().await;
         let now = self.advance(&Scope::All, target).await;
         self.world.store.clock_moved(self.world.clock.offset_micros(), now);
         now
@@ -381,7 +489,7 @@ impl Dispatcher {
     /// Moves the clock of `tenant` alone (see [`SandboxAdvance`]), running what falls due in it
     /// on the way, as [`Dispatcher::advance_to`] does for all. Returns its new now.
     pub async fn advance_sandbox(&self, tenant: &Arc<Tenant>, how: SandboxAdvance) -> Timestamp {
-        let _turn = self.turn.lock().await;
+        let _turn = self.take_turn().await;
         let scope = Scope::One { tenant, base: self.world.clock.now() };
         let now = scope.now(&self.world);
         let target = match how {
@@ -390,6 +498,16 @@ impl Dispatcher {
         };
         self.advance(&scope, target).await;
         tenant.now(&self.world.clock)
+    }
+
+    /// Takes the turn for a clock advance: the background loop stops claiming, lets what it has
+    /// in flight finish and hands over.
+    async fn take_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.advancing.fetch_add(1, Ordering::AcqRel);
+        self.wake();
+        let turn = self.turn.lock().await;
+        self.advancing.fetch_sub(1, Ordering::AcqRel);
+        turn
     }
 
     /// The walk of a clock advance (see the module docs); `target` is a time of `scope`.
@@ -430,14 +548,10 @@ impl Dispatcher {
     /// returns how many.
     async fn dispatch(&self, scope: &Scope<'_>, until: Timestamp, at_due_time: bool) -> usize {
         // No cool-down during a clock advance: its attempts stand for moments hours apart.
-        let claimed = self.claim(scope, until, !at_due_time);
+        let claimed = self.claim(scope, until, !at_due_time, self.settings.batch_max, &HashMap::new());
         let count = claimed.len();
         let mut finished = futures::stream::iter(claimed)
-            .map(|(tenant, tag, c)| async move {
-                let at = if at_due_time { c.due } else { tenant.now(&self.world.clock) };
-                let result = self.send(&c).await;
-                Finished { tenant, tag, delivery: c.delivery, at, result }
-            })
+            .map(|(tenant, tag, c)| self.attempt(tenant, tag, c, at_due_time))
             .buffer_unordered(self.settings.concurrency.max(1));
         let mut batch = Vec::new();
         while let Some(f) = finished.next().await {
@@ -454,49 +568,95 @@ impl Dispatcher {
         count
     }
 
-    /// Claims up to a batch of deliveries due at or before `until` across tenants, at most
-    /// [`CLAIM_CHUNK`] per acquisition of a tenant's lock; `cool_down`: those to a URL whose
-    /// cool-down lasts will not be sent (see [`WebhookSettings::connect_cool_down`]).
-    fn claim(&self, scope: &Scope<'_>, until: Timestamp, cool_down: bool) -> Vec<(Arc<Tenant>, String, Claimed)> {
+    /// Claims up to `room` deliveries due at or before `until` (a time of `scope`) across
+    /// tenants, fairly: in rounds, each tenant with deliveries due taking an equal share of what
+    /// is left (at most [`CLAIM_CHUNK`] per acquisition of its lock), starting at a different
+    /// tenant each time, and no tenant past [`WebhookSettings::concurrency`] in flight counting
+    /// `held` (its attempts already in flight). `cool_down`: those to a URL whose cool-down lasts
+    /// will not be sent (see [`WebhookSettings::connect_cool_down`]).
+    fn claim(
+        &self,
+        scope: &Scope<'_>,
+        until: Timestamp,
+        cool_down: bool,
+        room: usize,
+        held: &HashMap<usize, usize>,
+    ) -> Vec<(Arc<Tenant>, String, Claimed)> {
         let mut claimed: Vec<(Arc<Tenant>, String, Claimed)> = Vec::new();
-        let scope_until = until;
-        for tenant in scope.tenants(&self.world) {
-            let until = scope.in_tenant(&tenant, scope_until);
-            loop {
-                let room = (self.settings.batch_max - claimed.len()).min(CLAIM_CHUNK);
-                if room == 0 {
+        let mut tenants = scope.tenants(&self.world);
+        if tenants.is_empty() {
+            return claimed;
+        }
+        let start = self.rotor.fetch_add(1, Ordering::Relaxed) % tenants.len();
+        tenants.rotate_left(start);
+        let cap = self.settings.concurrency.max(1);
+        let mut taken = vec![0usize; tenants.len()];
+        let mut active: Vec<usize> = (0..tenants.len()).collect();
+        while !active.is_empty() && claimed.len() < room {
+            let share = ((room - claimed.len()) / active.len()).clamp(1, CLAIM_CHUNK);
+            let mut again = Vec::new();
+            for i in active {
+                let left = room - claimed.len();
+                if left == 0 {
                     break;
                 }
-                let mut guard = tenant.state.lock();
-                let state = &mut *guard;
-                let tag = state.ledger.tag.clone();
-                let plans = &self.world.settings.plans;
-                let allowance = plans.get(state.sandbox.plan).hard_quota(Meter::WebhookAttempts).map(|q| {
-                    usize::try_from(state.usage.remaining(until, Meter::WebhookAttempts, q)).unwrap_or(usize::MAX)
-                });
-                let limit = allowance.map_or(room, |a| a.min(room));
-                let send = |url: &str| !(cool_down && self.unreachable.cooling(url));
-                let batch = state.webhooks.claim_due(&state.ledger, until, limit, send);
-                state.usage.claim_attempts(batch.len() as u64);
-                let more_due = state.webhooks.next_due().is_some_and(|t| t <= until);
-                if allowance.is_some_and(|a| a < room) && more_due {
-                    // The quota is used up: what is due waits for the next period.
-                    let now = tenant.now(&self.world.clock);
-                    let (movements, events) = (state.ledger.movement_count(), state.ledger.event_count());
-                    let period_end = state.usage.period_end(until);
-                    state.webhooks.defer_due(until, period_end);
-                    state.quota_exceeded(Meter::WebhookAttempts, plans, now);
-                    self.world.settle(&tenant.id, state, movements, events, now);
+                let tenant = &tenants[i];
+                let busy = held.get(&tenant_key(tenant)).copied().unwrap_or(0) + taken[i];
+                let want = share.min(left).min(cap.saturating_sub(busy));
+                if want == 0 {
+                    continue;
                 }
-                drop(guard);
-                let full = batch.len() == room;
-                claimed.extend(batch.into_iter().map(|c| (tenant.clone(), tag.clone(), c)));
-                if !(full && more_due) {
-                    break;
+                let (batch, more_due) = self.claim_from(scope, tenant, until, want, cool_down);
+                taken[i] += batch.len();
+                if batch.len() == want && more_due {
+                    again.push(i);
                 }
+                claimed.extend(batch);
             }
+            active = again;
         }
         claimed
+    }
+
+    /// Claims up to `want` deliveries of one tenant under one acquisition of its lock; says
+    /// whether more are due.
+    #[allow(clippy::type_complexity)]
+    fn claim_from(
+        &self,
+        scope: &Scope<'_>,
+        tenant: &Arc<Tenant>,
+        until: Timestamp,
+        want: usize,
+        cool_down: bool,
+    ) -> (Vec<(Arc<Tenant>, String, Claimed)>, bool) {
+        let until = scope.in_tenant(tenant, until);
+        let mut guard = tenant.state.lock();
+        let state = &mut *guard;
+        if state.webhooks.next_due().is_none_or(|t| t > until) {
+            return (Vec::new(), false);
+        }
+        let tag = state.ledger.tag.clone();
+        let plans = &self.world.settings.plans;
+        let allowance = plans
+            .get(state.sandbox.plan)
+            .hard_quota(Meter::WebhookAttempts)
+            .map(|q| usize::try_from(state.usage.remaining(until, Meter::WebhookAttempts, q)).unwrap_or(usize::MAX));
+        let limit = allowance.map_or(want, |a| a.min(want));
+        let send = |url: &str| !(cool_down && self.unreachable.cooling(url));
+        let batch = state.webhooks.claim_due(&state.ledger, until, limit, send);
+        state.usage.claim_attempts(batch.len() as u64);
+        let more_due = state.webhooks.next_due().is_some_and(|t| t <= until);
+        if allowance.is_some_and(|a| a < want) && more_due {
+            // The quota is used up: what is due waits for the next period.
+            let now = tenant.now(&self.world.clock);
+            let (movements, events) = (state.ledger.movement_count(), state.ledger.event_count());
+            let period_end = state.usage.period_end(until);
+            state.webhooks.defer_due(until, period_end);
+            state.quota_exceeded(Meter::WebhookAttempts, plans, now);
+            self.world.settle(&tenant.id, state, movements, events, now);
+        }
+        drop(guard);
+        (batch.into_iter().map(|c| (tenant.clone(), tag.clone(), c)).collect(), more_due)
     }
 
     /// Makes one attempt (or not, if it was claimed as one not to send).
@@ -556,8 +716,13 @@ impl Dispatcher {
                 }
             }
             Err(e) => {
+                // A timeout (connecting, or waiting for the answer) starts the cool-down like a
+                // failed connect: a receiver that never answers would otherwise tie up a slot
+                // for a whole timeout with every attempt.
                 let error = if e.is_timeout() {
-                    format!("timed out after {} ms", self.settings.timeout.as_millis())
+                    let error = format!("timed out after {} ms", self.settings.timeout.as_millis());
+                    self.unreachable.failed(&c.url, &error);
+                    error
                 } else if e.is_connect() {
                     let error = format!("could not connect: {e}");
                     self.unreachable.failed(&c.url, &error);
@@ -619,6 +784,11 @@ impl Dispatcher {
             self.wake();
         }
     }
+}
+
+/// A tenant's identity while an `Arc` of it is held (the dispatcher's in-flight counts).
+fn tenant_key(tenant: &Arc<Tenant>) -> usize {
+    Arc::as_ptr(tenant) as usize
 }
 
 /// Whether a URL's host is a loopback address or `localhost`.

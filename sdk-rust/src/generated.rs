@@ -1611,9 +1611,9 @@ are required), at most 4 MiB and 50,000 rows.*/
     pub struct DispatchStats {
         ///Attempts made since start.
         pub attempts: u64,
-        ///Most deliveries claimed per batch (the queue bound).
+        ///Most deliveries claimed at once across sandboxes (the queue bound).
         pub batch_max: u64,
-        ///Most attempts in flight at once.
+        ///Most attempts of one sandbox in flight at once.
         pub concurrency: u64,
         ///Attempts under way.
         pub in_flight: u64,

@@ -1487,14 +1487,14 @@ class DispatchStats(Model):
 
     @property
     def batch_max(self) -> int:
-        """Most deliveries claimed per batch (the queue bound)."""
+        """Most deliveries claimed at once across sandboxes (the queue bound)."""
         v = self._data["batch_max"]
         r: int = v
         return r
 
     @property
     def concurrency(self) -> int:
-        """Most attempts in flight at once."""
+        """Most attempts of one sandbox in flight at once."""
         v = self._data["concurrency"]
         r: int = v
         return r

@@ -146,6 +146,9 @@ type Shard = HashMap<Digest128, Record, BuildHasherDefault<DigestHasher>>;
 #[derive(Clone, Debug, Default)]
 pub struct IdempotencyStore {
     shards: Vec<Shard>,
+    /// No record expires before this (`None`: not known), so a purge with nothing expired costs
+    /// nothing (the background expiry visits every sandbox every second).
+    earliest: Option<Timestamp>,
 }
 
 /// The shard of `key`. Shards get unequal shares on purpose: shard `i` gets a share of the keys
@@ -212,6 +215,7 @@ impl IdempotencyStore {
 
     /// Writes the record of `key` (a reservation, or the final outcome).
     pub fn put(&mut self, key: Digest128, record: Record) {
+        self.earliest = self.earliest.map(|t| t.min(record.expires_at));
         self.shard_mut(key).insert(key, record);
     }
 
@@ -225,12 +229,23 @@ impl IdempotencyStore {
 
     /// Drops every record expired at `now`; returns how many.
     pub fn purge_expired(&mut self, now: Timestamp) -> usize {
+        if self.earliest.is_some_and(|t| t > now) {
+            return 0;
+        }
         let mut dropped = 0;
+        let mut earliest = Timestamp(i64::MAX);
         for shard in &mut self.shards {
             let before = shard.len();
-            shard.retain(|_, r| r.expires_at > now);
+            shard.retain(|_, r| {
+                let keep = r.expires_at > now;
+                if keep {
+                    earliest = earliest.min(r.expires_at);
+                }
+                keep
+            });
             dropped += before - shard.len();
         }
+        self.earliest = Some(earliest);
         dropped
     }
 }

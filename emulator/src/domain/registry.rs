@@ -31,6 +31,9 @@ pub const STATE_FORMAT_VERSION: u32 = 1;
 const ID_DRAWS_MAX: usize = 16;
 /// Most sandboxes one emulator holds.
 pub const SANDBOX_COUNT_MAX: usize = 10_000;
+/// Most secret keys of one sandbox: its live key and the rolled ones in their grace period (a
+/// roll past it ends the grace period of the oldest). Its restricted key is one more.
+pub const SECRET_KEYS_MAX: usize = 10;
 
 /// What a key may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -606,6 +609,20 @@ impl World {
                 }
             }
             keys.insert(fresh.secret.clone(), Arc::new(fresh));
+            // At most SECRET_KEYS_MAX secret keys a sandbox: past it the grace period of the
+            // oldest ends now (rolls within a grace period otherwise pile keys up).
+            let mut graced: Vec<(Timestamp, String, String)> = keys
+                .values()
+                .filter(|g| g.tenant_id == tenant_id && g.kind == KeyKind::Secret)
+                .filter_map(|g| g.expires_at.map(|t| (t, g.id.clone(), g.secret.clone())))
+                .collect();
+            let excess = (graced.len() + 1).saturating_sub(SECRET_KEYS_MAX);
+            if excess > 0 {
+                graced.sort();
+                for (_, _, secret) in graced.into_iter().take(excess) {
+                    keys.remove(&secret);
+                }
+            }
         });
         permanent.then_some(out)
     }

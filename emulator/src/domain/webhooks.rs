@@ -653,13 +653,14 @@ impl Webhooks {
         now: Timestamp,
     ) -> Result<WebhookEndpoint, DomainError> {
         let i = self.endpoint_index(tag, id)?;
-        if_match.check(self.endpoints[i].version)?;
+        // The body before the precondition (RFC 9110 §13.2.1), as for items and locations.
         validate_endpoint(
             patch.url.as_deref(),
             patch.event_types.as_deref(),
             patch.description.as_ref().and_then(|d| d.as_deref()),
             patch.retry_schedule_seconds.as_ref().and_then(|r| r.as_deref()),
         )?;
+        if_match.check(self.endpoints[i].version)?;
         let e = &mut self.endpoints[i];
         if let Some(v) = patch.url {
             e.url = v;

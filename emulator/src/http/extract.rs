@@ -138,6 +138,16 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for Json<T> {
                 ));
             }
         }
+        // A share of the body budget for as long as the body is held (read and parsed).
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok())
+            .map_or(limit, |n| n.min(limit));
+        let kib = u32::try_from(declared.div_ceil(1024).clamp(1, crate::http::BODY_BYTES_IN_FLIGHT_MAX >> 10))
+            .unwrap_or(u32::MAX);
+        let _budget = state.body_budget.acquire_many(kib).await.ok();
         let bytes = read_body(http_body_util::Limited::new(req.into_body(), limit)).await.map_err(|_| {
             // The rest of the body is left unread, so the connection cannot carry another
             // request: say so, or a client may reuse it and see it closed mid-answer.
@@ -152,22 +162,29 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for Json<T> {
         // The common case, a well-formed body that fits its type, takes two passes over the
         // bytes and builds no tree: one into the type, one that writes the canonical form.
         // Anything else goes the slow way, which names the problem exactly as before.
-        let mut canonical = Vec::with_capacity(text.len());
         let not_json = |e: serde_json::Error| ApiError::invalid_json(format!("The body is not valid JSON: {e}."));
-        write_canonical_from(text, &mut canonical).map_err(not_json)?;
         let value = match serde_json::from_slice::<T>(text) {
             Ok(value) => value,
-            // Not of the type: read again with path tracking, to name the field. Straight from
-            // the bytes, never through a `Value` tree: a tree of a 4 MB `[0,0,…]` takes some
-            // hundred megabytes, and anyone may send bodies that fail.
+            // Not of the type: first whether it is JSON at all (that answer comes first), by a
+            // pass that keeps nothing; then read again with path tracking, to name the field.
+            // Straight from the bytes, never through a `Value` tree (a tree of a 4 MB
+            // `[0,0,…]` takes some hundred megabytes), and no canonical form (writing that of a
+            // body that fails cost most of a bad body's CPU): anyone may send bodies that fail.
             Err(_) => {
                 let mut de = serde_json::Deserializer::from_slice(text);
-                match serde_path_to_error::deserialize::<_, T>(&mut de) {
-                    Ok(value) => value,
-                    Err(e) => return Err(field_error(e)),
-                }
+                <serde::de::IgnoredAny as serde::Deserialize>::deserialize(&mut de)
+                    .and_then(|_| de.end())
+                    .map_err(not_json)?;
+                let mut de = serde_json::Deserializer::from_slice(text);
+                return Err(match serde_path_to_error::deserialize::<_, T>(&mut de) {
+                    Err(e) => field_error(e),
+                    // It fits after all (it cannot, having failed above): say so plainly.
+                    Ok(_) => ApiError::invalid_json("The body does not fit its type.".to_owned()),
+                });
             }
         };
+        let mut canonical = Vec::with_capacity(text.len());
+        write_canonical_from(text, &mut canonical).map_err(not_json)?;
         let path = uri.path_and_query().map_or_else(|| uri.path(), |p| p.as_str());
         let fingerprint = fingerprint(method.as_str(), path, &canonical);
         Ok(Json { value, fingerprint })
@@ -527,6 +544,12 @@ impl Query {
         self.take(name)
     }
 
+    /// `cursor`: the text of a non-empty one. An empty `cursor=` (which the document's plain
+    /// string allows, and a client that pastes a `null` next_cursor sends) is the first page.
+    pub fn cursor(&mut self) -> Option<String> {
+        self.take("cursor").filter(|c| !c.is_empty())
+    }
+
     /// A parameter parsed by `parse`, which says what was expected on failure.
     pub fn parsed<T>(&mut self, name: &str, expected: &str, parse: impl FnOnce(&str) -> Option<T>) -> Option<T> {
         let raw = self.take(name)?;
@@ -558,7 +581,7 @@ impl Query {
                 v.parse::<usize>().ok().filter(|n| (1..=LIMIT_MAX).contains(n))
             })
             .unwrap_or(LIMIT_DEFAULT);
-        let start = match self.take("cursor") {
+        let start = match self.cursor() {
             Some(c) => decode_cursor(kind, tag, &c).ok_or_else(|| {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_cursor", "The cursor is not one this list issued.")
             })?,

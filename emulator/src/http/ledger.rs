@@ -273,7 +273,11 @@ pub async fn list_movements(auth: Auth, mut q: Query) -> ApiResult {
         item_id: q.text("item_id"),
         location_id: q.text("location_id"),
         kind: q.enumeration("type"),
-        after_sequence: q.parsed("after_sequence", "a non-negative integer", |v| v.parse().ok()),
+        // int64 as the document says (a sequence never passes it): a larger number is a 422,
+        // not a filter the document cannot express.
+        after_sequence: q.parsed("after_sequence", "an integer in 0..=9223372036854775807", |v| {
+            v.parse::<i64>().ok().filter(|n| *n >= 0).map(|n| n as u64)
+        }),
         created_after: q.parsed("created_after", "an RFC 3339 date-time", time),
         created_before: q.parsed("created_before", "an RFC 3339 date-time", time),
     };

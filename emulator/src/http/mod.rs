@@ -66,6 +66,13 @@ pub const REQUEST_ID_LEN_MAX: usize = 200;
 /// times its text).
 pub const STATE_BODY_BYTES_MAX: usize = 128 << 20;
 
+/// Most bytes of JSON request bodies buffered at once over all requests (64 MiB, sixteen bodies
+/// at the 4 MiB limit): a request reserves its `Content-Length` (or its limit, without one) in
+/// KiB before reading and keeps it until its body is parsed; others wait, and TCP holds their
+/// senders back. So 64 concurrent 4 MB bodies cost 64 MiB, not 256. A body larger than the
+/// whole budget (a state import) waits for all of it.
+pub const BODY_BYTES_IN_FLIGHT_MAX: usize = 64 << 20;
+
 /// Default header-read (and idle) timeout of a connection.
 pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -138,6 +145,8 @@ pub struct AppState {
     pub journal: Arc<journal::Journal>,
     /// What `/metrics` shows.
     pub metrics: metrics::Metrics,
+    /// KiB of request bodies that may be buffered at once ([`BODY_BYTES_IN_FLIGHT_MAX`]).
+    pub body_budget: tokio::sync::Semaphore,
 }
 
 impl AppState {
@@ -157,6 +166,7 @@ impl AppState {
             jobs,
             journal,
             metrics: metrics::Metrics::new(),
+            body_budget: tokio::sync::Semaphore::new(BODY_BYTES_IN_FLIGHT_MAX >> 10),
         }
     }
 
@@ -418,6 +428,24 @@ impl Next {
     }
 }
 
+/// The methods of `allow` the document declares on `path`: a movement's PUT, PATCH and DELETE
+/// are routed (to answer `ledger_immutable`) but not operations, so a 405 on a movement lists
+/// `GET` (and `HEAD`) only.
+fn documented_allow(allow: &HeaderValue, path: &str) -> HeaderValue {
+    let movement =
+        path.strip_prefix("/v1/stock-movements/").is_some_and(|rest| !rest.is_empty() && !rest.contains('/'));
+    if !movement {
+        return allow.clone();
+    }
+    let text = allow.to_str().unwrap_or_default();
+    let kept: Vec<&str> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|m| !["PUT", "PATCH", "DELETE"].iter().any(|u| m.eq_ignore_ascii_case(u)))
+        .collect();
+    HeaderValue::from_str(&kept.join(",")).unwrap_or_else(|_| allow.clone())
+}
+
 /// The router's bare 405 as problem+json, keeping its `Allow` and rate-limit headers.
 fn method_not_allowed(bare: &Response, method: &Method, path: &str, id: &HeaderValue) -> Response {
     // In the request's scope, where the problem takes its request id from.
@@ -426,7 +454,7 @@ fn method_not_allowed(bare: &Response, method: &Method, path: &str, id: &HeaderV
         ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", detail).into_response()
     });
     if let Some(allow) = bare.headers().get(header::ALLOW) {
-        problem.headers_mut().insert(header::ALLOW, allow.clone());
+        problem.headers_mut().insert(header::ALLOW, documented_allow(allow, path));
     }
     for (name, value) in bare.headers() {
         if name.as_str().starts_with("ratelimit-") {

@@ -76,7 +76,7 @@ pub async fn list_sandboxes(
             v.parse::<usize>().ok().filter(|n| (1..=LIMIT_MAX).contains(n))
         })
         .unwrap_or(SANDBOX_PAGE_DEFAULT);
-    let after = match q.text("cursor") {
+    let after = match q.cursor() {
         Some(c) => Some(parse_cursor(&c).ok_or_else(|| {
             ApiError::new(StatusCode::BAD_REQUEST, "invalid_cursor", "The cursor is not one this list issued.")
         })?),

@@ -557,3 +557,83 @@ async fn deleting_or_resetting_during_a_webhook_attempt_leaves_a_dir_that_opens(
         held.abort();
     }
 }
+
+/// Issue 19 item 5, the crash-and-race test: sandboxes with a webhook attempt in flight (to a
+/// receiver that never answers), a CSV import running (job chunks) and reads (usage waiting to be
+/// flushed) are deleted, or the whole emulator reset, while a keeper sandbox takes acknowledged
+/// writes; then SIGKILL at once, and a restart on the same directory. Every round the directory
+/// opens, the deleted sandboxes are gone, and everything the keeper acknowledged is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_and_resets_racing_attempts_jobs_and_usage_then_sigkill_leave_a_dir_that_opens_with_everything() {
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/hook", hung.local_addr().expect("addr"));
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((s, _)) = hung.accept().await {
+            open.push(s);
+        }
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    for round in 0..6 {
+        let reset = round % 3 == 2;
+        let server = Server::start(dir.path());
+        let base = server.base.clone();
+        // The doomed sandboxes: an endpoint that never answers, a job, reads.
+        let mut doomed = Vec::new();
+        for _ in 0..3 {
+            let api = sandbox(&base, "pro").await;
+            api.post("/v1/webhook-endpoints", &json!({"url": url, "event_types": ["*"]})).await.ok(201);
+            let item = api.new_item().await;
+            let loc = api.new_location().await;
+            let rows: String = (0..3000).map(|i| format!("receipt,{item},{loc},,,{},,\n", 1 + i % 5)).collect();
+            let csv =
+                format!("type,item_id,location_id,from_location_id,to_location_id,quantity,reference,reason\n{rows}");
+            api.post("/v1/jobs", &json!({"type": "import_movements", "format": "csv", "data": csv})).await.ok(202);
+            for _ in 0..20 {
+                api.get("/v1/items").await.ok(200);
+            }
+            doomed.push(api);
+        }
+        let keeper = if reset { None } else { Some(sandbox(&base, "pro").await) };
+        let mut acknowledged = Vec::new();
+        if let Some(k) = &keeper {
+            let (item, loc) = (k.new_item().await, k.new_location().await);
+            for n in 0..30 {
+                let body = json!({"type": "receipt", "item_id": item, "location_id": loc, "quantity": 1});
+                let rb = k
+                    .req_json(Method::POST, "/v1/stock-movements", &body)
+                    .header("idempotency-key", format!("keep-{round}-{n}"));
+                acknowledged.push(id(&k.send(rb).await.ok(201)));
+            }
+        }
+        // The deletes (or the reset) race the attempts, the job chunks and the usage flushes...
+        if reset {
+            let ctl = Api::new(&base, None);
+            ctl.send(ctl.req(Method::POST, "/_emulator/reset")).await.ok(204);
+        } else {
+            for api in &doomed {
+                api.delete("/v1/sandbox", None).await.ok(204);
+            }
+        }
+        // ...and the process dies right after, with all of that still under way.
+        tokio::time::sleep(Duration::from_millis(20 * (round as u64 % 3))).await;
+        server.kill();
+
+        let again =
+            Server::try_start(dir.path()).unwrap_or_else(|e| panic!("round {round}: the data dir must open: {e}"));
+        for api in &doomed {
+            let r = Api { base: again.base.clone(), ..api.clone() }.get("/v1/items").await;
+            assert_eq!(r.status, 401, "round {round}: a deleted sandbox's key is gone");
+        }
+        if let Some(k) = &keeper {
+            let k = Api { base: again.base.clone(), ..k.clone() };
+            let movements: HashSet<String> = k.all("/v1/stock-movements").await.iter().map(id).collect();
+            for m in &acknowledged {
+                assert!(movements.contains(m), "round {round}: acknowledged movement {m} lost");
+            }
+            check_ledger(&k).await;
+        }
+        again.kill();
+    }
+    held.abort();
+}

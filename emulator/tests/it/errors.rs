@@ -482,3 +482,56 @@ async fn request_id_is_echoed_or_generated() {
     assert!(a.get("/openapi.json").await.header("x-request-id").is_some());
     env.shutdown().await;
 }
+
+/// Issue 19 item 16: the server does what the document says and no more. `after_sequence` is an
+/// int64 (a larger number is refused, not taken as a u64); a 405 on a movement lists only the
+/// methods the document declares there; an empty `cursor=` (a string the document allows) is
+/// the first page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_matches_the_document_on_int64_allow_and_empty_cursors() {
+    let env = Env::new().await;
+    let a = &env.api;
+    let item = a.new_item().await;
+    let loc = a.new_location().await;
+    let mov = a.receipt(&item, &loc, 3).await;
+    a.get("/v1/stock-movements?after_sequence=9223372036854775807").await.ok(200);
+    let r = a.get("/v1/stock-movements?after_sequence=9223372036854775808").await;
+    assert!(r.status == 400 || r.status == 422, "beyond int64: {}", r.status);
+    assert_eq!(r.error_fields(), vec!["after_sequence".to_owned()]);
+    let r = a.send(a.req(Method::POST, &format!("/v1/stock-movements/{}", id(&mov)))).await;
+    r.expect(405, "method_not_allowed");
+    let allow = r.header("allow").unwrap_or_default().to_owned();
+    for undeclared in ["PUT", "PATCH", "DELETE"] {
+        assert!(!allow.contains(undeclared), "Allow: {allow}");
+    }
+    assert!(allow.contains("GET"), "Allow: {allow}");
+    let page = a.get("/v1/items?cursor=").await.ok(200);
+    assert_eq!(page["data"].as_array().unwrap().len(), 1);
+    a.get("/v1/stock-movements?cursor=&limit=1").await.ok(200);
+    env.anonymous().get("/_emulator/sandboxes?cursor=").await.ok(200);
+    env.shutdown().await;
+}
+
+/// Schemathesis (issue 19, all checks): a PATCH whose body breaks the document (a name too
+/// long) with a stale or empty `If-Match` was 412; the body is checked first (RFC 9110
+/// §13.2.1: a request that fails without its precondition fails the same with it), so it is 422.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_patch_is_422_whatever_its_if_match() {
+    let env = Env::new().await;
+    let a = &env.api;
+    let item = a.new_item().await;
+    let long = "x".repeat(1000);
+    for if_match in ["\"\"", "\"99\""] {
+        let r = a.patch(&format!("/v1/items/{item}"), Some(if_match), &json!({"name": long})).await;
+        r.expect(422, "validation_failed");
+    }
+    let ep =
+        a.post("/v1/webhook-endpoints", &json!({"url": "http://127.0.0.1:9/h", "event_types": ["*"]})).await.ok(201);
+    let r = a.patch(&format!("/v1/webhook-endpoints/{}", id(&ep)), Some("\"99\""), &json!({"url": "nope"})).await;
+    r.expect(422, "validation_failed");
+    // A well-formed patch with a stale ETag is still 412.
+    a.patch(&format!("/v1/items/{item}"), Some("\"99\""), &json!({"name": "ok"}))
+        .await
+        .expect(412, "precondition_failed");
+    env.shutdown().await;
+}

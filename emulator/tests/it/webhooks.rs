@@ -583,3 +583,121 @@ async fn a_restricted_key_never_reads_a_signing_secret() {
     assert_eq!(env.api.get(&format!("{path}/secret")).await.ok(200)["secret"], fresh);
     env.api.get("/v1/webhook-endpoints/we_nope/secret").await.expect(404, "not_found");
 }
+
+/// Issue 19 item 11: one sandbox's receiver that accepts connections and never answers, with a
+/// batch of 1,000 movements waiting for it, must not hold up another sandbox's delivery for a
+/// webhook timeout. The dispatcher claims across sandboxes in turn, caps what one sandbox has in
+/// flight, and claims again as soon as a slot frees or a commit wakes it (it never waits for a
+/// whole batch to finish).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_never_answers_does_not_delay_another_sandboxs_delivery() {
+    let timeout = Duration::from_secs(5);
+    let env = start_with(WebhookSettings { timeout, ..WebhookSettings::default() }).await;
+    // Accepts every connection and never answers (the sockets are kept open).
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = format!("http://{}/hooks", silent.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    endpoint(&env.api, &silent_url, json!(["stock_movement.created"])).await;
+    let item = id(&env.api.item(&unique("SKU")).await);
+    let loc = id(&env.api.location(&unique("LOC")).await);
+    let movements: Vec<Value> =
+        (0..1000).map(|_| json!({"type": "receipt", "item_id": item, "location_id": loc, "quantity": 1})).collect();
+    env.api
+        .post_key("/v1/stock-movements/batch", &crate::common::key(), &json!({"movements": movements}))
+        .await
+        .ok(201);
+    // Let the dispatcher take the silent receiver's deliveries first.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let h = env.anonymous().get("/_emulator/health").await.ok(200);
+        if h["webhooks"]["in_flight"].as_u64().unwrap() > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nothing went to the silent receiver: {h}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let (_, other) = env.other_tenant();
+    let rx = Receiver::start(200).await;
+    endpoint(&other, &rx.url, json!(["item.created"])).await;
+    let started = Instant::now();
+    other.item(&unique("SKU")).await;
+    rx.wait_for(1).await;
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(2), "the other sandbox's delivery waited {waited:?} (timeout {timeout:?})");
+    held.abort();
+    env.shutdown().await;
+}
+
+/// Issue 19 item 14: a receiver that never answers starts the connect cool-down like a refused
+/// connection (a timeout used not to), so the next attempt within it is recorded without tying
+/// up a slot for another whole timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_receiver_starts_the_cool_down() {
+    let env = start_with(WebhookSettings {
+        timeout: Duration::from_millis(300),
+        connect_cool_down: Duration::from_secs(60),
+        ..WebhookSettings::default()
+    })
+    .await;
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks", silent.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    let ep = endpoint(&env.api, &url, json!(["item.created"])).await;
+    let query = format!("endpoint_id={}", id(&ep));
+    env.api.item(&unique("SKU")).await;
+    let first = wait_attempts(&env.api, &query, 1, 1).await;
+    let error = first[0]["attempts"][0]["error"].as_str().unwrap();
+    assert!(error.starts_with("timed out") && !error.contains("not sent"), "{error}");
+    let started = Instant::now();
+    env.api.item(&unique("SKU")).await;
+    let both = wait_attempts(&env.api, &query, 2, 1).await;
+    let second = both.iter().find(|d| d["id"] != first[0]["id"]).unwrap();
+    let error = second["attempts"][0]["error"].as_str().unwrap();
+    assert!(error.contains("not sent"), "{error}");
+    assert!(started.elapsed() < Duration::from_millis(300), "no second timeout was waited for");
+    held.abort();
+    env.shutdown().await;
+}
+
+/// Issue 19 item 14: `https://` endpoints are accepted, so the emulator speaks TLS to them (it
+/// used to be built without TLS, and every attempt to an https URL failed before connecting).
+/// Here the receiver is a plain TCP socket that answers garbage: the attempt fails in the TLS
+/// handshake, which it could only reach with TLS built in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_receivers_are_reached_over_tls() {
+    let env = start_with(WebhookSettings { connect_cool_down: Duration::ZERO, ..WebhookSettings::default() }).await;
+    let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://localhost:{}/hooks", plain.local_addr().unwrap().port());
+    let handshakes = Arc::new(Mutex::new(0usize));
+    let seen = handshakes.clone();
+    let server = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut socket, _)) = plain.accept().await {
+            let mut first = [0u8; 1];
+            // A TLS ClientHello starts with the handshake record type, 22.
+            if socket.read_exact(&mut first).await.is_ok() && first[0] == 22 {
+                *seen.lock() += 1;
+            }
+            let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await;
+        }
+    });
+    let ep = endpoint(&env.api, &url, json!(["item.created"])).await;
+    env.api.item(&unique("SKU")).await;
+    let list = wait_attempts(&env.api, &format!("endpoint_id={}", id(&ep)), 1, 1).await;
+    let error = list[0]["attempts"][0]["error"].as_str().unwrap().to_owned();
+    assert_eq!(list[0]["attempts"][0]["status_code"], Value::Null, "{error}");
+    assert_eq!(*handshakes.lock(), 1, "the emulator sent a TLS ClientHello (attempt error: {error})");
+    server.abort();
+    env.shutdown().await;
+}

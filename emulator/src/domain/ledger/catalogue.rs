@@ -362,8 +362,10 @@ impl Ledger {
         let index = self.entry_index::<T>(id).ok_or_else(|| DomainError::not_found(T::KIND.noun))?;
         let catalogue = T::catalogue_mut(self);
         let current = &catalogue.entries[index as usize];
-        if_match.check(current.version())?;
+        // The body first: a request that would fail without its precondition fails the same
+        // with it (RFC 9110 §13.2.1), so a malformed patch is 422 whatever its If-Match.
         T::check_update(&patch)?;
+        if_match.check(current.version())?;
         let key = T::take_key(&mut patch);
         if let Some(key) = &key {
             if catalogue.keys.get(key).is_some_and(|i| *i != index) {
