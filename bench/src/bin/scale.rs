@@ -3,7 +3,8 @@
 //! emulator's whole HTTP application in this process (`twh_emulator::app`, no sockets, as
 //! `inproc` does), then times the first page of each filter, of `q=` at 0.1% selectivity, of an
 //! exact `sku=`, and of `as_of` in the middle of a pair with 200,000 lines, each against the
-//! unfiltered first page of the same list in the same run, and prints a Markdown table.
+//! unfiltered first page of the same list in the same run (interleaved call by call), and prints
+//! a Markdown table, then the same in thread CPU time.
 //!
 //! ```sh
 //! cargo run --release -p twh-bench --bin twh-bench-scale [-- ITEMS MOVEMENTS]
@@ -18,8 +19,9 @@ use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-/// Timed calls per row (after as many untimed).
-const REPEATS: usize = 300;
+/// Timed calls of each side of a row (after as many untimed): 1,000, so that p99 is the 10th
+/// slowest, not the 3rd (which one stray interruption decides).
+const REPEATS: usize = 1000;
 
 async fn call(app: &twh_emulator::App, req: Request<Full<Bytes>>) -> anyhow::Result<(u16, Bytes)> {
     let response = app.clone().oneshot(req.map(axum::body::Body::new)).await?;
@@ -56,23 +58,87 @@ async fn get(app: &twh_emulator::App, bearer: &str, path: &str) -> anyhow::Resul
     Ok(bytes)
 }
 
-/// (p50, p99) in microseconds of `REPEATS` calls, and the length of the page.
-async fn time(app: &twh_emulator::App, bearer: &str, path: &str) -> anyhow::Result<(f64, f64, usize)> {
-    let mut took = Vec::with_capacity(REPEATS);
-    let mut len = 0;
+/// Percentiles (p50, p99) of a sorted sample.
+fn percentiles(mut v: Vec<f64>) -> (f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (v[v.len() / 2], v[v.len() * 99 / 100])
+}
+
+/// One row: `REPEATS` calls of the filtered page and as many of the unfiltered one, interleaved
+/// (filtered, plain, plain, filtered, …) after as many untimed, so that whatever else the
+/// machine does meanwhile (other processes, a timer tick) falls on both alike; run in blocks,
+/// a burst of outside work lands on one side only and decides its p99. Returns wall-clock
+/// (p50, p99) in microseconds of each side, the same in thread CPU time (what the call itself
+/// cost, without time spent preempted), and the length of the filtered page.
+async fn time_pair(app: &twh_emulator::App, bearer: &str, filtered: &str, plain: &str) -> anyhow::Result<Row> {
+    let trace = std::env::var_os("TWH_SCALE_TRACE").is_some();
+    let mut wall = [Vec::with_capacity(REPEATS), Vec::with_capacity(REPEATS)];
+    let mut cpu = [Vec::with_capacity(REPEATS), Vec::with_capacity(REPEATS)];
+    let v: Value = serde_json::from_slice(&get(app, bearer, filtered).await?)?;
+    let len = v["data"].as_array().map_or(1, Vec::len);
     for i in 0..2 * REPEATS {
-        let t = Instant::now();
-        let body = get(app, bearer, path).await?;
-        let us = t.elapsed().as_secs_f64() * 1e6;
-        if i >= REPEATS {
-            took.push(us);
-        } else if i == 0 {
-            let v: Value = serde_json::from_slice(&body)?;
-            len = v["data"].as_array().map_or(1, Vec::len);
+        for k in 0..2 {
+            // ABBA: neither side always goes first.
+            let side = if i % 2 == 0 { k } else { 1 - k };
+            let path = if side == 0 { filtered } else { plain };
+            let counts = trace.then(proc_counts);
+            let c0 = cpu_now();
+            let t = Instant::now();
+            get(app, bearer, path).await?;
+            let us = t.elapsed().as_secs_f64() * 1e6;
+            let cpu_us = (cpu_now() - c0) * 1e6;
+            if let Some((f0, v0, n0)) = counts {
+                let (f1, v1, n1) = proc_counts();
+                if us > 500.0 {
+                    eprintln!(
+                        "slow {path} call {i}: wall {us:.0} us, cpu {cpu_us:.0} us, minflt {}, vcsw {}, ivcsw {}",
+                        f1 - f0,
+                        v1 - v0,
+                        n1 - n0
+                    );
+                }
+            }
+            if i >= REPEATS {
+                wall[side].push(us);
+                cpu[side].push(cpu_us);
+            }
         }
     }
-    took.sort_by(f64::total_cmp);
-    Ok((took[REPEATS / 2], took[REPEATS * 99 / 100], len))
+    let [wf, wp] = wall;
+    let [cf, cp] = cpu;
+    Ok(Row { len, wall: (percentiles(wf), percentiles(wp)), cpu: (percentiles(cf), percentiles(cp)) })
+}
+
+/// The figures of one row: (filtered, unfiltered) × (p50, p99).
+struct Row {
+    len: usize,
+    wall: ((f64, f64), (f64, f64)),
+    cpu: ((f64, f64), (f64, f64)),
+}
+
+/// This thread's CPU time in seconds.
+fn cpu_now() -> f64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
+}
+
+/// This thread's (minor faults, voluntary, involuntary context switches), for
+/// `TWH_SCALE_TRACE=1`, which prints every call slower than 500 µs with what it cost in CPU and
+/// whether it was preempted.
+fn proc_counts() -> (u64, u64, u64) {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let minflt = rest.split_whitespace().nth(7).and_then(|x| x.parse().ok()).unwrap_or(0);
+    let status = std::fs::read_to_string("/proc/thread-self/status").unwrap_or_default();
+    let field = |k: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(0)
+    };
+    (minflt, field("voluntary_ctxt_switches"), field("nonvoluntary_ctxt_switches"))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -206,14 +272,27 @@ async fn run(items: usize, movements: usize) -> anyhow::Result<()> {
     );
     println!("| first page of | rows | p50 µs | p99 µs | unfiltered p50 µs | p99 µs | ratio p50 | ratio p99 |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    let mut cpu_table = Vec::new();
     for (name, filtered, plain) in rows {
-        let (p50, p99, len) = time(&app, &bearer, &filtered).await?;
-        let (b50, b99, _) = time(&app, &bearer, &plain).await?;
+        let Row { len, wall, cpu } = time_pair(&app, &bearer, &filtered, &plain).await?;
+        let ((p50, p99), (b50, b99)) = wall;
         println!(
             "| {name} | {len} | {p50:.1} | {p99:.1} | {b50:.1} | {b99:.1} | {:.2}× | {:.2}× |",
             p50 / b50,
             p99 / b99
         );
+        let ((p50, p99), (b50, b99)) = cpu;
+        cpu_table.push(format!(
+            "| {name} | {p50:.1} | {p99:.1} | {b50:.1} | {b99:.1} | {:.2}× | {:.2}× |",
+            p50 / b50,
+            p99 / b99
+        ));
+    }
+    println!("\nThe same calls in thread CPU time (without time spent preempted by other processes):\n");
+    println!("| first page of | p50 µs | p99 µs | unfiltered p50 µs | p99 µs | ratio p50 | ratio p99 |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for line in cpu_table {
+        println!("{line}");
     }
     emulator.shutdown().await;
     Ok(())

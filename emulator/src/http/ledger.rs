@@ -325,8 +325,18 @@ pub async fn list_events(auth: Auth, mut q: Query) -> ApiResult {
     let after = q.text("after");
     let window = q.window("evt", &st.ledger.tag)?;
     q.finish()?;
-    let p = st.ledger.events(kind.as_deref(), after.as_deref(), window)?;
-    Ok(axum::Json(page(p, "evt", &st.ledger.tag, |data, next_cursor| EventList { data, next_cursor })).into_response())
+    // Serialized from views that borrow the log (the JSON of an `EventList`), under the lock.
+    let p = st.ledger.event_views(kind.as_deref(), after.as_deref(), window)?;
+    let response = axum::Json(page(p, "evt", &st.ledger.tag, |data, next_cursor| EventViewList { data, next_cursor }))
+        .into_response();
+    Ok(response)
+}
+
+/// An [`EventList`] of borrowed views.
+#[derive(Serialize)]
+struct EventViewList<'a> {
+    data: Vec<crate::domain::ledger::events::EventView<'a>>,
+    next_cursor: Option<String>,
 }
 
 /// `GET /v1/events/{id}`

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use twh_emulator::clock::Timestamp;
 use twh_emulator::domain::ledger::{CatalogueFilter, IfMatch, Ledger, MovementFilter, Page, Window};
 use twh_emulator::domain::model::{Item, Location, LocationKind, MovementType, Status};
+use twh_emulator::domain::webhooks::{AttemptResult, DeliveryStatus, Webhooks};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -46,10 +47,17 @@ fn op() -> impl Strategy<Value = Op> {
 const KINDS: [&str; 3] = ["warehouse", "store", "virtual"];
 
 fn apply(ledger: &mut Ledger, ops: &[Op]) {
-    let mut items: Vec<String> = Vec::new();
-    let mut locations: Vec<String> = Vec::new();
+    apply_from(ledger, ops, 0);
+}
+
+/// Applies `ops` as the `first`th op on (times never go back), picking among the items and
+/// locations the ledger already has.
+fn apply_from(ledger: &mut Ledger, ops: &[Op], first: usize) {
+    let ids = |v: Vec<Value>| v.iter().map(|x| x["id"].as_str().unwrap_or_default().to_owned()).collect::<Vec<_>>();
+    let mut items = ids(all(|w| ledger.list::<Item>(&CatalogueFilter::default(), w)));
+    let mut locations = ids(all(|w| ledger.list::<Location>(&CatalogueFilter::default(), w)));
     for (i, op) in ops.iter().enumerate() {
-        let now = Timestamp(1_700_000_000_000_000 + (i as i64 / 3) * 1_000_000);
+        let now = Timestamp(1_700_000_000_000_000 + ((first + i) as i64 / 3) * 1_000_000);
         let pick = |v: &Vec<String>, i: usize| v.get(i % v.len().max(1)).cloned();
         match op {
             Op::Item { sku, name, threshold } => {
@@ -284,6 +292,16 @@ fn check(ledger: &Ledger, limit: usize) {
         }
     }
 
+    // Events: the views the handler serializes are byte for byte the rendered events.
+    let whole = Window { start: 0, limit: usize::MAX };
+    let views = ledger.event_views(None, None, whole).expect("event views");
+    let rendered = ledger.events(None, None, whole).expect("events");
+    assert_eq!(
+        serde_json::to_string(&views.data).expect("json"),
+        serde_json::to_string(&rendered.data).expect("json"),
+        "event views"
+    );
+
     // Events: type.
     for kind in
         ["item.created", "item.updated", "location.archived", "stock_movement.created", "stock_level.below_threshold"]
@@ -310,6 +328,118 @@ proptest! {
         let mut restored: Ledger = serde_json::from_str(&text).expect("import");
         restored.rebuild().expect("rebuild");
         check(&restored, limit);
+    }
+}
+
+fn to_json<T: serde::Serialize>(data: Vec<T>) -> Vec<Value> {
+    data.iter().map(|x| serde_json::to_value(x).expect("json")).collect()
+}
+
+/// Inserts only (what may happen between two pages of a reader): items, locations, movements.
+fn insert_op() -> impl Strategy<Value = Op> {
+    op().prop_filter("an insert", |o| matches!(o, Op::Item { .. } | Op::Location { .. } | Op::Move { .. }))
+}
+
+/// The key of a list entry: its id, or a level's pair.
+fn key(v: &Value) -> String {
+    match v["id"].as_str() {
+        Some(id) => id.to_owned(),
+        None => format!("{}@{}", v["item_id"], v["location_id"]),
+    }
+}
+
+/// Pages through one list with one insert applied between every two pages, and checks what
+/// the reader got against the whole list before and after: nothing twice, in list order (a
+/// subsequence of the list after), and nothing skipped (every entry listed before, and still
+/// listed after, was read). The filters here are the ones an entry cannot leave.
+fn page_under_inserts(
+    ledger: &mut Ledger,
+    inserts: &[Op],
+    tick: &mut usize,
+    limit: usize,
+    what: &str,
+    list: &dyn Fn(&Ledger, Window) -> Vec<Value>,
+    next: &dyn Fn(&Ledger, Window) -> Option<usize>,
+) {
+    let whole = |l: &Ledger| list(l, Window { start: 0, limit: usize::MAX }).iter().map(key).collect::<Vec<_>>();
+    let before = whole(ledger);
+    let mut read = Vec::new();
+    let mut start = 0;
+    let mut pending = inserts.iter();
+    loop {
+        let w = Window { start, limit };
+        let page = list(ledger, w);
+        assert!(page.len() <= limit, "{what}: an oversized page");
+        read.extend(page.iter().map(key));
+        let Some(n) = next(ledger, w) else { break };
+        assert_eq!(page.len(), limit, "{what}: a short page before the end");
+        assert!(n >= start, "{what}: the cursor went back");
+        start = n;
+        if let Some(op) = pending.next() {
+            apply_from(ledger, std::slice::from_ref(op), *tick);
+            *tick += 1;
+        }
+    }
+    let after = whole(ledger);
+    let mut rest = after.iter();
+    for k in &read {
+        assert!(
+            rest.any(|a| a == k),
+            "{what}: {k} read twice, out of order, or not listed: read {read:?}, list {after:?}"
+        );
+    }
+    for k in before.iter().filter(|k| after.contains(k)) {
+        assert!(read.contains(k), "{what}: {k} skipped: read {read:?}, list {after:?}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, max_shrink_iters: 64, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Acceptance: paging under concurrent inserts never repeats or skips, for every filter
+    /// whose membership an insert cannot change (the ledger's lock orders a reader's pages and
+    /// the writers' inserts, so one insert between two pages is what concurrency can do).
+    #[test]
+    fn filtered_paging_under_inserts_never_repeats_or_skips(
+        ops in proptest::collection::vec(op(), 20..120),
+        inserts in proptest::collection::vec(insert_op(), 40..80),
+        limit in 1usize..5,
+    ) {
+        let mut ledger = Ledger::new();
+        apply(&mut ledger, &ops);
+        let mut tick = ops.len();
+        let items = all(|w| ledger.list::<Item>(&CatalogueFilter::default(), w));
+        let locations = all(|w| ledger.list::<Location>(&CatalogueFilter::default(), w));
+        let item = items.first().map(key);
+        let location = locations.first().map(key);
+        // Unfiltered lists.
+        page_under_inserts(&mut ledger, &inserts, &mut tick, limit, "items",
+            &|l, w| to_json(l.list::<Item>(&CatalogueFilter::default(), w).data),
+            &|l, w| l.list::<Item>(&CatalogueFilter::default(), w).next);
+        page_under_inserts(&mut ledger, &inserts, &mut tick, limit, "movements",
+            &|l, w| to_json(l.movements(&MovementFilter::default(), w).expect("movements").data),
+            &|l, w| l.movements(&MovementFilter::default(), w).expect("movements").next);
+        // Movements by item, location, type, and together.
+        for kind in [None, Some(MovementType::Receipt), Some(MovementType::Transfer)] {
+            for (it, lo) in [(item.clone(), None), (None, location.clone()), (item.clone(), location.clone()), (None, None)] {
+                let f = MovementFilter { item_id: it, location_id: lo, kind, ..MovementFilter::default() };
+                page_under_inserts(&mut ledger, &inserts, &mut tick, limit, &format!("movements {f:?}"),
+                    &|l, w| to_json(l.movements(&f, w).expect("movements").data),
+                    &|l, w| l.movements(&f, w).expect("movements").next);
+            }
+        }
+        // Events by type.
+        for kind in [None, Some("stock_movement.created"), Some("item.created")] {
+            page_under_inserts(&mut ledger, &inserts, &mut tick, limit, &format!("events {kind:?}"),
+                &|l, w| to_json(l.events(kind, None, w).expect("events").data),
+                &|l, w| l.events(kind, None, w).expect("events").next);
+        }
+        // Levels by item, location.
+        for (it, lo) in [(item.clone(), None), (None, location.clone()), (None, None)] {
+            page_under_inserts(&mut ledger, &inserts, &mut tick, limit, &format!("levels {it:?} {lo:?}"),
+                &|l, w| to_json(l.levels(it.as_deref(), lo.as_deref(), false, w).data),
+                &|l, w| l.levels(it.as_deref(), lo.as_deref(), false, w).next);
+        }
     }
 }
 
@@ -358,4 +488,109 @@ fn selective_filters_answer_on_the_first_page_of_a_large_tenant() {
     let page = ledger.levels(Some(&rare), None, false, first);
     assert_eq!((page.data.len(), page.next), (1, None));
     assert!(ledger.index_bytes() > 0);
+}
+
+/// Every filter of `GET /v1/webhook-deliveries` (endpoint, event, status and their
+/// combinations), paged with `limit`, against a brute-force scan of the whole list.
+fn check_deliveries(ledger: &Ledger, hooks: &Webhooks, limit: usize) {
+    let everything = all(|w| hooks.deliveries(ledger, None, None, None, w));
+    let s = |v: &Value, k: &str| v[k].as_str().unwrap_or_default().to_owned();
+    let mut endpoints: Vec<Option<String>> = vec![None];
+    let mut events: Vec<Option<String>> = vec![None];
+    for d in &everything {
+        for (list, k) in [(&mut endpoints, "endpoint_id"), (&mut events, "event_id")] {
+            if !list.contains(&Some(s(d, k))) && list.len() < 5 {
+                list.push(Some(s(d, k)));
+            }
+        }
+    }
+    endpoints.push(Some("whe_nope".to_owned()));
+    events.push(Some("evt_nope".to_owned()));
+    let statuses = [
+        None,
+        Some(DeliveryStatus::Pending),
+        Some(DeliveryStatus::Failed),
+        Some(DeliveryStatus::Succeeded),
+        Some(DeliveryStatus::Dead),
+    ];
+    for endpoint in &endpoints {
+        for event in &events {
+            for status in statuses {
+                let got = page_through("deliveries", limit, |w| {
+                    hooks.deliveries(ledger, endpoint.as_deref(), event.as_deref(), status, w)
+                });
+                let want: Vec<Value> = everything
+                    .iter()
+                    .filter(|d| endpoint.as_ref().is_none_or(|e| s(d, "endpoint_id") == *e))
+                    .filter(|d| event.as_ref().is_none_or(|e| s(d, "event_id") == *e))
+                    .filter(|d| status.is_none_or(|st| d["status"] == serde_json::to_value(st).expect("status")))
+                    .cloned()
+                    .collect();
+                assert_eq!(got, want, "deliveries endpoint {endpoint:?} event {event:?} status {status:?}");
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, max_shrink_iters: 64, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Deliveries' filters (API.md §1: by endpoint, event and status, which changes both ways:
+    /// pending, failed, succeeded, dead, and replayed) against a brute-force scan, before and
+    /// after the indexes are rebuilt from the stored records.
+    #[test]
+    fn delivery_filters_agree_with_a_brute_force_scan(
+        ops in proptest::collection::vec(op(), 20..80),
+        endpoints in proptest::collection::vec(0usize..3, 1..4),
+        rounds in proptest::collection::vec(proptest::collection::vec(0u8..5, 0..40), 1..5),
+        limit in 1usize..5,
+    ) {
+        let mut ledger = Ledger::new();
+        let mut hooks = Webhooks::default();
+        let start = Timestamp(1_700_000_000_000_000);
+        let kinds = [json!(["*"]), json!(["item.created"]), json!(["stock_movement.created", "location.created"])];
+        for e in endpoints {
+            let req = serde_json::from_value(json!({"url": "http://127.0.0.1:9/hook", "event_types": kinds[e]}))
+                .expect("endpoint body");
+            hooks.create_endpoint(&ledger.tag, req, start).expect("endpoint");
+        }
+        let half = ops.len() / 2;
+        apply(&mut ledger, &ops[..half]);
+        hooks.fan_out(&ledger, 0, None, start);
+        let from = ledger.event_count();
+        apply_from(&mut ledger, &ops[half..], half);
+        hooks.fan_out(&ledger, from, None, start);
+        let generator = twh_emulator::ids::Generator::system();
+        for (r, results) in rounds.iter().enumerate() {
+            // Far enough on that every retry is due.
+            let at = Timestamp(start.0 + (r as i64 + 1) * 100_000_000_000);
+            let claimed = hooks.claim_due(&ledger, at, results.len(), |_| true);
+            for (c, result) in claimed.iter().zip(results) {
+                let (status_code, error) = match result {
+                    0 => (Some(200), None),
+                    1 => (Some(500), None),
+                    2 => (Some(410), None),
+                    3 => (None, Some("connection refused".to_owned())),
+                    _ => (Some(204), None),
+                };
+                let attempt = AttemptResult { status_code, duration_ms: 1, error, retry_after_seconds: None };
+                for (kind, data) in hooks.record(&ledger, c.delivery, at, attempt, &[1, 2], &generator) {
+                    let from = ledger.event_count();
+                    ledger.emit_snapshot(kind, data, at);
+                    hooks.fan_out(&ledger, from, None, at);
+                }
+            }
+            // Replay the dead ones (dead -> pending; refused for an endpoint a 410 disabled).
+            let dead = hooks.deliveries(&ledger, None, None, Some(DeliveryStatus::Dead), Window { start: 0, limit: 3 });
+            for d in dead.data {
+                let _ = hooks.replay(&ledger, &d.id, at);
+            }
+        }
+        check_deliveries(&ledger, &hooks, limit);
+        // The indexes are not stored: rebuilt from the records, they answer the same.
+        let text = serde_json::to_string(&hooks).expect("export");
+        let mut restored: Webhooks = serde_json::from_str(&text).expect("import");
+        restored.rebuild(ledger.event_count() as u64).expect("rebuild");
+        check_deliveries(&ledger, &restored, limit);
+    }
 }

@@ -5,7 +5,9 @@
 //! `Movement` (eight `String`s) to serialise it was a measurable share of a write's cost; this
 //! writer is that optimisation, kept apart with the test that holds it equal to serde's output.
 
-use super::movements::MovementRecord;
+use serde::ser::{Serialize, SerializeStruct, Serializer};
+
+use super::movements::{LineRecord, MovementRecord};
 use super::{Ledger, position};
 #[cfg(doc)]
 use crate::domain::model::Movement;
@@ -58,7 +60,69 @@ fn write_movement(out: &mut Vec<u8>, ledger: &Ledger, sequence: u64, r: &Movemen
     Ok(())
 }
 
+/// A stored movement that serializes (through any serde serializer) exactly as its
+/// [`Movement`] does, field for field, without building it: ids are written from the stack
+/// ([`ids::IdText`]), text and metadata are borrowed from the record. What an event page
+/// renders for each `stock_movement.*` event.
+#[derive(Clone, Copy, Debug)]
+pub struct MovementRef<'a> {
+    ledger: &'a Ledger,
+    sequence: u64,
+    record: &'a MovementRecord,
+}
+
+/// One line of a [`MovementRef`], serialized as a `MovementLine`.
+struct LineRef<'a>(&'a Ledger, &'a LineRecord);
+
+/// The lines of a [`MovementRef`].
+struct LinesRef<'a>(MovementRef<'a>);
+
+impl Serialize for LineRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("MovementLine", 3)?;
+        st.serialize_field(
+            "location_id",
+            ids::IdText::new("loc", &self.0.tag, u64::from(self.1.location) + 1).as_str(),
+        )?;
+        st.serialize_field("delta", &self.1.delta)?;
+        st.serialize_field("quantity_after", &self.1.quantity_after)?;
+        st.end()
+    }
+}
+
+impl Serialize for LinesRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.record.lines().map(|l| LineRef(self.0.ledger, l)))
+    }
+}
+
+impl Serialize for MovementRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (ledger, r) = (self.ledger, self.record);
+        let extra = r.extra.as_deref();
+        let id = |prefix: &str, position: u64| ids::IdText::new(prefix, &ledger.tag, position);
+        let mut st = s.serialize_struct("Movement", 10)?;
+        st.serialize_field("id", id("mov", self.sequence).as_str())?;
+        st.serialize_field("sequence", &self.sequence)?;
+        st.serialize_field("type", &r.kind)?;
+        st.serialize_field("item_id", id("itm", u64::from(r.item) + 1).as_str())?;
+        st.serialize_field("lines", &LinesRef(*self))?;
+        st.serialize_field("reference", &r.reference())?;
+        st.serialize_field("reason", &extra.and_then(|e| e.reason.as_deref()))?;
+        st.serialize_field("metadata", &extra.and_then(|e| e.metadata.as_ref()))?;
+        st.serialize_field("reverses", &r.reverses().map(|s| id("mov", s.get())).as_ref().map(ids::IdText::as_str))?;
+        st.serialize_field("created_at", &r.created_at)?;
+        st.end()
+    }
+}
+
 impl Ledger {
+    /// The movement with this sequence as a [`MovementRef`], if it exists.
+    pub fn movement_ref(&self, sequence: u64) -> Option<MovementRef<'_>> {
+        let record = self.movements.get(position(sequence))?;
+        Some(MovementRef { ledger: self, sequence, record })
+    }
+
     /// The movement with this sequence as JSON, byte for byte what serialising
     /// [`Ledger::movement`] writes, without building it (the write path renders one per write).
     pub fn movement_json(&self, sequence: u64) -> String {
@@ -106,6 +170,11 @@ mod tests {
         sequences.push(ledger.reverse(&first_id, req(json!({"reason": "oops", "allow_negative": true})), now).unwrap());
         for s in sequences.into_iter().chain([999]) {
             assert_eq!(ledger.movement_json(s), serde_json::to_string(&ledger.movement(s)).unwrap(), "sequence {s}");
+            if let Some(r) = ledger.movement_ref(s) {
+                assert_eq!(serde_json::to_string(&r).unwrap(), ledger.movement_json(s), "MovementRef, sequence {s}");
+                let value = serde_json::to_value(r).unwrap();
+                assert_eq!(value, serde_json::to_value(ledger.movement(s)).unwrap(), "MovementRef as a Value");
+            }
         }
     }
 }
