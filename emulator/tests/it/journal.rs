@@ -155,6 +155,10 @@ async fn every_filter_and_paging() {
 
     // Bad input: a clear problem.
     admin.get("/_emulator/requests?cursor=abc").await.expect(400, "invalid_cursor");
+    // An empty cursor (a pasted null next_cursor) is the first page, as on every other list.
+    let first = admin.get("/_emulator/requests?limit=2").await.ok(200);
+    let empty = admin.get("/_emulator/requests?limit=2&cursor=").await.ok(200);
+    assert_eq!(first["data"][0]["id"], empty["data"][0]["id"]);
     for bad in ["limit=0", "limit=101", "status=99", "status=6xx", "method=G%20T", "nope=1"] {
         admin.get(&format!("/_emulator/requests?{bad}")).await.expect(422, "validation_failed");
     }

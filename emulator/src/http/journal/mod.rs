@@ -284,7 +284,7 @@ pub async fn list(State(s): St, _: Admin, mut q: Query) -> ApiResult<axum::Json<
             v.parse::<usize>().ok().filter(|n| (1..=LIMIT_MAX).contains(n))
         })
         .unwrap_or(LIMIT_DEFAULT);
-    let after = match q.text("cursor") {
+    let after = match q.cursor() {
         Some(c) => seq_of(&c).ok_or_else(|| {
             ApiError::new(StatusCode::BAD_REQUEST, "invalid_cursor", "The cursor is not an entry id of this journal.")
         })?,
