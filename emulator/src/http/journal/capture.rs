@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use bytes::Bytes;
 use http_body::{Body as _, Frame, SizeHint};
 use parking_lot::Mutex;
@@ -186,14 +186,11 @@ impl http_body::Body for ResponseTee {
     }
 }
 
-/// Headers whose values are credentials: the journal keeps a mask of them, never the value.
-const SECRET_HEADERS: [HeaderName; 5] = [
-    header::AUTHORIZATION,
-    header::PROXY_AUTHORIZATION,
-    header::COOKIE,
-    header::SET_COOKIE,
-    HeaderName::from_static("x-api-key"),
-];
+/// Whether `name`'s values are credentials (`Authorization`, `Proxy-Authorization`, `Cookie`,
+/// `Set-Cookie`, `X-Api-Key`): the journal keeps a mask of them, never the value.
+fn is_secret_header(name: &HeaderName) -> bool {
+    matches!(name.as_str(), "authorization" | "proxy-authorization" | "cookie" | "set-cookie" | "x-api-key")
+}
 
 /// Key prefixes the emulator issues, shown in masks: `sk_test_…a1b2`.
 const KEY_PREFIXES: [&str; 3] = ["sk_test_", "rk_test_", "whsec_"];
@@ -204,21 +201,36 @@ const SHOWN_TAIL_MIN_CHARS: usize = 16;
 /// `secret` masked: its key prefix if it has one, `…`, and its last 4 characters when it is
 /// long enough that they say little.
 pub fn mask_secret(secret: &str) -> String {
-    let prefix = KEY_PREFIXES.iter().find(|p| secret.starts_with(**p)).copied().unwrap_or("");
-    let tail = if secret.len() >= SHOWN_TAIL_MIN_CHARS && secret.is_char_boundary(secret.len() - 4) {
-        &secret[secret.len() - 4..]
-    } else {
-        ""
-    };
-    format!("{prefix}…{tail}")
+    let mut out = Vec::with_capacity(16);
+    push_masked(&mut out, secret.as_bytes());
+    String::from_utf8(out).expect("a mask of text is text")
 }
 
-/// A credential header's value masked: the scheme kept (`Bearer sk_test_…a1b2`).
-fn mask_header(value: &HeaderValue) -> String {
-    let text = String::from_utf8_lossy(value.as_bytes());
-    match text.split_once(' ') {
-        Some((scheme, secret)) => format!("{scheme} {}", mask_secret(secret.trim())),
-        None => mask_secret(&text),
+/// Appends the mask of `secret` (as [`mask_secret`]) to `out`, without a copy of the secret.
+fn push_masked(out: &mut Vec<u8>, secret: &[u8]) {
+    if let Some(prefix) = KEY_PREFIXES.iter().find(|p| secret.starts_with(p.as_bytes())) {
+        out.extend_from_slice(prefix.as_bytes());
+    }
+    out.extend_from_slice("…".as_bytes());
+    if secret.len() >= SHOWN_TAIL_MIN_CHARS {
+        let tail = &secret[secret.len() - 4..];
+        // Only a tail of whole characters (bytes that do not start inside a UTF-8 sequence).
+        if std::str::from_utf8(tail).is_ok() {
+            out.extend_from_slice(tail);
+        }
+    }
+}
+
+/// Appends a credential header's value masked, its scheme kept (`Bearer sk_test_…a1b2`).
+fn push_masked_header(out: &mut Vec<u8>, value: &HeaderValue) {
+    let bytes = value.as_bytes();
+    match bytes.iter().position(|b| *b == b' ') {
+        Some(space) => {
+            out.extend_from_slice(String::from_utf8_lossy(&bytes[..space]).as_bytes());
+            out.push(b' ');
+            push_masked(out, bytes[space + 1..].trim_ascii());
+        }
+        None => push_masked(out, bytes),
     }
 }
 
@@ -234,8 +246,8 @@ impl Head {
         for (name, value) in headers {
             out.extend_from_slice(name.as_str().as_bytes());
             out.extend_from_slice(b": ");
-            if SECRET_HEADERS.contains(name) {
-                out.extend_from_slice(mask_header(value).as_bytes());
+            if is_secret_header(name) {
+                push_masked_header(&mut out, value);
             } else {
                 out.extend_from_slice(value.as_bytes());
             }
@@ -296,6 +308,8 @@ pub fn redact_body(body: &Captured) -> Captured {
 
 #[cfg(test)]
 mod tests {
+    use axum::http::header;
+
     use super::*;
 
     #[test]
@@ -309,6 +323,20 @@ mod tests {
         assert_eq!(head.get("authorization"), Some("Bearer rk_test_…wxyz".as_bytes()));
         assert_eq!(head.iter().count(), 2);
         assert_eq!(head.get("etag"), Some(&b"\"1\""[..]));
+        // Every credential header, with or without a scheme; a value that is not text keeps no tail.
+        let mut headers = HeaderMap::new();
+        headers.insert("x-api-key", HeaderValue::from_static("sk_test_0123456789abcdefghijklmn"));
+        headers.insert(header::COOKIE, HeaderValue::from_static("session=0123456789abcdefXYZW"));
+        headers.insert(
+            header::PROXY_AUTHORIZATION,
+            HeaderValue::from_bytes(b"Basic \xff\xfe0123456789abcd\xff\xfe").unwrap(),
+        );
+        headers.insert("idempotency-key", HeaderValue::from_static("k-1"));
+        let head = Head::of(&headers);
+        assert_eq!(head.get("x-api-key"), Some("sk_test_…klmn".as_bytes()));
+        assert_eq!(head.get("cookie"), Some("…XYZW".as_bytes()));
+        assert_eq!(head.get("proxy-authorization"), Some("Basic …".as_bytes()));
+        assert_eq!(head.get("idempotency-key"), Some(&b"k-1"[..]));
         let body = Captured {
             chunks: vec![Bytes::from_static(br#"{"secret":"whsec_QUJDREVGR0hJSktMTU5PUFFSU1RVVldY","x":1}"#)],
             size_bytes: 10,
