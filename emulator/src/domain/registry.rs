@@ -2,7 +2,10 @@
 //!
 //! Tenants are independent: each has its own lock, so two sandboxes never wait on each other.
 //! API keys are read on every request and change rarely, so they sit in a copy-on-write map
-//! (`ArcSwap`): the read path takes no lock at all.
+//! (`ArcSwap`): the read path takes no lock at all. The map is persistent ([`KeyMap`]): a change
+//! (a sandbox created or deleted, a key rolled or expired) copies the few tree nodes it touches
+//! and shares the rest, so it costs O(log n) in the number of keys instead of a copy of them
+//! all, and the store is handed the secrets that changed rather than two maps to compare.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -60,8 +63,119 @@ pub struct KeyGrant {
     pub expires_at: Option<Timestamp>,
 }
 
-/// The API keys by secret. A grant is shared, not copied, with each request it authenticates.
-pub type KeyMap = HashMap<String, Arc<KeyGrant>>;
+/// The API keys, in persistent maps (`imbl`: hash array mapped tries whose nodes are shared
+/// between versions, so a clone is O(1) and a change copies only the path to what it changes):
+/// grants by secret (what every request looks up; a grant is shared, not copied, with each
+/// request it authenticates), each tenant's secrets (what rolls and deletes change), and the
+/// secrets that have an end (what expiry looks at).
+#[derive(Clone, Debug, Default)]
+pub struct KeyMap {
+    by_secret: imbl::HashMap<String, Arc<KeyGrant>>,
+    by_tenant: imbl::HashMap<String, Vec<String>>,
+    ending: imbl::HashSet<String>,
+}
+
+impl KeyMap {
+    /// The grant of `secret`.
+    pub fn get(&self, secret: &str) -> Option<&Arc<KeyGrant>> {
+        self.by_secret.get(secret)
+    }
+
+    /// Whether `secret` is a key.
+    pub fn contains_key(&self, secret: &str) -> bool {
+        self.by_secret.contains_key(secret)
+    }
+
+    /// Every grant, in no order.
+    pub fn values(&self) -> impl Iterator<Item = &Arc<KeyGrant>> {
+        self.by_secret.values()
+    }
+
+    /// Every key and its grant, in no order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Arc<KeyGrant>)> {
+        self.by_secret.iter()
+    }
+
+    /// How many keys.
+    pub fn len(&self) -> usize {
+        self.by_secret.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.by_secret.is_empty()
+    }
+
+    /// The grants of `tenant`.
+    pub fn of_tenant<'a>(&'a self, tenant: &str) -> impl Iterator<Item = &'a Arc<KeyGrant>> + 'a {
+        self.by_tenant.get(tenant).into_iter().flatten().filter_map(|s| self.by_secret.get(s.as_str()))
+    }
+
+    /// The grants with an end (rolled keys in their grace period).
+    pub fn ending(&self) -> impl Iterator<Item = &Arc<KeyGrant>> {
+        self.ending.iter().filter_map(|s| self.by_secret.get(s.as_str()))
+    }
+
+    /// Adds `grant`, or replaces the grant of its secret.
+    fn insert(&mut self, grant: Arc<KeyGrant>) {
+        let secret = grant.secret.clone();
+        if grant.expires_at.is_some() {
+            self.ending.insert(secret.clone());
+        } else {
+            self.ending.remove(&secret);
+        }
+        let secrets = self.by_tenant.entry(grant.tenant_id.clone()).or_default();
+        if !secrets.contains(&secret) {
+            secrets.push(secret.clone());
+        }
+        self.by_secret.insert(secret, grant);
+    }
+
+    /// Removes the key `secret`.
+    fn remove(&mut self, secret: &str) -> Option<Arc<KeyGrant>> {
+        let grant = self.by_secret.remove(secret)?;
+        self.ending.remove(secret);
+        if let Some(secrets) = self.by_tenant.get_mut(grant.tenant_id.as_str()) {
+            secrets.retain(|s| s != secret);
+            if secrets.is_empty() {
+                self.by_tenant.remove(grant.tenant_id.as_str());
+            }
+        }
+        Some(grant)
+    }
+}
+
+/// A change to the [`KeyMap`] under way: what is changed, and which secrets (for the store).
+struct KeyEdit {
+    keys: KeyMap,
+    changed: Vec<String>,
+}
+
+impl KeyEdit {
+    fn insert(&mut self, grant: Arc<KeyGrant>) {
+        self.changed.push(grant.secret.clone());
+        self.keys.insert(grant);
+    }
+
+    fn remove(&mut self, secret: &str) {
+        if self.keys.remove(secret).is_some() {
+            self.changed.push(secret.to_owned());
+        }
+    }
+
+    /// Every key removed.
+    fn clear(&mut self) {
+        self.changed.extend(self.keys.by_secret.keys().cloned());
+        self.keys = KeyMap::default();
+    }
+
+    /// The secrets changed, each once.
+    fn finish(mut self) -> (KeyMap, Vec<String>) {
+        self.changed.sort_unstable();
+        self.changed.dedup();
+        (self.keys, self.changed)
+    }
+}
 
 /// One tenant's state, all under one lock: what commits together lives together.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -247,18 +361,19 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn commit(&self, commit: Commit<'_>) -> std::io::Result<()>;
     /// A tenant was created with this state.
     fn tenant_created(&self, _tenant_id: &str, _state: &mut TenantState) {}
-    /// Tenants were created with these states, and the API keys changed from `before` to
-    /// `after`, as one change (fixtures: all or none, on disk too).
-    fn tenants_created(&self, tenants: &mut [(String, TenantState)], before: &KeyMap, after: &KeyMap) {
+    /// Tenants were created with these states, and the API keys `changed` (secrets, each once)
+    /// are now as in `after`, as one change (fixtures: all or none, on disk too).
+    fn tenants_created(&self, tenants: &mut [(String, TenantState)], after: &KeyMap, changed: &[String]) {
         for (id, state) in tenants.iter_mut() {
             self.tenant_created(id, state);
         }
-        self.keys_changed(before, after);
+        self.keys_changed(after, changed);
     }
     /// A tenant was deleted.
     fn tenant_deleted(&self, _tenant_id: &str) {}
-    /// The API keys changed from `before` to `after`.
-    fn keys_changed(&self, _before: &KeyMap, _after: &KeyMap) {}
+    /// The API keys `changed` (secrets, each once) are now as in `after` (a secret not in it
+    /// was removed).
+    fn keys_changed(&self, _after: &KeyMap, _changed: &[String]) {}
     /// A tenant-less idempotency record was written (`POST /v1/sandboxes`).
     fn global_record(&self, _key: Digest128, _record: &Record) {}
     /// The clock was moved.
@@ -376,7 +491,7 @@ impl World {
             settings,
             store,
             tenants: RwLock::new(HashMap::new()),
-            keys: ArcSwap::from_pointee(HashMap::new()),
+            keys: ArcSwap::from_pointee(KeyMap::default()),
             key_writer: Mutex::new(()),
             global_idempotency: Mutex::new(IdempotencyStore::default()),
         }
@@ -431,13 +546,18 @@ impl World {
         self.tenants.read().values().cloned().collect()
     }
 
-    fn edit_keys(&self, f: impl FnOnce(&mut KeyMap)) {
+    /// Changes the keys under the key writer: `f` edits a clone (O(1), see [`KeyMap`]), the store
+    /// is told which secrets changed, and readers see the new map from then on.
+    fn edit_keys<T>(&self, f: impl FnOnce(&mut KeyEdit) -> T) -> T {
         let _writer = self.key_writer.lock();
-        let before = self.keys.load_full();
-        let mut next = HashMap::clone(&before);
-        f(&mut next);
-        self.store.keys_changed(&before, &next);
-        self.keys.store(Arc::new(next));
+        let mut edit = KeyEdit { keys: KeyMap::clone(&self.keys.load()), changed: Vec::new() };
+        let out = f(&mut edit);
+        let (next, changed) = edit.finish();
+        if !changed.is_empty() {
+            self.store.keys_changed(&next, &changed);
+            self.keys.store(Arc::new(next));
+        }
+        out
     }
 
     /// Every API key.
@@ -522,8 +642,8 @@ impl World {
         let tenant = Arc::new(Tenant::new(id, state));
         self.tenants.write().insert(tenant.id.clone(), tenant);
         self.edit_keys(|keys| {
-            keys.insert(secret.secret.clone(), Arc::new(secret));
-            keys.insert(restricted.secret.clone(), Arc::new(restricted));
+            keys.insert(Arc::new(secret));
+            keys.insert(Arc::new(restricted));
         });
         Ok(created)
     }
@@ -550,14 +670,15 @@ impl World {
                 format!("this emulator holds {count} sandboxes and at most {SANDBOX_COUNT_MAX}; delete some"),
             )]));
         }
-        let mut after = HashMap::clone(&before);
+        let mut edit = KeyEdit { keys: KeyMap::clone(&before), changed: Vec::new() };
         let mut states = Vec::with_capacity(built.len());
         for t in built {
-            after.insert(t.secret.secret.clone(), Arc::new(t.secret));
-            after.insert(t.restricted.secret.clone(), Arc::new(t.restricted));
+            edit.insert(Arc::new(t.secret));
+            edit.insert(Arc::new(t.restricted));
             states.push((t.state.sandbox.id.clone(), t.state));
         }
-        self.store.tenants_created(&mut states, &before, &after);
+        let (after, changed) = edit.finish();
+        self.store.tenants_created(&mut states, &after, &changed);
         let mut tenants = self.tenants.write();
         for (id, state) in states {
             tenants.insert(id.clone(), Arc::new(Tenant::new(id, state)));
@@ -575,7 +696,12 @@ impl World {
         self.tenants.write().remove(tenant_id);
         self.store.tenant_deleted(tenant_id);
         drop(state);
-        self.edit_keys(|keys| keys.retain(|_, g| g.tenant_id != tenant_id));
+        self.edit_keys(|keys| {
+            let secrets: Vec<String> = keys.keys.of_tenant(tenant_id).map(|g| g.secret.clone()).collect();
+            for secret in secrets {
+                keys.remove(&secret);
+            }
+        });
     }
 
     /// `POST /v1/api-keys/roll` by the key `by`: a new secret key; the tenant's other secret keys
@@ -594,26 +720,34 @@ impl World {
             expires_at: None,
         };
         let out = ApiKeyRolled { secret_key: fresh.secret.clone(), previous_key_expires_at: expires };
-        let mut permanent = false;
-        self.edit_keys(|keys| {
-            permanent = keys
+        let permanent = self.edit_keys(|keys| {
+            let permanent = keys
+                .keys
                 .get(by)
                 .is_some_and(|g| g.tenant_id == tenant_id && g.kind == KeyKind::Secret && g.expires_at.is_none());
             if !permanent {
-                return;
+                return false;
             }
-            for g in keys.values_mut() {
-                if g.tenant_id == tenant_id && g.kind == KeyKind::Secret {
-                    let g = Arc::make_mut(g);
+            let ending: Vec<Arc<KeyGrant>> = keys
+                .keys
+                .of_tenant(tenant_id)
+                .filter(|g| g.kind == KeyKind::Secret)
+                .map(|g| {
+                    let mut g = KeyGrant::clone(g);
                     g.expires_at = Some(g.expires_at.map_or(expires, |t| t.min(expires)));
-                }
+                    Arc::new(g)
+                })
+                .collect();
+            for g in ending {
+                keys.insert(g);
             }
-            keys.insert(fresh.secret.clone(), Arc::new(fresh));
+            keys.insert(Arc::new(fresh));
             // At most SECRET_KEYS_MAX secret keys a sandbox: past it the grace period of the
             // oldest ends now (rolls within a grace period otherwise pile keys up).
             let mut graced: Vec<(Timestamp, String, String)> = keys
-                .values()
-                .filter(|g| g.tenant_id == tenant_id && g.kind == KeyKind::Secret)
+                .keys
+                .of_tenant(tenant_id)
+                .filter(|g| g.kind == KeyKind::Secret)
                 .filter_map(|g| g.expires_at.map(|t| (t, g.id.clone(), g.secret.clone())))
                 .collect();
             let excess = (graced.len() + 1).saturating_sub(SECRET_KEYS_MAX);
@@ -623,6 +757,7 @@ impl World {
                     keys.remove(&secret);
                 }
             }
+            true
         });
         permanent.then_some(out)
     }
@@ -651,8 +786,17 @@ impl World {
         }
         let expired =
             |g: &KeyGrant| g.expires_at.is_some_and(|t| nows.get(g.tenant_id.as_str()).is_some_and(|n| t <= *n));
-        if self.keys.load().values().any(|g| expired(g)) {
-            self.edit_keys(|keys| keys.retain(|_, g| !expired(g)));
+        // Only the keys with an end are looked at (rolled ones in their grace period).
+        let ended: Vec<String> = self.keys.load().ending().filter(|g| expired(g)).map(|g| g.secret.clone()).collect();
+        if !ended.is_empty() {
+            self.edit_keys(|keys| {
+                for secret in &ended {
+                    // Still ended: a key is never given a later end.
+                    if keys.keys.get(secret).is_some_and(|g| expired(g)) {
+                        keys.remove(secret);
+                    }
+                }
+            });
         }
     }
 
@@ -717,7 +861,12 @@ impl World {
         }
         self.retire_all();
         *self.tenants.write() = tenants;
-        self.edit_keys(|keys| *keys = state.keys.into_iter().map(|k| (k.secret.clone(), Arc::new(k))).collect());
+        self.edit_keys(|keys| {
+            keys.clear();
+            for k in state.keys {
+                keys.insert(Arc::new(k));
+            }
+        });
         self.clock.restore(state.clock_offset_micros, state.now);
         Ok(())
     }
@@ -795,7 +944,7 @@ impl World {
     pub fn reset(&self) {
         self.retire_all();
         self.tenants.write().clear();
-        self.edit_keys(HashMap::clear);
+        self.edit_keys(KeyEdit::clear);
         *self.global_idempotency.lock() = IdempotencyStore::default();
         self.store.replaced(self);
     }

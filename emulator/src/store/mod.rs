@@ -414,15 +414,10 @@ impl DurableStore {
 }
 
 /// The ops that take the API keys from `before` to `after`.
-fn key_ops(before: &KeyMap, after: &KeyMap, ops: &mut Vec<Op>) {
-    for (secret, g) in after {
-        let same = before.get(secret).is_some_and(|b| b.id == g.id && b.expires_at == g.expires_at);
-        if !same {
-            ops.push(Op::Key { secret: secret.clone(), body: Some(json(&**g)) });
-        }
-    }
-    for secret in before.keys().filter(|s| !after.contains_key(*s)) {
-        ops.push(Op::Key { secret: secret.clone(), body: None });
+/// The rows of the keys `changed`: each as it is in `after`, or its deletion.
+fn key_ops(after: &KeyMap, changed: &[String], ops: &mut Vec<Op>) {
+    for secret in changed {
+        ops.push(Op::Key { secret: secret.clone(), body: after.get(secret).map(|g| json(&**g)) });
     }
 }
 
@@ -679,14 +674,14 @@ impl Store for Arc<DurableStore> {
         self.push(ops);
     }
 
-    fn tenants_created(&self, tenants: &mut [(String, TenantState)], before: &KeyMap, after: &KeyMap) {
+    fn tenants_created(&self, tenants: &mut [(String, TenantState)], after: &KeyMap, changed: &[String]) {
         // One push: the writer commits one push in one transaction, so the tenants and their
         // keys are on disk together or not at all.
         let mut ops = Vec::new();
         for (id, state) in tenants.iter_mut() {
             self.base_ops(id, state, &mut ops);
         }
-        key_ops(before, after, &mut ops);
+        key_ops(after, changed, &mut ops);
         self.push(ops);
     }
 
@@ -694,9 +689,9 @@ impl Store for Arc<DurableStore> {
         self.push(vec![Op::DeleteTenant { tenant: tenant_id.to_owned() }]);
     }
 
-    fn keys_changed(&self, before: &KeyMap, after: &KeyMap) {
+    fn keys_changed(&self, after: &KeyMap, changed: &[String]) {
         let mut ops = Vec::new();
-        key_ops(before, after, &mut ops);
+        key_ops(after, changed, &mut ops);
         self.push(ops);
     }
 

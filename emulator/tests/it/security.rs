@@ -297,6 +297,45 @@ async fn a_sandbox_holds_at_most_ten_secret_keys_however_often_it_rolls() {
     env.shutdown().await;
 }
 
+/// Issue 19 (found by reading): each key change (a roll, a sandbox created or deleted) used to
+/// copy the whole key map, every grant of every sandbox, under the key writer. The map is
+/// persistent now: while a reader still holds the version from before a roll, the new version
+/// shares all but the few grants on the changed path (a copied map would hold a second
+/// reference to every one of the 2,000), and the roll, a delete and a create each change
+/// exactly their own keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_change_copies_the_keys_it_touches_not_the_map() {
+    let env = Env::new().await;
+    let world = &env.emu.state().world;
+    let mut secrets = Vec::new();
+    for i in 0..1000 {
+        let req = serde_json::from_value(json!({ "name": format!("s{i}") })).unwrap();
+        let created = world.create_sandbox(req).expect("create");
+        secrets.push((created.id, created.secret_key, created.restricted_key));
+    }
+    let before = world.keys();
+    let (tenant, by, _) = &secrets[500];
+    let rolled = world.roll_key(tenant, by).expect("a permanent key rolls");
+    let after = world.keys();
+    let others: Vec<&String> = secrets.iter().filter(|(t, ..)| t != tenant).flat_map(|(_, sk, rk)| [sk, rk]).collect();
+    let shared_twice =
+        others.iter().filter(|s| std::sync::Arc::strong_count(after.get(s.as_str()).unwrap()) > 1).count();
+    assert!(shared_twice <= 100, "{shared_twice} of {} other grants were copied into the new map", others.len());
+    // Both versions answer as of their time: the old one has no new key, the new one has it.
+    assert!(before.get(&rolled.secret_key).is_none());
+    assert_eq!(after.get(&rolled.secret_key).unwrap().tenant_id, *tenant);
+    assert!(after.get(by.as_str()).unwrap().expires_at.is_some(), "the rolling key is in its grace period");
+    drop(before);
+    // A delete removes its sandbox's keys and no other.
+    let count = world.keys().values().count();
+    world.delete_sandbox(&secrets[7].0);
+    let keys = world.keys();
+    assert_eq!(keys.values().count(), count - 2);
+    assert!(keys.get(&secrets[7].1).is_none() && keys.get(&secrets[7].2).is_none());
+    assert!(keys.get(&secrets[8].1).is_some());
+    env.shutdown().await;
+}
+
 /// Issue 19 item 7, at its scale: 1,200 connections that never send a byte are all closed after
 /// the header-read timeout, and the emulator answers while they are open and after.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
