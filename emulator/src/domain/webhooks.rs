@@ -807,6 +807,20 @@ impl Webhooks {
         self.schedule.len()
     }
 
+    /// Heap bytes held by the deliveries' list indexes (by endpoint, by event, by status),
+    /// counted as [`Ledger::index_bytes`] counts the ledger's: posting lists by capacity, the
+    /// event map by its slots (key, list header and control byte each), a status set at 8 bytes
+    /// per position. The retry schedule is the dispatcher's queue, not a list index, and is not
+    /// counted.
+    pub fn index_bytes(&self) -> usize {
+        let by_endpoint = self.by_endpoint.iter().map(Postings::bytes).sum::<usize>()
+            + self.by_endpoint.capacity() * std::mem::size_of::<Postings>();
+        let by_event = self.by_event.values().map(Postings::bytes).sum::<usize>()
+            + self.by_event.capacity() * (std::mem::size_of::<(u64, Postings)>() + 1);
+        let by_status = self.by_status.iter().map(BTreeSet::len).sum::<usize>() * 8;
+        by_endpoint + by_event + by_status
+    }
+
     /// How many deliveries have `status` (from the status index: no scan).
     pub fn status_count(&self, status: DeliveryStatus) -> usize {
         self.by_status[status as usize].len()
