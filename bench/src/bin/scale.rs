@@ -2,9 +2,12 @@
 //! answer from indexes"). Builds one tenant of 100,000 items and 1,000,000 movements through the
 //! emulator's whole HTTP application in this process (`twh_emulator::app`, no sockets, as
 //! `inproc` does), then times the first page of each filter, of `q=` at 0.1% selectivity, of an
-//! exact `sku=`, and of `as_of` in the middle of a pair with 200,000 lines, each against the
-//! unfiltered first page of the same list in the same run (interleaved call by call), and prints
-//! a Markdown table, then the same in thread CPU time.
+//! exact `sku=`, of `as_of` in the middle of a pair with 200,000 lines, and of each filter of
+//! the webhook deliveries (about 1,100,000 of them, from three endpoints subscribed before the
+//! first write), each against the unfiltered first page of the same list in the same run
+//! (interleaved call by call), and prints a Markdown table, then the same in thread CPU time.
+//! The timing starts once the dispatcher has caught up (nothing due within a minute, no attempt
+//! for half a second), and the bench prints how many attempts it made during the timing.
 //!
 //! ```sh
 //! cargo run --release -p twh-bench --bin twh-bench-scale [-- ITEMS MOVEMENTS]
@@ -47,6 +50,26 @@ async fn post(
         bail!("POST {path} answered {status}: {}", String::from_utf8_lossy(&bytes));
     }
     Ok(serde_json::from_slice(&bytes)?)
+}
+
+/// Creates a webhook endpoint; returns its id.
+async fn endpoint(app: &twh_emulator::App, bearer: &str, url: String, types: &[&str]) -> anyhow::Result<String> {
+    let v = post(app, bearer, "/v1/webhook-endpoints", None, json!({"url": url, "event_types": types})).await?;
+    Ok(v["id"].as_str().context("endpoint id")?.to_owned())
+}
+
+/// `PATCH` with `If-Match: *`.
+async fn patch(app: &twh_emulator::App, bearer: &str, path: &str, body: Value) -> anyhow::Result<()> {
+    let req = Request::patch(path)
+        .header(header::AUTHORIZATION, bearer)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::IF_MATCH, "*")
+        .body(Full::new(Bytes::from(body.to_string())))?;
+    let (status, bytes) = call(app, req).await?;
+    if status != 200 {
+        bail!("PATCH {path} answered {status}: {}", String::from_utf8_lossy(&bytes));
+    }
+    Ok(())
 }
 
 async fn get(app: &twh_emulator::App, bearer: &str, path: &str) -> anyhow::Result<Bytes> {
@@ -141,6 +164,45 @@ fn proc_counts() -> (u64, u64, u64) {
     (minflt, field("voluntary_ctxt_switches"), field("nonvoluntary_ctxt_switches"))
 }
 
+/// Serves the bench's webhook receiver (answers every `POST` with a 201) on a thread of its own,
+/// so that it never runs on the thread that times the calls; returns its address.
+fn start_receiver() -> anyhow::Result<std::net::SocketAddr> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    std::thread::Builder::new().name("receiver".into()).spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+        runtime.block_on(async move {
+            if let Ok(listener) = tokio::net::TcpListener::from_std(listener) {
+                twh_bench::bare::serve(listener).await;
+            }
+        });
+    })?;
+    Ok(addr)
+}
+
+/// Waits until the dispatcher has caught up with the tenant: nothing due within a minute and no
+/// attempt made for half a second. Returns the seconds waited.
+async fn settle(emulator: &twh_emulator::Emulator, tenant: &str) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let state = emulator.state();
+    let tenant = state.world.tenant(tenant).context("the tenant")?;
+    let mut last = u64::MAX;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let attempts = state.dispatcher.stats().attempts;
+        let now = tenant.now(&state.world.clock);
+        let next = tenant.state.lock().webhooks.next_due();
+        if attempts == last && next.is_none_or(|t| t > now.plus_seconds(60)) {
+            return Ok(started.elapsed().as_secs_f64());
+        }
+        if started.elapsed().as_secs() > 900 {
+            bail!("the dispatcher did not catch up in 15 minutes");
+        }
+        last = attempts;
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     twh_bench::without_huge_pages();
     let mut args = std::env::args().skip(1);
@@ -153,6 +215,11 @@ fn main() -> anyhow::Result<()> {
 async fn run(items: usize, movements: usize) -> anyhow::Result<()> {
     let mut config = twh_emulator::Config::default();
     config.http.rate_limit_per_second = 0;
+    // Deliveries that fail without traffic (a receiver refusing, cooling down) finish at once,
+    // so the default 32 in flight per sandbox, claimed every 5 ms, would cap the dispatcher at
+    // about 6,400 attempts a second, behind a load that creates far more deliveries than that:
+    // let it claim its whole batch, so it catches up with the load before the timing starts.
+    config.webhooks.concurrency = config.webhooks.batch_max;
     let emulator = twh_emulator::Emulator::start(config).await?;
     let pro = twh_emulator::domain::model::CreateSandbox {
         plan: Some(twh_emulator::domain::model::Plan::Pro),
@@ -162,6 +229,18 @@ async fn run(items: usize, movements: usize) -> anyhow::Result<()> {
     let bearer = format!("Bearer {}", sandbox.secret_key);
     let app = twh_emulator::app(emulator.state().clone());
     let started = Instant::now();
+
+    // Webhooks, subscribed before anything is written: "erp" gets every movement and refuses
+    // connections (its deliveries fail and wait for their retries); "catalogue" gets item
+    // updates, one per batch of movements, and answers 201 (they succeed: 0.1% of the
+    // deliveries, spread over the list); "legacy" got every item and location created and was
+    // then switched off (its deliveries go dead: the first tenth of the list).
+    let refused = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let receiver = start_receiver()?;
+    let erp = endpoint(&app, &bearer, format!("http://{refused}/erp"), &["stock_movement.created"]).await?;
+    let catalogue = endpoint(&app, &bearer, format!("http://{receiver}/catalogue"), &["item.updated"]).await?;
+    let legacy =
+        endpoint(&app, &bearer, format!("http://{refused}/legacy"), &["item.created", "location.created"]).await?;
 
     // Catalogue: every 1,000th item is a "special" (q= at 0.1%); every 500th has a threshold.
     let mut ids = Vec::with_capacity(items);
@@ -184,6 +263,7 @@ async fn run(items: usize, movements: usize) -> anyhow::Result<()> {
             post(&app, &bearer, "/v1/locations", None, json!({"code": format!("LOC-{i}"), "name": "Store"})).await?;
         locations.push(v["id"].as_str().context("location id")?.to_owned());
     }
+    patch(&app, &bearer, &format!("/v1/webhook-endpoints/{legacy}"), json!({"enabled": false})).await?;
     let hot = ids[0].clone();
     let rare = ids[items / 2].clone();
     let hot_lines = (movements / 5).max(1);
@@ -221,6 +301,10 @@ async fn run(items: usize, movements: usize) -> anyhow::Result<()> {
             json!({"movements": batch}),
         )
         .await?;
+        // A catalogue edit between batches: one item.updated event, one delivery to "catalogue".
+        let edited = &ids[(batches * 7919 + 13) % items];
+        patch(&app, &bearer, &format!("/v1/items/{edited}"), json!({"name": format!("Widget {batches} (edited)")}))
+            .await?;
         batches += 1;
         written += batch.len();
         if middle_time.is_none() && written >= movements / 2 {
@@ -228,9 +312,34 @@ async fn run(items: usize, movements: usize) -> anyhow::Result<()> {
         }
     }
     let built = started.elapsed().as_secs_f64();
-    let index_bytes =
-        emulator.state().world.tenant(&sandbox.id).map(|t| t.state.lock().ledger.index_bytes()).unwrap_or_default();
+    let settled = settle(&emulator, &sandbox.id).await?;
+    let tenant = emulator.state().world.tenant(&sandbox.id).context("the tenant")?;
+    let (ledger_index_bytes, delivery_index_bytes, statuses) = {
+        use twh_emulator::domain::webhooks::DeliveryStatus as S;
+        let st = tenant.state.lock();
+        let count = |s| st.webhooks.status_count(s);
+        let statuses = [S::Pending, S::Failed, S::Succeeded, S::Dead].map(count);
+        (st.ledger.index_bytes(), st.webhooks.index_bytes(), statuses)
+    };
+    let deliveries: usize = statuses.iter().sum();
+    let rss = twh_bench::procfs::rss_bytes(std::process::id()).unwrap_or_default();
     let middle = middle_time.context("a middle time")?;
+
+    // An event with one delivery, from the middle of the list: the middle one of "catalogue".
+    let mut cursor = String::new();
+    let mut events = Vec::new();
+    loop {
+        let path = format!("/v1/webhook-deliveries?endpoint_id={catalogue}&limit=100&cursor={cursor}");
+        let v: Value = serde_json::from_slice(&get(&app, &bearer, &path).await?)?;
+        for d in v["data"].as_array().context("deliveries")? {
+            events.push(d["event_id"].as_str().context("event id")?.to_owned());
+        }
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_owned(),
+            None => break,
+        }
+    }
+    let mid_event = events.get(events.len() / 2).context("a catalogue delivery")?.clone();
 
     let item_q = format!("/v1/items?sku=SKU-{:06}", items / 3);
     let as_of = format!("/v1/items/{hot}/stock-levels/{}?as_of={middle}", locations[0]);
@@ -265,11 +374,62 @@ async fn run(items: usize, movements: usize) -> anyhow::Result<()> {
         ("levels: location_id=", format!("/v1/stock-levels?location_id={}", locations[3]), "/v1/stock-levels".into()),
         ("levels: below_threshold=true", "/v1/stock-levels?below_threshold=true".into(), "/v1/stock-levels".into()),
         ("level: as_of mid-pair (200k lines)", as_of, current),
+        (
+            "deliveries: endpoint_id= (0.1%)",
+            format!("/v1/webhook-deliveries?endpoint_id={catalogue}"),
+            "/v1/webhook-deliveries".into(),
+        ),
+        (
+            "deliveries: endpoint_id= (90%)",
+            format!("/v1/webhook-deliveries?endpoint_id={erp}"),
+            "/v1/webhook-deliveries".into(),
+        ),
+        (
+            "deliveries: event_id= (1 match)",
+            format!("/v1/webhook-deliveries?event_id={mid_event}"),
+            "/v1/webhook-deliveries".into(),
+        ),
+        (
+            "deliveries: status=succeeded (0.1%)",
+            "/v1/webhook-deliveries?status=succeeded".into(),
+            "/v1/webhook-deliveries".into(),
+        ),
+        (
+            "deliveries: status=dead (first 9%)",
+            "/v1/webhook-deliveries?status=dead".into(),
+            "/v1/webhook-deliveries".into(),
+        ),
+        (
+            "deliveries: status=failed (after the dead)",
+            "/v1/webhook-deliveries?status=failed".into(),
+            "/v1/webhook-deliveries".into(),
+        ),
+        (
+            "deliveries: endpoint_id= & status=failed",
+            format!("/v1/webhook-deliveries?endpoint_id={erp}&status=failed"),
+            "/v1/webhook-deliveries".into(),
+        ),
+        (
+            "deliveries: event_id= & endpoint_id=",
+            format!("/v1/webhook-deliveries?event_id={mid_event}&endpoint_id={catalogue}"),
+            "/v1/webhook-deliveries".into(),
+        ),
     ];
+    let [pending, failed, succeeded, dead] = statuses;
+    let load = twh_bench::procfs::load_average().unwrap_or_default();
     println!(
-        "Tenant: {items} items, {movements} movements ({hot_lines} on one pair), built in {built:.1} s; indexes {:.1} MB.\n",
-        index_bytes as f64 / 1e6
+        "Tenant: {items} items, {movements} movements ({hot_lines} on one pair), {deliveries} webhook deliveries \
+         ({pending} pending, {failed} failed, {succeeded} succeeded, {dead} dead); built in {built:.1} s, \
+         dispatcher caught up {settled:.1} s later; load average {load}.\n\
+         Indexes {:.1} MB: ledger and catalogue {:.1} MB, webhook deliveries {:.1} MB. Resident memory of the \
+         process (tenant, deliveries with their attempts, indexes, allocator): {:.0} MB.\n",
+        (ledger_index_bytes + delivery_index_bytes) as f64 / 1e6,
+        ledger_index_bytes as f64 / 1e6,
+        delivery_index_bytes as f64 / 1e6,
+        rss as f64 / 1e6,
     );
+    let attempts_before = emulator.state().dispatcher.stats().attempts;
+    let timing = Instant::now();
     println!("| first page of | rows | p50 µs | p99 µs | unfiltered p50 µs | p99 µs | ratio p50 | ratio p99 |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     let mut cpu_table = Vec::new();
@@ -288,6 +448,12 @@ async fn run(items: usize, movements: usize) -> anyhow::Result<()> {
             p99 / b99
         ));
     }
+    println!(
+        "\nTimed in {:.1} s; webhook attempts made meanwhile: {}; load average {}.",
+        timing.elapsed().as_secs_f64(),
+        emulator.state().dispatcher.stats().attempts - attempts_before,
+        twh_bench::procfs::load_average().unwrap_or_default()
+    );
     println!("\nThe same calls in thread CPU time (without time spent preempted by other processes):\n");
     println!("| first page of | p50 µs | p99 µs | unfiltered p50 µs | p99 µs | ratio p50 | ratio p99 |");
     println!("|---|---:|---:|---:|---:|---:|---:|");

@@ -13,7 +13,7 @@
 //! exhausted, so a dead endpoint cannot feed itself). The schedule can be set globally and per
 //! endpoint. A 410 disables the endpoint (`webhook_endpoint.disabled`).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -337,7 +337,7 @@ pub struct Webhooks {
     by_endpoint: Vec<Postings>,
     /// Delivery positions by event position.
     #[serde(skip)]
-    by_event: HashMap<u64, Postings>,
+    by_event: ByEvent,
     /// Delivery positions by status (`DeliveryStatus as usize`); a status changes both ways.
     #[serde(skip)]
     by_status: [BTreeSet<u32>; 4],
@@ -396,21 +396,68 @@ fn disabled() -> DomainError {
     DomainError::new(ErrorKind::EndpointDisabled, "The endpoint is disabled; enable it first (PATCH enabled: true).")
 }
 
-/// Adds the delivery at position `p` to the list indexes.
-fn index_delivery(
-    by_endpoint: &mut Vec<Postings>,
-    by_event: &mut HashMap<u64, Postings>,
-    by_status: &mut [BTreeSet<u32>; 4],
-    p: usize,
-    d: &DeliveryRecord,
-) {
-    let p = p as u32;
+/// Delivery positions by event: one sorted vector of `event << 32 | position`, so the
+/// deliveries of an event are one run of it, found by binary search. A commit fans its events
+/// out in order, so a new delivery is an append. 8 bytes a delivery, where a map from each event
+/// to a posting list of its own cost some 80 (a slot, a list header and an allocation per event,
+/// and nearly every event has one delivery or a few). Event positions fit in 32 bits, as in the
+/// ledger's own indexes.
+#[derive(Clone, Debug, Default)]
+struct ByEvent(Vec<u64>);
+
+impl ByEvent {
+    fn key(event: u64, position: u32) -> u64 {
+        event << 32 | u64::from(position)
+    }
+
+    /// Adds a delivery: an append unless its event is older than the last one's.
+    fn add(&mut self, event: u64, position: u32) {
+        let key = Self::key(event, position);
+        if self.0.last().is_none_or(|last| *last < key) {
+            self.0.push(key);
+        } else if let Err(i) = self.0.binary_search(&key) {
+            self.0.insert(i, key);
+        }
+    }
+
+    /// The positions of the deliveries of `event`.
+    fn run(&self, event: u64) -> EventRun<'_> {
+        let from = self.0.partition_point(|k| *k < Self::key(event, 0));
+        let len = self.0[from..].partition_point(|k| *k >> 32 == event);
+        EventRun(&self.0[from..from + len])
+    }
+
+    fn bytes(&self) -> usize {
+        self.0.capacity() * std::mem::size_of::<u64>()
+    }
+}
+
+/// The deliveries of one event: keys of one event, so ordered by position.
+struct EventRun<'a>(&'a [u64]);
+
+impl EventRun<'_> {
+    fn position(key: u64) -> u32 {
+        (key & u64::from(u32::MAX)) as u32
+    }
+}
+
+impl Seek for EventRun<'_> {
+    fn seek(&self, from: u32) -> Option<u32> {
+        let i = self.0.partition_point(|k| Self::position(*k) < from);
+        self.0.get(i).map(|k| Self::position(*k))
+    }
+    fn count(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// Adds the delivery at position `p` to the list indexes by endpoint and status.
+fn index_delivery(by_endpoint: &mut Vec<Postings>, by_status: &mut [BTreeSet<u32>; 4], p: u32, d: &DeliveryRecord) {
     let e = d.endpoint as usize;
     if by_endpoint.len() <= e {
         by_endpoint.resize_with(e + 1, Postings::default);
     }
     by_endpoint[e].push(p);
-    by_event.entry(d.event).or_default().push(p);
     by_status[d.status as usize].insert(p);
 }
 
@@ -486,8 +533,8 @@ impl Webhooks {
     /// deserialisation (they are not stored).
     pub fn rebuild(&mut self, events: u64) -> Result<(), String> {
         self.by_endpoint = Vec::new();
-        self.by_event = HashMap::new();
         self.by_status = Default::default();
+        let mut by_event = Vec::with_capacity(self.deliveries.len());
         for p in 0..self.deliveries.len() {
             if let Some(d) = self.deliveries.get(p) {
                 // Every reference resolves: the dispatcher and reads index by them.
@@ -497,9 +544,13 @@ impl Webhooks {
                 if d.event == 0 || d.event > events {
                     return Err(format!("delivery {} names event {}, which does not exist", p + 1, d.event));
                 }
-                index_delivery(&mut self.by_endpoint, &mut self.by_event, &mut self.by_status, p, d);
+                index_delivery(&mut self.by_endpoint, &mut self.by_status, p as u32, d);
+                by_event.push(ByEvent::key(d.event, p as u32));
             }
         }
+        // Sorted once, whatever order a loaded document gave its deliveries.
+        by_event.sort_unstable();
+        self.by_event = ByEvent(by_event);
         self.schedule = self
             .deliveries
             .iter_from(0)
@@ -775,7 +826,8 @@ impl Webhooks {
                     in_flight: false,
                 };
                 let p = self.deliveries.len();
-                index_delivery(&mut self.by_endpoint, &mut self.by_event, &mut self.by_status, p, &d);
+                index_delivery(&mut self.by_endpoint, &mut self.by_status, p as u32, &d);
+                self.by_event.add(d.event, p as u32);
                 self.deliveries.push(d);
                 self.schedule.insert((now, sequence));
             }
@@ -805,6 +857,18 @@ impl Webhooks {
     /// Number of deliveries waiting for an attempt.
     pub fn waiting(&self) -> usize {
         self.schedule.len()
+    }
+
+    /// Heap bytes held by the deliveries' list indexes (by endpoint, by event, by status),
+    /// counted as [`Ledger::index_bytes`] counts the ledger's: vectors by capacity, a status set
+    /// at 8 bytes per position. The retry schedule is the dispatcher's queue, not a list index, and is not
+    /// counted.
+    pub fn index_bytes(&self) -> usize {
+        let by_endpoint = self.by_endpoint.iter().map(Postings::bytes).sum::<usize>()
+            + self.by_endpoint.capacity() * std::mem::size_of::<Postings>();
+        let by_event = self.by_event.bytes();
+        let by_status = self.by_status.iter().map(BTreeSet::len).sum::<usize>() * 8;
+        by_endpoint + by_event + by_status
     }
 
     /// How many deliveries have `status` (from the status index: no scan).
@@ -952,12 +1016,13 @@ impl Webhooks {
             None => None,
         };
         let none = Postings::default();
+        let run = event.map(|e| self.by_event.run(e));
         let mut lists: Vec<&dyn Seek> = Vec::new();
         if let Some(e) = endpoint {
             lists.push(self.by_endpoint.get(e).unwrap_or(&none));
         }
-        if let Some(e) = event {
-            lists.push(self.by_event.get(&e).unwrap_or(&none));
+        if let Some(run) = &run {
+            lists.push(run);
         }
         if let Some(s) = status {
             lists.push(&self.by_status[s as usize]);
@@ -1059,4 +1124,36 @@ pub fn new_secret(ids: &ids::Generator) -> twh_webhooks::Secret {
         base64::engine::general_purpose::STANDARD.encode(ids.bytes(twh_webhooks::SECRET_LEN_BYTES))
     );
     twh_webhooks::Secret::parse(&text).unwrap_or_else(|_| twh_webhooks::Secret::generate())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn positions(run: &EventRun<'_>) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while let Some(p) = run.seek(at) {
+            out.push(p);
+            at = p + 1;
+        }
+        out
+    }
+
+    #[test]
+    fn the_event_index_finds_each_events_deliveries_in_order_whatever_order_they_came_in() {
+        let mut ix = ByEvent::default();
+        // In order (a fan-out), then older events (a loaded document may list them so).
+        for (event, position) in [(1, 0), (1, 1), (2, 2), (4, 3), (4, 4), (3, 5), (1, 6), (4, 7), (4, 3)] {
+            ix.add(event, position);
+        }
+        assert_eq!(positions(&ix.run(1)), vec![0, 1, 6]);
+        assert_eq!(positions(&ix.run(2)), vec![2]);
+        assert_eq!(positions(&ix.run(3)), vec![5]);
+        assert_eq!(positions(&ix.run(4)), vec![3, 4, 7], "a repeat is held once");
+        assert_eq!(ix.run(4).seek(5), Some(7));
+        assert_eq!(ix.run(4).count(), 3);
+        assert!(positions(&ix.run(5)).is_empty() && positions(&ix.run(0)).is_empty());
+        assert_eq!(ix.run(u64::from(u32::MAX)).count(), 0);
+    }
 }
