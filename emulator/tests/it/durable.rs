@@ -207,9 +207,19 @@ async fn sigkill_under_load_keeps_every_acknowledged_movement_exactly_once() {
     let item = id(&api.item("CRASH-1").await);
     let locations = [id(&api.location("CRASH-A").await), id(&api.location("CRASH-B").await)];
     let mut answered: Vec<Sent> = Vec::new();
-    // Kill points: early, mid and late in a burst of writes (each round adds to the same dir).
+    // Kill points: early, mid and late in a burst of writes (each round adds to the same dir),
+    // counted from the first answer, so a machine slow to answer (fsync on a busy disk) still
+    // has acknowledged writes to lose.
     for (round, kill_after_ms) in [60u64, 250, 500].into_iter().enumerate() {
         let (log, tasks) = start_writers(&api, round, &item, &locations);
+        let first = Instant::now();
+        loop {
+            let answered = log.lock().iter().any(|s| s.answer.is_some());
+            if answered || first.elapsed() > Duration::from_secs(20) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         tokio::time::sleep(Duration::from_millis(kill_after_ms)).await;
         server.kill();
         for t in tasks {
