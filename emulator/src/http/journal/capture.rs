@@ -57,7 +57,7 @@ fn push_masked(out: &mut Vec<u8>, secret: &[u8]) {
     if secret.len() >= SHOWN_TAIL_MIN_CHARS {
         let tail = &secret[secret.len() - 4..];
         // Only a tail of whole characters (bytes that do not start inside a UTF-8 sequence).
-        if std::str::from_utf8(tail).is_ok() {
+        if tail.is_ascii() || std::str::from_utf8(tail).is_ok() {
             out.extend_from_slice(tail);
         }
     }
@@ -66,6 +66,12 @@ fn push_masked(out: &mut Vec<u8>, secret: &[u8]) {
 /// Appends a credential header's value masked, its scheme kept (`Bearer sk_test_…a1b2`).
 fn push_masked_header(out: &mut Vec<u8>, value: &HeaderValue) {
     let bytes = value.as_bytes();
+    if let Some(token) = bytes.strip_prefix(b"Bearer ") {
+        // The usual case.
+        out.extend_from_slice(b"Bearer ");
+        push_masked(out, token.trim_ascii());
+        return;
+    }
     match bytes.iter().position(|b| *b == b' ') {
         Some(space) => {
             let scheme = &bytes[..space];
@@ -102,10 +108,13 @@ pub fn exact(more: usize, f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
     })
 }
 
-/// Appends the lines of `headers` (`name: value\n`), each credential header's value replaced
-/// by its mask (so no credential is ever stored whole).
-pub fn write_head(out: &mut Vec<u8>, headers: &HeaderMap) {
+/// Appends the lines of `headers` (`name: value\n`) but those named `skip`, each credential
+/// header's value replaced by its mask (so no credential is ever stored whole).
+pub fn write_head(out: &mut Vec<u8>, headers: &HeaderMap, skip: Option<&HeaderName>) {
     for (name, value) in headers {
+        if skip.is_some_and(|s| s == name) {
+            continue;
+        }
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         if is_secret_header(name) {
@@ -270,8 +279,8 @@ mod tests {
     use super::*;
 
     fn head(headers: &HeaderMap) -> Vec<u8> {
-        let mut out = Vec::with_capacity(head_len(headers));
-        write_head(&mut out, headers);
+        let mut out = Vec::new();
+        write_head(&mut out, headers, None);
         out
     }
 

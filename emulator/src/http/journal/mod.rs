@@ -88,7 +88,7 @@ pub fn start(app: &AppState, req: &Request) -> Option<Arc<Record>> {
         req.body().size_hint().upper().map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX).min(BODY_BYTES_MAX));
     let request = exact(body, |out| {
         out.extend_from_slice(target.as_bytes());
-        write_head(out, headers);
+        write_head(out, headers, None);
     });
     let data = Data {
         path_end: uri.path().len().min(target.len()) as u32,
@@ -158,7 +158,9 @@ pub fn finish(
     data.response = exact(kept, |out| {
         out.extend_from_slice(id);
         out.extend_from_slice(sandbox_id.as_bytes());
-        write_head(out, response.headers());
+        // Its `X-Request-Id` is the request id just written, so it is written once (and shown
+        // among the answer's headers when read).
+        write_head(out, response.headers(), Some(&super::names::X_REQUEST_ID));
         head_end = out.len();
     });
     data.request_id_end = id.len() as u32;
@@ -298,8 +300,11 @@ pub struct JournalPage {
     pub next_cursor: Option<String>,
 }
 
-fn render_headers(h: HeadLines<'_>) -> BTreeMap<String, String> {
+fn render_headers(h: HeadLines<'_>, request_id: Option<&str>) -> BTreeMap<String, String> {
     let mut out: BTreeMap<String, String> = BTreeMap::new();
+    if let Some(id) = request_id {
+        out.insert(super::names::X_REQUEST_ID.as_str().to_owned(), id.to_owned());
+    }
     for (name, value) in h.iter() {
         let v = String::from_utf8_lossy(value);
         out.entry(String::from_utf8_lossy(name).into_owned())
@@ -324,9 +329,9 @@ fn render_body(bytes: &[u8], size: BodySize) -> Value {
     Value::String(String::from_utf8_lossy(bytes).into_owned())
 }
 
-fn message(headers: HeadLines<'_>, body: &[u8], size: BodySize) -> JournalMessage {
+fn message(headers: HeadLines<'_>, request_id: Option<&str>, body: &[u8], size: BodySize) -> JournalMessage {
     JournalMessage {
-        headers: render_headers(headers),
+        headers: render_headers(headers, request_id),
         body: render_body(body, size),
         truncated: size.truncated,
         size_bytes: size.size_bytes,
@@ -351,8 +356,9 @@ fn render(seq: u64, r: &Record) -> JournalEntry {
             .map(|v| String::from_utf8_lossy(v).into_owned()),
         idempotent_replayed: d.replayed,
         fault: d.fault.as_ref().map(|(id, action)| JournalFault { id: id.to_string(), action: (*action).to_owned() }),
-        request: message(d.request_head(), d.request_body_bytes(), d.request_body),
-        response: message(d.response_head(), d.response_body_bytes(), d.response_body),
+        request: message(d.request_head(), None, d.request_body_bytes(), d.request_body),
+        // The answer's `X-Request-Id` is the request id (see `finish`).
+        response: message(d.response_head(), Some(d.request_id()), d.response_body_bytes(), d.response_body),
     }
 }
 
