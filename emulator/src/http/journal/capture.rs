@@ -87,6 +87,12 @@ fn push_masked_header(out: &mut Vec<u8>, value: &HeaderValue) {
     }
 }
 
+/// Bytes [`write_head`] writes for `headers` but those named `skip` (a masked credential can take
+/// a few more).
+pub fn head_len(headers: &HeaderMap, skip: Option<&HeaderName>) -> usize {
+    headers.iter().filter(|(n, _)| skip.is_none_or(|s| s != *n)).map(|(n, v)| n.as_str().len() + v.len() + 3).sum()
+}
+
 thread_local! {
     /// Where a side of an entry is written before it is copied into a buffer of its exact size
     /// (cheaper than measuring it first).

@@ -21,10 +21,10 @@
 //! - **Cost on the request path** ([`capture`], [`ring`]): one allocation for the entry at
 //!   arrival, shared through the request's scope with the steps that note what they learn (no
 //!   request extension, no wrapped request body: the JSON body extractor notes the body it
-//!   reads); the request's target, head and body copied into one buffer of the entry's own, the
-//!   answer's request id, sandbox id, head and body into another, sized exactly once the answer
-//!   is known (its body is taken whole when it is ready, as every handler's is, and sent on
-//!   unchanged); and one lock to append. Nothing is parsed or serialised until someone reads the
+//!   reads); the request's target, head and body, then the answer's request id, sandbox id,
+//!   head and body, copied into one buffer of the entry's own, allocated at arrival with room
+//!   for the answer (its body is taken whole when it is ready, as every handler's is, and sent
+//!   on unchanged); and one lock to append. Nothing is parsed or serialised until someone reads the
 //!   journal.
 //! - **Paging**: `?cursor=` is the `id` of an entry; the page holds what was recorded after
 //!   it, so `next_cursor` (the last entry's id, or `null` at the end) and the last id seen both
@@ -54,7 +54,7 @@ use super::error::{ApiError, ApiResult, REQUEST};
 use super::extract::{Admin, LIMIT_DEFAULT, LIMIT_MAX, Query};
 use crate::clock::Timestamp;
 use crate::domain::registry::Tenant;
-use capture::{HeadLines, Streamed, exact, write_head};
+use capture::{HeadLines, Streamed, exact, head_len, write_head};
 use ring::{BodySize, Data, Filter, Sandbox, StatusFilter};
 pub use ring::{Journal, Record};
 
@@ -86,15 +86,15 @@ pub fn start(app: &AppState, req: &Request) -> Option<Arc<Record>> {
     // Room for the body as declared (`Content-Length`), as far as it is kept.
     let body =
         req.body().size_hint().upper().map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX).min(BODY_BYTES_MAX));
-    let request = exact(body, |out| {
+    let text = exact(body + app.journal.answer_room(), |out| {
         out.extend_from_slice(target.as_bytes());
         write_head(out, headers, None);
     });
     let data = Data {
         path_end: uri.path().len().min(target.len()) as u32,
         target_end: target.len() as u32,
-        request_head_end: request.len() as u32,
-        request,
+        request_head_end: text.len() as u32,
+        text,
         ..Data::default()
     };
     Some(Arc::new(Record {
@@ -154,18 +154,21 @@ pub fn finish(
     };
     let id = request_id.as_bytes();
     let kept = whole.as_ref().map_or(0, |b| b.len().min(BODY_BYTES_MAX));
-    let mut head_end = 0;
-    data.response = exact(kept, |out| {
-        out.extend_from_slice(id);
-        out.extend_from_slice(sandbox_id.as_bytes());
-        // Its `X-Request-Id` is the request id just written, so it is written once (and shown
-        // among the answer's headers when read).
-        write_head(out, response.headers(), Some(&super::names::X_REQUEST_ID));
-        head_end = out.len();
-    });
-    data.request_id_end = id.len() as u32;
-    data.sandbox_end = (id.len() + sandbox_id.len()) as u32;
-    data.response_head_end = head_end as u32;
+    // Its `X-Request-Id` is the request id written here, so it is written once (and shown among
+    // the answer's headers when read).
+    let skip = Some(&super::names::X_REQUEST_ID);
+    let answer = id.len() + sandbox_id.len() + head_len(response.headers(), skip) + kept;
+    journal.answered(answer);
+    data.answered = true;
+    data.request_body_end = data.text.len() as u32;
+    // Within the room reserved at arrival, as a rule; else grown once, to size.
+    data.text.reserve_exact(answer);
+    data.text.extend_from_slice(id);
+    data.request_id_end = data.text.len() as u32;
+    data.text.extend_from_slice(sandbox_id.as_bytes());
+    data.sandbox_end = data.text.len() as u32;
+    write_head(&mut data.text, response.headers(), skip);
+    data.response_head_end = data.text.len() as u32;
     drop(sandbox);
     data.status = response.status().as_u16();
     data.duration_us = elapsed.as_micros() as u64;

@@ -10,13 +10,14 @@
 //! put it behind the cursor already handed out). `at` is the arrival time.
 //!
 //! An entry is one [`Record`], allocated when its request arrives and filled in along the way;
-//! its text is in two buffers of its own, one a side (see [`Data`]). What it costs against
-//! `--journal-bytes` is what it holds: the two buffers' capacity, a fault's id, and
-//! [`ENTRY_OVERHEAD_BYTES`] for the rest.
+//! its text is in one buffer of its own (see [`Data`]). What it costs against `--journal-bytes`
+//! is what it holds: the buffer's capacity, a fault's id, and [`ENTRY_OVERHEAD_BYTES`] for the
+//! rest.
 
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::http::Method;
 use parking_lot::Mutex;
@@ -52,31 +53,32 @@ pub enum Sandbox {
 
 /// An entry's fields that are filled in along the way.
 ///
-/// `request` holds the request's `path?query`, its head lines (`name: value\n`, credentials
-/// masked) and its body as read (up to [`BODY_BYTES_MAX`](super::BODY_BYTES_MAX)); `response`
-/// holds the request id, the sandbox id, the answer's head lines and its body. Each is one
-/// allocation, sized when it is made: the request's from its head and `Content-Length`, the
-/// answer's once its body is known.
+/// `text` holds, in order: the request's `path?query`, its head lines (`name: value\n`,
+/// credentials masked) and its body as read (up to [`BODY_BYTES_MAX`](super::BODY_BYTES_MAX));
+/// then, from the answer, the request id, the sandbox id, the answer's head lines and its body.
+/// It is one allocation, made at arrival with room for the request's body (`Content-Length`)
+/// and for an answer the size of the one before ([`Journal::answer_room`]); an answer that does
+/// not fit grows it once, to its exact size.
 #[derive(Debug, Default)]
 pub struct Data {
-    /// `path?query`, head lines, body.
-    pub request: Vec<u8>,
-    /// End of the path in `request`.
+    /// The entry's text.
+    pub text: Vec<u8>,
+    /// End of the path.
     pub path_end: u32,
-    /// End of `path?query` in `request`.
+    /// End of `path?query`.
     pub target_end: u32,
-    /// End of the head lines in `request` (the body follows).
+    /// End of the request's head lines (its body follows).
     pub request_head_end: u32,
+    /// End of the request's body (set when the answer is written down).
+    pub request_body_end: u32,
+    /// End of the request id.
+    pub request_id_end: u32,
+    /// End of the sandbox id (none when it is empty).
+    pub sandbox_end: u32,
+    /// End of the answer's head lines (its body follows, to the end).
+    pub response_head_end: u32,
     /// The request body's size.
     pub request_body: BodySize,
-    /// Request id, sandbox id, head lines, body.
-    pub response: Vec<u8>,
-    /// End of the request id in `response`.
-    pub request_id_end: u32,
-    /// End of the sandbox id in `response` (none when it is empty).
-    pub sandbox_end: u32,
-    /// End of the head lines in `response` (the body follows).
-    pub response_head_end: u32,
     /// The answer's body size.
     pub response_body: BodySize,
     /// The sandbox, while the request runs.
@@ -89,6 +91,8 @@ pub struct Data {
     pub replayed: bool,
     /// The injected fault (id, action).
     pub fault: Option<(Box<str>, &'static str)>,
+    /// Whether the answer is written down (the request's body is complete then).
+    pub answered: bool,
     /// Whether it is in the journal (nothing changes after that).
     pub recorded: bool,
 }
@@ -105,58 +109,58 @@ fn text(buf: &[u8], r: Range<u32>) -> &str {
 impl Data {
     /// The path.
     pub fn path(&self) -> &str {
-        text(&self.request, 0..self.path_end)
+        text(&self.text, 0..self.path_end)
     }
 
     /// The query, without `?` (empty when none).
     pub fn query(&self) -> &str {
-        let q = text(&self.request, self.path_end..self.target_end);
+        let q = text(&self.text, self.path_end..self.target_end);
         q.strip_prefix('?').unwrap_or_default()
     }
 
     /// The request's head lines.
     pub fn request_head(&self) -> HeadLines<'_> {
-        HeadLines(range(&self.request, self.target_end..self.request_head_end))
+        HeadLines(range(&self.text, self.target_end..self.request_head_end))
     }
 
     /// The request body's kept bytes.
     pub fn request_body_bytes(&self) -> &[u8] {
-        self.request.get(self.request_head_end as usize..).unwrap_or_default()
+        range(&self.text, self.request_head_end..self.request_body_end)
     }
 
     /// `X-Request-Id`.
     pub fn request_id(&self) -> &str {
-        text(&self.response, 0..self.request_id_end)
+        text(&self.text, self.request_body_end..self.request_id_end)
     }
 
     /// The sandbox's id.
     pub fn sandbox_id(&self) -> Option<&str> {
-        Some(text(&self.response, self.request_id_end..self.sandbox_end)).filter(|s| !s.is_empty())
+        Some(text(&self.text, self.request_id_end..self.sandbox_end)).filter(|s| !s.is_empty())
     }
 
     /// The answer's head lines.
     pub fn response_head(&self) -> HeadLines<'_> {
-        HeadLines(range(&self.response, self.sandbox_end..self.response_head_end))
+        HeadLines(range(&self.text, self.sandbox_end..self.response_head_end))
     }
 
     /// The answer body's kept bytes.
     pub fn response_body_bytes(&self) -> &[u8] {
-        self.response.get(self.response_head_end as usize..).unwrap_or_default()
+        self.text.get(self.response_head_end as usize..).unwrap_or_default()
     }
 
-    /// Appends to the request body what the bound lets it keep.
+    /// Appends to the request body what the bound lets it keep (nothing once answered).
     pub fn push_request_body(&mut self, data: &[u8]) {
-        if !self.recorded {
-            let kept = self.request.len() - self.request_head_end as usize;
-            push_bounded(&mut self.request, kept, &mut self.request_body, data);
+        if !self.answered {
+            let kept = self.text.len() - self.request_head_end as usize;
+            push_bounded(&mut self.text, kept, &mut self.request_body, data);
         }
     }
 
     /// Appends to the answer's body what the bound lets it keep.
     pub fn push_response_body(&mut self, data: &[u8]) {
-        if !self.recorded {
-            let kept = self.response.len() - self.response_head_end as usize;
-            push_bounded(&mut self.response, kept, &mut self.response_body, data);
+        if self.answered && !self.recorded {
+            let kept = self.text.len() - self.response_head_end as usize;
+            push_bounded(&mut self.text, kept, &mut self.response_body, data);
         }
     }
 
@@ -166,28 +170,42 @@ impl Data {
         if self.recorded {
             return None;
         }
-        if carries_secrets(&self.request[..self.path_end as usize]) {
-            let body = redact(self.request_body_bytes());
-            self.request.truncate(self.request_head_end as usize);
-            self.request.extend_from_slice(&body);
-            let body = redact(self.response_body_bytes());
-            self.response.truncate(self.response_head_end as usize);
-            self.response.extend_from_slice(&body);
+        if carries_secrets(&self.text[..self.path_end as usize]) {
+            let request_body = redact(self.request_body_bytes());
+            let response_body = redact(self.response_body_bytes());
+            let answer_head = range(&self.text, self.request_body_end..self.response_head_end).to_vec();
+            let grown = request_body.len() as u32;
+            let shift = |end: u32, from: u32| end - from;
+            let (id, sandbox, head) = (
+                shift(self.request_id_end, self.request_body_end),
+                shift(self.sandbox_end, self.request_body_end),
+                shift(self.response_head_end, self.request_body_end),
+            );
+            self.text.truncate(self.request_head_end as usize);
+            self.text.extend_from_slice(&request_body);
+            self.request_body_end = self.request_head_end + grown;
+            self.request_id_end = self.request_body_end + id;
+            self.sandbox_end = self.request_body_end + sandbox;
+            self.response_head_end = self.request_body_end + head;
+            self.text.extend_from_slice(&answer_head);
+            self.text.extend_from_slice(&response_body);
         }
-        // A body reserved for but not read (a refused request) is not kept.
-        if self.request.capacity() - self.request.len() > 64 {
-            self.request.shrink_to_fit();
+        // Room reserved and not used (a body not read, a smaller answer than the last) is not
+        // kept.
+        if self.text.capacity() - self.text.len() > ROOM_KEPT_MAX {
+            self.text.shrink_to_fit();
         }
         self.sandbox = Sandbox::None;
         self.recorded = true;
-        Some(
-            ENTRY_OVERHEAD_BYTES
-                + self.request.capacity()
-                + self.response.capacity()
-                + self.fault.as_ref().map_or(0, |(id, _)| id.len()),
-        )
+        Some(ENTRY_OVERHEAD_BYTES + self.text.capacity() + self.fault.as_ref().map_or(0, |(id, _)| id.len()))
     }
 }
+
+/// Most unused room an entry keeps (past it, its buffer is cut to size when recorded).
+const ROOM_KEPT_MAX: usize = 256;
+
+/// Most room reserved at arrival for the answer (an answer larger than that grows the buffer).
+const ANSWER_ROOM_MAX: usize = 4 << 10;
 
 /// Appends `data` to `buf`, of whose body `kept` bytes are there, as far as the bound allows.
 fn push_bounded(buf: &mut Vec<u8>, kept: usize, size: &mut BodySize, data: &[u8]) {
@@ -270,12 +288,28 @@ pub struct Journal {
     entries_max: usize,
     bytes_max: usize,
     ring: Mutex<Ring>,
+    /// Bytes the last answer took in its entry (see [`Journal::answer_room`]).
+    last_answer: AtomicUsize,
 }
 
 impl Journal {
     /// A journal of at most `entries_max` entries and `bytes_max` bytes; 0 entries turns it off.
     pub fn new(entries_max: usize, bytes_max: usize) -> Journal {
-        Journal { entries_max, bytes_max, ring: Mutex::default() }
+        Journal { entries_max, bytes_max, ring: Mutex::default(), last_answer: AtomicUsize::new(0) }
+    }
+
+    /// Room to reserve at arrival for the answer: what the last one took, and a little more
+    /// (answers in a run of similar requests differ by a few bytes), at most
+    /// [`ANSWER_ROOM_MAX`]. Reserved with the request, the answer then needs no allocation of its
+    /// own; unused room past [`ROOM_KEPT_MAX`] is given back when the entry is recorded.
+    pub fn answer_room(&self) -> usize {
+        let last = self.last_answer.load(Ordering::Relaxed);
+        if last == 0 { 0 } else { (last + 64).min(ANSWER_ROOM_MAX) }
+    }
+
+    /// Notes the bytes an answer took (for [`Journal::answer_room`]).
+    pub fn answered(&self, bytes: usize) {
+        self.last_answer.store(bytes, Ordering::Relaxed);
     }
 
     /// Whether requests are recorded.
@@ -342,5 +376,64 @@ impl Journal {
         let ring = self.ring.lock();
         let i = ring.entries.partition_point(|e| e.0 < seq);
         ring.entries.get(i).filter(|e| e.0 == seq).map(|e| e.2.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::journal::BODY_BYTES_MAX;
+
+    /// An entry's text as `finish` writes it: request, then answer.
+    fn data(path: &str, request_body: &[u8], answer_body: &[u8]) -> Data {
+        let mut d = Data { text: path.as_bytes().to_vec(), ..Data::default() };
+        d.path_end = path.len() as u32;
+        d.target_end = d.path_end;
+        d.text.extend_from_slice(b"host: h\n");
+        d.request_head_end = d.text.len() as u32;
+        d.push_request_body(request_body);
+        d.answered = true;
+        d.request_body_end = d.text.len() as u32;
+        d.text.extend_from_slice(b"req_1");
+        d.request_id_end = d.text.len() as u32;
+        d.text.extend_from_slice(b"sbx_1");
+        d.sandbox_end = d.text.len() as u32;
+        d.text.extend_from_slice(b"etag: \"1\"\n");
+        d.response_head_end = d.text.len() as u32;
+        d.push_response_body(answer_body);
+        d
+    }
+
+    #[test]
+    fn bodies_are_cut_at_the_bound() {
+        let mut d = Data::default();
+        d.push_request_body(&vec![b'a'; BODY_BYTES_MAX - 1]);
+        d.push_request_body(b"bc");
+        d.push_response_body(b"not yet answered");
+        assert_eq!(d.text.len() - d.request_head_end as usize, BODY_BYTES_MAX);
+        assert_eq!((d.request_body.size_bytes, d.request_body.truncated), (BODY_BYTES_MAX as u64 + 1, true));
+    }
+
+    #[test]
+    fn each_part_reads_back_and_secrets_are_masked_in_place() {
+        let mut d = data("/v1/items", b"{\"a\":1}", b"{\"id\":\"itm_1\"}");
+        d.push_request_body(b"late");
+        let cost = d.seal().expect("sealed once");
+        assert!(d.seal().is_none());
+        assert_eq!(cost, ENTRY_OVERHEAD_BYTES + d.text.capacity());
+        assert_eq!((d.path(), d.query(), d.request_id(), d.sandbox_id()), ("/v1/items", "", "req_1", Some("sbx_1")));
+        assert_eq!(d.request_head().get("host"), Some(&b"h"[..]));
+        assert_eq!(d.request_body_bytes(), b"{\"a\":1}");
+        assert_eq!(d.response_head().get("etag"), Some(&b"\"1\""[..]));
+        assert_eq!(d.response_body_bytes(), b"{\"id\":\"itm_1\"}");
+
+        let secret = br#"{"secret":"whsec_QUJDREVGR0hJSktMTU5PUFFSU1RVVldY"}"#;
+        let mut d = data("/v1/webhook-endpoints", secret, secret);
+        d.seal();
+        let masked = r#"{"secret":"whsec_…VldY"}"#.as_bytes();
+        assert_eq!((d.request_body_bytes(), d.response_body_bytes()), (masked, masked));
+        assert_eq!((d.request_id(), d.sandbox_id()), ("req_1", Some("sbx_1")));
+        assert_eq!(d.response_head().get("etag"), Some(&b"\"1\""[..]));
+        assert_eq!(d.request_body.size_bytes, secret.len() as u64, "the size sent, not the size kept");
     }
 }
