@@ -64,6 +64,8 @@ pub const ENTRIES_MAX_DEFAULT: usize = 10_000;
 pub const BYTES_MAX_DEFAULT: usize = 64 << 20;
 /// Most bytes of one body kept (64 KiB).
 pub const BODY_BYTES_MAX: usize = 64 << 10;
+/// Most room reserved at arrival for a request's body.
+const BODY_ROOM_MAX: usize = 4 << 10;
 /// Prefix of an entry's id; the rest is its sequence number.
 const ID_PREFIX: &str = "jrn_";
 
@@ -83,9 +85,11 @@ pub fn start(app: &AppState, req: &Request) -> Option<Arc<Record>> {
     let uri = req.uri();
     let target = uri.path_and_query().map_or("/", |p| p.as_str());
     let headers = req.headers();
-    // Room for the body as declared (`Content-Length`), as far as it is kept.
+    // Room for the body as declared (`Content-Length`), up to [`BODY_ROOM_MAX`]: a larger body
+    // grows the buffer as it is read, so a request that declares much and sends little (or is
+    // refused before its body is read) does not hold 64 KiB while it runs.
     let body =
-        req.body().size_hint().upper().map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX).min(BODY_BYTES_MAX));
+        req.body().size_hint().upper().map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX).min(BODY_ROOM_MAX));
     let text = exact(body + app.journal.answer_room(), |out| {
         out.extend_from_slice(target.as_bytes());
         write_head(out, headers, None);
