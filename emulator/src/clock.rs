@@ -143,7 +143,12 @@ impl Clock {
     fn base_micros(&self) -> i64 {
         match self.frozen_at {
             Some(start) => start,
-            None => Utc::now().timestamp_micros(),
+            // The system clock in microseconds, as `Utc::now().timestamp_micros()` is, without
+            // building a calendar date on the way (a third of the cost of a read).
+            None => match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+                Ok(since) => i64::try_from(since.as_micros()).unwrap_or(i64::MAX),
+                Err(before) => i64::try_from(before.duration().as_micros()).map_or(i64::MIN, |m| -m),
+            },
         }
     }
 

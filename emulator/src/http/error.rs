@@ -8,9 +8,18 @@ use axum::response::{IntoResponse, Response};
 use crate::domain::model::{FieldError, Problem};
 use crate::domain::{DomainError, ErrorKind};
 
+/// What the steps of the request being served share (set by the request-id step).
+#[derive(Debug)]
+pub struct RequestScope {
+    /// Its id, as its header value.
+    pub id: HeaderValue,
+    /// Its journal entry, when it is journaled.
+    pub journal: Option<std::sync::Arc<super::journal::Record>>,
+}
+
 tokio::task_local! {
-    /// The id of the request being served (set by the request-id step), as its header value.
-    pub static REQUEST_ID: HeaderValue;
+    /// The request being served.
+    pub static REQUEST: RequestScope;
 }
 
 /// The current request's id, or an empty string outside a request.
@@ -22,7 +31,7 @@ pub fn request_id() -> String {
 pub fn with_request_id<R>(f: impl FnOnce(&str) -> R) -> R {
     let mut f = Some(f);
     // Request ids are visible ASCII (checked when taken from the request, or drawn so).
-    match REQUEST_ID.try_with(|id| f.take().map(|f| f(id.to_str().unwrap_or_default()))) {
+    match REQUEST.try_with(|s| f.take().map(|f| f(s.id.to_str().unwrap_or_default()))) {
         Ok(Some(r)) => r,
         _ => f.take().map_or_else(|| unreachable!("called once"), |f| f("")),
     }

@@ -148,7 +148,10 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for Json<T> {
         let kib = u32::try_from(declared.div_ceil(1024).clamp(1, crate::http::BODY_BYTES_IN_FLIGHT_MAX >> 10))
             .unwrap_or(u32::MAX);
         let _budget = state.body_budget.acquire_many(kib).await.ok();
-        let bytes = read_body(http_body_util::Limited::new(req.into_body(), limit)).await.map_err(|_| {
+        // A journaled request's body is noted as it is read.
+        let journaled = super::journal::current();
+        let body = http_body_util::Limited::new(req.into_body(), limit);
+        let bytes = read_body(body, journaled.as_deref()).await.map_err(|_| {
             // The rest of the body is left unread, so the connection cannot carry another
             // request: say so, or a client may reuse it and see it closed mid-answer.
             ApiError::new(
@@ -200,8 +203,9 @@ pub fn bodiless_fingerprint(method: &http::Method, uri: &http::Uri) -> Digest128
 }
 
 /// A whole body. One that came in one frame (the usual case) is that frame's bytes, not copied;
-/// `BodyExt::collect` would queue the frames in a list first, an allocation per request.
-async fn read_body<B>(body: B) -> Result<bytes::Bytes, B::Error>
+/// `BodyExt::collect` would queue the frames in a list first, an allocation per request. Each
+/// frame is noted in `journaled`'s entry as it is read.
+async fn read_body<B>(body: B, journaled: Option<&super::journal::Record>) -> Result<bytes::Bytes, B::Error>
 where
     B: axum::body::HttpBody<Data = bytes::Bytes>,
 {
@@ -210,6 +214,9 @@ where
     let mut joined: Option<bytes::BytesMut> = None;
     while let Some(frame) = body.frame().await {
         let Ok(data) = frame?.into_data() else { continue };
+        if let Some(record) = journaled {
+            super::journal::note_body(record, &data);
+        }
         match (&mut joined, first.take()) {
             (Some(all), _) => all.extend_from_slice(&data),
             (None, Some(head)) => {
@@ -680,13 +687,13 @@ mod tests {
             parts.iter().map(|p| Ok(hyper::body::Frame::data(Bytes::from_static(p.as_bytes())))).collect()
         };
         let one = Bytes::from_static(b"{\"a\":1}");
-        let read = read_body(Full::new(one.clone())).await.expect("read");
+        let read = read_body(Full::new(one.clone()), None).await.expect("read");
         assert_eq!(read, one);
         assert_eq!(read.as_ptr(), one.as_ptr(), "one frame is not copied");
         let body = StreamBody::new(futures::stream::iter(frames(&["{\"a\"", ":", "1}"])));
-        assert_eq!(read_body(body).await.expect("read"), one);
-        assert_eq!(read_body(Full::new(Bytes::new())).await.expect("read"), Bytes::new());
+        assert_eq!(read_body(body, None).await.expect("read"), one);
+        assert_eq!(read_body(Full::new(Bytes::new()), None).await.expect("read"), Bytes::new());
         let body = StreamBody::new(futures::stream::iter(frames(&["12345", "67890"])));
-        assert!(read_body(Limited::new(body, 8)).await.is_err());
+        assert!(read_body(Limited::new(body, 8), None).await.is_err());
     }
 }

@@ -234,7 +234,7 @@ pub fn before(state: &AppState, req: &mut Request) -> Result<Plan, Response> {
     }
     let sandbox_id = req.extensions().get::<super::admission::Admission>().map(|a| a.tenant.id.as_str());
     let Some(fault) = state.faults.take(req.method(), path, sandbox_id) else { return Ok(Plan::default()) };
-    super::journal::note_fault(req, &fault.id, fault.action.as_str());
+    super::journal::note_fault(&fault.id, fault.action.as_str());
     match fault.action {
         FaultAction::ErrorBeforeCommit => Err(injected(&fault, "before")),
         FaultAction::Delay => {

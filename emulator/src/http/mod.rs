@@ -55,7 +55,7 @@ use crate::clock::Timestamp;
 use crate::dispatch::{Dispatcher, WebhookSettings};
 use crate::domain::registry::World;
 use crate::runner::JobRunner;
-use error::{ApiError, REQUEST_ID};
+use error::{ApiError, REQUEST, RequestScope};
 use faults::Faults;
 use metering::RateLimiter;
 
@@ -449,7 +449,7 @@ fn documented_allow(allow: &HeaderValue, path: &str) -> HeaderValue {
 /// The router's bare 405 as problem+json, keeping its `Allow` and rate-limit headers.
 fn method_not_allowed(bare: &Response, method: &Method, path: &str, id: &HeaderValue) -> Response {
     // In the request's scope, where the problem takes its request id from.
-    let mut problem = REQUEST_ID.sync_scope(id.clone(), || {
+    let mut problem = REQUEST.sync_scope(RequestScope { id: id.clone(), journal: None }, || {
         let detail = format!("{method} is not allowed on {path}.");
         ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", detail).into_response()
     });
@@ -484,18 +484,18 @@ async fn steps(app: Arc<AppState>, mut req: Request, next: Next) -> Response {
     let decision = match metering::before(&app, &mut req) {
         Ok(decision) => decision,
         Err(refused) => {
-            if journal::note(&req).is_some() {
+            if journal::noting() {
                 // Refused by the rate limit or a quota: the key still names the sandbox.
                 let grant = admission::bearer(req.headers()).and_then(|t| app.world.authenticate(t));
                 if let Some(g) = grant {
-                    journal::note_sandbox(&req, &g.tenant_id);
+                    journal::note_sandbox(&g.tenant_id);
                 }
             }
             return refused;
         }
     };
     if let Some(a) = req.extensions().get::<admission::Admission>() {
-        journal::note_sandbox(&req, &a.tenant.id);
+        journal::note_tenant(&a.tenant);
     }
     let mut response = match faults::before(&app, &mut req) {
         Err(injected) => injected,
@@ -538,7 +538,7 @@ fn fresh_request_id(app: &AppState, path: &str) -> HeaderValue {
 /// Assigns the request id, logs the request, and renders the router's own 405 as a problem.
 /// What can be done before the request runs is done here, outside the future, which then holds
 /// only what it needs after.
-fn request_id(app: Arc<AppState>, mut req: Request, next: Next) -> impl Future<Output = Result<Response, Infallible>> {
+fn request_id(app: Arc<AppState>, req: Request, next: Next) -> impl Future<Output = Result<Response, Infallible>> {
     // A client's id is kept when it is 1..=200 visible ASCII characters; the value is shared,
     // not copied.
     let id = req
@@ -555,9 +555,10 @@ fn request_id(app: Arc<AppState>, mut req: Request, next: Next) -> impl Future<O
     let uri = req.uri().clone();
     let span = tracing::info_span!("request", request_id = id.to_str().unwrap_or_default(), %method, path = uri.path());
     let started = Instant::now();
-    let journaled = journal::start(&app, &mut req);
+    let journaled = journal::start(&app, &req);
     let observed = app.clone();
-    let running = REQUEST_ID.scope(id.clone(), inner(app, req, next)).instrument(span.clone());
+    let scope = RequestScope { id: id.clone(), journal: journaled.clone() };
+    let running = REQUEST.scope(scope, inner(app, req, next)).instrument(span.clone());
     // A map, not an async block: one that awaited `running` would hold it twice.
     running.map(move |mut response| {
         if response.status() == StatusCode::METHOD_NOT_ALLOWED && !response.headers().contains_key(header::CONTENT_TYPE)
@@ -569,10 +570,11 @@ fn request_id(app: Arc<AppState>, mut req: Request, next: Next) -> impl Future<O
         span.in_scope(|| {
             tracing::info!(status = response.status().as_u16(), elapsed_us = elapsed.as_micros() as u64, "served");
         });
-        let replayed = response.headers().contains_key(names::IDEMPOTENT_REPLAYED);
-        observed.metrics.observe(&method, uri.path(), response.status(), elapsed, replayed);
-        if let Some(started) = journaled {
-            response = journal::finish(started, id, response);
+        // One lookup for both: metrics count the header, the journal its value.
+        let replayed = response.headers().get(names::IDEMPOTENT_REPLAYED).map(|v| v == "true");
+        observed.metrics.observe(&method, uri.path(), response.status(), elapsed, replayed.is_some());
+        if let Some(record) = journaled {
+            response = journal::finish(record, &observed.journal, &id, replayed == Some(true), elapsed, response);
         }
         Ok(response)
     })

@@ -18,10 +18,14 @@
 //! - **Bodies** are rendered when read: a body that parses as JSON is that JSON value; any other
 //!   is a string (invalid UTF-8 replaced), a truncated one the string of its kept prefix; an
 //!   empty one is `null`.
-//! - **Cost on the request path** ([`capture`]): a copy of the request's head and body (typically
-//!   under 1 KiB) into buffers of the journal's own, the response's headers written out the same
-//!   way, its body kept by reference count, and one lock to append. Nothing is parsed or
-//!   serialised until someone reads the journal.
+//! - **Cost on the request path** ([`capture`], [`ring`]): one allocation for the entry at
+//!   arrival, shared through the request's scope with the steps that note what they learn (no
+//!   request extension, no wrapped request body: the JSON body extractor notes the body it
+//!   reads); the request's target, head and body, then the answer's request id, sandbox id,
+//!   head and body, copied into one buffer of the entry's own, allocated at arrival with room
+//!   for the answer (its body is taken whole when it is ready, as every handler's is, and sent
+//!   on unchanged); and one lock to append. Nothing is parsed or serialised until someone reads the
+//!   journal.
 //! - **Paging**: `?cursor=` is the `id` of an entry; the page holds what was recorded after
 //!   it, so `next_cursor` (the last entry's id, or `null` at the end) and the last id seen both
 //!   work as cursors. `twh-emulator requests --follow` polls with the last id it printed.
@@ -30,23 +34,29 @@ pub mod capture;
 pub mod ring;
 
 use std::collections::BTreeMap;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::Response;
+use bytes::Bytes;
+use http_body::Body as _;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::AppState;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, REQUEST};
 use super::extract::{Admin, LIMIT_DEFAULT, LIMIT_MAX, Query};
 use crate::clock::Timestamp;
-use capture::{Captured, Head, RequestTee, ResponseTee, SharedNote};
-pub use ring::Journal;
-use ring::{Entry, Filter, Pending, StatusFilter, Target};
+use crate::domain::registry::Tenant;
+use capture::{HeadLines, Streamed, exact, head_len, write_head};
+use ring::{BodySize, Data, Filter, Sandbox, StatusFilter};
+pub use ring::{Journal, Record};
 
 /// Default most entries kept.
 pub const ENTRIES_MAX_DEFAULT: usize = 10_000;
@@ -54,6 +64,8 @@ pub const ENTRIES_MAX_DEFAULT: usize = 10_000;
 pub const BYTES_MAX_DEFAULT: usize = 64 << 20;
 /// Most bytes of one body kept (64 KiB).
 pub const BODY_BYTES_MAX: usize = 64 << 10;
+/// Most room reserved at arrival for a request's body.
+const BODY_ROOM_MAX: usize = 4 << 10;
 /// Prefix of an entry's id; the rest is its sequence number.
 const ID_PREFIX: &str = "jrn_";
 
@@ -62,82 +74,169 @@ fn journaled(path: &str) -> bool {
     path.starts_with("/v1/") || path == "/v1"
 }
 
-/// What the journal holds of a request from its arrival to its answer (boxed: one pointer in
-/// every request's future).
-#[derive(Debug)]
-pub struct Started {
-    journal: Arc<Journal>,
-    note: SharedNote,
-    headers: Head,
-    at: Timestamp,
-    method: Method,
-    target: Target,
-    started: Instant,
-}
-
-/// The hook at arrival: for a journaled request, keeps its headers, reads its body through a
-/// [`capture::RequestTee`], and hands the steps a note (in the request's extensions).
-pub fn start(app: &AppState, req: &mut Request) -> Option<Box<Started>> {
+/// The hook at arrival: for a journaled request, its entry, with its target and headers
+/// written down. The request-id step puts it in the request's scope ([`REQUEST`]), where the
+/// steps note what they learn (its sandbox, a fault) and the JSON body extractor its body as
+/// read ([`note_body`]).
+pub fn start(app: &AppState, req: &Request) -> Option<Arc<Record>> {
     if !app.journal.is_on() || !journaled(req.uri().path()) {
         return None;
     }
-    let note: SharedNote = Arc::default();
-    if !http_body::Body::is_end_stream(req.body()) {
-        let body = std::mem::take(req.body_mut());
-        *req.body_mut() = RequestTee::wrap(body, note.clone());
-    }
-    req.extensions_mut().insert(note.clone());
-    Some(Box::new(Started {
-        journal: app.journal.clone(),
-        note,
-        headers: Head::of(req.headers()),
+    let uri = req.uri();
+    let target = uri.path_and_query().map_or("/", |p| p.as_str());
+    let headers = req.headers();
+    // Room for the body as declared (`Content-Length`), up to [`BODY_ROOM_MAX`]: a larger body
+    // grows the buffer as it is read, so a request that declares much and sends little (or is
+    // refused before its body is read) does not hold 64 KiB while it runs.
+    let body =
+        req.body().size_hint().upper().map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX).min(BODY_ROOM_MAX));
+    let text = exact(body + app.journal.answer_room(), |out| {
+        out.extend_from_slice(target.as_bytes());
+        write_head(out, headers, None);
+    });
+    let data = Data {
+        path_end: uri.path().len().min(target.len()) as u32,
+        target_end: target.len() as u32,
+        request_head_end: text.len() as u32,
+        text,
+        ..Data::default()
+    };
+    Some(Arc::new(Record {
         at: app.world.clock.now(),
         method: req.method().clone(),
-        target: Target::of(req.uri()),
-        started: Instant::now(),
+        data: parking_lot::Mutex::new(data),
     }))
 }
 
-/// The hook at the answer: the entry is recorded when its body has been sent.
-// Boxed by the caller, whose future (held by every request) then holds one pointer.
-#[allow(clippy::boxed_local)]
-pub fn finish(started: Box<Started>, request_id: HeaderValue, response: Response) -> Response {
-    let Started { journal, note, headers, at, method, target, started } = *started;
-    let replayed = response.headers().get(super::names::IDEMPOTENT_REPLAYED).is_some_and(|v| v == "true");
-    let pending = Box::new(Pending {
-        journal,
-        // A copy: a client's id is a slice of the connection's read buffer.
-        request_id: String::from_utf8_lossy(request_id.as_bytes()).into(),
-        at,
-        method,
-        target,
-        status: response.status().as_u16(),
-        duration_us: started.elapsed().as_micros() as u64,
-        replayed,
-        request_headers: headers,
-        response_headers: Head::of(response.headers()),
-        note,
+/// The hook at the answer, `elapsed` after the request's arrival. An answer whose body is whole
+/// at once (every handler builds its body in memory) is recorded here, before its head goes
+/// out, and its body sent on as it was; one that streams is recorded when its last frame goes
+/// out ([`Streamed`]).
+pub fn finish(
+    record: Arc<Record>,
+    journal: &Arc<Journal>,
+    request_id: &HeaderValue,
+    replayed: bool,
+    elapsed: Duration,
+    mut response: Response,
+) -> Response {
+    // Whole: `Some(bytes)`. Else the first frame, if one was ready, goes first in `Streamed`.
+    let mut first = None;
+    let body = response.body_mut();
+    let whole = if body.is_end_stream() {
+        Some(Bytes::new())
+    } else {
+        match Pin::new(&mut *body).poll_frame(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) if body.is_end_stream() => Some(data),
+                Ok(data) => {
+                    first = Some(Ok(http_body::Frame::data(data)));
+                    None
+                }
+                Err(frame) => {
+                    first = Some(Ok(frame));
+                    None
+                }
+            },
+            Poll::Ready(Some(Err(e))) => {
+                first = Some(Err(e));
+                None
+            }
+            Poll::Ready(None) => {
+                *body = Body::empty();
+                Some(Bytes::new())
+            }
+            Poll::Pending => None,
+        }
+    };
+    let mut data = record.data.lock();
+    let sandbox = std::mem::take(&mut data.sandbox);
+    let sandbox_id = match &sandbox {
+        Sandbox::None => "",
+        Sandbox::Tenant(t) => t.id.as_str(),
+        Sandbox::Id(id) => id,
+    };
+    let id = request_id.as_bytes();
+    let kept = whole.as_ref().map_or(0, |b| b.len().min(BODY_BYTES_MAX));
+    // Its `X-Request-Id` is the request id written here, so it is written once (and shown among
+    // the answer's headers when read).
+    let skip = Some(&super::names::X_REQUEST_ID);
+    let answer = id.len() + sandbox_id.len() + head_len(response.headers(), skip) + kept;
+    journal.answered(answer);
+    data.answered = true;
+    data.request_body_end = data.text.len() as u32;
+    // Within the room reserved at arrival, as a rule; else grown once, to size.
+    data.text.reserve_exact(answer);
+    data.text.extend_from_slice(id);
+    data.request_id_end = data.text.len() as u32;
+    data.text.extend_from_slice(sandbox_id.as_bytes());
+    data.sandbox_end = data.text.len() as u32;
+    write_head(&mut data.text, response.headers(), skip);
+    data.response_head_end = data.text.len() as u32;
+    drop(sandbox);
+    data.status = response.status().as_u16();
+    data.duration_us = elapsed.as_micros() as u64;
+    data.replayed = replayed;
+    match whole {
+        Some(bytes) => {
+            data.push_response_body(&bytes);
+            let cost = data.seal();
+            drop(data);
+            if let Some(cost) = cost {
+                journal.push(record, cost);
+            }
+            if !bytes.is_empty() {
+                *response.body_mut() = Body::from(bytes);
+            }
+        }
+        None => {
+            drop(data);
+            let body = std::mem::take(response.body_mut());
+            *response.body_mut() = Streamed::wrap(first, body, record, journal.clone());
+        }
+    }
+    response
+}
+
+/// Calls `f` with the current request's entry, if it is journaled.
+fn with_record(f: impl FnOnce(&Record)) {
+    let _ = REQUEST.try_with(|scope| {
+        if let Some(r) = &scope.journal {
+            f(r);
+        }
     });
-    response.map(|body| ResponseTee::wrap(body, pending))
 }
 
-/// The request's note, if it is journaled.
-pub fn note(req: &Request) -> Option<&SharedNote> {
-    req.extensions().get::<SharedNote>()
+/// Whether the current request is journaled.
+pub fn noting() -> bool {
+    REQUEST.try_with(|scope| scope.journal.is_some()).unwrap_or(false)
 }
 
-/// Notes the sandbox a journaled request was authenticated to.
-pub fn note_sandbox(req: &Request, sandbox_id: &str) {
-    if let Some(n) = note(req) {
-        n.lock().sandbox_id = Some(sandbox_id.to_owned());
-    }
+/// The current request's entry, if it is journaled (for the body extractor, which notes each
+/// frame it reads with [`note_body`]).
+pub fn current() -> Option<Arc<Record>> {
+    REQUEST.try_with(|scope| scope.journal.clone()).ok().flatten()
 }
 
-/// Notes the fault injected into a journaled request.
-pub fn note_fault(req: &Request, id: &str, action: &'static str) {
-    if let Some(n) = note(req) {
-        n.lock().fault = Some((id.to_owned(), action));
-    }
+/// Notes bytes of a journaled request's body as they are read (a copy: a frame is a slice of
+/// the connection's read buffer).
+pub fn note_body(record: &Record, data: &[u8]) {
+    record.data.lock().push_request_body(data);
+}
+
+/// Notes the sandbox the current request was authenticated to.
+pub fn note_tenant(tenant: &Arc<Tenant>) {
+    with_record(|r| r.data.lock().sandbox = Sandbox::Tenant(tenant.clone()));
+}
+
+/// Notes the sandbox the current request was authenticated to, by its id.
+pub fn note_sandbox(sandbox_id: &str) {
+    with_record(|r| r.data.lock().sandbox = Sandbox::Id(sandbox_id.into()));
+}
+
+/// Notes the fault injected into the current request.
+pub fn note_fault(id: &str, action: &'static str) {
+    with_record(|r| r.data.lock().fault = Some((id.into(), action)));
 }
 
 /// A fault that hit a journaled request.
@@ -208,8 +307,11 @@ pub struct JournalPage {
     pub next_cursor: Option<String>,
 }
 
-fn render_headers(h: &Head) -> BTreeMap<String, String> {
+fn render_headers(h: HeadLines<'_>, request_id: Option<&str>) -> BTreeMap<String, String> {
     let mut out: BTreeMap<String, String> = BTreeMap::new();
+    if let Some(id) = request_id {
+        out.insert(super::names::X_REQUEST_ID.as_str().to_owned(), id.to_owned());
+    }
     for (name, value) in h.iter() {
         let v = String::from_utf8_lossy(value);
         out.entry(String::from_utf8_lossy(name).into_owned())
@@ -222,47 +324,48 @@ fn render_headers(h: &Head) -> BTreeMap<String, String> {
     out
 }
 
-fn render_body(c: &Captured) -> Value {
-    let bytes = c.joined();
+fn render_body(bytes: &[u8], size: BodySize) -> Value {
     if bytes.is_empty() {
         return Value::Null;
     }
-    if !c.truncated {
-        if let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
+    if !size.truncated {
+        if let Ok(v) = serde_json::from_slice::<Value>(bytes) {
             return v;
         }
     }
-    Value::String(String::from_utf8_lossy(&bytes).into_owned())
+    Value::String(String::from_utf8_lossy(bytes).into_owned())
 }
 
-fn message(headers: &Head, body: &Captured) -> JournalMessage {
+fn message(headers: HeadLines<'_>, request_id: Option<&str>, body: &[u8], size: BodySize) -> JournalMessage {
     JournalMessage {
-        headers: render_headers(headers),
-        body: render_body(body),
-        truncated: body.truncated,
-        size_bytes: body.size_bytes,
+        headers: render_headers(headers, request_id),
+        body: render_body(body, size),
+        truncated: size.truncated,
+        size_bytes: size.size_bytes,
     }
 }
 
-fn render(e: &Entry) -> JournalEntry {
+fn render(seq: u64, r: &Record) -> JournalEntry {
+    let d = r.data.lock();
     JournalEntry {
-        id: format!("{ID_PREFIX}{}", e.seq),
-        request_id: e.request_id.to_string(),
-        at: e.at,
-        sandbox_id: e.sandbox_id.clone(),
-        method: e.method.as_str().to_owned(),
-        path: e.target.path().to_owned(),
-        query: e.target.query().to_owned(),
-        status: e.status,
-        duration_us: e.duration_us,
-        idempotency_key: e
-            .request_headers
+        id: format!("{ID_PREFIX}{seq}"),
+        request_id: d.request_id().to_owned(),
+        at: r.at,
+        sandbox_id: d.sandbox_id().map(str::to_owned),
+        method: r.method.as_str().to_owned(),
+        path: d.path().to_owned(),
+        query: d.query().to_owned(),
+        status: d.status,
+        duration_us: d.duration_us,
+        idempotency_key: d
+            .request_head()
             .get(super::names::IDEMPOTENCY_KEY.as_str())
             .map(|v| String::from_utf8_lossy(v).into_owned()),
-        idempotent_replayed: e.replayed,
-        fault: e.fault.as_ref().map(|(id, action)| JournalFault { id: id.clone(), action: (*action).to_owned() }),
-        request: message(&e.request_headers, &e.request_body),
-        response: message(&e.response_headers, &e.response_body),
+        idempotent_replayed: d.replayed,
+        fault: d.fault.as_ref().map(|(id, action)| JournalFault { id: id.to_string(), action: (*action).to_owned() }),
+        request: message(d.request_head(), None, d.request_body_bytes(), d.request_body),
+        // The answer's `X-Request-Id` is the request id (see `finish`).
+        response: message(d.response_head(), Some(d.request_id()), d.response_body_bytes(), d.response_body),
     }
 }
 
@@ -312,19 +415,20 @@ pub async fn list(State(s): St, _: Admin, mut q: Query) -> ApiResult<axum::Json<
     };
     q.finish()?;
     let (entries, more) = s.journal.page(&filter, after, limit);
-    let data: Vec<JournalEntry> = entries.iter().map(|e| render(e)).collect();
+    let data: Vec<JournalEntry> = entries.iter().map(|(seq, r)| render(*seq, r)).collect();
     let next_cursor = if more { data.last().map(|e| e.id.clone()) } else { None };
     Ok(axum::Json(JournalPage { data, next_cursor }))
 }
 
 /// `GET /_emulator/requests/{id}`
 pub async fn get(State(s): St, _: Admin, Path(id): Path<String>) -> ApiResult<axum::Json<JournalEntry>> {
-    let entry = seq_of(&id).and_then(|seq| s.journal.get(seq)).ok_or_else(|| {
+    let found = seq_of(&id).and_then(|seq| Some((seq, s.journal.get(seq)?)));
+    let (seq, record) = found.ok_or_else(|| {
         ApiError::from(crate::domain::DomainError::not_found(
             "journal entry (it may have been dropped from the journal)",
         ))
     })?;
-    Ok(axum::Json(render(&entry)))
+    Ok(axum::Json(render(seq, &record)))
 }
 
 /// `DELETE /_emulator/requests`
