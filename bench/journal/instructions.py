@@ -5,7 +5,11 @@ Wall-clock rates on a shared 2-core machine move by ±10% between runs; instruct
 do not (the same binary and inputs give the same count whatever else the machine does). This
 runs the emulator under callgrind four times: journal on (the default) and off
 (`--journal-size 0`), each with N and 3N receipts over one keep-alive connection. The
-difference between the two sizes is the cost of 2N writes, start-up and set-up excluded.
+difference between the two sizes is the cost of 2N writes, start-up and set-up excluded. N
+defaults to the journal's default size (10,000 entries), so the smaller run fills the journal
+and the 2N writes measured all go into a full one, each dropping the oldest entry: the steady
+state of an emulator that has run for a while (a journal still filling costs a little more per
+write, as its memory is fresh).
 
     python3 bench/journal/instructions.py [--writes N] [--emulator-bin PATH]
 
@@ -73,7 +77,7 @@ def run(binary: str, writes: int, journal_size: int, out: str) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--writes", type=int, default=2000, help="N (the runs make N and 3N writes)")
+    parser.add_argument("--writes", type=int, default=10_000, help="N (the runs make N and 3N writes)")
     parser.add_argument("--emulator-bin", help="a release twh-emulator (default: cargo build --release)")
     args = parser.parse_args()
     binary = args.emulator_bin
