@@ -96,16 +96,6 @@ impl KeyMap {
         self.by_secret.iter()
     }
 
-    /// How many keys.
-    pub fn len(&self) -> usize {
-        self.by_secret.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.by_secret.is_empty()
-    }
-
     /// The grants of `tenant`.
     pub fn of_tenant<'a>(&'a self, tenant: &str) -> impl Iterator<Item = &'a Arc<KeyGrant>> + 'a {
         self.by_tenant.get(tenant).into_iter().flatten().filter_map(|s| self.by_secret.get(s.as_str()))

@@ -174,19 +174,15 @@ impl Data {
             let request_body = redact(self.request_body_bytes());
             let response_body = redact(self.response_body_bytes());
             let answer_head = range(&self.text, self.request_body_end..self.response_head_end).to_vec();
-            let grown = request_body.len() as u32;
-            let shift = |end: u32, from: u32| end - from;
-            let (id, sandbox, head) = (
-                shift(self.request_id_end, self.request_body_end),
-                shift(self.sandbox_end, self.request_body_end),
-                shift(self.response_head_end, self.request_body_end),
-            );
+            // What follows the request body moves by the change in its length.
+            let (old, new) = (self.request_body_end, self.request_head_end + request_body.len() as u32);
+            let moved = |end: u32| end - old + new;
+            self.request_id_end = moved(self.request_id_end);
+            self.sandbox_end = moved(self.sandbox_end);
+            self.response_head_end = moved(self.response_head_end);
+            self.request_body_end = new;
             self.text.truncate(self.request_head_end as usize);
             self.text.extend_from_slice(&request_body);
-            self.request_body_end = self.request_head_end + grown;
-            self.request_id_end = self.request_body_end + id;
-            self.sandbox_end = self.request_body_end + sandbox;
-            self.response_head_end = self.request_body_end + head;
             self.text.extend_from_slice(&answer_head);
             self.text.extend_from_slice(&response_body);
         }
