@@ -112,6 +112,8 @@ export interface EmulatorOptions {
    * 2030-01-01T00:00:00Z and moves only when advanced.
    */
   deterministic?: number
+  /** Most requests the request journal keeps (`twh-emulator serve --journal-size`; default 10 000); 0 turns it off. */
+  journalSize?: number
 }
 /** A sandbox (`name`, `seed`, `plan`) and the options of its client. */
 export interface SandboxOptions extends CreateSandbox, Omit<ClientOptions, 'apiKey' | 'baseUrl'> {}

@@ -13,7 +13,12 @@ Each raw client sends the headers the SDK sends (``Authorization``, ``User-Agent
 ``requests.Session``) and parses the JSON answer; the SDK also builds its typed result. The three
 take turns round by round; each cell is the median of the rounds.
 
-Run: ``python bench/python/bench.py [--calls N] [--rounds R]`` with ``twh``, ``httpx`` and
+The emulator's request journal is off unless ``--journal``: all three pay for it alike, and its
+work (and its churn through the caches) would move the ratios without saying anything about the
+SDK. The table also gives µs per call; ``twh - httpx`` is what the SDK costs over httpx whatever
+the emulator's own cost.
+
+Run: ``python bench/python/bench.py [--calls N] [--rounds R] [--journal]`` with ``twh``, ``httpx`` and
 ``requests`` installed (``scripts/test-python`` installs them pinned into its venv).
 """
 
@@ -119,13 +124,14 @@ def main(argv: List[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=1000, help="calls per client, operation and round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--journal", action="store_true", help="keep the emulator's request journal on")
     parser.add_argument("--min-ratio", type=float, default=0.0, help="exit 1 if twh/httpx is below this for any call")
     args = parser.parse_args(argv)
     if args.calls < 1 or args.rounds < 1:
         parser.error("--calls and --rounds must be at least 1")
 
     # No rate limit (the bench would measure it), and the pro plan (its quotas are not hard).
-    with twh.Emulator(rate_limit_per_second=0) as emu:
+    with twh.Emulator(rate_limit_per_second=0, journal_size=None if args.journal else 0) as emu:
         client, created = emu.create_sandbox_with_details(name="bench", plan="pro")
         item = client.create_item(sku="BENCH-1", name="Bench")
         loc = client.create_location(code="BENCH-WH", name="Bench")
@@ -142,15 +148,18 @@ def main(argv: List[str]) -> int:
 
     med = {k: statistics.median(v) for k, v in results.items()}
     print(f"Sequential calls per second, median of {args.rounds} rounds of {args.calls} calls (Python {sys.version.split()[0]},"
-          f" twh {twh.__version__}, httpx {httpx.__version__}, requests {requests.__version__})")
+          f" twh {twh.__version__}, httpx {httpx.__version__}, requests {requests.__version__},"
+          f" journal {'on' if args.journal else 'off'})")
     print()
-    print(f"| {'call':<16} | {'twh.Client':>10} | {'httpx':>8} | {'requests':>8} | {'twh / httpx':>11} | {'twh / requests':>14} |")
-    print(f"|{'-' * 18}|{'-' * 11}:|{'-' * 9}:|{'-' * 9}:|{'-' * 12}:|{'-' * 15}:|")
+    print(f"| {'call':<16} | {'twh.Client':>10} | {'httpx':>8} | {'requests':>8} | {'twh / httpx':>11} | {'twh / requests':>14} "
+          f"| {'µs/call twh':>11} | {'httpx':>6} | {'twh - httpx':>11} |")
+    print(f"|{'-' * 18}|{'-' * 11}:|{'-' * 9}:|{'-' * 9}:|{'-' * 12}:|{'-' * 15}:|{'-' * 12}:|{'-' * 7}:|{'-' * 12}:|")
     worst = float("inf")
     for op in ("get_item", "create_movement"):
         t, h, r = med[("twh.Client", op)], med[("httpx", op)], med[("requests", op)]
         worst = min(worst, t / h)
-        print(f"| {op:<16} | {t:>10.0f} | {h:>8.0f} | {r:>8.0f} | {t / h:>10.2f}x | {t / r:>13.2f}x |")
+        print(f"| {op:<16} | {t:>10.0f} | {h:>8.0f} | {r:>8.0f} | {t / h:>10.2f}x | {t / r:>13.2f}x "
+              f"| {1e6 / t:>11.1f} | {1e6 / h:>6.1f} | {1e6 / t - 1e6 / h:>11.1f} |")
     print()
     print("Every client talks HTTP/1.1 to the same in-process emulator over loopback; each call sends")
     print("a request id (and an idempotency key on the POST) and parses the JSON answer.")

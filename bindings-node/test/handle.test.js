@@ -189,3 +189,22 @@ test('a deterministic seed repeats ids and starts the clock in 2030', async () =
   assert.notDeepEqual(first.slice(0, 2), other.slice(0, 2))
   assert.match(String(first[2]), /^2030-01-01T00:00:00/)
 })
+
+test('journalSize bounds the request journal; 0 turns it off', async () => {
+  const small = await twh.Emulator.start({ journalSize: 2 })
+  try {
+    const client = small.createSandbox()
+    for (let i = 0; i < 3; i++) await client.createItem({ sku: `J-${i}`, name: 'Journal' })
+    const kept = (await small.requests({ limit: 100 })).data
+    assert.deepEqual(kept.map((e) => e.path), ['/v1/items', '/v1/items'])
+  } finally {
+    await small.stop()
+  }
+  const off = await twh.Emulator.start({ journalSize: 0 })
+  try {
+    await off.createSandbox().createItem({ sku: 'J-0', name: 'Journal' })
+    assert.deepEqual((await off.requests({ limit: 100 })).data, [])
+  } finally {
+    await off.stop()
+  }
+})

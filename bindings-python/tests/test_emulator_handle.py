@@ -242,3 +242,15 @@ def test_a_deterministic_seed_repeats_ids_and_starts_the_clock_in_2030() -> None
     assert first == again
     assert first[:2] != other[:2]
     assert first[2].startswith("2030-01-01T00:00:00")
+
+
+def test_journal_size_bounds_the_request_journal_and_zero_turns_it_off() -> None:
+    with twh.Emulator(journal_size=2) as emu:
+        client = emu.create_sandbox()
+        for i in range(3):
+            client.create_item(sku=f"J-{i}", name="Journal")
+        kept = emu.requests(limit=100).data
+        assert [e.path for e in kept] == ["/v1/items", "/v1/items"]
+    with twh.Emulator(journal_size=0) as emu:
+        emu.create_sandbox().create_item(sku="J-0", name="Journal")
+        assert emu.requests(limit=100).data == []

@@ -69,6 +69,9 @@ pub struct Options {
     /// ids come from a generator seeded by this, and the clock starts at 2030-01-01T00:00:00Z and
     /// moves only when advanced, so the same requests get the same answers on every run.
     pub deterministic: Option<u64>,
+    /// Most requests the request journal keeps (`serve --journal-size`; default 10 000); 0 turns
+    /// it off.
+    pub journal_size: Option<usize>,
 }
 
 impl Options {
@@ -112,6 +115,9 @@ impl Options {
             config.data_dir = Some(dir);
         }
         config.deterministic = self.deterministic;
+        if let Some(n) = self.journal_size {
+            config.http.journal_size = n;
+        }
         for (meter, limit) in self.free_quotas.unwrap_or_default() {
             let quotas = &mut config.settings.plans.free.quotas;
             match meter.as_str() {

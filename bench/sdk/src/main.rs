@@ -19,6 +19,12 @@
 //! or another process taking a core for a while, hits both alike), after a warm-up, and each
 //! workload's rate is the total calls over the total time. The run takes about 30 s;
 //! `TWH_BENCH_SECONDS` sets the seconds per workload (default 8).
+//!
+//! The emulator's request journal is off unless `TWH_BENCH_JOURNAL=1`: both sides pay for it
+//! alike, and its work, and its churn through the caches, would move the ratio without saying
+//! anything about the SDK. `TWH_BENCH_ONLY=0|1|2` makes the warm-up calls of one contender only
+//! (0 the SDK, 1 raw minimal, 2 raw same wire): with `TWH_BENCH_SECONDS=0` under
+//! `valgrind --tool=callgrind`, two such runs give each side's instructions per call.
 
 use std::time::{Duration, Instant};
 
@@ -167,6 +173,13 @@ async fn main() {
     // A load test: no rate limit, and a pro sandbox (overage instead of refusals).
     let mut config = Config::default();
     config.http.rate_limit_per_second = 0;
+    // The request journal off unless asked for: what is measured is the SDK's cost, and the
+    // journal's own cost (and its churn through the caches) would weigh on both sides alike.
+    if std::env::var("TWH_BENCH_JOURNAL").is_ok_and(|v| v == "1") {
+        println!("(request journal on)");
+    } else {
+        config.http.journal_size = 0;
+    }
     let emulator = Emulator::start(config).await.expect("emulator");
     let pro = types::CreateSandbox { plan: Some(types::Plan::Pro), ..Default::default() };
     let (client, created) = emulator.create_sandbox_with(&pro).await.expect("sandbox");
@@ -184,12 +197,17 @@ async fn main() {
     let raws = [Raw::new(&fixture.key, false), Raw::new(&fixture.key, true)];
 
     let workloads = [Workload::Read, Workload::Write, Workload::List];
+    let only: Option<usize> = std::env::var("TWH_BENCH_ONLY").ok().and_then(|v| v.parse().ok());
     let mut results = Vec::new();
     for w in workloads {
         for _ in 0..WARMUP_CALLS {
-            sdk_call(&client, &fixture, w).await;
-            for raw in &raws {
-                raw_call(raw, &fixture, w).await;
+            if only.is_none_or(|o| o == 0) {
+                sdk_call(&client, &fixture, w).await;
+            }
+            for (i, raw) in raws.iter().enumerate() {
+                if only.is_none_or(|o| o == i + 1) {
+                    raw_call(raw, &fixture, w).await;
+                }
             }
         }
         // 0: the SDK; 1: raw, minimal; 2: raw, same wire.

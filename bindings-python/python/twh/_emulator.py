@@ -56,6 +56,7 @@ class Emulator:
         idempotency_ttl_seconds: Optional[int] = None,
         free_quotas: Optional[Dict[Meter, int]] = None,
         deterministic: Optional[int] = None,
+        journal_size: Optional[int] = None,
     ) -> None:
         """``port``: any free one by default. The per-key rate limit (default 1000 requests a
         second in bursts of 2000) can be changed; 0 turns it off (for load tests). ``data_dir``
@@ -67,7 +68,8 @@ class Emulator:
         ``deterministic`` (a seed, as ``twh-emulator serve --deterministic SEED``): ids, keys,
         webhook secrets and request ids come from a generator seeded by it and the clock starts at
         2030-01-01T00:00:00Z, moving only when advanced, so the same calls get the same answers on
-        every run."""
+        every run. ``journal_size``: most requests the request journal keeps (default 10,000, as
+        ``twh-emulator serve --journal-size``); 0 turns it off."""
         # The Rust SDK reads these (`twh::emulator::Options`, the same reading as Node's).
         options = {
             "port": port,
@@ -80,6 +82,7 @@ class Emulator:
             "idempotency_ttl_seconds": idempotency_ttl_seconds,
             "free_quotas": free_quotas,
             "deterministic": deterministic,
+            "journal_size": journal_size,
         }
         self._native = _native.Emulator(json.dumps(options))
 
