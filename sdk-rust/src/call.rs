@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 use futures::future::BoxFuture;
 
 use crate::Result;
-use crate::response::Response;
+use crate::response::{Response, WithHeaders, poll_value_only};
 
 /// A call about to be made: `.await` it for the value, or `.with_response().await` for the value
 /// with its response metadata. Nothing is sent until it is first polled.
@@ -39,10 +39,17 @@ impl<'a, T> Call<'a, T> {
         Call { run: Box::pin(run) }
     }
 
+    pub(crate) fn from_boxed(run: BoxFuture<'a, Result<Response<T>>>) -> Call<'a, T> {
+        Call { run }
+    }
+
     /// The value with the metadata of the answer it came in: status, headers, request id,
     /// `Idempotent-Replayed`, rate limit.
-    pub fn with_response(self) -> BoxFuture<'a, Result<Response<T>>> {
-        self.run
+    pub fn with_response(self) -> BoxFuture<'a, Result<Response<T>>>
+    where
+        T: 'a,
+    {
+        Box::pin(WithHeaders(self.run))
     }
 }
 
@@ -50,7 +57,8 @@ impl<T> Future for Call<'_, T> {
     type Output = Result<T>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
-        self.run.as_mut().poll(cx).map(|r| r.map(Response::into_inner))
+        // Awaited for the value alone: its answer's headers are not copied (but the ETag).
+        poll_value_only(self.run.as_mut(), cx).map(|r| r.map(Response::into_inner))
     }
 }
 

@@ -25,7 +25,7 @@ use reqwest::header::HeaderValue;
 
 use crate::Result;
 use crate::etag::ETag;
-use crate::response::Response;
+use crate::response::{Response, WithHeaders};
 
 /// The idempotency key header.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
@@ -121,7 +121,15 @@ impl<'a, T> Post<'a, T> {
     }
 
     /// Sends it; the value with the metadata of the answer it came in.
-    pub fn with_response(self) -> BoxFuture<'a, Result<Response<T>>> {
+    pub fn with_response(self) -> BoxFuture<'a, Result<Response<T>>>
+    where
+        T: 'a,
+    {
+        Box::pin(WithHeaders(self.start()))
+    }
+
+    /// The call, sent when first polled.
+    fn start(self) -> BoxFuture<'a, Result<Response<T>>> {
         let key = self.idempotency_key.unwrap_or_else(new_key);
         (self.run)(key, self.if_match)
     }
@@ -138,10 +146,11 @@ impl<T> fmt::Debug for Post<'_, T> {
 
 impl<'a, T: 'a> IntoFuture for Post<'a, T> {
     type Output = Result<T>;
-    type IntoFuture = futures::future::MapOk<BoxFuture<'a, Result<Response<T>>>, fn(Response<T>) -> T>;
+    /// Awaited for the value alone, as a [`Call`](crate::Call) is.
+    type IntoFuture = crate::Call<'a, T>;
 
     fn into_future(self) -> Self::IntoFuture {
-        futures::TryFutureExt::map_ok(self.with_response(), Response::into_inner)
+        crate::Call::from_boxed(self.start())
     }
 }
 

@@ -9,10 +9,14 @@
 //! [`ResponseMeta`]; the dispatch's answers have [`crate::dispatch::Answer::response`]. The
 //! request id, replay flag and rate limit are read from the headers on demand.
 
+use std::cell::Cell;
+use std::future::Future;
 use std::ops::{Deref, DerefMut};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use progenitor_client::ResponseValue;
-use reqwest::header::HeaderMap;
+use reqwest::header::{ETAG, HeaderMap, HeaderValue};
 
 use crate::etag::{ETag, Versioned};
 use crate::idempotency::REQUEST_ID_HEADER;
@@ -67,7 +71,7 @@ impl ResponseMeta {
 
     /// The `ETag` the answer carries, if a valid one.
     pub fn etag(&self) -> Option<ETag> {
-        self.header("etag").and_then(ETag::new)
+        self.headers.get(ETAG).and_then(|v| v.to_str().ok()).and_then(ETag::new)
     }
 }
 
@@ -90,12 +94,15 @@ impl ResponseMeta {
 pub struct Response<T> {
     value: T,
     meta: ResponseMeta,
+    /// The answer's `ETag` when `meta` holds no headers: all that a call awaited for its value
+    /// alone keeps of them ([`poll_value_only`]).
+    etag: Option<HeaderValue>,
 }
 
 impl<T> Response<T> {
     /// A value with its answer's metadata.
     pub fn new(value: T, meta: ResponseMeta) -> Response<T> {
-        Response { value, meta }
+        Response { value, meta, etag: None }
     }
 
     /// The answer's metadata: status, headers, request id, replay flag, rate limit.
@@ -115,12 +122,16 @@ impl<T> Response<T> {
 
     /// The same answer with its value changed by `f`.
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Response<U> {
-        Response { value: f(self.value), meta: self.meta }
+        Response { value: f(self.value), meta: self.meta, etag: self.etag }
     }
 
     /// The value with the answer's ETag; an error if it has none.
     pub(crate) fn versioned(self) -> Result<Response<Versioned<T>>> {
-        let etag = self.meta.etag().ok_or_else(|| Error::UnexpectedResponse {
+        let etag = match &self.etag {
+            Some(kept) => kept.to_str().ok().and_then(ETag::new),
+            None => self.meta.etag(),
+        };
+        let etag = etag.ok_or_else(|| Error::UnexpectedResponse {
             status: Some(self.meta.status),
             message: "the response has no ETag".to_owned(),
             attempts: 0,
@@ -132,10 +143,10 @@ impl<T> Response<T> {
 impl<T> Response<Option<T>> {
     /// Like [`Response::versioned`] for a conditional read: no value (304), no ETag needed.
     pub(crate) fn versioned_if_some(self) -> Result<Response<Option<Versioned<T>>>> {
-        let Response { value, meta } = self;
+        let Response { value, meta, etag } = self;
         match value {
-            None => Ok(Response { value: None, meta }),
-            Some(value) => Ok(Response { value, meta }.versioned()?.map(Some)),
+            None => Ok(Response { value: None, meta, etag }),
+            Some(value) => Ok(Response { value, meta, etag }.versioned()?.map(Some)),
         }
     }
 }
@@ -154,16 +165,64 @@ impl<T> DerefMut for Response<T> {
     }
 }
 
+thread_local! {
+    /// Whether answers converted on this thread keep every header: false only while a call
+    /// awaited for its value alone is polled ([`poll_value_only`]), whose metadata is dropped
+    /// unread but for the ETag, so that a plain `.await` does not pay for a copy of the headers.
+    static KEEP_HEADERS: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Sets [`KEEP_HEADERS`] for the duration of one poll, and back after (on unwinding too).
+struct KeepHeaders(bool);
+
+impl KeepHeaders {
+    fn set(keep: bool) -> KeepHeaders {
+        KeepHeaders(KEEP_HEADERS.replace(keep))
+    }
+}
+
+impl Drop for KeepHeaders {
+    fn drop(&mut self) {
+        KEEP_HEADERS.set(self.0);
+    }
+}
+
+/// Polls a call awaited for its value alone: the answers it converts keep only their ETag.
+pub(crate) fn poll_value_only<F: Future + ?Sized>(f: Pin<&mut F>, cx: &mut Context<'_>) -> Poll<F::Output> {
+    let _scope = KeepHeaders::set(false);
+    f.poll(cx)
+}
+
+/// A call awaited with its metadata: the answers it converts keep every header, wherever it is
+/// polled from.
+pub(crate) struct WithHeaders<F: ?Sized>(pub(crate) Pin<Box<F>>);
+
+impl<F: Future + ?Sized> Future for WithHeaders<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let _scope = KeepHeaders::set(true);
+        self.0.as_mut().poll(cx)
+    }
+}
+
 /// The generated client's answer as a [`Response`]: its status and headers become the
-/// metadata (headers copied once, read lazily; the body was parsed once, by the generated client).
+/// metadata (headers copied once, read lazily; the body was parsed once, by the generated
+/// client). Inside a call awaited for its value alone only the ETag is copied, the one header
+/// such a call reads ([`Response::versioned`]).
 pub(crate) trait IntoResponse<T> {
     fn into_response(self) -> Response<T>;
 }
 
 impl<T> IntoResponse<T> for ResponseValue<T> {
     fn into_response(self) -> Response<T> {
-        let meta = ResponseMeta::new(self.status().as_u16(), self.headers().clone());
-        Response { value: self.into_inner(), meta }
+        let (headers, etag) = if KEEP_HEADERS.get() {
+            (self.headers().clone(), None)
+        } else {
+            (HeaderMap::new(), self.headers().get(ETAG).cloned())
+        };
+        let meta = ResponseMeta::new(self.status().as_u16(), headers);
+        Response { value: self.into_inner(), meta, etag }
     }
 }
 
@@ -183,6 +242,29 @@ pub(crate) fn rate_limit(headers: &HeaderMap) -> Option<RateLimit> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_call_awaited_for_its_value_keeps_only_the_etag() {
+        let answer = || {
+            let mut h = HeaderMap::new();
+            h.insert("etag", "\"3\"".parse().unwrap());
+            h.insert("x-request-id", "req_1".parse().unwrap());
+            ResponseValue::new(5u8, reqwest::StatusCode::OK, h)
+        };
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut plain = Box::pin(async { answer().into_response() });
+        let Poll::Ready(r) = poll_value_only(plain.as_mut(), &mut cx) else { panic!("ready") };
+        assert!(r.response().headers.is_empty(), "no header copied");
+        let versioned = r.versioned().expect("the ETag was kept");
+        assert_eq!(versioned.etag().as_str(), "\"3\"");
+        // Asked for with its metadata, even from inside a value-only poll: every header.
+        let mut nested = Box::pin(async { WithHeaders(Box::pin(async { answer().into_response() })).await });
+        let Poll::Ready(r) = poll_value_only(nested.as_mut(), &mut cx) else { panic!("ready") };
+        assert_eq!(r.response().request_id(), Some("req_1"));
+        // Outside any call, and after one: every header.
+        assert_eq!(answer().into_response().response().headers.len(), 2);
+    }
 
     #[test]
     fn metadata_is_read_from_the_headers() {
