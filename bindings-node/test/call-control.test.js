@@ -36,6 +36,9 @@ test('results and errors carry lastResponse; message is the detail', async (t) =
   assert.equal(again.lastResponse.idempotentReplayed, true)
   const page = await client.listItems()
   assert.equal(page.lastResponse.status, 200)
+  const changed = await client.updateItemWith(item.id, () => ({ name: 'Renamed' }))
+  assert.equal(changed.lastResponse.status, 200, 'a read-modify-write carries its write\'s answer')
+  assert.equal(changed.lastResponse.headers.etag, changed.etag)
 
   const e = await client.getItem('itm_missing').catch((x) => x)
   assert.ok(e instanceof twh.NotFoundError)

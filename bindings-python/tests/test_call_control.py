@@ -54,6 +54,9 @@ def test_results_and_errors_carry_their_response(twh_emulator: twh.Emulator) -> 
     assert again.last_response is not None and again.last_response.idempotent_replayed
     page = client.list_items()
     assert page.last_response is not None and page.last_response.status == 200
+    changed = client.update_item_with(item.id, lambda current: {"name": "Renamed"})
+    assert changed.last_response is not None and changed.last_response.status == 200
+    assert changed.last_response.headers["etag"] == changed.etag
 
     with pytest.raises(twh.NotFoundError) as e:
         client.get_item("itm_missing")

@@ -7,24 +7,28 @@ use std::fmt::Display;
 
 use crate::etag::{Versioned, read_modify_write};
 use crate::types::{self, Item, Location};
-use crate::{Client, Result};
+use crate::{Call, Client};
 
 /// One read-modify-write method over a generated read and update.
 macro_rules! update_with {
     ($(#[$doc:meta])* $name:ident: $get:ident, $update:ident, $value:ty, $patch:ty) => {
         $(#[$doc])*
-        pub async fn $name<F, B>(&self, id: &str, mut change: F) -> Result<Versioned<$value>>
+        ///
+        /// `.with_response()` gives the metadata of the answer to the write that succeeded.
+        pub fn $name<'a, F, B>(&'a self, id: &'a str, mut change: F) -> Call<'a, Versioned<$value>>
         where
-            F: FnMut(&$value) -> B + Send,
-            B: TryInto<$patch> + Send,
+            F: FnMut(&$value) -> B + Send + 'a,
+            B: TryInto<$patch> + Send + 'a,
             B::Error: Display,
         {
-            read_modify_write(
-                || self.$get(id),
-                |current| change(current),
-                |etag, patch| async move { self.$update(id, &etag, patch).await },
-            )
-            .await
+            Call::new(async move {
+                read_modify_write(
+                    || self.$get(id),
+                    |current| change(current),
+                    |etag, patch| async move { self.$update(id, &etag, patch).with_response().await },
+                )
+                .await
+            })
         }
     };
 }

@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use progenitor_client::ResponseValue;
 
+use crate::response::Response;
 use crate::{Error, Result};
 
 /// Most rounds of a read-modify-write loop before its last 412 is returned.
@@ -168,12 +169,12 @@ pub(crate) async fn read_modify_write<T, P, R, RF, W, WF>(
     mut read: R,
     mut change: impl FnMut(&T) -> P,
     mut write: W,
-) -> Result<Versioned<T>>
+) -> Result<Response<Versioned<T>>>
 where
     R: FnMut() -> RF,
     RF: Future<Output = Result<Versioned<T>>>,
     W: FnMut(ETag, P) -> WF,
-    WF: Future<Output = Result<Versioned<T>>>,
+    WF: Future<Output = Result<Response<Versioned<T>>>>,
 {
     let mut round = 0;
     loop {

@@ -229,6 +229,18 @@ async fn typed_calls_carry_their_response() {
     // Plain `.await` is unchanged: the bare value.
     let plain: twh::Versioned<twh::types::Item> = client.get_item(&created.id).await.expect("read");
     assert_eq!(plain.id, created.id);
+    // A read-modify-write carries the answer to its successful write.
+    let changed = client
+        .update_item_with(&created.id, |_| twh::types::UpdateItem::builder().name("Renamed"))
+        .with_response()
+        .await
+        .expect("update_item_with");
+    assert_eq!((changed.response().status, changed.name.as_str()), (200, "Renamed"));
+    assert_eq!(changed.response().etag().as_ref(), Some(changed.etag()));
+    assert_eq!(changed.response().request_id(), Some(last_sent().as_str()));
+    let changed: twh::Versioned<twh::types::Item> =
+        client.update_item_with(&created.id, |_| twh::types::UpdateItem::builder().name("Again")).await.expect("plain");
+    assert_eq!(changed.version, created.version + 2);
 
     // An error carries the same metadata.
     let e = client.get_item("itm_missing").with_response().await.expect_err("404");
