@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import datetime as _dt
 import re
-from typing import Any, Dict, Iterator, Optional, Type, TypeVar
+from typing import Any, Dict, Iterator, Optional, Tuple, Type, TypeVar, Union
 
 from ._response import Response
 
@@ -42,6 +42,10 @@ def parse_datetime(text: str) -> _dt.datetime:
     return value
 
 
+#: Sets an attribute of a read-only result (its ``__setattr__`` refuses).
+_set = object.__setattr__
+
+
 class Model:
     """A result of the API: ``item.sku``, ``item["sku"]`` (any field, known or newer),
     ``item.to_dict()``.
@@ -50,20 +54,31 @@ class Model:
     ``to_dict()``. Results are read-only.
     """
 
-    __slots__ = ("_data", "etag", "last_response")
+    __slots__ = ("_data", "etag", "_answer")
 
     _data: Dict[str, Any]
     etag: Optional[str]
-    #: The metadata of the answer this result came in (status, headers, request id, rate limit);
-    #: ``None`` for a result nested in another or made by hand.
-    last_response: Optional[Response]
+    #: The answer's status and header text until ``last_response`` is first read, then its
+    #: ``Response`` (made on demand: most callers never look).
+    _answer: "Union[Tuple[int, str], Response, None]"
 
     def __init__(self, data: Dict[str, Any], etag: Optional[str] = None) -> None:
         if not isinstance(data, dict):
             raise TypeError(f"{type(self).__name__} is made from a JSON object, not {type(data).__name__}")
-        object.__setattr__(self, "_data", data)
-        object.__setattr__(self, "etag", etag)
-        object.__setattr__(self, "last_response", None)
+        _set(self, "_data", data)
+        _set(self, "etag", etag)
+        _set(self, "_answer", None)
+
+    @property
+    def last_response(self) -> Optional[Response]:
+        """The metadata of the answer this result came in (status, headers, request id, rate
+        limit); ``None`` for a result nested in another or made by hand."""
+        answer = self._answer
+        if answer is None or isinstance(answer, Response):
+            return answer
+        response = Response(answer[0], answer[1])
+        _set(self, "_answer", response)
+        return response
 
     @classmethod
     def from_dict(cls: Type[M], data: Dict[str, Any], etag: Optional[str] = None) -> M:

@@ -35,7 +35,7 @@ from typing import (
 
 from . import _native
 from ._errors import PreconditionFailedError, UnexpectedResponseError, _from_details
-from ._models import Model
+from ._models import Model, _set
 from ._response import Hook, Response, _observer
 from .types import SandboxCreated
 
@@ -137,7 +137,7 @@ class Page(Generic[M]):
 
 def _one(cls: Type[M], answer: Answer) -> M:
     result = cls(json.loads(answer[2]), answer[1])
-    object.__setattr__(result, "last_response", Response(answer[0], answer[3]))
+    _set(result, "_answer", (answer[0], answer[3]))
     return result
 
 
