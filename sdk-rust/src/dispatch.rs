@@ -27,7 +27,7 @@ use reqwest::header::{self, HeaderMap, HeaderValue};
 use serde_json::{Map, Value, json};
 
 use crate::etag::ETag;
-use crate::idempotency::{IDEMPOTENCY_KEY_HEADER, IDEMPOTENCY_KEY_LEN_MAX, REQUEST_ID_HEADER};
+use crate::idempotency::{IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_LEN_MAX, REQUEST_ID_HEADER};
 use crate::{Client, Error, Result, generated};
 
 /// Whether an operation takes a header or a body.
@@ -225,7 +225,7 @@ fn request(
                 format!("idempotency_key must be 1..={IDEMPOTENCY_KEY_LEN_MAX} printable ASCII characters"),
             ));
         }
-        builder = builder.header(IDEMPOTENCY_KEY_HEADER, header_value(op, "idempotency_key", &key)?);
+        builder = builder.header(IDEMPOTENCY_KEY, header_value(op, "idempotency_key", &key)?);
     }
     for (name, header) in [("if_match", header::IF_MATCH), ("if_none_match", header::IF_NONE_MATCH)] {
         if let Some(tag) = text(op, args, name)? {
