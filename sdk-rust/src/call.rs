@@ -36,7 +36,7 @@ pub struct Call<'a, T> {
 
 impl<'a, T> Call<'a, T> {
     pub(crate) fn new(run: impl Future<Output = Result<Response<T>>> + Send + 'a) -> Call<'a, T> {
-        Call { run: Box::pin(run) }
+        Call::from_boxed(Box::pin(run))
     }
 
     pub(crate) fn from_boxed(run: BoxFuture<'a, Result<Response<T>>>) -> Call<'a, T> {

@@ -51,6 +51,11 @@ impl ETag {
         valid.then_some(ETag(value))
     }
 
+    /// An `ETag` header's value, if a valid one.
+    pub(crate) fn from_header(value: &reqwest::header::HeaderValue) -> Option<ETag> {
+        value.to_str().ok().and_then(ETag::new)
+    }
+
     /// The ETag of a version: `"<version>"`.
     pub fn from_version(version: u64) -> ETag {
         ETag(format!("\"{version}\""))
@@ -142,7 +147,7 @@ pub trait ResponseValueExt<T> {
 
 impl<T> ResponseValueExt<T> for ResponseValue<T> {
     fn etag(&self) -> Option<ETag> {
-        self.headers().get(reqwest::header::ETAG)?.to_str().ok().and_then(ETag::new)
+        self.headers().get(reqwest::header::ETAG).and_then(ETag::from_header)
     }
 
     fn into_versioned(self) -> Result<Versioned<T>> {

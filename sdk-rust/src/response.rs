@@ -71,7 +71,7 @@ impl ResponseMeta {
 
     /// The `ETag` the answer carries, if a valid one.
     pub fn etag(&self) -> Option<ETag> {
-        self.headers.get(ETAG).and_then(|v| v.to_str().ok()).and_then(ETag::new)
+        self.headers.get(ETAG).and_then(ETag::from_header)
     }
 }
 
@@ -128,7 +128,7 @@ impl<T> Response<T> {
     /// The value with the answer's ETag; an error if it has none.
     pub(crate) fn versioned(self) -> Result<Response<Versioned<T>>> {
         let etag = match &self.etag {
-            Some(kept) => kept.to_str().ok().and_then(ETag::new),
+            Some(kept) => ETag::from_header(kept),
             None => self.meta.etag(),
         };
         let etag = etag.ok_or_else(|| Error::UnexpectedResponse {
