@@ -41,13 +41,13 @@ export declare class NativeClient {
    * Calls the SDK method `op` (snake_case) with its arguments (a JSON object: see
    * `twh::dispatch`) and its body (JSON text, camelCase keys).
    */
-  call(op: string, argsJson: string, body?: string | undefined | null): Promise<Answer>
+  call(op: string, argsJson: string, body?: string | undefined | null): Promise<[head: string, body: string]>
   /**
    * Like `call`, stopped by `cancel`: once `cancel.cancel()` is called the native call is
    * dropped at once (its request's connection closed, no further attempt made) and the
    * promise rejects. How `lib/call.js` honours a per-call `signal`.
    */
-  callCancellable(op: string, argsJson: string, body: string | undefined | null, cancel: NativeCancel): Promise<Answer>
+  callCancellable(op: string, argsJson: string, body: string | undefined | null, cancel: NativeCancel): Promise<[head: string, body: string]>
 }
 
 /**
@@ -108,18 +108,6 @@ export declare class NativeEmulator {
    * handle stops nothing; it is only closed.
    */
   stop(): Promise<void>
-}
-
-/**
- * A successful answer: the status, the `ETag` if any, the body (JSON with camelCase keys,
- * CSV text as sent, or empty) and the headers as `name: value` lines (split in JS only when
- * `lastResponse.headers` is read).
- */
-export interface Answer {
-  status: number
-  etag?: string
-  body: string
-  headers: string
 }
 
 /** Client configuration: `{ apiKey?, baseUrl?, timeoutMs?, maxRetries?, userAgentSuffix? }`. */

@@ -7,7 +7,7 @@
 // kept as it came.
 
 const { fromNative, InvalidRequestError } = require('./errors.js')
-const { attach } = require('./response.js')
+const { LastResponse, attach } = require('./response.js')
 const { NativeCancel } = require('../binding.js')
 
 /** The native client of a `Client` (set by lib/client.js). */
@@ -80,20 +80,22 @@ async function call(client, op, args, body, options) {
   } catch (e) {
     throw fromNative(e)
   }
-  if (answer.status === 304) return null
+  // [head, body]: head is `{status} {etag}` and then the headers, one `name: value` line each.
+  const head = answer[0]
+  const status = (head.charCodeAt(0) - 48) * 100 + (head.charCodeAt(1) - 48) * 10 + head.charCodeAt(2) - 48
+  if (status === 304) return null
   switch (op.answer) {
     case 'empty':
       return undefined
     case 'text':
-      return answer.body
-    case 'array':
-      return attach(JSON.parse(answer.body).data, answer.status, answer.headers)
-    default: {
-      const value = JSON.parse(answer.body)
-      if (op.etag && answer.etag != null) value.etag = answer.etag
-      return attach(value, answer.status, answer.headers)
-    }
+      return answer[1]
   }
+  const eol = head.indexOf('\n')
+  const meta = new LastResponse(status, head.slice(eol + 1))
+  if (op.answer === 'array') return attach(JSON.parse(answer[1]).data, meta)
+  const value = JSON.parse(answer[1])
+  if (op.etag && eol > 4) value.etag = head.slice(4, eol)
+  return attach(value, meta)
 }
 
 /**

@@ -47,10 +47,10 @@ class LastResponse {
   }
 }
 
-/** Sets `value.lastResponse` (non-enumerable: not part of the value's JSON or equality). */
-function attach(value, status, headersText) {
+/** Sets `value.lastResponse` to `meta` (non-enumerable: not part of the value's JSON or equality). */
+function attach(value, meta) {
   if (value !== null && typeof value === 'object') {
-    Object.defineProperty(value, 'lastResponse', { value: new LastResponse(status, headersText), configurable: true })
+    Object.defineProperty(value, 'lastResponse', { value: meta, configurable: true })
   }
   return value
 }

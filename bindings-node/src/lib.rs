@@ -8,14 +8,12 @@
 //! hand-written `lib/errors.js` turns that into the right `TwhError` subclass.
 #![allow(clippy::needless_pass_by_value)]
 
-mod rekey;
-
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use rekey::Case;
+use twh::dispatch::rekey::{self, Case};
 
 /// Prefix of the message of every error the native layer throws.
 const ERROR_PREFIX: &str = "TWH_ERROR:";
@@ -78,16 +76,12 @@ pub struct ClientOptions {
     pub user_agent_suffix: Option<String>,
 }
 
-/// A successful answer: the status, the `ETag` if any, the body (JSON with camelCase keys,
-/// CSV text as sent, or empty) and the headers as `name: value` lines (split in JS only when
-/// `lastResponse.headers` is read).
-#[napi(object)]
-pub struct Answer {
-    pub status: u32,
-    pub etag: Option<String>,
-    pub body: String,
-    pub headers: String,
-}
+/// A successful answer, as `[head, body]`. `head` is the status, a space and the `ETag` (empty
+/// when none) on its first line, then the headers as `name: value` lines (split in JS only when
+/// `lastResponse.headers` is read); `body` is JSON with camelCase keys, CSV text as sent, or empty.
+/// Two strings in an array cost less to hand over than an object of named fields: every call
+/// makes one.
+type Answer = (String, String);
 
 /// Settings of `withOptions`: `{ timeoutMs?, maxRetries?, headers? }`.
 #[napi(object)]
@@ -189,7 +183,7 @@ impl NativeClient {
 
     /// Calls the SDK method `op` (snake_case) with its arguments (a JSON object: see
     /// `twh::dispatch`) and its body (JSON text, camelCase keys).
-    #[napi]
+    #[napi(ts_return_type = "Promise<[head: string, body: string]>")]
     pub async fn call(&self, op: String, args_json: String, body: Option<String>) -> napi::Result<Answer> {
         answer(&self.inner, op, args_json, body).await
     }
@@ -197,7 +191,7 @@ impl NativeClient {
     /// Like `call`, stopped by `cancel`: once `cancel.cancel()` is called the native call is
     /// dropped at once (its request's connection closed, no further attempt made) and the
     /// promise rejects. How `lib/call.js` honours a per-call `signal`.
-    #[napi(ts_return_type = "Promise<Answer>")]
+    #[napi(ts_return_type = "Promise<[head: string, body: string]>")]
     pub fn call_cancellable<'env>(
         &self,
         env: &'env Env,
@@ -235,12 +229,23 @@ async fn answer(client: &twh::Client, op: String, args_json: String, body: Optio
         })
     })?;
     let json = answer.headers.get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|t| t.contains("json"));
-    Ok(Answer {
-        status: u32::from(answer.status),
-        etag: answer.etag().map(str::to_owned),
-        body: if json { rekey(text, Case::Camel) } else { text.to_owned() },
-        headers: answer.headers_text(),
-    })
+    let body = if json { rekey(text, Case::Camel) } else { text.to_owned() };
+    Ok((head(&answer), body))
+}
+
+/// The `head` of an [`Answer`]: `{status} {etag}` and the headers as `name: value` lines.
+fn head(answer: &twh::dispatch::Answer) -> String {
+    let etag = answer.etag().unwrap_or_default();
+    let mut head = String::with_capacity(5 + etag.len());
+    // A status is three digits (100 to 999).
+    for digit in [answer.status / 100 % 10, answer.status / 10 % 10, answer.status % 10] {
+        head.push(char::from(b'0' + digit as u8));
+    }
+    head.push(' ');
+    head.push_str(etag);
+    head.push('\n');
+    twh::dispatch::push_headers_text(&mut head, &answer.headers);
+    head
 }
 
 /// Stops one `callCancellable` (made per call by `lib/call.js` when the caller gives a

@@ -17,6 +17,18 @@ use crate::config::ClientBuilder;
 use crate::response::{IntoResponse, Response, ResponseMeta};
 use crate::{Error, Result, generated};
 
+/// `api-version`, as a header name made once (a `&str` name is parsed, and a custom one copied,
+/// on every use).
+pub(crate) const API_VERSION: reqwest::header::HeaderName = reqwest::header::HeaderName::from_static("api-version");
+
+/// The API version this SDK was generated from, as the value of [`API_VERSION`].
+pub(crate) fn api_version() -> reqwest::header::HeaderValue {
+    use progenitor_client::ClientInfo;
+    reqwest::header::HeaderValue::from_static(
+        <generated::Client as ClientInfo<crate::retry::RetryPolicy>>::api_version(),
+    )
+}
+
 /// A TWH API client: cheap to clone (clones share one connection pool), safe to share
 /// between tasks.
 ///
@@ -31,6 +43,9 @@ use crate::{Error, Result, generated};
 pub struct Client {
     pub(crate) raw: generated::Client,
     settings: ClientBuilder,
+    /// The base URL, parsed once: the dispatch sets a request's path on a copy of it instead of
+    /// parsing a whole URL (scheme, host, port) again on every call.
+    pub(crate) base: reqwest::Url,
 }
 
 impl fmt::Debug for Client {
@@ -60,8 +75,8 @@ pub(crate) fn path_segment(id: &str) -> Result<&str> {
 }
 
 impl Client {
-    pub(crate) fn from_parts(raw: generated::Client, settings: ClientBuilder) -> Client {
-        Client { raw, settings }
+    pub(crate) fn from_parts(raw: generated::Client, settings: ClientBuilder, base: reqwest::Url) -> Client {
+        Client { raw, settings, base }
     }
 
     pub(crate) fn settings(&self) -> &ClientBuilder {
@@ -90,7 +105,7 @@ impl Client {
         let policy = ClientInfo::<crate::retry::RetryPolicy>::inner(&self.raw).clone();
         let http = ClientInfo::<crate::retry::RetryPolicy>::client(&fresh.raw).clone();
         let raw = generated::Client::new_with_client(fresh.base_url(), http, policy);
-        Ok(Client::from_parts(raw, fresh.settings))
+        Ok(Client::from_parts(raw, fresh.settings, fresh.base))
     }
 
     /// The base URL requests go to.
@@ -138,7 +153,7 @@ impl Client {
             .get(format!("{}{path}", self.base_url()))
             .query(query)
             .header(reqwest::header::ACCEPT, accept)
-            .header("api-version", <generated::Client as ClientInfo<_>>::api_version())
+            .header(API_VERSION, api_version())
             .build()
             .map_err(|e| Error::InvalidRequest(e.to_string()))?;
         let (attempts, call) = crate::retry::counted(async move {

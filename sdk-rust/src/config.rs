@@ -234,6 +234,8 @@ impl ClientBuilder {
             .build()
             .map_err(|e| Error::Configuration(format!("the HTTP client could not be built: {e}")))?;
         let raw = generated::Client::new_with_client(&base_url, http, RetryPolicy::new(max_retries));
+        let base = reqwest::Url::parse(&base_url)
+            .map_err(|e| Error::Configuration(format!("malformed base URL {base_url:?}: {e}")))?;
         let resolved = ClientBuilder {
             api_key: key.as_ref().map(|k| k.expose().to_owned()),
             base_url: Some(base_url),
@@ -242,7 +244,7 @@ impl ClientBuilder {
             user_agent_suffix: self.user_agent_suffix,
             product: self.product,
         };
-        Ok(Client::from_parts(raw, resolved))
+        Ok(Client::from_parts(raw, resolved, base))
     }
 }
 
@@ -339,7 +341,7 @@ impl Client {
         let mut settings = self.settings().clone();
         settings.timeout = options.timeout.or(settings.timeout);
         settings.max_retries = options.max_retries.or(settings.max_retries);
-        Ok(Client::from_parts(raw, settings))
+        Ok(Client::from_parts(raw, settings, self.base.clone()))
     }
 }
 

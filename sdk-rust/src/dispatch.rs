@@ -28,7 +28,7 @@ use serde_json::{Map, Value, json};
 
 use crate::etag::ETag;
 use crate::idempotency::{IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_LEN_MAX, REQUEST_ID_HEADER};
-use crate::{Client, Error, Result, generated};
+use crate::{Client, Error, Result};
 
 /// Whether an operation takes a header or a body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +89,8 @@ pub struct Operation {
 #[rustfmt::skip]
 #[path = "operations.rs"]
 mod table;
+
+pub mod rekey;
 
 /// Every SDK method, sorted by name.
 pub fn operations() -> &'static [Operation] {
@@ -186,21 +188,26 @@ fn request(
             return Err(invalid(op, format!("unknown argument {name:?}")));
         }
     }
-    let mut url = String::with_capacity(client.base_url().len() + op.path.len() + 32);
-    url.push_str(client.base_url());
+    // The path goes on a copy of the client's parsed base URL (whose own path, if any, is a
+    // prefix): only the path is parsed, not the whole URL again.
+    let prefix = client.base.path().trim_end_matches('/');
+    let mut path = String::with_capacity(prefix.len() + op.path.len() + 32);
+    path.push_str(prefix);
     let mut rest = op.path;
     while let Some(open) = rest.find('{') {
         let close = rest[open..].find('}').map_or(rest.len(), |i| open + i);
-        url.push_str(&rest[..open]);
+        path.push_str(&rest[..open]);
         let name = &rest[open + 1..close];
         let value = text(op, args, name)?.ok_or_else(|| invalid(op, format!("{name} is required")))?;
         if value.is_empty() {
             return Err(invalid(op, format!("{name} must not be empty")));
         }
-        url.push_str(&progenitor_client::encode_path(&value));
+        path.push_str(&progenitor_client::encode_path(&value));
         rest = rest.get(close + 1..).unwrap_or_default();
     }
-    url.push_str(rest);
+    path.push_str(rest);
+    let mut url = client.base.clone();
+    url.set_path(&path);
     let mut query: Vec<(&str, std::borrow::Cow<'_, str>)> =
         op.fixed_query.iter().map(|(k, v)| (*k, std::borrow::Cow::Borrowed(*v))).collect();
     for name in op.query {
@@ -214,7 +221,7 @@ fn request(
         .client()
         .request(op.method.clone(), url)
         .header(header::ACCEPT, HeaderValue::from_static(accept))
-        .header("api-version", <generated::Client as ClientInfo<_>>::api_version());
+        .header(crate::client::API_VERSION, crate::client::api_version());
     if !query.is_empty() {
         builder = builder.query(&query);
     }
@@ -279,7 +286,14 @@ pub async fn call(client: &Client, name: &str, args: &Map<String, Value>, body: 
 
 /// Headers as `name: value` lines.
 pub fn headers_text(headers: &HeaderMap) -> String {
-    let mut text = String::with_capacity(headers.len() * 32);
+    let mut text = String::new();
+    push_headers_text(&mut text, headers);
+    text
+}
+
+/// Appends the headers to `text` as [`headers_text`] writes them, growing `text` once.
+pub fn push_headers_text(text: &mut String, headers: &HeaderMap) {
+    text.reserve(headers.iter().map(|(name, value)| name.as_str().len() + value.len() + 3).sum());
     for (name, value) in headers {
         if let Ok(v) = value.to_str() {
             text.push_str(name.as_str());
@@ -288,7 +302,6 @@ pub fn headers_text(headers: &HeaderMap) -> String {
             text.push('\n');
         }
     }
-    text
 }
 
 /// An error as both bindings receive it: `kind` (see [`crate::error::ErrorKind::as_str`]),
@@ -354,5 +367,23 @@ mod tests {
         let csv = operation("get_invoice_csv").expect("csv");
         let r = request(&client, csv, &args(json!({"id": "inv_1"})), None).expect("csv");
         assert_eq!(r.headers()[header::ACCEPT], "text/csv");
+    }
+
+    #[test]
+    fn the_path_goes_under_the_base_urls_own_path() {
+        let object = |v: Value| v.as_object().cloned().expect("object");
+        for (base, url) in [
+            ("http://127.0.0.1:9", "http://127.0.0.1:9/v1/items/itm_1"),
+            ("https://example.com/twh/", "https://example.com/twh/v1/items/itm_1"),
+            ("http://[::1]:4010/a/b", "http://[::1]:4010/a/b/v1/items/itm_1"),
+        ] {
+            let client = Client::builder().api_key("sk_test_x").base_url(base).build().expect("client");
+            let r = request(&client, operation("get_item").expect("op"), &object(json!({"id": "itm_1"})), None)
+                .expect("request");
+            assert_eq!(r.url().as_str(), url, "{base}");
+            let page = request(&client, operation("list_items").expect("op"), &object(json!({"limit": 2})), None)
+                .expect("request");
+            assert_eq!(page.url().as_str(), format!("{}?limit=2", url.trim_end_matches("/itm_1")), "{base}");
+        }
     }
 }

@@ -1,14 +1,15 @@
-//! The object keys of JSON text renamed between snake_case (the wire) and camelCase (Node), in
-//! one pass over the bytes.
+//! The object keys of JSON text renamed between snake_case (the wire) and camelCase, in one pass
+//! over the bytes: how the Node package hands answers to JS and takes its request bodies.
 //!
 //! Why on the text: an answer crosses to JS as text that V8's `JSON.parse` reads once; renaming
 //! its keys here costs one copy of the bytes, where renaming them in JS after the parse builds
 //! every object a second time (bench/node/bench.mjs measures the page of 20 both ways; see
-//! bindings-node/README.md). Values are never touched, so a field or enum value newer than this
+//! bindings-node/README.md). Values are never touched, so a field or enum value newer than the
 //! package crosses unchanged.
 //!
 //! Keys inside the value of a map key (`metadata`, `attributes`, the per-meter maps: the
-//! generated `MAP_KEYS` of `lib/operations.js`) are data, not field names, and cross unchanged.
+//! generated `MAP_KEYS` of the Node package's `lib/operations.js`) are data, not field names,
+//! and cross unchanged.
 
 /// The case keys are renamed to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,16 +64,20 @@ pub fn rekey(text: &str, case: Case, map_keys: &[String]) -> String {
         match bytes[i] {
             b'"' => {
                 let start = i + 1;
-                let mut end = start;
                 let mut escaped = false;
-                while end < bytes.len() && bytes[end] != b'"' {
-                    if bytes[end] == b'\\' {
-                        end += 1;
-                        escaped = true;
+                // The closing quote: string bodies are most of the text, so they are skipped
+                // with memchr (many bytes a step), stopping only at a quote or an escape.
+                let mut from = start;
+                let end = loop {
+                    match bytes.get(from..).and_then(|rest| memchr::memchr2(b'"', b'\\', rest)) {
+                        None => break bytes.len(),
+                        Some(at) if bytes[from + at] == b'"' => break from + at,
+                        Some(at) => {
+                            escaped = true;
+                            from += at + 2;
+                        }
                     }
-                    end += 1;
-                }
-                let end = end.min(bytes.len());
+                };
                 if expect_key && open.last() == Some(&true) {
                     expect_key = false;
                     if map_depth.is_none() && !escaped {
@@ -131,5 +136,17 @@ mod tests {
         let back = rekey(r#"{"itemId":1,"metadata":{"poLine":1},"a":[{"bC":2}]}"#, Case::Snake, &maps);
         assert_eq!(back, r#"{"item_id":1,"metadata":{"poLine":1},"a":[{"b_c":2}]}"#);
         assert_eq!(rekey("[1, 2, 3]", Case::Camel, &maps), "[1, 2, 3]");
+    }
+
+    #[test]
+    fn text_cut_anywhere_comes_out_without_a_panic() {
+        let wire = r#"{"item_id":"a\"b\\","x_y":[{"p_q":"\u00e9_\\"}],"z_z":"é_ü"}"#;
+        for cut in (0..=wire.len()).filter(|&i| wire.is_char_boundary(i)) {
+            let text = &wire[..cut];
+            // Camel case only drops underscores; values are copied as they are.
+            let camel = rekey(text, Case::Camel, &[]);
+            assert!(camel.len() <= text.len(), "{text}");
+        }
+        assert_eq!(rekey(wire, Case::Camel, &[]), r#"{"itemId":"a\"b\\","xY":[{"pQ":"\u00e9_\\"}],"zZ":"é_ü"}"#);
     }
 }
