@@ -4,7 +4,13 @@
 // other, …) and each side's rate is its calls over its summed time: a burst of noise lands on
 // both alike. The table gives the rates and the ratio binding / fetch.
 //
-//   node bench/node/bench.mjs [--calls N] [--rounds R] [--journal]     (N calls per side per round)
+//   node bench/node/bench.mjs [--calls N] [--rounds R] [--journal] [--base-url URL]
+//                                                                       (N calls per side per round)
+//
+// --base-url runs both sides against an emulator served elsewhere (`twh-emulator serve
+// --journal-size 0 --rate-limit-per-second 0`) instead of one in this process: the emulator's
+// work then runs on its own threads, not this process's, and two builds of the binding can be
+// compared against the very same server.
 //
 // The emulator's request journal is off unless --journal: both sides pay for it alike, and its
 // work (and its churn through the caches) would move the ratio without saying anything about the
@@ -25,6 +31,7 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '5' },
     'allow-debug': { type: 'boolean', default: false },
     journal: { type: 'boolean', default: false },
+    'base-url': { type: 'string' },
   },
 })
 const CALLS = Number(args.calls)
@@ -39,7 +46,9 @@ if (addonMiB > 60 && !args['allow-debug']) {
 }
 
 // No rate limit: the default (1000 requests a second per key) would be the thing measured.
-const emu = await twh.Emulator.start({ rateLimitPerSecond: 0, journalSize: args.journal ? undefined : 0 })
+const emu = args['base-url']
+  ? await twh.Emulator.connect(args['base-url'])
+  : await twh.Emulator.start({ rateLimitPerSecond: 0, journalSize: args.journal ? undefined : 0 })
 const { client, sandbox } = emu.createSandboxWith({ name: 'bench', plan: 'pro' })
 const item = await client.createItem({ sku: 'BENCH-1', name: 'bench' })
 const location = await client.createLocation({ code: 'BENCH-WH', name: 'bench' })
@@ -128,7 +137,8 @@ await emu.stop()
 
 const pad = (s, n) => String(s).padEnd(n)
 const num = (x) => Math.round(x).toLocaleString('en-US').padStart(10)
-console.log(`Sequential calls per second, median of ${ROUNDS} rounds of ${CALLS} calls per side in alternating slices of ${SLICE}; Node ${process.version}, addon ${addonMiB.toFixed(1)} MiB, journal ${args.journal ? 'on' : 'off'}`)
+const where = args['base-url'] ? `emulator at ${args['base-url']}` : `in-process emulator, journal ${args.journal ? 'on' : 'off'}`
+console.log(`Sequential calls per second, median of ${ROUNDS} rounds of ${CALLS} calls per side in alternating slices of ${SLICE}; Node ${process.version}, addon ${addonMiB.toFixed(1)} MiB, ${where}`)
 console.log(`${pad('call', 22)} ${'binding'.padStart(10)} ${'fetch'.padStart(10)}  binding/fetch  µs/call: binding  fetch  difference`)
 const us = (perSecond) => 1e6 / perSecond
 for (const r of rows) {
