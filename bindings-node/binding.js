@@ -838,6 +838,7 @@ module.exports = nativeBinding
 module.exports.NativeCancel = nativeBinding.NativeCancel
 module.exports.NativeClient = nativeBinding.NativeClient
 module.exports.NativeEmulator = nativeBinding.NativeEmulator
+module.exports.call = nativeBinding.call
 module.exports.READ_MODIFY_WRITE_ATTEMPTS_MAX = nativeBinding.READ_MODIFY_WRITE_ATTEMPTS_MAX
 module.exports.runCli = nativeBinding.runCli
 module.exports.setMapKeys = nativeBinding.setMapKeys

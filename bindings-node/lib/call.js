@@ -8,10 +8,14 @@
 
 const { fromNative, InvalidRequestError } = require('./errors.js')
 const { LastResponse, attach } = require('./response.js')
-const { NativeCancel } = require('../binding.js')
+const { NativeCancel, call: nativeCall } = require('../binding.js')
 
 /** The native client of a `Client` (set by lib/client.js). */
 const native = Symbol('native')
+
+/** A native client's handle for the native `call`, made on its first call. */
+const handle = Symbol('handle')
+const handleOf = (nativeClient) => nativeClient[handle] ?? (nativeClient[handle] = nativeClient.handle())
 
 /** RFC 3339 date-time, as the API reads it. */
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/
@@ -76,7 +80,7 @@ async function call(client, op, args, body, options) {
     const bodyJson = body === undefined ? undefined : JSON.stringify(body)
     answer = await (signal
       ? abortable(client[native], op.name, argsJson, bodyJson, signal)
-      : client[native].call(op.name, argsJson, bodyJson))
+      : nativeCall(handleOf(client[native]), op.name, argsJson, bodyJson))
   } catch (e) {
     throw fromNative(e)
   }
