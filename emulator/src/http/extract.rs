@@ -166,6 +166,15 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for Json<T> {
         // bytes and builds no tree: one into the type, one that writes the canonical form.
         // Anything else goes the slow way, which names the problem exactly as before.
         let not_json = |e: serde_json::Error| ApiError::invalid_json(format!("The body is not valid JSON: {e}."));
+        // Every body is an object. serde also reads a struct from an array of its fields in
+        // order (`["SKU-1", "Mug"]` would make an item), which the API does not accept.
+        if text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            let mut de = serde_json::Deserializer::from_slice(text);
+            <serde::de::IgnoredAny as serde::Deserialize>::deserialize(&mut de)
+                .and_then(|_| de.end())
+                .map_err(not_json)?;
+            return Err(ApiError::field("body", "invalid type: array, expected an object".to_owned()));
+        }
         let value = match serde_json::from_slice::<T>(text) {
             Ok(value) => value,
             // Not of the type: first whether it is JSON at all (that answer comes first), by a

@@ -272,6 +272,30 @@ async fn malformed_json_is_400_invalid_json() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_is_an_array_is_422_and_makes_nothing() {
+    // serde would read a struct from an array of its fields in order: the API takes objects only.
+    let env = Env::new().await;
+    let a = &env.api;
+    let json = |path: &str, body: &str| {
+        a.req(Method::POST, path)
+            .header("content-type", "application/json")
+            .header("idempotency-key", key())
+            .body(body.to_owned())
+    };
+    let r = a.send(json("/v1/items", r#" ["ARRAY-1", "positional"]"#)).await;
+    r.expect(422, "validation_failed");
+    assert_eq!(r.error_fields(), vec!["body".to_owned()]);
+    assert!(a.all("/v1/items").await.is_empty());
+    let anonymous = env.anonymous();
+    let sandboxes = anonymous.get("/_emulator/sandboxes").await.ok(200);
+    anonymous.send(json("/v1/sandboxes", "[]")).await.expect(422, "validation_failed");
+    assert_eq!(anonymous.get("/_emulator/sandboxes").await.ok(200), sandboxes, "no sandbox made");
+    // An array that is not even JSON is still 400 invalid_json first.
+    a.send(json("/v1/items", "[1,")).await.expect(400, "invalid_json");
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_json_body_is_415() {
     let env = Env::new().await;
     let a = &env.api;
