@@ -183,7 +183,7 @@ impl ClientBuilder {
     /// Builds a client that sends no API key: enough for `POST /v1/sandboxes` on a local
     /// emulator, and for nothing else.
     pub(crate) fn build_with(self, key: Option<ApiKey>) -> Result<Client> {
-        let base_url = parse_base_url(
+        let (base_url, base) = parse_base_url(
             &self.base_url.clone().or_else(|| env(BASE_URL_ENV)).unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()),
         )?;
         let timeout = self.timeout.unwrap_or(DEFAULT_TIMEOUT);
@@ -234,8 +234,6 @@ impl ClientBuilder {
             .build()
             .map_err(|e| Error::Configuration(format!("the HTTP client could not be built: {e}")))?;
         let raw = generated::Client::new_with_client(&base_url, http, RetryPolicy::new(max_retries));
-        let base = reqwest::Url::parse(&base_url)
-            .map_err(|e| Error::Configuration(format!("malformed base URL {base_url:?}: {e}")))?;
         let resolved = ClientBuilder {
             api_key: key.as_ref().map(|k| k.expose().to_owned()),
             base_url: Some(base_url),
@@ -349,8 +347,9 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-/// Checks a base URL: `http` or `https`, a host, no credentials, query or fragment.
-fn parse_base_url(text: &str) -> Result<String> {
+/// Checks a base URL: `http` or `https`, a host, no credentials, query or fragment. Answers it
+/// as text without a trailing `/`, and parsed (the dispatch sets each request's path on a copy).
+fn parse_base_url(text: &str) -> Result<(String, reqwest::Url)> {
     let bad = |why: &str| Error::Configuration(format!("malformed base URL {text:?}: {why}"));
     let url = reqwest::Url::parse(text.trim()).map_err(|e| bad(&e.to_string()))?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -365,7 +364,7 @@ fn parse_base_url(text: &str) -> Result<String> {
     if url.query().is_some() || url.fragment().is_some() {
         return Err(bad("no query or fragment allowed"));
     }
-    Ok(url.as_str().trim_end_matches('/').to_owned())
+    Ok((url.as_str().trim_end_matches('/').to_owned(), url))
 }
 
 #[cfg(test)]
@@ -374,8 +373,8 @@ mod tests {
 
     #[test]
     fn base_urls_are_checked_and_normalised() {
-        assert_eq!(parse_base_url("http://127.0.0.1:4010/").expect("ok"), "http://127.0.0.1:4010");
-        assert_eq!(parse_base_url("https://example.com/twh/").expect("ok"), "https://example.com/twh");
+        assert_eq!(parse_base_url("http://127.0.0.1:4010/").expect("ok").0, "http://127.0.0.1:4010");
+        assert_eq!(parse_base_url("https://example.com/twh/").expect("ok").0, "https://example.com/twh");
         for bad in [
             "",
             "127.0.0.1:4010",
