@@ -30,7 +30,8 @@ const state = {
   journal: { available: null, cursor: null, caughtUp: false, entries: [], seen: new Set(), paused: false },
   events: new Map(), // sandbox id → { list, lastId }
   refreshTimer: null,
-  busy: false,
+  refreshing: null, // the read of the open tab under way
+  refreshQueued: null, // the one that follows it, when asked for meanwhile
 };
 
 // ---------- status line and errors ----------
@@ -389,10 +390,30 @@ async function movementTail(c) {
 
 // ---------- refreshing ----------
 
-async function refresh() {
+// Reads the open tab of the selected sandbox again. Asked while a read is under way (a tab
+// clicked, a sandbox picked, a replay done), it runs once more after that one ends: the read
+// under way may be of the tab or sandbox shown before, so it is never enough on its own. Asks
+// made meanwhile share that one next read, and each caller's promise settles when it has run.
+function refresh() {
+  if (!state.refreshing) {
+    state.refreshing = refreshOnce().finally(() => {
+      state.refreshing = null;
+    });
+    return state.refreshing;
+  }
+  if (!state.refreshQueued) {
+    const next = () => {
+      state.refreshQueued = null;
+      return refresh();
+    };
+    state.refreshQueued = state.refreshing.then(next, next);
+  }
+  return state.refreshQueued;
+}
+
+async function refreshOnce() {
   const s = current();
-  if (!s || state.busy) return;
-  state.busy = true;
+  if (!s) return;
   // An error shown before this read is cleared when the read succeeds; a newer message stays.
   const shown = $("status").classList.contains("error") ? $("status").textContent : null;
   try {
@@ -403,8 +424,6 @@ async function refresh() {
     if (shown !== null && $("status").textContent === shown) say("");
   } catch (e) {
     failed(e);
-  } finally {
-    state.busy = false;
   }
 }
 

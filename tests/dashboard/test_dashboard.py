@@ -240,8 +240,14 @@ def main_flow(emu, screenshot):
             ok(True, "an item made after load appeared without a reload")
         ok(driver.execute_script("return window.__notReloaded === true"), "the page was not reloaded")
 
-        # Replay a dead delivery from the dead-letter queue.
+        # Replay a dead delivery from the dead-letter queue. The dead-letter tab is opened while
+        # the page's read of the stock tab is held up by a delay fault: a tab opened during
+        # another's read is still read once that one ends (the page once dropped it).
         attempts_before = len(dead["attempts"])
+        status, _, fault = emu.call("POST", "/_emulator/faults", {"action": "delay", "delay_ms": 1500, "method": "GET", "path_prefix": "/v1/locations", "times": 1})
+        ok(status == 201, f"a delay fault holds the stock tab's next read ({status})")
+        driver.find_element(By.CSS_SELECTOR, '[data-tab="stock"]').click()
+        until("the page's read to meet the fault", lambda: not [f for f in emu.call("GET", "/_emulator/faults")[2]["data"] if f["id"] == fault["id"]])
         driver.find_element(By.CSS_SELECTOR, '[data-tab="dead"]').click()
         click(driver, "the replay button", f'tr[data-delivery="{dead["id"]}"] button.replay')
 
